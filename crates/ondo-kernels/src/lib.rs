@@ -1,0 +1,40 @@
+//! ondo-kernels: the CPU compute under every ondo model.
+//!
+//! It owns the weight formats (f32, f16, bf16 and the GGUF/ggml quantized blocks), the matmul
+//! `y = x · Wᵀ` over any of them, and the small fused operations a transformer needs (norms, rope,
+//! softmax, activations, attention over a KV cache), plus the thread pool they run on.
+//! It knows nothing of models, files or requests.
+//!
+//! ```
+//! use ondo_kernels::{matmul, DType, ThreadPool, Weight};
+//! // W: [2 rows (out), 3 cols (in)], f32
+//! let w: Vec<f32> = vec![1., 0., 0., 0., 1., 1.];
+//! let w = Weight::from_f32(&w, 2, 3);
+//! let x = [1f32, 2., 3.]; // [1 token, 3]
+//! let mut y = [0f32; 2]; // [1 token, 2]
+//! matmul(&ThreadPool::new(1), &x, &w, &mut y);
+//! assert_eq!(y, [1., 5.]);
+//! assert_eq!(w.dtype(), DType::F32);
+//! ```
+
+mod dtype;
+mod matmul;
+pub mod ops;
+mod pool;
+mod weight;
+
+pub use dtype::DType;
+pub use matmul::matmul;
+pub use pool::ThreadPool;
+pub use weight::{Bytes, Weight};
+
+/// Errors from building weights out of raw bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{dtype:?} weight of {rows}x{cols} needs {expected} bytes, got {got}")]
+    Size { dtype: DType, rows: usize, cols: usize, expected: usize, got: usize },
+    #[error("{dtype:?} rows of {cols} values are not a whole number of {block}-value blocks")]
+    Blocks { dtype: DType, cols: usize, block: usize },
+    #[error("{0:?} is not supported by this build of ondo-kernels")]
+    Unsupported(DType),
+}

@@ -1,0 +1,112 @@
+//! A weight matrix: its format, its shape, and the bytes it lives in (often a memory map).
+
+use crate::{DType, Error};
+use std::sync::Arc;
+
+/// A shared, immutable byte range. The owner is whatever keeps the bytes alive: a memory map of a
+/// model file, or a `Vec<u8>` made at load time. Cloning is cheap.
+#[derive(Clone)]
+pub struct Bytes {
+    owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    start: usize,
+    len: usize,
+}
+
+impl Bytes {
+    /// A range of `owner`'s bytes. Panics if the range is out of bounds: callers check file
+    /// offsets before they get here.
+    pub fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, start: usize, len: usize) -> Bytes {
+        assert!(start + len <= (*owner).as_ref().len(), "byte range past the end of its owner");
+        Bytes { owner, start, len }
+    }
+
+    pub fn from_vec(v: Vec<u8>) -> Bytes {
+        let len = v.len();
+        Bytes { owner: Arc::new(v), start: 0, len }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &(*self.owner).as_ref()[self.start..self.start + self.len]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bytes({} bytes)", self.len)
+    }
+}
+
+/// A 2-D weight `[rows, cols]` stored row-major in `dtype`. For a linear layer `rows` is the
+/// output size and `cols` the input size (the PyTorch / GGUF layout), so `y = x · Wᵀ`.
+#[derive(Clone, Debug)]
+pub struct Weight {
+    dtype: DType,
+    rows: usize,
+    cols: usize,
+    bytes: Bytes,
+}
+
+impl Weight {
+    /// Wrap raw bytes, checking that their size matches the shape and format.
+    pub fn new(dtype: DType, rows: usize, cols: usize, bytes: Bytes) -> Result<Weight, Error> {
+        let row_bytes = dtype
+            .row_bytes(cols)
+            .ok_or(Error::Blocks { dtype, cols, block: dtype.block_size() })?;
+        let expected = row_bytes * rows;
+        if bytes.len() != expected {
+            return Err(Error::Size { dtype, rows, cols, expected, got: bytes.len() });
+        }
+        Ok(Weight { dtype, rows, cols, bytes })
+    }
+
+    /// An f32 weight copied from values (tests and small fix-ups).
+    pub fn from_f32(values: &[f32], rows: usize, cols: usize) -> Weight {
+        assert_eq!(values.len(), rows * cols, "from_f32: shape does not match the values");
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Weight { dtype: DType::F32, rows, cols, bytes: Bytes::from_vec(bytes) }
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+    pub fn row_bytes(&self) -> usize {
+        self.bytes.len() / self.rows.max(1)
+    }
+
+    /// The raw bytes of row `r`.
+    pub fn row(&self, r: usize) -> &[u8] {
+        let rb = self.row_bytes();
+        &self.bytes()[r * rb..(r + 1) * rb]
+    }
+
+    /// Row `r` as f32 values (embedding lookup, reference paths).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        crate::matmul::dequantize_row(self.dtype, self.row(r), &mut out[..self.cols]);
+    }
+
+    /// The whole matrix as f32 values, `[rows, cols]` (tests, load-time fix-ups).
+    pub fn to_f32(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.rows * self.cols];
+        for (r, chunk) in out.chunks_mut(self.cols.max(1)).enumerate().take(self.rows) {
+            self.dequantize_row(r, chunk);
+        }
+        out
+    }
+}
