@@ -1,0 +1,252 @@
+//! The shared transformer blocks every architecture is built from, and the decoder that runs
+//! them. An architecture file only says which tensors it has and how to fix them up at load;
+//! its differences from Llama are `Hparams` fields and optional weights here.
+
+use crate::config::{Activation, Hparams};
+use crate::{Error, KvCache, LogitsFor, Model};
+use ondo_kernels::ops::{self, AttnParams};
+use ondo_kernels::{matmul, ThreadPool, Weight};
+use std::sync::Arc;
+
+/// A linear layer `y = x · Wᵀ + b`.
+pub struct Linear {
+    pub weight: Weight,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl Linear {
+    /// x: [T, in] → out: [T, out]
+    fn forward(&self, pool: &ThreadPool, x: &[f32], out: &mut [f32]) {
+        matmul(pool, x, &self.weight, out);
+        if let Some(b) = &self.bias {
+            out.chunks_exact_mut(b.len()).for_each(|row| ops::add(row, b));
+        }
+    }
+    fn out_dim(&self) -> usize {
+        self.weight.rows()
+    }
+}
+
+/// One decoder layer's weights. Norm weights are f32 with any `+1` offset already folded in.
+pub struct Layer {
+    pub attn_norm: Vec<f32>,
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    /// Per-head rms norms of q and k (Gemma 3, Qwen 3).
+    pub q_norm: Option<Vec<f32>>,
+    pub k_norm: Option<Vec<f32>>,
+    /// Norm of the attention output before the residual add (Gemma).
+    pub post_attn_norm: Option<Vec<f32>>,
+    pub ffn_norm: Vec<f32>,
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+    /// Norm of the MLP output before the residual add (Gemma).
+    pub post_ffn_norm: Option<Vec<f32>>,
+}
+
+/// A decoder-only transformer: embeddings, layers, final norm, output head.
+pub struct Decoder {
+    pub hp: Hparams,
+    pub embed: Weight,
+    pub layers: Vec<Layer>,
+    pub output_norm: Vec<f32>,
+    /// The output head; `None` when tied to the embeddings.
+    pub output: Option<Weight>,
+    /// Rope angles per pair for global and sliding layers.
+    pub inv_freq: Vec<f32>,
+    pub inv_freq_local: Vec<f32>,
+}
+
+/// Preallocated buffers for one forward pass of up to `chunk` tokens at a time.
+pub struct Workspace {
+    pub pool: Arc<ThreadPool>,
+    chunk: usize,
+    x: Vec<f32>,      // [chunk, hidden] residual stream
+    xn: Vec<f32>,     // [chunk, hidden] normed
+    q: Vec<f32>,      // [chunk, q_dim]
+    k: Vec<f32>,      // [chunk, kv_dim]
+    v: Vec<f32>,      // [chunk, kv_dim]
+    attn: Vec<f32>,   // [chunk, q_dim]
+    o: Vec<f32>,      // [chunk, hidden]
+    gate: Vec<f32>,   // [chunk, intermediate]
+    up: Vec<f32>,     // [chunk, intermediate]
+    scores: Vec<f32>, // [context]
+    logits: Vec<f32>, // [rows, vocab]
+}
+
+impl Workspace {
+    /// Buffers for chunks of up to `chunk` tokens, on a pool sized from `ONDO_NUM_THREADS`.
+    pub fn new(hp: &Hparams, chunk: usize) -> Workspace {
+        Workspace::with_pool(hp, chunk, Arc::new(ThreadPool::from_env()))
+    }
+
+    pub fn with_pool(hp: &Hparams, chunk: usize, pool: Arc<ThreadPool>) -> Workspace {
+        let chunk = chunk.max(1);
+        Workspace {
+            pool,
+            chunk,
+            x: vec![0.0; chunk * hp.hidden_size],
+            xn: vec![0.0; chunk * hp.hidden_size],
+            q: vec![0.0; chunk * hp.q_dim()],
+            k: vec![0.0; chunk * hp.kv_dim()],
+            v: vec![0.0; chunk * hp.kv_dim()],
+            attn: vec![0.0; chunk * hp.q_dim()],
+            o: vec![0.0; chunk * hp.hidden_size],
+            gate: vec![0.0; chunk * hp.intermediate_size],
+            up: vec![0.0; chunk * hp.intermediate_size],
+            scores: vec![0.0; hp.max_position_embeddings],
+            logits: vec![0.0; hp.vocab_size],
+        }
+    }
+}
+
+impl Model for Decoder {
+    fn hparams(&self) -> &Hparams {
+        &self.hp
+    }
+
+    fn forward<'w>(
+        &self,
+        tokens: &[u32],
+        kv: &mut KvCache,
+        ws: &'w mut Workspace,
+        logits_for: LogitsFor,
+    ) -> Result<&'w [f32], Error> {
+        self.check_input(tokens, kv)?;
+        let vocab = self.hp.vocab_size;
+        let rows = if logits_for == LogitsFor::All { tokens.len() } else { 1 };
+        if ws.logits.len() < rows * vocab {
+            ws.logits.resize(rows * vocab, 0.0);
+        }
+        let chunk = ws.chunk;
+        for (c, span) in tokens.chunks(chunk).enumerate() {
+            self.forward_chunk(span, kv, ws);
+            match logits_for {
+                LogitsFor::All => self.logits(ws, 0..span.len(), c * chunk),
+                LogitsFor::Last if (c + 1) * chunk >= tokens.len() => self.logits(ws, span.len() - 1..span.len(), 0),
+                LogitsFor::Last => {}
+            }
+        }
+        Ok(&ws.logits[..rows * vocab])
+    }
+}
+
+impl Decoder {
+    fn check_input(&self, tokens: &[u32], kv: &KvCache) -> Result<(), Error> {
+        let end = kv.len() + tokens.len();
+        let max = kv.capacity().min(self.hp.max_position_embeddings);
+        if end > max {
+            return Err(Error::ContextTooLong { len: end, max });
+        }
+        match tokens.iter().find(|&&t| t as usize >= self.hp.vocab_size) {
+            Some(&id) => Err(Error::TokenOutOfRange { id, vocab_size: self.hp.vocab_size }),
+            None => Ok(()),
+        }
+    }
+
+    /// Run one chunk of tokens through every layer, leaving the final hidden states in `ws.x`.
+    fn forward_chunk(&self, tokens: &[u32], kv: &mut KvCache, ws: &mut Workspace) {
+        let h = self.hp.hidden_size;
+        let t = tokens.len();
+        for (row, &tok) in ws.x[..t * h].chunks_exact_mut(h).zip(tokens) {
+            self.embed.dequantize_row(tok as usize, row);
+            if let Some(s) = self.hp.embed_scale {
+                row.iter_mut().for_each(|v| *v *= s);
+            }
+        }
+        let pos0 = kv.len();
+        for (li, layer) in self.layers.iter().enumerate() {
+            self.attention_block(li, layer, t, pos0, kv, ws);
+            self.mlp_block(layer, t, ws);
+        }
+        kv.advance(t);
+    }
+
+    /// x += o(attn(norm(x)))
+    fn attention_block(&self, li: usize, layer: &Layer, t: usize, pos0: usize, kv: &mut KvCache, ws: &mut Workspace) {
+        let hp = &self.hp;
+        let (h, qd, kvd, hd) = (hp.hidden_size, hp.q_dim(), hp.kv_dim(), hp.head_dim);
+        norm_rows(&ws.x[..t * h], &layer.attn_norm, hp.rms_norm_eps, &mut ws.xn[..t * h]);
+        let pool = &*ws.pool;
+        layer.q.forward(pool, &ws.xn[..t * h], &mut ws.q[..t * qd]);
+        layer.k.forward(pool, &ws.xn[..t * h], &mut ws.k[..t * kvd]);
+        layer.v.forward(pool, &ws.xn[..t * h], &mut ws.v[..t * kvd]);
+        if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+            ws.q[..t * qd].chunks_exact_mut(hd).for_each(|head| ops::rms_norm_inplace(head, qn, hp.rms_norm_eps));
+            ws.k[..t * kvd].chunks_exact_mut(hd).for_each(|head| ops::rms_norm_inplace(head, kn, hp.rms_norm_eps));
+        }
+        let sliding = hp.is_sliding(li);
+        let (inv_freq, style) = match (sliding, hp.rope_local) {
+            (true, Some(local)) => (&self.inv_freq_local, local.style),
+            _ => (&self.inv_freq, hp.rope.style),
+        };
+        for i in 0..t {
+            ops::rope(&mut ws.q[i * qd..(i + 1) * qd], hd, pos0 + i, inv_freq, style);
+            ops::rope(&mut ws.k[i * kvd..(i + 1) * kvd], hd, pos0 + i, inv_freq, style);
+            kv.write(li, pos0 + i, &ws.k[i * kvd..(i + 1) * kvd], &ws.v[i * kvd..(i + 1) * kvd]);
+        }
+        let params = AttnParams {
+            n_heads: hp.num_attention_heads,
+            n_kv_heads: hp.num_key_value_heads,
+            head_dim: hd,
+            scale: hp.attn_scale,
+            softcap: hp.attn_logit_softcapping,
+            window: if sliding { hp.sliding_window } else { None },
+        };
+        let (keys, values) = kv.layer(li);
+        for i in 0..t {
+            let q = &ws.q[i * qd..(i + 1) * qd];
+            let out = &mut ws.attn[i * qd..(i + 1) * qd];
+            ops::attention(q, keys, values, pos0 + i + 1, &params, &mut ws.scores, out);
+        }
+        layer.o.forward(pool, &ws.attn[..t * qd], &mut ws.o[..t * h]);
+        if let Some(n) = &layer.post_attn_norm {
+            ws.o[..t * h].chunks_exact_mut(h).for_each(|row| ops::rms_norm_inplace(row, n, hp.rms_norm_eps));
+        }
+        ops::add(&mut ws.x[..t * h], &ws.o[..t * h]);
+    }
+
+    /// x += down(act(gate(norm(x))) * up(norm(x)))
+    fn mlp_block(&self, layer: &Layer, t: usize, ws: &mut Workspace) {
+        let hp = &self.hp;
+        let (h, inter) = (hp.hidden_size, layer.gate.out_dim());
+        norm_rows(&ws.x[..t * h], &layer.ffn_norm, hp.rms_norm_eps, &mut ws.xn[..t * h]);
+        let pool = &*ws.pool;
+        layer.gate.forward(pool, &ws.xn[..t * h], &mut ws.gate[..t * inter]);
+        layer.up.forward(pool, &ws.xn[..t * h], &mut ws.up[..t * inter]);
+        match hp.hidden_act {
+            Activation::Silu => ops::silu_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
+            Activation::GeluTanh => ops::gelu_tanh_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
+        }
+        layer.down.forward(pool, &ws.gate[..t * inter], &mut ws.o[..t * h]);
+        if let Some(n) = &layer.post_ffn_norm {
+            ws.o[..t * h].chunks_exact_mut(h).for_each(|row| ops::rms_norm_inplace(row, n, hp.rms_norm_eps));
+        }
+        ops::add(&mut ws.x[..t * h], &ws.o[..t * h]);
+    }
+
+    /// Logits of chunk rows `rows`, written to `ws.logits` from row `first_out` on.
+    fn logits(&self, ws: &mut Workspace, rows: std::ops::Range<usize>, first_out: usize) {
+        let (h, vocab) = (self.hp.hidden_size, self.hp.vocab_size);
+        let n = rows.len();
+        let x = &ws.x[rows.start * h..rows.end * h];
+        norm_rows(x, &self.output_norm, self.hp.rms_norm_eps, &mut ws.xn[..n * h]);
+        let head = self.output.as_ref().unwrap_or(&self.embed);
+        let out = &mut ws.logits[first_out * vocab..(first_out + n) * vocab];
+        matmul(&ws.pool, &ws.xn[..n * h], head, out);
+        if let Some(cap) = self.hp.final_logit_softcapping {
+            out.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
+        }
+    }
+}
+
+/// RMS-norm each row of `x: [T, h]` into `out`.
+fn norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let h = weight.len();
+    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        ops::rms_norm(xr, weight, eps, or);
+    }
+}

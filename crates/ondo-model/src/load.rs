@@ -1,0 +1,71 @@
+//! Finding a model's files and loading it: a folder in HF layout or (later) a `.gguf` file.
+
+use crate::config::{hparams_from_hf, Hparams};
+use crate::safetensors::SafetensorsStore;
+use crate::store::{Format, Tensors};
+use crate::{arch, names, Error, Model};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The files of a model folder that ondo reads.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub generation_config: Option<PathBuf>,
+    pub tokenizer_json: Option<PathBuf>,
+    pub tokenizer_config: Option<PathBuf>,
+    pub chat_template: Option<PathBuf>,
+}
+
+impl ModelFiles {
+    /// Locate the files of an HF model folder. config.json must exist; the others are optional.
+    pub fn locate(dir: &Path) -> Result<ModelFiles, Error> {
+        if !dir.exists() {
+            return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder")));
+        }
+        if !dir.is_dir() {
+            return Err(Error::NotAModel { path: dir.into(), msg: "expected a model folder or a .gguf file".into() });
+        }
+        let config = dir.join("config.json");
+        if !config.exists() {
+            return Err(Error::NotAModel { path: dir.into(), msg: "config.json is missing".into() });
+        }
+        let opt = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
+        Ok(ModelFiles {
+            dir: dir.to_path_buf(),
+            config,
+            generation_config: opt("generation_config.json"),
+            tokenizer_json: opt("tokenizer.json"),
+            tokenizer_config: opt("tokenizer_config.json"),
+            chat_template: opt("chat_template.jinja"),
+        })
+    }
+}
+
+/// Read and parse a JSON file, naming it in errors.
+pub fn read_json(path: &Path) -> Result<Value, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+}
+
+/// `Hparams` of an HF model folder.
+pub fn read_hparams(files: &ModelFiles) -> Result<Hparams, Error> {
+    hparams_from_hf(&files.config, &read_json(&files.config)?)
+}
+
+/// Load the model at `path` (an HF folder).
+pub fn load_model(path: &Path) -> Result<Box<dyn Model>, Error> {
+    let files = ModelFiles::locate(path)?;
+    load_hf(&files)
+}
+
+/// Load an HF folder: config.json + safetensors.
+pub fn load_hf(files: &ModelFiles) -> Result<Box<dyn Model>, Error> {
+    let hp = read_hparams(files)?;
+    let store = SafetensorsStore::open_dir(&files.dir)?;
+    let arch = hp.arch;
+    let name_of = move |canonical: &str| names::hf_name(arch, canonical);
+    let tensors = Tensors { store: &store, format: Format::Hf, name_of: &name_of };
+    arch::build(hp, &tensors)
+}

@@ -1,0 +1,82 @@
+//! Named tensors from any file format, as zero-copy byte ranges.
+
+use crate::Error;
+use ondo_kernels::{Bytes, DType, Weight};
+use std::path::{Path, PathBuf};
+
+/// One tensor as stored: its format, its shape in PyTorch order (`[rows, cols]` for a matrix,
+/// outermost axis first), and its bytes.
+#[derive(Debug, Clone)]
+pub struct TensorData {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub bytes: Bytes,
+}
+
+/// A source of named tensors (a set of safetensors files, a GGUF file).
+pub trait TensorStore: Send + Sync {
+    /// The file the tensors come from, for error messages.
+    fn path(&self) -> &Path;
+    fn get(&self, name: &str) -> Option<TensorData>;
+    fn names(&self) -> Vec<String>;
+}
+
+/// Which naming and storage conventions a store follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Hugging Face safetensors (PyTorch names and values).
+    Hf,
+    /// llama.cpp's GGUF conversion.
+    Gguf,
+}
+
+/// Typed access to a store by canonical name, checking shapes as it goes.
+pub struct Tensors<'a> {
+    pub store: &'a dyn TensorStore,
+    pub format: Format,
+    /// Maps a canonical name (`blk.0.attn_q.weight`) to the store's own name.
+    pub name_of: &'a dyn Fn(&str) -> String,
+}
+
+impl Tensors<'_> {
+    fn path(&self) -> PathBuf {
+        self.store.path().to_path_buf()
+    }
+
+    pub fn has(&self, canonical: &str) -> bool {
+        self.store.get(&(self.name_of)(canonical)).is_some()
+    }
+
+    fn fetch(&self, canonical: &str) -> Result<(String, TensorData), Error> {
+        let name = (self.name_of)(canonical);
+        let t = self.store.get(&name).ok_or_else(|| Error::MissingTensor { path: self.path(), name: name.clone() })?;
+        Ok((name, t))
+    }
+
+    fn check_shape(&self, name: &str, got: &[usize], expected: &[usize]) -> Result<(), Error> {
+        if got == expected {
+            return Ok(());
+        }
+        Err(Error::TensorShape { path: self.path(), name: name.to_string(), expected: expected.to_vec(), got: got.to_vec() })
+    }
+
+    /// A `[rows, cols]` matrix kept in its stored format.
+    pub fn matrix(&self, canonical: &str, rows: usize, cols: usize) -> Result<Weight, Error> {
+        let (name, t) = self.fetch(canonical)?;
+        self.check_shape(&name, &t.shape, &[rows, cols])?;
+        Weight::new(t.dtype, rows, cols, t.bytes).map_err(|e| Error::Format { path: self.path(), msg: format!("tensor `{name}`: {e}") })
+    }
+
+    /// A 1-D vector of `len` values as f32 (norm weights, biases).
+    pub fn vector(&self, canonical: &str, len: usize) -> Result<Vec<f32>, Error> {
+        let (name, t) = self.fetch(canonical)?;
+        self.check_shape(&name, &t.shape, &[len])?;
+        let w = Weight::new(t.dtype, 1, len, t.bytes)
+            .map_err(|e| Error::Format { path: self.path(), msg: format!("tensor `{name}`: {e}") })?;
+        Ok(w.to_f32())
+    }
+
+    pub fn opt_vector(&self, canonical: &str, len: usize) -> Result<Option<Vec<f32>>, Error> {
+        if self.has(canonical) { self.vector(canonical, len).map(Some) } else { Ok(None) }
+    }
+}
