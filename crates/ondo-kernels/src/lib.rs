@@ -21,10 +21,14 @@ mod dtype;
 mod matmul;
 pub mod ops;
 mod pool;
+mod quant;
+#[doc(hidden)]
+pub mod testutil;
 mod weight;
 
 pub use dtype::DType;
 pub use matmul::matmul;
+pub use quant::{dequantize_row, quantize_row};
 pub use pool::ThreadPool;
 pub use weight::{Bytes, Weight};
 

@@ -3,30 +3,8 @@
 //! Reference path: dequantize one weight row at a time into f32 and dot it with each activation
 //! row. Format-specific SIMD paths plug in behind `matmul` without changing its signature.
 
-use crate::{DType, ThreadPool, Weight};
+use crate::{ThreadPool, Weight};
 use std::cell::RefCell;
-
-/// Dequantize one row of `dtype` values from `src` into `out` (the reference for every format).
-pub fn dequantize_row(dtype: DType, src: &[u8], out: &mut [f32]) {
-    match dtype {
-        DType::F32 => {
-            for (o, b) in out.iter_mut().zip(src.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        }
-        DType::F16 => {
-            for (o, b) in out.iter_mut().zip(src.chunks_exact(2)) {
-                *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
-            }
-        }
-        DType::BF16 => {
-            for (o, b) in out.iter_mut().zip(src.chunks_exact(2)) {
-                *o = f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16);
-            }
-        }
-        other => unimplemented!("dequantize {other:?}"),
-    }
-}
 
 /// A raw pointer that may cross threads; each task writes a disjoint part of the output.
 #[derive(Clone, Copy)]

@@ -74,6 +74,23 @@ impl Weight {
         Weight { dtype: DType::F32, rows, cols, bytes: Bytes::from_vec(bytes) }
     }
 
+    /// Quantize f32 values `[rows, cols]` into a new weight of `dtype` (tests, benchmarks,
+    /// load-time conversions).
+    pub fn quantize(dtype: DType, values: &[f32], rows: usize, cols: usize) -> Result<Weight, Error> {
+        let row_bytes = dtype
+            .row_bytes(cols)
+            .ok_or(Error::Blocks { dtype, cols, block: dtype.block_size() })?;
+        if values.len() != rows * cols {
+            let expected = rows * cols;
+            return Err(Error::Size { dtype: DType::F32, rows, cols, expected, got: values.len() });
+        }
+        let mut bytes = vec![0u8; rows * row_bytes];
+        for (src, dst) in values.chunks_exact(cols.max(1)).zip(bytes.chunks_exact_mut(row_bytes.max(1))) {
+            crate::quant::quantize_row(dtype, src, dst)?;
+        }
+        Weight::new(dtype, rows, cols, Bytes::from_vec(bytes))
+    }
+
     pub fn dtype(&self) -> DType {
         self.dtype
     }
@@ -98,7 +115,7 @@ impl Weight {
 
     /// Row `r` as f32 values (embedding lookup, reference paths).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        crate::matmul::dequantize_row(self.dtype, self.row(r), &mut out[..self.cols]);
+        crate::quant::dequantize_row(self.dtype, self.row(r), &mut out[..self.cols]);
     }
 
     /// The whole matrix as f32 values, `[rows, cols]` (tests, load-time fix-ups).
