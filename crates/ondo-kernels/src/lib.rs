@@ -27,7 +27,7 @@ pub mod testutil;
 mod weight;
 
 pub use dtype::DType;
-pub use matmul::matmul;
+pub use matmul::{matmul, matmul_with, Isa};
 pub use quant::{dequantize_row, quantize_row};
 pub use pool::ThreadPool;
 pub use weight::{Bytes, Weight};

@@ -13,7 +13,7 @@
 //!   `Q4_K {d, dmin, scales[12], qs[128]}`, `Q5_K {d, dmin, scales[12], qh[32], qs[128]}`,
 //!   `Q6_K {ql[128], qh[64], scales[16] i8, d}`, `Q8_K {d f32, qs[256] i8, bsums[16] i16}`
 
-mod kquants;
+pub(crate) mod kquants;
 mod legacy;
 
 use crate::{DType, Error};

@@ -1,0 +1,278 @@
+//! `y = x · Wᵀ` over every weight format.
+//!
+//! Plan per call: pick the instruction set (once per process: AVX-512 VNNI, AVX2, or scalar when
+//! `ONDO_FORCE_SCALAR=1` or nothing better exists), prepare the activations the weight format
+//! wants (f32, or 8-bit blocks for integer dot products), then split the weight rows over the
+//! pool. Each task walks its rows in small blocks against blocks of tokens so a weight row stays
+//! in cache while it meets every token. Formats without a SIMD integer kernel are dequantized one
+//! row at a time into a per-thread f32 buffer and use the f32 kernel.
+//! Scratch lives in thread-locals that grow to the largest call: no allocation in steady state.
+//!
+//! Architecture layout: `x86` holds the x86-64 kernels; an `aarch64` NEON module would plug in
+//! beside it with the same `Dot` signature, chosen in `kernel_for`.
+
+mod act;
+mod scalar;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use crate::{DType, ThreadPool, Weight};
+use act::{ActKind, ActRow, Acts};
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+/// A kernel: `Σ row(w) · a` for one weight row `w` (raw bytes of `dtype`).
+type Dot = unsafe fn(DType, &[u8], &ActRow) -> f32;
+
+/// The instruction set a matmul runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable Rust: the reference.
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX2 kernels plus AVX-512 F/BW/VL/VNNI instructions.
+    Avx512Vnni,
+}
+
+impl Isa {
+    /// The best this CPU supports, or `Scalar` when `ONDO_FORCE_SCALAR=1`. Decided once.
+    pub fn detect() -> Isa {
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            if std::env::var("ONDO_FORCE_SCALAR").is_ok_and(|v| v == "1") {
+                return Isa::Scalar;
+            }
+            Isa::supported().last().copied().unwrap_or(Isa::Scalar)
+        })
+    }
+
+    /// Every instruction set this CPU can run, best last (tests walk them).
+    pub fn supported() -> Vec<Isa> {
+        let mut out = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (avx2, vnni) = x86::detect();
+            out.extend(avx2.then_some(Isa::Avx2));
+            out.extend(vnni.then_some(Isa::Avx512Vnni));
+        }
+        out
+    }
+}
+
+/// `out[t, r] = Σ_c x[t, c] · w[r, c]` for `x: [n, cols]`, `out: [n, rows]`, n = x.len() / cols.
+pub fn matmul(pool: &ThreadPool, x: &[f32], w: &Weight, out: &mut [f32]) {
+    matmul_with(Isa::detect(), pool, x, w, out)
+}
+
+/// `matmul` on a chosen instruction set (tests and benchmarks compare them). An `isa` this CPU
+/// lacks falls back to `Scalar`.
+pub fn matmul_with(isa: Isa, pool: &ThreadPool, x: &[f32], w: &Weight, out: &mut [f32]) {
+    let (rows, cols) = (w.rows(), w.cols());
+    let n = if cols == 0 { 0 } else { x.len() / cols };
+    assert_eq!(x.len(), n * cols, "matmul: x is not [n, {cols}]");
+    assert_eq!(out.len(), n * rows, "matmul: out is not [{n}, {rows}]");
+    if n == 0 || rows == 0 {
+        return;
+    }
+    let isa = if Isa::supported().contains(&isa) {
+        isa
+    } else {
+        Isa::Scalar
+    };
+    let plan = Plan::new(w.dtype(), isa, n);
+    ACTS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut acts) => run(pool, &plan, x, w, &mut acts, out),
+        Err(_) => run(pool, &plan, x, w, &mut Acts::default(), out), // nested call: rare
+    });
+}
+
+thread_local! {
+    static ACTS: RefCell<Acts> = RefCell::new(Acts::default());
+    static ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How one call computes: activation form, kernel, and whether rows go through f32 first.
+struct Plan {
+    dtype: DType,
+    act: ActKind,
+    dot: Dot,
+    /// Dequantize each weight row to f32 and use `dot` (an f32 kernel) on that.
+    via_f32: bool,
+}
+
+impl Plan {
+    fn new(dtype: DType, isa: Isa, n: usize) -> Plan {
+        let int_act = match dtype {
+            DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 => {
+                Some(ActKind::Q8)
+            }
+            DType::Q4_K | DType::Q6_K => Some(ActKind::Q8K),
+            _ => None,
+        };
+        let simd = kernel_for(dtype, isa);
+        match (int_act, simd) {
+            (Some(act), Some(dot)) => Plan {
+                dtype,
+                act,
+                dot,
+                via_f32: false,
+            },
+            (Some(act), None) if isa == Isa::Scalar => Plan {
+                dtype,
+                act,
+                dot: scalar_int(dtype),
+                via_f32: false,
+            },
+            _ => {
+                // Float formats read directly at batch 1; everything else (and float formats at
+                // larger batches, where converting a row once pays off) goes through f32 rows.
+                let direct = matches!(dtype, DType::F32) || (dtype.block_size() == 1 && n < 4);
+                let f32_dot = kernel_for(DType::F32, isa).unwrap_or(scalar::dot_dequant);
+                match (direct, simd) {
+                    (true, Some(dot)) => Plan {
+                        dtype,
+                        act: ActKind::F32,
+                        dot,
+                        via_f32: false,
+                    },
+                    (true, None) => Plan {
+                        dtype,
+                        act: ActKind::F32,
+                        dot: scalar::dot_dequant,
+                        via_f32: false,
+                    },
+                    (false, _) => Plan {
+                        dtype,
+                        act: ActKind::F32,
+                        dot: f32_dot,
+                        via_f32: true,
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// The SIMD kernel for `dtype` on `isa`, if one exists.
+fn kernel_for(dtype: DType, isa: Isa) -> Option<Dot> {
+    match isa {
+        Isa::Scalar => None,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::kernel(dtype, false),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => x86::kernel(dtype, true),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// The scalar integer-dot kernel for a format with 8-bit activations.
+fn scalar_int(dtype: DType) -> Dot {
+    match dtype {
+        DType::Q4_0 => scalar::dot_q4_0,
+        DType::Q4_1 => scalar::dot_q4_1,
+        DType::Q5_0 => scalar::dot_q5_0,
+        DType::Q5_1 => scalar::dot_q5_1,
+        DType::Q8_0 => scalar::dot_q8_0,
+        DType::Q4_K => scalar::dot_q4_k,
+        DType::Q6_K => scalar::dot_q6_k,
+        _ => scalar::dot_dequant,
+    }
+}
+
+/// A raw pointer that may cross threads; each task writes a disjoint part of the output.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// Rows per block and tokens per block of the cache tiling.
+const ROW_BLOCK: usize = 8;
+const TOKEN_BLOCK: usize = 16;
+
+fn run(pool: &ThreadPool, plan: &Plan, x: &[f32], w: &Weight, acts: &mut Acts, out: &mut [f32]) {
+    let (rows, cols) = (w.rows(), w.cols());
+    let n = x.len() / cols;
+    acts.prepare(plan.act, x, cols);
+    let acts = &*acts;
+    // [rows] split into tasks of whole row blocks, several per thread for balance.
+    let blocks = rows.div_ceil(ROW_BLOCK);
+    let tasks = if pool.threads() == 1 {
+        1
+    } else {
+        blocks.min(pool.threads() * 8)
+    };
+    let per_task = blocks.div_ceil(tasks) * ROW_BLOCK;
+    let out = OutPtr(out.as_mut_ptr());
+    pool.run(tasks, |task| {
+        let out = out;
+        let r0 = task * per_task;
+        let r1 = (r0 + per_task).min(rows);
+        let write = |t: usize, r: usize, v: f32| {
+            debug_assert!(t < n && r < rows);
+            // SAFETY: (t, r) is inside out ([n, rows]) and row r belongs to this task only.
+            unsafe { *out.0.add(t * rows + r) = v };
+        };
+        if plan.via_f32 {
+            rows_via_f32(plan, w, x, acts, r0..r1, &write);
+        } else {
+            rows_direct(plan, w, x, acts, r0..r1, &write);
+        }
+    });
+}
+
+/// Rows `rs` against every token, in row blocks × token blocks.
+fn rows_direct(
+    plan: &Plan,
+    w: &Weight,
+    x: &[f32],
+    acts: &Acts,
+    rs: std::ops::Range<usize>,
+    write: &dyn Fn(usize, usize, f32),
+) {
+    let n = x.len() / w.cols();
+    for rb in rs.clone().step_by(ROW_BLOCK) {
+        let rb_end = (rb + ROW_BLOCK).min(rs.end);
+        for tb in (0..n).step_by(TOKEN_BLOCK) {
+            for r in rb..rb_end {
+                let wr = w.row(r);
+                for t in tb..(tb + TOKEN_BLOCK).min(n) {
+                    // SAFETY: the plan picked `dot` for this CPU and this format.
+                    write(t, r, unsafe { (plan.dot)(plan.dtype, wr, &acts.row(x, t)) });
+                }
+            }
+        }
+    }
+}
+
+/// Rows `rs` dequantized one at a time into f32, each dotted with every token by the f32 kernel.
+fn rows_via_f32(
+    plan: &Plan,
+    w: &Weight,
+    x: &[f32],
+    acts: &Acts,
+    rs: std::ops::Range<usize>,
+    write: &dyn Fn(usize, usize, f32),
+) {
+    let (n, cols) = (x.len() / w.cols(), w.cols());
+    ROW.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < cols {
+            buf.resize(cols, 0.0);
+        }
+        for r in rs {
+            w.dequantize_row(r, &mut buf[..cols]);
+            // SAFETY: reading initialized f32s as their bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, 4 * cols) };
+            for t in 0..n {
+                // SAFETY: `dot` is the f32 kernel chosen for this CPU.
+                write(t, r, unsafe {
+                    (plan.dot)(DType::F32, bytes, &acts.row(x, t))
+                });
+            }
+        }
+    });
+}

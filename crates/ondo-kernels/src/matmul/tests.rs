@@ -1,0 +1,146 @@
+//! Every instruction set against the f32 reference and against the scalar integer kernels,
+//! for every format, on odd shapes.
+
+use super::*;
+use crate::testutil::Rng;
+
+/// f64 reference: dequantized weights · f32 activations.
+fn reference(x: &[f32], w: &Weight) -> Vec<f32> {
+    let (rows, cols) = (w.rows(), w.cols());
+    let wf = w.to_f32();
+    let n = x.len() / cols;
+    let mut out = vec![0f32; n * rows];
+    for t in 0..n {
+        for r in 0..rows {
+            let dot: f64 = (0..cols)
+                .map(|c| x[t * cols + c] as f64 * wf[r * cols + c] as f64)
+                .sum();
+            out[t * rows + r] = dot as f32;
+        }
+    }
+    out
+}
+
+/// `|a − b|` over the scale of the dot product (‖w_r‖·‖x_t‖), worst case.
+fn worst_rel(a: &[f32], b: &[f32], x: &[f32], w: &Weight) -> f32 {
+    let (rows, cols) = (w.rows(), w.cols());
+    let wf = w.to_f32();
+    let norm = |v: &[f32]| v.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let mut worst = 0f32;
+    for (i, (a, b)) in a.iter().zip(b).enumerate() {
+        let (t, r) = (i / rows, i % rows);
+        let scale =
+            norm(&x[t * cols..(t + 1) * cols]) * norm(&wf[r * cols..(r + 1) * cols]) + 1e-20;
+        worst = worst.max((a - b).abs() / scale);
+    }
+    worst
+}
+
+fn shapes(dtype: DType) -> Vec<(usize, usize, usize)> {
+    // (rows, cols, tokens): rows not a multiple of the row block or the task split
+    let k = dtype.block_size().max(32);
+    let big = if k == 256 { 512 } else { 96 };
+    vec![(13, k, 1), (37, big, 3), (5, 3 * k, 17), (70, big, 2)]
+}
+
+fn int_activations(dtype: DType) -> bool {
+    matches!(
+        dtype,
+        DType::Q4_0
+            | DType::Q4_1
+            | DType::Q5_0
+            | DType::Q5_1
+            | DType::Q8_0
+            | DType::Q4_K
+            | DType::Q6_K
+    )
+}
+
+#[test]
+fn every_isa_matches_the_reference() {
+    let pool = ThreadPool::new(3);
+    let mut rng = Rng::new(11);
+    for isa in Isa::supported() {
+        for dtype in DType::ALL {
+            for (rows, cols, n) in shapes(dtype) {
+                let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+                let x = rng.normals(n * cols);
+                let mut got = vec![f32::NAN; n * rows];
+                matmul_with(isa, &pool, &x, &w, &mut got);
+                let want = reference(&x, &w);
+                let tol = if int_activations(dtype) { 0.006 } else { 1e-6 };
+                let err = worst_rel(&got, &want, &x, &w);
+                assert!(
+                    err <= tol,
+                    "{isa:?} {dtype} {rows}x{cols} n={n}: error {err} > {tol}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_kernels_match_scalar_integer_kernels() {
+    let pool = ThreadPool::new(2);
+    let mut rng = Rng::new(5);
+    for isa in Isa::supported().into_iter().filter(|i| *i != Isa::Scalar) {
+        for dtype in DType::ALL {
+            for (rows, cols, n) in shapes(dtype) {
+                let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+                let x = rng.normals(n * cols);
+                let (mut simd, mut scalar) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+                matmul_with(isa, &pool, &x, &w, &mut simd);
+                matmul_with(Isa::Scalar, &pool, &x, &w, &mut scalar);
+                let err = worst_rel(&simd, &scalar, &x, &w);
+                assert!(
+                    err <= 2e-6,
+                    "{isa:?} {dtype} {rows}x{cols} n={n}: {err} off scalar"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn thread_counts_give_identical_results() {
+    let mut rng = Rng::new(3);
+    let (rows, cols, n) = (101, 512, 5);
+    let w = Weight::quantize(DType::Q4_K, &rng.normals(rows * cols), rows, cols).unwrap();
+    let x = rng.normals(n * cols);
+    let mut one = vec![0f32; n * rows];
+    matmul(&ThreadPool::new(1), &x, &w, &mut one);
+    for threads in [2, 3, 4] {
+        let mut many = vec![0f32; n * rows];
+        matmul(&ThreadPool::new(threads), &x, &w, &mut many);
+        assert_eq!(one, many, "{threads} threads");
+    }
+}
+
+#[test]
+fn known_q4_0_product() {
+    // one block: d = 0.5, every weight nibble 9 -> value (9 - 8) * 0.5 = 0.5
+    let mut b = vec![0x00, 0x38];
+    b.extend([0x99u8; 16]);
+    let w = Weight::new(DType::Q4_0, 1, 32, crate::Bytes::from_vec(b)).unwrap();
+    let x: Vec<f32> = (0..32).map(|i| i as f32).collect();
+    for isa in Isa::supported() {
+        let mut y = [0f32];
+        matmul_with(isa, &ThreadPool::new(1), &x, &w, &mut y);
+        let want = 0.5 * (0..32).sum::<i32>() as f32;
+        assert!(
+            (y[0] - want).abs() < 0.01 * want,
+            "{isa:?}: {} vs {want}",
+            y[0]
+        );
+    }
+}
+
+#[test]
+fn force_scalar_env_is_read() {
+    // Isa::detect is decided once per process; when CI sets ONDO_FORCE_SCALAR=1 it must be Scalar.
+    if std::env::var("ONDO_FORCE_SCALAR").is_ok_and(|v| v == "1") {
+        assert_eq!(Isa::detect(), Isa::Scalar);
+    } else {
+        assert_eq!(Some(&Isa::detect()), Isa::supported().last());
+    }
+}
