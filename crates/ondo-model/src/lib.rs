@@ -24,6 +24,7 @@ pub mod blocks;
 pub mod config;
 pub mod gguf;
 mod error;
+pub mod hub;
 pub mod kv;
 pub mod load;
 pub mod names;
