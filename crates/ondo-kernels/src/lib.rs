@@ -17,6 +17,7 @@
 //! assert_eq!(w.dtype(), DType::F32);
 //! ```
 
+pub mod bench;
 mod dtype;
 mod matmul;
 pub mod ops;

@@ -91,20 +91,33 @@ unsafe fn dot_blocks<const VNNI: bool>(
     offset: impl Fn(*const u8, f32) -> f32,
 ) -> (f32, f32) {
     let nb = w.len() / bb;
-    let (mut acc, mut off) = (_mm256_setzero_ps(), 0f32);
-    for i in 0..nb {
+    // two independent accumulator chains so FMA latency does not bound the loop
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut off = [0f32; 2];
+    let block = |i: usize, acc: &mut __m256, off: &mut f32| {
         let b = w.as_ptr().add(i * bb);
         let d = f16(b);
         let x = load(a.qs.as_ptr().add(32 * i) as *const u8);
         let p = dot_u8i8::<VNNI>(quants(b), x);
-        acc = _mm256_fmadd_ps(
+        *acc = _mm256_fmadd_ps(
             _mm256_set1_ps(d * *a.d.get_unchecked(i)),
             _mm256_cvtepi32_ps(p),
-            acc,
+            *acc,
         );
-        off += offset(b, d) * *a.s.get_unchecked(i);
+        *off += offset(b, d) * *a.s.get_unchecked(i);
+    };
+    let mut i = 0;
+    while i + 2 <= nb {
+        let [a0, a1] = &mut acc;
+        let [o0, o1] = &mut off;
+        block(i, a0, o0);
+        block(i + 1, a1, o1);
+        i += 2;
     }
-    (hsum(acc), off)
+    if i < nb {
+        block(i, &mut acc[0], &mut off[0]);
+    }
+    (hsum(_mm256_add_ps(acc[0], acc[1])), off[0] + off[1])
 }
 
 #[inline(always)]
@@ -142,16 +155,26 @@ unsafe fn q5_1<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
 #[inline(always)]
 unsafe fn q8_0<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
     let nb = w.len() / 34;
-    let mut acc = _mm256_setzero_ps();
-    for i in 0..nb {
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let block = |i: usize, acc: &mut __m256| {
         let b = w.as_ptr().add(i * 34);
         let q = load(b.add(2));
         let x = load(a.qs.as_ptr().add(32 * i) as *const u8);
         let p = dot_u8i8::<V>(_mm256_abs_epi8(q), _mm256_sign_epi8(x, q));
         let d = f16(b) * *a.d.get_unchecked(i);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), *acc);
+    };
+    let mut i = 0;
+    while i + 2 <= nb {
+        let [a0, a1] = &mut acc;
+        block(i, a0);
+        block(i + 1, a1);
+        i += 2;
     }
-    hsum(acc)
+    if i < nb {
+        block(i, &mut acc[0]);
+    }
+    hsum(_mm256_add_ps(acc[0], acc[1]))
 }
 
 // ---- K-quants against Q8K activations ----

@@ -1,0 +1,189 @@
+//! Kernel benchmarks, shared by `benches/kernels.rs` and `ondo bench kernels`.
+//!
+//! Batch-1 matvec is memory bound, so it is reported as GB/s of weight bytes read and as a share
+//! of the machine's read bandwidth (measured here, same threads); batched matmul is reported as
+//! GFLOP/s (2·n·rows·cols per call). Weights are cycled over enough copies to defeat the L3.
+
+use crate::testutil::Rng;
+use crate::{matmul, DType, ThreadPool, Weight};
+use std::time::{Duration, Instant};
+
+/// One measured configuration.
+#[derive(Debug, Clone)]
+pub struct BenchRow {
+    pub dtype: DType,
+    pub threads: usize,
+    pub batch: usize,
+    pub rows: usize,
+    pub cols: usize,
+    /// Seconds per call (median-ish: best of the timed calls).
+    pub seconds: f64,
+    /// Weight bytes read per second, GB/s.
+    pub gbps: f64,
+    pub gflops: f64,
+    /// `gbps` as a share of the measured read bandwidth with the same threads, 0..1.
+    pub of_bandwidth: f64,
+}
+
+/// Read bandwidth in GB/s: `threads` threads each summing their part of a 256 MiB buffer.
+pub fn read_bandwidth(pool: &ThreadPool) -> f64 {
+    let buf = vec![1u64; 32 << 20];
+    let parts = pool.threads();
+    let chunk = buf.len() / parts;
+    let once = || {
+        let t = Instant::now();
+        pool.run(parts, |p| {
+            let s: u64 = buf[p * chunk..(p + 1) * chunk]
+                .chunks_exact(8)
+                .fold([0u64; 8], |mut acc, c| {
+                    for k in 0..8 {
+                        acc[k] = acc[k].wrapping_add(c[k]);
+                    }
+                    acc
+                })
+                .iter()
+                .sum();
+            std::hint::black_box(s);
+        });
+        t.elapsed().as_secs_f64()
+    };
+    once();
+    let best = (0..5).map(|_| once()).fold(f64::MAX, f64::min);
+    (buf.len() * 8) as f64 / best / 1e9
+}
+
+/// Best seconds per call of `f` over about `budget`.
+fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut best = f64::MAX;
+    let mut calls = 0;
+    while calls < 3 || (start.elapsed() < budget && calls < 200) {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+        calls += 1;
+    }
+    best
+}
+
+/// Batch-1 matvec over `rows x cols` weights of each format, with enough copies to exceed 128 MiB.
+pub fn matvec(formats: &[DType], threads: &[usize], rows: usize, cols: usize) -> Vec<BenchRow> {
+    let mut rng = Rng::new(1);
+    let values = rng.normals(rows * cols);
+    let x = rng.normals(cols);
+    let mut out_rows = Vec::new();
+    let pools: Vec<(ThreadPool, f64)> = threads
+        .iter()
+        .map(|&t| {
+            let p = ThreadPool::new(t);
+            let bw = read_bandwidth(&p);
+            (p, bw)
+        })
+        .collect();
+    for &dtype in formats {
+        let Ok(w) = Weight::quantize(dtype, &values, rows, cols) else {
+            continue;
+        };
+        let copies = (128usize << 20).div_ceil(w.bytes().len()).max(1);
+        let ws: Vec<Weight> = (0..copies)
+            .map(|_| {
+                Weight::new(
+                    dtype,
+                    rows,
+                    cols,
+                    crate::Bytes::from_vec(w.bytes().to_vec()),
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut y = vec![0f32; rows];
+        for (pool, bw) in &pools {
+            let mut k = 0;
+            let s = time(Duration::from_millis(400), || {
+                matmul(pool, &x, &ws[k % copies], &mut y);
+                k += 1;
+            });
+            let gbps = w.bytes().len() as f64 / s / 1e9;
+            let gflops = 2.0 * (rows * cols) as f64 / s / 1e9;
+            let (batch, threads) = (1, pool.threads());
+            out_rows.push(BenchRow {
+                dtype,
+                threads,
+                batch,
+                rows,
+                cols,
+                seconds: s,
+                gbps,
+                gflops,
+                of_bandwidth: gbps / bw,
+            });
+        }
+    }
+    out_rows
+}
+
+/// Batched matmul `[batch, cols] x [rows, cols]ᵀ` per format.
+pub fn batched(
+    formats: &[DType],
+    threads: &[usize],
+    batch: usize,
+    rows: usize,
+    cols: usize,
+) -> Vec<BenchRow> {
+    let mut rng = Rng::new(2);
+    let values = rng.normals(rows * cols);
+    let x = rng.normals(batch * cols);
+    let mut y = vec![0f32; batch * rows];
+    let mut out_rows = Vec::new();
+    for &dtype in formats {
+        let Ok(w) = Weight::quantize(dtype, &values, rows, cols) else {
+            continue;
+        };
+        for &t in threads {
+            let pool = ThreadPool::new(t);
+            let s = time(Duration::from_millis(300), || matmul(&pool, &x, &w, &mut y));
+            let gflops = 2.0 * (batch * rows * cols) as f64 / s / 1e9;
+            let gbps = w.bytes().len() as f64 / s / 1e9;
+            out_rows.push(BenchRow {
+                dtype,
+                threads: t,
+                batch,
+                rows,
+                cols,
+                seconds: s,
+                gbps,
+                gflops,
+                of_bandwidth: 0.0,
+            });
+        }
+    }
+    out_rows
+}
+
+/// A plain-text table of results.
+pub fn table(rows: &[BenchRow]) -> String {
+    let mut s = format!(
+        "{:<6} {:>3} {:>5} {:>13} {:>10} {:>8} {:>8} {:>6}\n",
+        "format", "thr", "batch", "shape", "ms/call", "GB/s", "GFLOP/s", "%bw"
+    );
+    for r in rows {
+        let bw = if r.of_bandwidth > 0.0 {
+            format!("{:.0}%", 100.0 * r.of_bandwidth)
+        } else {
+            "-".into()
+        };
+        s += &format!(
+            "{:<6} {:>3} {:>5} {:>13} {:>10.3} {:>8.1} {:>8.1} {:>6}\n",
+            r.dtype.name(),
+            r.threads,
+            r.batch,
+            format!("{}x{}", r.rows, r.cols),
+            r.seconds * 1e3,
+            r.gbps,
+            r.gflops,
+            bw
+        );
+    }
+    s
+}
