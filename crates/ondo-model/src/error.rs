@@ -22,6 +22,8 @@ pub enum Error {
     Format { path: PathBuf, msg: String },
     #[error("{path}: no model found: {msg}")]
     NotAModel { path: PathBuf, msg: String },
+    #[error(transparent)]
+    Gguf(Box<crate::gguf::GgufError>),
     #[error("sequence of {len} tokens exceeds the model's context of {max} (max_position_embeddings)")]
     ContextTooLong { len: usize, max: usize },
     #[error("token id {id} is outside the vocabulary of {vocab_size}")]

@@ -5,6 +5,7 @@
 
 use crate::Hparams;
 
+#[derive(Clone)]
 pub struct KvCache {
     /// Per layer: keys then values, each `[capacity, kv_dim]`.
     layers: Vec<(Vec<f32>, Vec<f32>)>,

@@ -23,6 +23,7 @@ pub mod arch;
 pub mod blocks;
 pub mod config;
 pub mod gguf;
+pub mod gguf_model;
 mod error;
 pub mod hub;
 pub mod kv;

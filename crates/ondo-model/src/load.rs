@@ -1,6 +1,8 @@
 //! Finding a model's files and loading it: a folder in HF layout or (later) a `.gguf` file.
 
 use crate::config::{hparams_from_hf, Hparams};
+use crate::gguf::GgufFile;
+use crate::gguf_model::hparams_from_gguf;
 use crate::safetensors::SafetensorsStore;
 use crate::store::{Format, Tensors};
 use crate::{arch, names, Error, Model};
@@ -54,10 +56,30 @@ pub fn read_hparams(files: &ModelFiles) -> Result<Hparams, Error> {
     hparams_from_hf(&files.config, &read_json(&files.config)?)
 }
 
-/// Load the model at `path` (an HF folder).
+/// Whether `path` names a GGUF file (by extension or by its magic bytes).
+pub fn is_gguf(path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        return true;
+    }
+    let mut magic = [0u8; 4];
+    path.is_file() && std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == b"GGUF"
+}
+
+/// Load the model at `path`: an HF folder or a `.gguf` file.
 pub fn load_model(path: &Path) -> Result<Box<dyn Model>, Error> {
+    if is_gguf(path) {
+        return load_gguf(&GgufFile::open(path)?);
+    }
     let files = ModelFiles::locate(path)?;
     load_hf(&files)
+}
+
+/// Load the model in an open GGUF file (its tensors stay memory-mapped).
+pub fn load_gguf(g: &GgufFile) -> Result<Box<dyn Model>, Error> {
+    let hp = hparams_from_gguf(g)?;
+    let name_of = |canonical: &str| canonical.to_string();
+    let tensors = Tensors { store: g, format: Format::Gguf, name_of: &name_of };
+    arch::build(hp, &tensors)
 }
 
 /// Load an HF folder: config.json + safetensors.

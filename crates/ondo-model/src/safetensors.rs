@@ -57,8 +57,8 @@ impl TensorStore for SafetensorsStore {
     fn path(&self) -> &Path {
         &self.path
     }
-    fn get(&self, name: &str) -> Option<TensorData> {
-        self.tensors.get(name).cloned()
+    fn get(&self, name: &str) -> Option<Result<TensorData, Error>> {
+        self.tensors.get(name).cloned().map(Ok)
     }
     fn names(&self) -> Vec<String> {
         self.tensors.keys().cloned().collect()

@@ -17,7 +17,8 @@ pub struct TensorData {
 pub trait TensorStore: Send + Sync {
     /// The file the tensors come from, for error messages.
     fn path(&self) -> &Path;
-    fn get(&self, name: &str) -> Option<TensorData>;
+    /// The tensor `name`: None when absent, an error when present but unusable.
+    fn get(&self, name: &str) -> Option<Result<TensorData, Error>>;
     fn names(&self) -> Vec<String>;
 }
 
@@ -49,8 +50,10 @@ impl Tensors<'_> {
 
     fn fetch(&self, canonical: &str) -> Result<(String, TensorData), Error> {
         let name = (self.name_of)(canonical);
-        let t = self.store.get(&name).ok_or_else(|| Error::MissingTensor { path: self.path(), name: name.clone() })?;
-        Ok((name, t))
+        match self.store.get(&name) {
+            Some(t) => Ok((name, t?)),
+            None => Err(Error::MissingTensor { path: self.path(), name }),
+        }
     }
 
     fn check_shape(&self, name: &str, got: &[usize], expected: &[usize]) -> Result<(), Error> {
