@@ -1,1 +1,4 @@
 //! ondo-text
+
+pub mod template;
+pub use template::{ChatTemplate, RenderOptions, TemplateError};
