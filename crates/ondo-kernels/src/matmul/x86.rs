@@ -79,102 +79,153 @@ unsafe fn dot_u8i8<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
 }
 
 // ---- 32-value formats against Q8 activations ----
+//
+// (Plain `#[inline(always)]` functions and traits rather than closures: a closure is compiled
+// without the entry point's target features when LLVM declines to inline it.)
 
-/// Shared loop: `bits(block)` gives the 32 unsigned weights of a block; the result is
-/// `Σ d_w d_a Σqa` and `Σ off(block) · s_a` separately.
+/// What differs between the 32-value formats: where the 32 unsigned weights come from, and
+/// the per-block factor of the activation sum (`-8d`, `-16d`, `+m`, or none).
+trait Block32 {
+    const BYTES: usize;
+    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i;
+    unsafe fn offset(b: *const u8, d: f32) -> f32;
+}
+
+struct Q4_0;
+struct Q4_1;
+struct Q5_0;
+struct Q5_1;
+
+impl Block32 for Q4_0 {
+    const BYTES: usize = 18;
+    #[inline(always)]
+    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
+        nibbles32(b.add(2))
+    }
+    #[inline(always)]
+    unsafe fn offset(_: *const u8, d: f32) -> f32 {
+        -8.0 * d
+    }
+}
+
+impl Block32 for Q4_1 {
+    const BYTES: usize = 20;
+    #[inline(always)]
+    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
+        nibbles32(b.add(4))
+    }
+    #[inline(always)]
+    unsafe fn offset(b: *const u8, _: f32) -> f32 {
+        f16(b.add(2))
+    }
+}
+
+impl Block32 for Q5_0 {
+    const BYTES: usize = 22;
+    #[inline(always)]
+    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
+        let qh = (b.add(2) as *const u32).read_unaligned();
+        _mm256_or_si256(nibbles32(b.add(6)), bits_to_0x10::<V>(qh))
+    }
+    #[inline(always)]
+    unsafe fn offset(_: *const u8, d: f32) -> f32 {
+        -16.0 * d
+    }
+}
+
+impl Block32 for Q5_1 {
+    const BYTES: usize = 24;
+    #[inline(always)]
+    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
+        let qh = (b.add(4) as *const u32).read_unaligned();
+        _mm256_or_si256(nibbles32(b.add(8)), bits_to_0x10::<V>(qh))
+    }
+    #[inline(always)]
+    unsafe fn offset(b: *const u8, _: f32) -> f32 {
+        f16(b.add(2))
+    }
+}
+
+/// One block `i`: `acc += d_w d_a · Σqa` (8 lanes), `off += offset · s_a`.
 #[inline(always)]
-unsafe fn dot_blocks<const VNNI: bool>(
+unsafe fn block32<const V: bool, B: Block32>(
     w: &[u8],
-    bb: usize,
     a: &ActRow,
-    quants: impl Fn(*const u8) -> __m256i,
-    offset: impl Fn(*const u8, f32) -> f32,
-) -> (f32, f32) {
-    let nb = w.len() / bb;
-    // two independent accumulator chains so FMA latency does not bound the loop
-    let mut acc = [_mm256_setzero_ps(); 2];
-    let mut off = [0f32; 2];
-    let block = |i: usize, acc: &mut __m256, off: &mut f32| {
-        let b = w.as_ptr().add(i * bb);
-        let d = f16(b);
-        let x = load(a.qs.as_ptr().add(32 * i) as *const u8);
-        let p = dot_u8i8::<VNNI>(quants(b), x);
-        *acc = _mm256_fmadd_ps(
-            _mm256_set1_ps(d * *a.d.get_unchecked(i)),
-            _mm256_cvtepi32_ps(p),
-            *acc,
-        );
-        *off += offset(b, d) * *a.s.get_unchecked(i);
-    };
+    i: usize,
+    acc: &mut __m256,
+    off: &mut f32,
+) {
+    let b = w.as_ptr().add(i * B::BYTES);
+    let d = f16(b);
+    let x = load(a.qs.as_ptr().add(32 * i) as *const u8);
+    let p = dot_u8i8::<V>(B::quants::<V>(b), x);
+    *acc = _mm256_fmadd_ps(
+        _mm256_set1_ps(d * *a.d.get_unchecked(i)),
+        _mm256_cvtepi32_ps(p),
+        *acc,
+    );
+    *off += B::offset(b, d) * *a.s.get_unchecked(i);
+}
+
+/// `Σ_blocks d_w d_a Σqa + offset · s_a`, two blocks per step on independent chains.
+#[inline(always)]
+unsafe fn dot32<const V: bool, B: Block32>(w: &[u8], a: &ActRow) -> f32 {
+    let nb = w.len() / B::BYTES;
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut off0, mut off1) = (0f32, 0f32);
     let mut i = 0;
     while i + 2 <= nb {
-        let [a0, a1] = &mut acc;
-        let [o0, o1] = &mut off;
-        block(i, a0, o0);
-        block(i + 1, a1, o1);
+        block32::<V, B>(w, a, i, &mut acc0, &mut off0);
+        block32::<V, B>(w, a, i + 1, &mut acc1, &mut off1);
         i += 2;
     }
     if i < nb {
-        block(i, &mut acc[0], &mut off[0]);
+        block32::<V, B>(w, a, i, &mut acc0, &mut off0);
     }
-    (hsum(_mm256_add_ps(acc[0], acc[1])), off[0] + off[1])
+    hsum(_mm256_add_ps(acc0, acc1)) + off0 + off1
 }
 
 #[inline(always)]
 unsafe fn q4_0<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
-    let (s, off) = dot_blocks::<V>(w, 18, a, |b| nibbles32(b.add(2)), |_, d| d);
-    s - 8.0 * off
+    dot32::<V, Q4_0>(w, a)
 }
-
 #[inline(always)]
 unsafe fn q4_1<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
-    let (s, off) = dot_blocks::<V>(w, 20, a, |b| nibbles32(b.add(4)), |b, _| f16(b.add(2)));
-    s + off
+    dot32::<V, Q4_1>(w, a)
 }
-
 #[inline(always)]
 unsafe fn q5_0<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
-    let quants = |b: *const u8| {
-        let qh = (b.add(2) as *const u32).read_unaligned();
-        _mm256_or_si256(nibbles32(b.add(6)), bits_to_0x10::<V>(qh))
-    };
-    let (s, off) = dot_blocks::<V>(w, 22, a, quants, |_, d| d);
-    s - 16.0 * off
+    dot32::<V, Q5_0>(w, a)
+}
+#[inline(always)]
+unsafe fn q5_1<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
+    dot32::<V, Q5_1>(w, a)
 }
 
 #[inline(always)]
-unsafe fn q5_1<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
-    let quants = |b: *const u8| {
-        let qh = (b.add(4) as *const u32).read_unaligned();
-        _mm256_or_si256(nibbles32(b.add(8)), bits_to_0x10::<V>(qh))
-    };
-    let (s, off) = dot_blocks::<V>(w, 24, a, quants, |b, _| f16(b.add(2)));
-    s + off
+unsafe fn block_q8_0<const V: bool>(w: &[u8], a: &ActRow, i: usize, acc: &mut __m256) {
+    let b = w.as_ptr().add(i * 34);
+    let q = load(b.add(2));
+    let x = load(a.qs.as_ptr().add(32 * i) as *const u8);
+    let p = dot_u8i8::<V>(_mm256_abs_epi8(q), _mm256_sign_epi8(x, q));
+    let d = f16(b) * *a.d.get_unchecked(i);
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), *acc);
 }
 
 #[inline(always)]
 unsafe fn q8_0<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
     let nb = w.len() / 34;
-    let mut acc = [_mm256_setzero_ps(); 2];
-    let block = |i: usize, acc: &mut __m256| {
-        let b = w.as_ptr().add(i * 34);
-        let q = load(b.add(2));
-        let x = load(a.qs.as_ptr().add(32 * i) as *const u8);
-        let p = dot_u8i8::<V>(_mm256_abs_epi8(q), _mm256_sign_epi8(x, q));
-        let d = f16(b) * *a.d.get_unchecked(i);
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), *acc);
-    };
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let mut i = 0;
     while i + 2 <= nb {
-        let [a0, a1] = &mut acc;
-        block(i, a0);
-        block(i + 1, a1);
+        block_q8_0::<V>(w, a, i, &mut acc0);
+        block_q8_0::<V>(w, a, i + 1, &mut acc1);
         i += 2;
     }
     if i < nb {
-        block(i, &mut acc[0]);
+        block_q8_0::<V>(w, a, i, &mut acc0);
     }
-    hsum(_mm256_add_ps(acc[0], acc[1]))
+    hsum(_mm256_add_ps(acc0, acc1))
 }
 
 // ---- K-quants against Q8K activations ----
@@ -292,25 +343,66 @@ unsafe fn q6_k<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
 
 // ---- float formats against f32 activations ----
 
-/// `Σ w·x` with `load8(i)` giving weights i..i+8 as f32.
+/// A float weight format: 8 values at index `i` as f32, or one.
+trait Floats {
+    unsafe fn load8(p: *const u8, i: usize) -> __m256;
+    unsafe fn one(p: *const u8, i: usize) -> f32;
+}
+
+struct F32s;
+struct F16s;
+struct Bf16s;
+
+impl Floats for F32s {
+    #[inline(always)]
+    unsafe fn load8(p: *const u8, i: usize) -> __m256 {
+        _mm256_loadu_ps((p as *const f32).add(i))
+    }
+    #[inline(always)]
+    unsafe fn one(p: *const u8, i: usize) -> f32 {
+        (p as *const f32).add(i).read_unaligned()
+    }
+}
+
+impl Floats for F16s {
+    #[inline(always)]
+    unsafe fn load8(p: *const u8, i: usize) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * i) as *const __m128i))
+    }
+    #[inline(always)]
+    unsafe fn one(p: *const u8, i: usize) -> f32 {
+        f16(p.add(2 * i))
+    }
+}
+
+impl Floats for Bf16s {
+    #[inline(always)]
+    unsafe fn load8(p: *const u8, i: usize) -> __m256 {
+        let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.add(2 * i) as *const __m128i));
+        _mm256_castsi256_ps(_mm256_slli_epi32(h, 16))
+    }
+    #[inline(always)]
+    unsafe fn one(p: *const u8, i: usize) -> f32 {
+        f32::from_bits(((p.add(2 * i) as *const u16).read_unaligned() as u32) << 16)
+    }
+}
+
+/// `Σ w·x` over `x.len()` values, four accumulator chains.
 #[inline(always)]
-unsafe fn dot_f(
-    n: usize,
-    x: &[f32],
-    load8: impl Fn(usize) -> __m256,
-    one: impl Fn(usize) -> f32,
-) -> f32 {
-    let xp = x.as_ptr();
+unsafe fn dot_f<F: Floats>(w: &[u8], a: &ActRow) -> f32 {
+    let (p, x) = (w.as_ptr(), a.f);
+    let (n, xp) = (x.len(), x.as_ptr());
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut i = 0;
     while i + 32 <= n {
-        for (k, acc) in acc.iter_mut().enumerate() {
-            *acc = _mm256_fmadd_ps(load8(i + 8 * k), _mm256_loadu_ps(xp.add(i + 8 * k)), *acc);
-        }
+        acc[0] = _mm256_fmadd_ps(F::load8(p, i), _mm256_loadu_ps(xp.add(i)), acc[0]);
+        acc[1] = _mm256_fmadd_ps(F::load8(p, i + 8), _mm256_loadu_ps(xp.add(i + 8)), acc[1]);
+        acc[2] = _mm256_fmadd_ps(F::load8(p, i + 16), _mm256_loadu_ps(xp.add(i + 16)), acc[2]);
+        acc[3] = _mm256_fmadd_ps(F::load8(p, i + 24), _mm256_loadu_ps(xp.add(i + 24)), acc[3]);
         i += 32;
     }
     while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(load8(i), _mm256_loadu_ps(xp.add(i)), acc[0]);
+        acc[0] = _mm256_fmadd_ps(F::load8(p, i), _mm256_loadu_ps(xp.add(i)), acc[0]);
         i += 8;
     }
     let mut s = hsum(_mm256_add_ps(
@@ -318,39 +410,9 @@ unsafe fn dot_f(
         _mm256_add_ps(acc[2], acc[3]),
     ));
     for j in i..n {
-        s += one(j) * x[j];
+        s += F::one(p, j) * x[j];
     }
     s
-}
-
-#[inline(always)]
-unsafe fn f32s(w: &[u8], a: &ActRow) -> f32 {
-    let p = w.as_ptr() as *const f32;
-    dot_f(
-        a.f.len(),
-        a.f,
-        |i| _mm256_loadu_ps(p.add(i)),
-        |i| p.add(i).read_unaligned(),
-    )
-}
-
-#[inline(always)]
-unsafe fn f16s(w: &[u8], a: &ActRow) -> f32 {
-    let p = w.as_ptr();
-    let load8 = |i: usize| _mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * i) as *const __m128i));
-    dot_f(a.f.len(), a.f, load8, |i| f16(p.add(2 * i)))
-}
-
-#[inline(always)]
-unsafe fn bf16s(w: &[u8], a: &ActRow) -> f32 {
-    let p = w.as_ptr();
-    let load8 = |i: usize| {
-        let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.add(2 * i) as *const __m128i));
-        _mm256_castsi256_ps(_mm256_slli_epi32(h, 16))
-    };
-    let one =
-        |i: usize| f32::from_bits(((p.add(2 * i) as *const u16).read_unaligned() as u32) << 16);
-    dot_f(a.f.len(), a.f, load8, one)
 }
 
 // ---- entry points ----
@@ -380,15 +442,15 @@ entry!(q6_k_avx2, q6_k_vnni, q6_k);
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn f32_avx2(_: DType, w: &[u8], a: &ActRow) -> f32 {
-    f32s(w, a)
+    dot_f::<F32s>(w, a)
 }
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn f16_avx2(_: DType, w: &[u8], a: &ActRow) -> f32 {
-    f16s(w, a)
+    dot_f::<F16s>(w, a)
 }
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn bf16_avx2(_: DType, w: &[u8], a: &ActRow) -> f32 {
-    bf16s(w, a)
+    dot_f::<Bf16s>(w, a)
 }
 
 /// The x86 kernel for `dtype`, if there is one; `vnni` selects the AVX-512 VNNI build.
