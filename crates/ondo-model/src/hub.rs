@@ -28,7 +28,7 @@ mod download;
 
 use std::path::{Path, PathBuf};
 
-pub use cache::{cached_snapshot, is_complete_snapshot};
+pub use cache::{cached_models, cached_snapshot, is_complete_snapshot, CachedModel};
 
 /// The hub used when neither [`HubOptions::endpoint`] nor `HF_ENDPOINT` names another.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";

@@ -2,7 +2,7 @@
 //! headers (ETag / X-Linked-Etag / X-Repo-Commit), a 302 to "LFS storage", Range requests, 401
 //! for a gated repo and 404 for a missing one. Every test has its own cache folder and server.
 
-use ondo_model::hub::{is_complete_snapshot, resolve_model, HubError, HubOptions};
+use ondo_model::hub::{cached_models, is_complete_snapshot, pull_model, resolve_model, HubError, HubOptions};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Write};
@@ -542,4 +542,26 @@ fn hub_sharded_weights_download_every_shard() {
     assert!(!is_complete_snapshot(&snap), "a missing shard makes the snapshot incomplete");
     assert!(resolve_model("org/sharded", &offline(&cache)).is_err());
     assert_eq!(resolve_model("org/sharded", &opts(server.url(), &cache)).unwrap(), snap, "re-links the blob");
+}
+
+#[test]
+fn hub_cached_models_lists_complete_snapshots() {
+    let (tiny, sharded) = (tiny_repo("org/tiny"), sharded_repo("org/sharded"));
+    let server = Server::start(vec![tiny.clone(), sharded.clone()]);
+    let cache = temp_cache("list");
+    assert!(cached_models(&cache).is_empty());
+    let o = opts(server.url(), &cache);
+    let tiny_snap = resolve_model("org/tiny", &o).unwrap();
+    let sharded_snap = pull_model("org/sharded", &o).unwrap();
+    std::fs::create_dir_all(cache.join("datasets--org--data/refs")).unwrap();
+    std::fs::create_dir_all(cache.join("models--noorg")).unwrap();
+    std::fs::create_dir_all(cache.join(format!("models--org--tiny/snapshots/{}", "0".repeat(40)))).unwrap();
+
+    let models = cached_models(&cache);
+    let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["org/sharded", "org/tiny"]);
+    assert_eq!(models[0].refs, [("main".to_string(), sharded.commit.clone())]);
+    assert_eq!(models[0].snapshots, [sharded_snap]);
+    assert_eq!(models[1].snapshots, [tiny_snap], "the empty snapshot is not listed");
+    assert!(matches!(pull_model("org/tiny", &offline(&cache)), Err(HubError::NotCached { .. })));
 }

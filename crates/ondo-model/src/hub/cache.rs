@@ -150,3 +150,49 @@ pub(crate) fn is_safe_relative(file: &str) -> bool {
         && !file.contains('\\')
         && file.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
+
+/// One model repo found in the cache (for `ondo models`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedModel {
+    /// `org/name`.
+    pub id: String,
+    /// `(revision, commit)` for each `refs/*` file, sorted.
+    pub refs: Vec<(String, String)>,
+    /// The snapshot folders that are complete ([`is_complete_snapshot`]), sorted.
+    pub snapshots: Vec<PathBuf>,
+}
+
+/// Every `models--org--name` folder in `cache_dir`, sorted by id; unreadable entries are skipped.
+pub fn cached_models(cache_dir: &Path) -> Vec<CachedModel> {
+    let mut models: Vec<CachedModel> = sorted_entries(cache_dir)
+        .into_iter()
+        .filter_map(|(name, path)| {
+            let id = name.strip_prefix("models--")?.replacen("--", "/", 1);
+            HubId::parse(&id).ok()?;
+            Some(cached_model(id, &path))
+        })
+        .collect();
+    models.sort_by(|a, b| a.id.cmp(&b.id));
+    models
+}
+
+fn cached_model(id: String, root: &Path) -> CachedModel {
+    let refs = sorted_entries(&root.join("refs"))
+        .into_iter()
+        .filter_map(|(rev, path)| Some((rev, fs::read_to_string(path).ok()?.trim().to_string())))
+        .collect();
+    let snapshots = sorted_entries(&root.join("snapshots"))
+        .into_iter()
+        .map(|(_, path)| path)
+        .filter(|p| is_complete_snapshot(p))
+        .collect();
+    CachedModel { id, refs, snapshots }
+}
+
+fn sorted_entries(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = fs::read_dir(dir) else { return vec![] };
+    let mut out: Vec<(String, PathBuf)> =
+        entries.flatten().filter_map(|e| Some((e.file_name().into_string().ok()?, e.path()))).collect();
+    out.sort();
+    out
+}
