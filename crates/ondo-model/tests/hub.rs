@@ -323,13 +323,29 @@ fn read_request(stream: &TcpStream) -> Option<Logged> {
 
 // ---------------------------------------------------------------- helpers
 
-fn temp_cache(name: &str) -> PathBuf {
+/// A fresh cache folder, removed when dropped.
+struct TempCache(PathBuf);
+
+impl std::ops::Deref for TempCache {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempCache {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_cache(name: &str) -> TempCache {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
     let dir = std::env::temp_dir().join(format!("ondo-hub-test-{}-{n}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempCache(dir)
 }
 
 fn opts(server_url: &str, cache: &Path) -> HubOptions {
