@@ -21,10 +21,34 @@ mod x86;
 use crate::{DType, ThreadPool, Weight};
 use act::{ActKind, ActRow, Acts};
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::OnceLock;
 
-/// A kernel: `Σ row(w) · a` for one weight row `w` (raw bytes of `dtype`).
-type Dot = unsafe fn(DType, &[u8], &ActRow) -> f32;
+/// A kernel: `out[t] = Σ row(w) · a[t]` for one weight row `w` (raw bytes of `dtype`) and
+/// 1..=`MAX_TOKENS` activation rows at once.
+type Dot = unsafe fn(DType, &[u8], &[ActRow], &mut [f32]);
+
+/// Tokens one kernel call takes.
+const MAX_TOKENS: usize = 4;
+
+/// A multi-token kernel from a one-token scalar function.
+macro_rules! scalar_kernel {
+    ($name:ident, $f:path) => {
+        unsafe fn $name(dtype: DType, w: &[u8], a: &[ActRow], out: &mut [f32]) {
+            for (a, o) in a.iter().zip(out) {
+                *o = $f(dtype, w, a);
+            }
+        }
+    };
+}
+scalar_kernel!(scalar_dequant, scalar::dot_dequant);
+scalar_kernel!(scalar_q4_0, scalar::dot_q4_0);
+scalar_kernel!(scalar_q4_1, scalar::dot_q4_1);
+scalar_kernel!(scalar_q5_0, scalar::dot_q5_0);
+scalar_kernel!(scalar_q5_1, scalar::dot_q5_1);
+scalar_kernel!(scalar_q8_0, scalar::dot_q8_0);
+scalar_kernel!(scalar_q4_k, scalar::dot_q4_k);
+scalar_kernel!(scalar_q6_k, scalar::dot_q6_k);
 
 /// The instruction set a matmul runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +154,7 @@ impl Plan {
                 // Float formats read directly at batch 1; everything else (and float formats at
                 // larger batches, where converting a row once pays off) goes through f32 rows.
                 let direct = matches!(dtype, DType::F32) || (dtype.block_size() == 1 && n < 4);
-                let f32_dot = kernel_for(DType::F32, isa).unwrap_or(scalar::dot_dequant);
+                let f32_dot = kernel_for(DType::F32, isa).unwrap_or(scalar_dequant);
                 match (direct, simd) {
                     (true, Some(dot)) => Plan {
                         dtype,
@@ -141,7 +165,7 @@ impl Plan {
                     (true, None) => Plan {
                         dtype,
                         act: ActKind::F32,
-                        dot: scalar::dot_dequant,
+                        dot: scalar_dequant,
                         via_f32: false,
                     },
                     (false, _) => Plan {
@@ -172,14 +196,14 @@ fn kernel_for(dtype: DType, isa: Isa) -> Option<Dot> {
 /// The scalar integer-dot kernel for a format with 8-bit activations.
 fn scalar_int(dtype: DType) -> Dot {
     match dtype {
-        DType::Q4_0 => scalar::dot_q4_0,
-        DType::Q4_1 => scalar::dot_q4_1,
-        DType::Q5_0 => scalar::dot_q5_0,
-        DType::Q5_1 => scalar::dot_q5_1,
-        DType::Q8_0 => scalar::dot_q8_0,
-        DType::Q4_K => scalar::dot_q4_k,
-        DType::Q6_K => scalar::dot_q6_k,
-        _ => scalar::dot_dequant,
+        DType::Q4_0 => scalar_q4_0,
+        DType::Q4_1 => scalar_q4_1,
+        DType::Q5_0 => scalar_q5_0,
+        DType::Q5_1 => scalar_q5_1,
+        DType::Q8_0 => scalar_q8_0,
+        DType::Q4_K => scalar_q4_k,
+        DType::Q6_K => scalar_q6_k,
+        _ => scalar_dequant,
     }
 }
 
@@ -224,13 +248,13 @@ fn run(pool: &ThreadPool, plan: &Plan, x: &[f32], w: &Weight, acts: &mut Acts, o
     });
 }
 
-/// Rows `rs` against every token, in row blocks × token blocks.
+/// Rows `rs` against every token, in row blocks × token blocks, `MAX_TOKENS` tokens per call.
 fn rows_direct(
     plan: &Plan,
     w: &Weight,
     x: &[f32],
     acts: &Acts,
-    rs: std::ops::Range<usize>,
+    rs: Range<usize>,
     write: &dyn Fn(usize, usize, f32),
 ) {
     let n = x.len() / w.cols();
@@ -238,11 +262,15 @@ fn rows_direct(
         let rb_end = (rb + ROW_BLOCK).min(rs.end);
         for tb in (0..n).step_by(TOKEN_BLOCK) {
             for r in rb..rb_end {
-                let wr = w.row(r);
-                for t in tb..(tb + TOKEN_BLOCK).min(n) {
-                    // SAFETY: the plan picked `dot` for this CPU and this format.
-                    write(t, r, unsafe { (plan.dot)(plan.dtype, wr, &acts.row(x, t)) });
-                }
+                dot_tokens(
+                    plan.dot,
+                    plan.dtype,
+                    w.row(r),
+                    x,
+                    acts,
+                    tb..(tb + TOKEN_BLOCK).min(n),
+                    &|t, v| write(t, r, v),
+                );
             }
         }
     }
@@ -254,7 +282,7 @@ fn rows_via_f32(
     w: &Weight,
     x: &[f32],
     acts: &Acts,
-    rs: std::ops::Range<usize>,
+    rs: Range<usize>,
     write: &dyn Fn(usize, usize, f32),
 ) {
     let (n, cols) = (x.len() / w.cols(), w.cols());
@@ -267,12 +295,31 @@ fn rows_via_f32(
             w.dequantize_row(r, &mut buf[..cols]);
             // SAFETY: reading initialized f32s as their bytes.
             let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, 4 * cols) };
-            for t in 0..n {
-                // SAFETY: `dot` is the f32 kernel chosen for this CPU.
-                write(t, r, unsafe {
-                    (plan.dot)(DType::F32, bytes, &acts.row(x, t))
-                });
-            }
+            dot_tokens(plan.dot, DType::F32, bytes, x, acts, 0..n, &|t, v| {
+                write(t, r, v)
+            });
         }
     });
+}
+
+/// One weight row against tokens `ts`, up to `MAX_TOKENS` per kernel call.
+fn dot_tokens(
+    dot: Dot,
+    dtype: DType,
+    row: &[u8],
+    x: &[f32],
+    acts: &Acts,
+    ts: Range<usize>,
+    write: &dyn Fn(usize, f32),
+) {
+    let mut out = [0f32; MAX_TOKENS];
+    for t0 in ts.clone().step_by(MAX_TOKENS) {
+        let k = (ts.end - t0).min(MAX_TOKENS);
+        let rows: [ActRow; MAX_TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
+        // SAFETY: the plan picked `dot` for this CPU and this format.
+        unsafe { dot(dtype, row, &rows[..k], &mut out[..k]) };
+        for (j, v) in out[..k].iter().enumerate() {
+            write(t0 + j, *v);
+        }
+    }
 }

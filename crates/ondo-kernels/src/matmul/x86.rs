@@ -1,6 +1,7 @@
-//! x86-64 row · activation dot products.
+//! x86-64 row · activation dot products, for 1 to 4 tokens at a time.
 //!
-//! Each kernel body is written once, `#[inline(always)]`, generic over `VNNI`, and instantiated
+//! A kernel unpacks each weight block once and dots it with `T` activation rows (`T` a const
+//! generic, 1..=4), so batched matmuls reuse the unpacking and the weight loads. Each kernel body is written once, `#[inline(always)]`, generic over `VNNI`, and instantiated
 //! in two entry points compiled with different target features: AVX2+FMA+F16C, and the same
 //! plus AVX-512 F/BW/VL/VNNI (where `vpdpbusd` replaces `vpmaddubsw`+`vpmaddwd`, and
 //! `vpmovm2b` expands Q5 high bits). `dispatch` picks them at run time.
@@ -83,10 +84,12 @@ unsafe fn dot_u8i8<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
 // (Plain `#[inline(always)]` functions and traits rather than closures: a closure is compiled
 // without the entry point's target features when LLVM declines to inline it.)
 
-/// What differs between the 32-value formats: where the 32 unsigned weights come from, and
-/// the per-block factor of the activation sum (`-8d`, `-16d`, `+m`, or none).
+/// What differs between the 32-value formats: where the 32 weights come from (unsigned, or
+/// signed for Q8_0), and the per-block factor of the activation sum (`-8d`, `-16d`, `+m`).
 trait Block32 {
     const BYTES: usize;
+    const SIGNED: bool = false;
+    const OFFSET: bool = true;
     unsafe fn quants<const V: bool>(b: *const u8) -> __m256i;
     unsafe fn offset(b: *const u8, d: f32) -> f32;
 }
@@ -95,6 +98,7 @@ struct Q4_0;
 struct Q4_1;
 struct Q5_0;
 struct Q5_1;
+struct Q8_0;
 
 impl Block32 for Q4_0 {
     const BYTES: usize = 18;
@@ -146,86 +150,78 @@ impl Block32 for Q5_1 {
     }
 }
 
-/// One block `i`: `acc += d_w d_a · Σqa` (8 lanes), `off += offset · s_a`.
+impl Block32 for Q8_0 {
+    const BYTES: usize = 34;
+    const SIGNED: bool = true;
+    const OFFSET: bool = false;
+    #[inline(always)]
+    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
+        load(b.add(2))
+    }
+    #[inline(always)]
+    unsafe fn offset(_: *const u8, _: f32) -> f32 {
+        0.0
+    }
+}
+
+/// Block `i` against `T` tokens: `acc[t] += d_w d_a · Σqa` (8 lanes), `off[t] += offset · s_a`.
 #[inline(always)]
-unsafe fn block32<const V: bool, B: Block32>(
+unsafe fn block32<const V: bool, B: Block32, const T: usize>(
     w: &[u8],
-    a: &ActRow,
+    a: &[ActRow],
     i: usize,
-    acc: &mut __m256,
-    off: &mut f32,
+    acc: &mut [__m256; T],
+    off: &mut [f32; T],
 ) {
     let b = w.as_ptr().add(i * B::BYTES);
     let d = f16(b);
-    let x = load(a.qs.as_ptr().add(32 * i) as *const u8);
-    let p = dot_u8i8::<V>(B::quants::<V>(b), x);
-    *acc = _mm256_fmadd_ps(
-        _mm256_set1_ps(d * *a.d.get_unchecked(i)),
-        _mm256_cvtepi32_ps(p),
-        *acc,
+    let q = B::quants::<V>(b);
+    let (u, o) = (
+        if B::SIGNED { _mm256_abs_epi8(q) } else { q },
+        B::offset(b, d),
     );
-    *off += B::offset(b, d) * *a.s.get_unchecked(i);
+    for t in 0..T {
+        let a = a.get_unchecked(t);
+        let x = load(a.qs.as_ptr().add(32 * i) as *const u8);
+        let x = if B::SIGNED { _mm256_sign_epi8(x, q) } else { x };
+        let p = dot_u8i8::<V>(u, x);
+        acc[t] = _mm256_fmadd_ps(
+            _mm256_set1_ps(d * *a.d.get_unchecked(i)),
+            _mm256_cvtepi32_ps(p),
+            acc[t],
+        );
+        if B::OFFSET {
+            off[t] += o * *a.s.get_unchecked(i);
+        }
+    }
 }
 
-/// `Σ_blocks d_w d_a Σqa + offset · s_a`, two blocks per step on independent chains.
+/// `out[t] = Σ_blocks d_w d_a Σqa + offset · s_a`; with one token, two blocks per step on
+/// independent chains so FMA latency does not bound the loop.
 #[inline(always)]
-unsafe fn dot32<const V: bool, B: Block32>(w: &[u8], a: &ActRow) -> f32 {
+unsafe fn dot32<const V: bool, B: Block32, const T: usize>(
+    w: &[u8],
+    a: &[ActRow],
+    out: &mut [f32],
+) {
     let nb = w.len() / B::BYTES;
-    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let (mut off0, mut off1) = (0f32, 0f32);
+    let (mut acc, mut acc2) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
+    let (mut off, mut off2) = ([0f32; T], [0f32; T]);
     let mut i = 0;
-    while i + 2 <= nb {
-        block32::<V, B>(w, a, i, &mut acc0, &mut off0);
-        block32::<V, B>(w, a, i + 1, &mut acc1, &mut off1);
-        i += 2;
+    if T == 1 {
+        while i + 2 <= nb {
+            block32::<V, B, T>(w, a, i, &mut acc, &mut off);
+            block32::<V, B, T>(w, a, i + 1, &mut acc2, &mut off2);
+            i += 2;
+        }
     }
-    if i < nb {
-        block32::<V, B>(w, a, i, &mut acc0, &mut off0);
+    while i < nb {
+        block32::<V, B, T>(w, a, i, &mut acc, &mut off);
+        i += 1;
     }
-    hsum(_mm256_add_ps(acc0, acc1)) + off0 + off1
-}
-
-#[inline(always)]
-unsafe fn q4_0<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
-    dot32::<V, Q4_0>(w, a)
-}
-#[inline(always)]
-unsafe fn q4_1<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
-    dot32::<V, Q4_1>(w, a)
-}
-#[inline(always)]
-unsafe fn q5_0<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
-    dot32::<V, Q5_0>(w, a)
-}
-#[inline(always)]
-unsafe fn q5_1<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
-    dot32::<V, Q5_1>(w, a)
-}
-
-#[inline(always)]
-unsafe fn block_q8_0<const V: bool>(w: &[u8], a: &ActRow, i: usize, acc: &mut __m256) {
-    let b = w.as_ptr().add(i * 34);
-    let q = load(b.add(2));
-    let x = load(a.qs.as_ptr().add(32 * i) as *const u8);
-    let p = dot_u8i8::<V>(_mm256_abs_epi8(q), _mm256_sign_epi8(x, q));
-    let d = f16(b) * *a.d.get_unchecked(i);
-    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), *acc);
-}
-
-#[inline(always)]
-unsafe fn q8_0<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
-    let nb = w.len() / 34;
-    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let mut i = 0;
-    while i + 2 <= nb {
-        block_q8_0::<V>(w, a, i, &mut acc0);
-        block_q8_0::<V>(w, a, i + 1, &mut acc1);
-        i += 2;
+    for t in 0..T {
+        out[t] = hsum(_mm256_add_ps(acc[t], acc2[t])) + off[t] + off2[t];
     }
-    if i < nb {
-        block_q8_0::<V>(w, a, i, &mut acc0);
-    }
-    hsum(_mm256_add_ps(acc0, acc1))
 }
 
 // ---- K-quants against Q8K activations ----
@@ -252,93 +248,121 @@ unsafe fn q4_k_scales(p: *const u8) -> (u64, u64) {
     )
 }
 
+/// `Σ_j m_j · (Σ a over sub-block j)` for Q4_K's 8 mins against 16 bsums.
 #[inline(always)]
-unsafe fn q4_k<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
+unsafe fn q4_k_min_dot(mins: __m128i, bsums: *const i16) -> i32 {
+    let bs = _mm256_loadu_si256(bsums as *const __m256i);
+    let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    let mi = _mm_madd_epi16(mins, pairs);
+    let mi = _mm_add_epi32(mi, _mm_shuffle_epi32(mi, 0b01_00_11_10));
+    let mi = _mm_add_epi32(mi, _mm_shuffle_epi32(mi, 0b10_11_00_01));
+    _mm_cvtsi128_si32(mi)
+}
+
+#[inline(always)]
+unsafe fn q4_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let nb = w.len() / 144;
-    let (mut acc, mut accm) = (_mm256_setzero_ps(), 0f32);
+    let (mut acc, mut accm) = ([_mm256_setzero_ps(); T], [0f32; T]);
     let m4 = _mm256_set1_epi8(0x0F);
     for i in 0..nb {
         let b = w.as_ptr().add(i * 144);
-        let ad = *a.d.get_unchecked(i);
-        let (d, dmin) = (f16(b) * ad, f16(b.add(2)) * ad);
+        let (dw, dminw) = (f16(b), f16(b.add(2)));
         let (sc, mn) = q4_k_scales(b.add(4));
-        // Σ_j m_j · (Σ a over sub-block j), sub-block j = bsums 2j, 2j+1.
-        let bs = _mm256_loadu_si256(a.bsums.as_ptr().add(16 * i) as *const __m256i);
-        let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
         let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mn as i64));
-        let mi = _mm_madd_epi16(mins, pairs);
-        let mi = _mm_add_epi32(mi, _mm_shuffle_epi32(mi, 0b01_00_11_10));
-        let mi = _mm_add_epi32(mi, _mm_shuffle_epi32(mi, 0b10_11_00_01));
-        accm += dmin * _mm_cvtsi128_si32(mi) as f32;
-        let mut sumi = _mm256_setzero_si256();
-        let q = b.add(16);
-        let x = a.qs.as_ptr().add(256 * i) as *const u8;
+        let mut sumi = [_mm256_setzero_si256(); T];
         for j in 0..4 {
-            let bytes = load(q.add(32 * j));
+            let bytes = load(b.add(16 + 32 * j));
             let lo = _mm256_and_si256(bytes, m4);
             let hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4);
             let s_lo = _mm256_set1_epi16(((sc >> (16 * j)) & 0xFF) as i16);
             let s_hi = _mm256_set1_epi16(((sc >> (16 * j + 8)) & 0xFF) as i16);
-            let p0 = scaled_dot(lo, load(x.add(64 * j)), s_lo);
-            let p1 = scaled_dot(hi, load(x.add(64 * j + 32)), s_hi);
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            for t in 0..T {
+                let x = a.get_unchecked(t).qs.as_ptr().add(256 * i + 64 * j) as *const u8;
+                let p0 = scaled_dot(lo, load(x), s_lo);
+                let p1 = scaled_dot(hi, load(x.add(32)), s_hi);
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for t in 0..T {
+            let a = a.get_unchecked(t);
+            let ad = *a.d.get_unchecked(i);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ad), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            accm[t] += dminw * ad * q4_k_min_dot(mins, a.bsums.as_ptr().add(16 * i)) as f32;
+        }
     }
-    hsum(acc) - accm
+    for t in 0..T {
+        out[t] = hsum(acc[t]) - accm[t];
+    }
+}
+
+/// Q6_K's four 32-byte groups of 6-bit values (0..63) of one 128-value half.
+#[inline(always)]
+unsafe fn q6_k_half(ql: *const u8, qh: *const u8) -> [__m256i; 4] {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let (l0, l1, h) = (load(ql), load(ql.add(32)), load(qh));
+    let h0 = _mm256_and_si256(h, _mm256_set1_epi8(0x03));
+    let h1 = _mm256_and_si256(h, _mm256_set1_epi8(0x0C));
+    let h2 = _mm256_and_si256(h, _mm256_set1_epi8(0x30));
+    let h3 = _mm256_and_si256(h, _mm256_set1_epi8(0xC0u8 as i8));
+    [
+        _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(h0, 4)),
+        _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(h1, 2)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+            _mm256_srli_epi16(h3, 2),
+        ),
+    ]
 }
 
 #[inline(always)]
-unsafe fn q6_k<const V: bool>(w: &[u8], a: &ActRow) -> f32 {
+unsafe fn q6_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let nb = w.len() / 210;
-    let (mut acc, mut accs) = (_mm256_setzero_ps(), 0f32);
-    let m4 = _mm256_set1_epi8(0x0F);
+    let (mut acc, mut accs) = ([_mm256_setzero_ps(); T], [0f32; T]);
     for i in 0..nb {
         let b = w.as_ptr().add(i * 210);
-        let d = f16(b.add(208)) * *a.d.get_unchecked(i);
+        let dw = f16(b.add(208));
         let sc8 = _mm_loadu_si128(b.add(192) as *const __m128i);
-        // 32 · Σ_j sc_j · (Σ a over the 16 values of sub-block j)
-        let bs = _mm256_loadu_si256(a.bsums.as_ptr().add(16 * i) as *const __m256i);
-        let corr = hsum_i32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), bs));
-        accs += d * (32 * corr) as f32;
-        let mut sumi = _mm256_setzero_si256();
-        let x = a.qs.as_ptr().add(256 * i) as *const u8;
+        let sc16 = _mm256_cvtepi8_epi16(sc8);
+        let mut sumi = [_mm256_setzero_si256(); T];
         for n in 0..2 {
-            let (ql, qh) = (b.add(64 * n), b.add(128 + 32 * n));
-            let (l0, l1, h) = (load(ql), load(ql.add(32)), load(qh));
-            let q = [
-                _mm256_or_si256(
-                    _mm256_and_si256(l0, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x03)), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(l1, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x0C)), 2),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                    _mm256_and_si256(h, _mm256_set1_epi8(0x30)),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                    _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0xC0u8 as i8)), 2),
-                ),
-            ];
-            // this half's 8 scales as i16 in both lanes; lane k picks scale 2k (low) / 2k+1 (high)
-            let sc16 = _mm_cvtepi8_epi16(if n == 0 { sc8 } else { _mm_srli_si128(sc8, 8) });
-            let sc = _mm256_broadcastsi128_si256(sc16);
+            let q = q6_k_half(b.add(64 * n), b.add(128 + 32 * n));
+            // this half's 8 scales as i16 in both lanes; group k takes scale 2k (low lane) and
+            // 2k+1 (high lane)
+            let sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(if n == 0 {
+                sc8
+            } else {
+                _mm_srli_si128(sc8, 8)
+            }));
             for (k, qk) in q.iter().enumerate() {
                 let lo = (((4 * k + 1) << 8) | (4 * k)) as i16;
                 let hi = (((4 * k + 3) << 8) | (4 * k + 2)) as i16;
-                let pick = _mm256_setr_m128i(_mm_set1_epi16(lo), _mm_set1_epi16(hi));
-                let scale = _mm256_shuffle_epi8(sc, pick);
-                sumi =
-                    _mm256_add_epi32(sumi, scaled_dot(*qk, load(x.add(128 * n + 32 * k)), scale));
+                let scale = _mm256_shuffle_epi8(
+                    sc,
+                    _mm256_setr_m128i(_mm_set1_epi16(lo), _mm_set1_epi16(hi)),
+                );
+                for t in 0..T {
+                    let x = a
+                        .get_unchecked(t)
+                        .qs
+                        .as_ptr()
+                        .add(256 * i + 128 * n + 32 * k) as *const u8;
+                    sumi[t] = _mm256_add_epi32(sumi[t], scaled_dot(*qk, load(x), scale));
+                }
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for t in 0..T {
+            let a = a.get_unchecked(t);
+            let d = dw * *a.d.get_unchecked(i);
+            // 32 · Σ_j sc_j · (Σ a over the 16 values of sub-block j): the -32 bias of the values
+            let bs = _mm256_loadu_si256(a.bsums.as_ptr().add(16 * i) as *const __m256i);
+            accs[t] += d * (32 * hsum_i32(_mm256_madd_epi16(sc16, bs))) as f32;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+        }
     }
-    hsum(acc) - accs
+    for t in 0..T {
+        out[t] = hsum(acc[t]) - accs[t];
+    }
 }
 
 // ---- float formats against f32 activations ----
@@ -387,79 +411,99 @@ impl Floats for Bf16s {
     }
 }
 
-/// `Σ w·x` over `x.len()` values, four accumulator chains.
+/// `out[t] = Σ w·x_t`, 16 values per step on two accumulator chains per token (four for one).
 #[inline(always)]
-unsafe fn dot_f<F: Floats>(w: &[u8], a: &ActRow) -> f32 {
-    let (p, x) = (w.as_ptr(), a.f);
-    let (n, xp) = (x.len(), x.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
+unsafe fn dot_f<F: Floats, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+    let p = w.as_ptr();
+    let n = a[0].f.len();
+    let xs: [*const f32; T] = std::array::from_fn(|t| a.get_unchecked(t).f.as_ptr());
+    let mut acc = [[_mm256_setzero_ps(); T]; 4];
     let mut i = 0;
-    while i + 32 <= n {
-        acc[0] = _mm256_fmadd_ps(F::load8(p, i), _mm256_loadu_ps(xp.add(i)), acc[0]);
-        acc[1] = _mm256_fmadd_ps(F::load8(p, i + 8), _mm256_loadu_ps(xp.add(i + 8)), acc[1]);
-        acc[2] = _mm256_fmadd_ps(F::load8(p, i + 16), _mm256_loadu_ps(xp.add(i + 16)), acc[2]);
-        acc[3] = _mm256_fmadd_ps(F::load8(p, i + 24), _mm256_loadu_ps(xp.add(i + 24)), acc[3]);
-        i += 32;
+    let step = if T == 1 { 32 } else { 16 };
+    while i + step <= n {
+        for c in 0..step / 8 {
+            let wv = F::load8(p, i + 8 * c);
+            for t in 0..T {
+                acc[c][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xs[t].add(i + 8 * c)), acc[c][t]);
+            }
+        }
+        i += step;
     }
     while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(F::load8(p, i), _mm256_loadu_ps(xp.add(i)), acc[0]);
+        let wv = F::load8(p, i);
+        for t in 0..T {
+            acc[0][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xs[t].add(i)), acc[0][t]);
+        }
         i += 8;
     }
-    let mut s = hsum(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ));
-    for j in i..n {
-        s += F::one(p, j) * x[j];
+    for t in 0..T {
+        let s = _mm256_add_ps(
+            _mm256_add_ps(acc[0][t], acc[1][t]),
+            _mm256_add_ps(acc[2][t], acc[3][t]),
+        );
+        let mut s = hsum(s);
+        for j in i..n {
+            s += F::one(p, j) * *xs[t].add(j);
+        }
+        out[t] = s;
     }
-    s
 }
 
 // ---- entry points ----
 
-/// A kernel: `Σ row(w) · a` for one weight row `w` (raw bytes of `dtype`).
-pub(crate) type Dot = unsafe fn(DType, &[u8], &ActRow) -> f32;
+/// A kernel: `out[t] = Σ row(w) · a[t]` for one weight row `w` (raw bytes of `dtype`) and
+/// 1..=4 activation rows.
+pub(crate) type DotN = unsafe fn(DType, &[u8], &[ActRow], &mut [f32]);
 
+/// Instantiate `$body::<VNNI, T>` for T = 1..=4 behind one entry point per feature set.
 macro_rules! entry {
-    ($avx2:ident, $vnni:ident, $body:ident) => {
+    ($avx2:ident, $vnni:ident, $call:ident [$($g:ty),*]) => {
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn $avx2(_: DType, w: &[u8], a: &ActRow) -> f32 {
-            $body::<false>(w, a)
+        unsafe fn $avx2(_: DType, w: &[u8], a: &[ActRow], o: &mut [f32]) {
+            entry!(@T false, w, a, o, $call, $($g),*)
         }
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-        unsafe fn $vnni(_: DType, w: &[u8], a: &ActRow) -> f32 {
-            $body::<true>(w, a)
+        unsafe fn $vnni(_: DType, w: &[u8], a: &[ActRow], o: &mut [f32]) {
+            entry!(@T true, w, a, o, $call, $($g),*)
+        }
+    };
+    (@T $v:expr, $w:ident, $a:ident, $o:ident, $call:ident, $($g:ty),*) => {
+        match $a.len() {
+            1 => $call::<{ $v }, $($g,)* 1>($w, $a, $o),
+            2 => $call::<{ $v }, $($g,)* 2>($w, $a, $o),
+            3 => $call::<{ $v }, $($g,)* 3>($w, $a, $o),
+            _ => $call::<{ $v }, $($g,)* 4>($w, $a, $o),
         }
     };
 }
-entry!(q4_0_avx2, q4_0_vnni, q4_0);
-entry!(q4_1_avx2, q4_1_vnni, q4_1);
-entry!(q5_0_avx2, q5_0_vnni, q5_0);
-entry!(q5_1_avx2, q5_1_vnni, q5_1);
-entry!(q8_0_avx2, q8_0_vnni, q8_0);
-entry!(q4_k_avx2, q4_k_vnni, q4_k);
-entry!(q6_k_avx2, q6_k_vnni, q6_k);
+entry!(q4_0_avx2, q4_0_vnni, dot32[Q4_0]);
+entry!(q4_1_avx2, q4_1_vnni, dot32[Q4_1]);
+entry!(q5_0_avx2, q5_0_vnni, dot32[Q5_0]);
+entry!(q5_1_avx2, q5_1_vnni, dot32[Q5_1]);
+entry!(q8_0_avx2, q8_0_vnni, dot32[Q8_0]);
+entry!(q4_k_avx2, q4_k_vnni, q4_k []);
+entry!(q6_k_avx2, q6_k_vnni, q6_k []);
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f32_avx2(_: DType, w: &[u8], a: &ActRow) -> f32 {
-    dot_f::<F32s>(w, a)
+/// Float kernels ignore the VNNI flag; one instantiation per T.
+#[inline(always)]
+unsafe fn floats<const V: bool, F: Floats, const T: usize>(
+    w: &[u8],
+    a: &[ActRow],
+    out: &mut [f32],
+) {
+    dot_f::<F, T>(w, a, out)
 }
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_avx2(_: DType, w: &[u8], a: &ActRow) -> f32 {
-    dot_f::<F16s>(w, a)
-}
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn bf16_avx2(_: DType, w: &[u8], a: &ActRow) -> f32 {
-    dot_f::<Bf16s>(w, a)
-}
+entry!(f32_avx2, f32_vnni, floats[F32s]);
+entry!(f16_avx2, f16_vnni, floats[F16s]);
+entry!(bf16_avx2, bf16_vnni, floats[Bf16s]);
 
 /// The x86 kernel for `dtype`, if there is one; `vnni` selects the AVX-512 VNNI build.
-pub(crate) fn kernel(dtype: DType, vnni: bool) -> Option<Dot> {
-    let pick = |a: Dot, v: Dot| Some(if vnni { v } else { a });
+pub(crate) fn kernel(dtype: DType, vnni: bool) -> Option<DotN> {
+    let pick = |a: DotN, v: DotN| Some(if vnni { v } else { a });
     match dtype {
-        DType::F32 => Some(f32_avx2),
-        DType::F16 => Some(f16_avx2),
-        DType::BF16 => Some(bf16_avx2),
+        DType::F32 => pick(f32_avx2, f32_vnni),
+        DType::F16 => pick(f16_avx2, f16_vnni),
+        DType::BF16 => pick(bf16_avx2, bf16_vnni),
         DType::Q4_0 => pick(q4_0_avx2, q4_0_vnni),
         DType::Q4_1 => pick(q4_1_avx2, q4_1_vnni),
         DType::Q5_0 => pick(q5_0_avx2, q5_0_vnni),
