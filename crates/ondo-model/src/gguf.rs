@@ -380,6 +380,9 @@ fn tensor_size(path: &Path, t: &TensorInfo) -> Result<Option<u64>, GgufError> {
         dims: t.dims.clone(),
         why,
     };
+    if t.dims.iter().any(|&d| d > i64::MAX as u64) {
+        return Err(shape_err("a dimension is larger than 2^63 - 1"));
+    }
     let n = t.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
     let n = n.filter(|&n| n <= i64::MAX as u64).ok_or_else(|| shape_err("too many elements"))?;
     let Some((block, block_bytes)) = ggml_block_layout(t.ggml_type) else { return Ok(None) };
@@ -387,7 +390,10 @@ fn tensor_size(path: &Path, t: &TensorInfo) -> Result<Option<u64>, GgufError> {
     if cols % block != 0 {
         return Err(shape_err("rows are not a whole number of quantization blocks"));
     }
-    let size = (n / block).checked_mul(block_bytes).ok_or_else(|| shape_err("too many bytes"))?;
+    // Also bound one row: with another dim 0 the total is 0 however wide the rows are.
+    let too_big = || shape_err("too many bytes");
+    (cols / block).checked_mul(block_bytes).filter(|&b| b <= i64::MAX as u64).ok_or_else(too_big)?;
+    let size = (n / block).checked_mul(block_bytes).ok_or_else(too_big)?;
     Ok(Some(size))
 }
 
@@ -921,7 +927,7 @@ impl Array {
 pub enum GgufError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{}: file is truncated: it ends at byte {offset} while reading {what}", path.display())]
+    #[error("{}: file is truncated: {what} at byte {offset} runs past the end", path.display())]
     Truncated { path: PathBuf, offset: u64, what: String },
     #[error("{}: not a GGUF file (starts with {found:?}, expected \"GGUF\")", path.display())]
     Magic { path: PathBuf, found: [u8; 4] },

@@ -484,6 +484,11 @@ fn bad_shapes() {
     assert!(e.contains("tensor q") && e.contains("blocks"), "{e}");
     let e = err(Writer::new().tensor("huge", &[1 << 32, 1 << 32], 0, vec![]).finish());
     assert!(e.contains("tensor huge") && e.contains("too many"), "{e}");
+    // Found by cargo-fuzz: rows of 2^64 bytes in a tensor with no rows overflowed row sizes.
+    let e = err(Writer::new().tensor("wide", &[1 << 62, 0], 0, vec![]).finish());
+    assert!(e.contains("tensor wide") && e.contains("too many bytes"), "{e}");
+    let e = err(Writer::new().tensor("neg", &[1 << 63], 0, vec![]).finish());
+    assert!(e.contains("tensor neg") && e.contains("2^63"), "{e}");
     let e = err(Writer::new().tensor("five", &[1, 1, 1, 1, 1], 0, vec![0; 4]).finish());
     assert!(e.contains("tensor five") && e.contains("5 dimensions"), "{e}");
 }
@@ -553,6 +558,21 @@ fn use_everything(f: &GgufFile) {
         }
         let _ = f.bytes(t);
     }
+}
+
+/// Every input cargo-fuzz found to crash the reader (fuzz/regressions) now parses or fails cleanly.
+#[test]
+fn fuzz_regressions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        if let Ok(f) = parse(bytes) {
+            use_everything(&f);
+        }
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs in {}", dir.display());
 }
 
 #[test]
