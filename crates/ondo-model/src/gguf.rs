@@ -383,8 +383,13 @@ fn tensor_size(path: &Path, t: &TensorInfo) -> Result<Option<u64>, GgufError> {
     if t.dims.iter().any(|&d| d > i64::MAX as u64) {
         return Err(shape_err("a dimension is larger than 2^63 - 1"));
     }
-    let n = t.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-    let n = n.filter(|&n| n <= i64::MAX as u64).ok_or_else(|| shape_err("too many elements"))?;
+    // The rows alone must fit too: with dims[0] = 0 the total is 0 however many rows there are.
+    let product = |dims: &[u64]| {
+        let n = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        n.filter(|&n| n <= i64::MAX as u64).ok_or_else(|| shape_err("too many elements"))
+    };
+    product(t.dims.get(1..).unwrap_or_default())?;
+    let n = product(&t.dims)?;
     let Some((block, block_bytes)) = ggml_block_layout(t.ggml_type) else { return Ok(None) };
     let cols = t.dims.first().copied().unwrap_or(1);
     if cols % block != 0 {

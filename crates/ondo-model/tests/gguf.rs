@@ -484,9 +484,11 @@ fn bad_shapes() {
     assert!(e.contains("tensor q") && e.contains("blocks"), "{e}");
     let e = err(Writer::new().tensor("huge", &[1 << 32, 1 << 32], 0, vec![]).finish());
     assert!(e.contains("tensor huge") && e.contains("too many"), "{e}");
-    // Found by cargo-fuzz: rows of 2^64 bytes in a tensor with no rows overflowed row sizes.
+    // Found by cargo-fuzz: a zero dim hid rows of 2^64 bytes, or 2^80 rows, from the total check.
     let e = err(Writer::new().tensor("wide", &[1 << 62, 0], 0, vec![]).finish());
     assert!(e.contains("tensor wide") && e.contains("too many bytes"), "{e}");
+    let e = err(Writer::new().tensor("rows", &[0, 1 << 40, 1 << 40], 0, vec![]).finish());
+    assert!(e.contains("tensor rows") && e.contains("too many elements"), "{e}");
     let e = err(Writer::new().tensor("neg", &[1 << 63], 0, vec![]).finish());
     assert!(e.contains("tensor neg") && e.contains("2^63"), "{e}");
     let e = err(Writer::new().tensor("five", &[1, 1, 1, 1, 1], 0, vec![0; 4]).finish());
