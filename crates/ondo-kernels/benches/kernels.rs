@@ -1,4 +1,4 @@
-//! `cargo bench -p ondo-kernels --bench kernels [-- FORMAT... [--batch]]`: matvec GB/s (and % of
+//! `cargo bench -p ondo-kernels --bench kernels [-- FORMAT... [--batch] [--hot]]`: matvec GB/s (and % of
 //! measured read bandwidth) and batched GFLOP/s per format, with 1 and 2 threads.
 
 use ondo_kernels::{bench, DType, Isa};
@@ -28,6 +28,10 @@ fn main() {
     } else {
         named
     };
+    if args.iter().any(|a| a == "--hot") {
+        print!("{}", bench::table(&bench::matvec_in_cache(&formats, 512, 4096)));
+        return;
+    }
     let threads = [1, 2];
     println!("isa: {:?}", Isa::detect());
     for t in threads {

@@ -69,6 +69,16 @@ fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
 
 /// Batch-1 matvec over `rows x cols` weights of each format, with enough copies to exceed 128 MiB.
 pub fn matvec(formats: &[DType], threads: &[usize], rows: usize, cols: usize) -> Vec<BenchRow> {
+    matvec_over(formats, threads, rows, cols, 128 << 20)
+}
+
+/// Batch-1 matvec with the weights kept hot in cache (one copy): the kernels' compute ceiling,
+/// which must be above the memory bandwidth for `matvec` to be memory bound.
+pub fn matvec_in_cache(formats: &[DType], rows: usize, cols: usize) -> Vec<BenchRow> {
+    matvec_over(formats, &[1], rows, cols, 0)
+}
+
+fn matvec_over(formats: &[DType], threads: &[usize], rows: usize, cols: usize, min_bytes: usize) -> Vec<BenchRow> {
     let mut rng = Rng::new(1);
     let values = rng.normals(rows * cols);
     let x = rng.normals(cols);
@@ -85,7 +95,7 @@ pub fn matvec(formats: &[DType], threads: &[usize], rows: usize, cols: usize) ->
         let Ok(w) = Weight::quantize(dtype, &values, rows, cols) else {
             continue;
         };
-        let copies = (128usize << 20).div_ceil(w.bytes().len()).max(1);
+        let copies = min_bytes.div_ceil(w.bytes().len()).max(1);
         let ws: Vec<Weight> = (0..copies)
             .map(|_| {
                 Weight::new(

@@ -92,6 +92,8 @@ trait Block32 {
     const OFFSET: bool = true;
     unsafe fn quants<const V: bool>(b: *const u8) -> __m256i;
     unsafe fn offset(b: *const u8, d: f32) -> f32;
+    /// `offset` of the eight blocks from `b`, given their eight `d`.
+    unsafe fn offset8(b: *const u8, d: __m256) -> __m256;
 }
 
 struct Q4_0;
@@ -101,6 +103,11 @@ struct Q5_1;
 struct Q8_0;
 
 impl Block32 for Q4_0 {
+    #[inline(always)]
+    unsafe fn offset8(b: *const u8, d: __m256) -> __m256 {
+        let _ = b;
+        _mm256_mul_ps(d, _mm256_set1_ps(-8.0))
+    }
     const BYTES: usize = 18;
     #[inline(always)]
     unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
@@ -113,6 +120,11 @@ impl Block32 for Q4_0 {
 }
 
 impl Block32 for Q4_1 {
+    #[inline(always)]
+    unsafe fn offset8(b: *const u8, d: __m256) -> __m256 {
+        let _ = d;
+        f16x8(b.add(2), Self::BYTES)
+    }
     const BYTES: usize = 20;
     #[inline(always)]
     unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
@@ -125,6 +137,11 @@ impl Block32 for Q4_1 {
 }
 
 impl Block32 for Q5_0 {
+    #[inline(always)]
+    unsafe fn offset8(b: *const u8, d: __m256) -> __m256 {
+        let _ = b;
+        _mm256_mul_ps(d, _mm256_set1_ps(-16.0))
+    }
     const BYTES: usize = 22;
     #[inline(always)]
     unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
@@ -138,6 +155,11 @@ impl Block32 for Q5_0 {
 }
 
 impl Block32 for Q5_1 {
+    #[inline(always)]
+    unsafe fn offset8(b: *const u8, d: __m256) -> __m256 {
+        let _ = d;
+        f16x8(b.add(2), Self::BYTES)
+    }
     const BYTES: usize = 24;
     #[inline(always)]
     unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
@@ -151,6 +173,11 @@ impl Block32 for Q5_1 {
 }
 
 impl Block32 for Q8_0 {
+    #[inline(always)]
+    unsafe fn offset8(b: *const u8, d: __m256) -> __m256 {
+        let _ = (b, d);
+        _mm256_setzero_ps()
+    }
     const BYTES: usize = 34;
     const SIGNED: bool = true;
     const OFFSET: bool = false;
@@ -164,40 +191,91 @@ impl Block32 for Q8_0 {
     }
 }
 
-/// Block `i` against `T` tokens: `acc[t] += d_w d_a · Σqa` (8 lanes), `off[t] += offset · s_a`.
+/// Eight f16 fields at `p + k·stride` (k < 8) as eight f32.
+#[inline(always)]
+unsafe fn f16x8(p: *const u8, stride: usize) -> __m256 {
+    let h = |k: usize| (p.add(k * stride) as *const i16).read_unaligned();
+    _mm256_cvtph_ps(_mm_setr_epi16(
+        h(0),
+        h(1),
+        h(2),
+        h(3),
+        h(4),
+        h(5),
+        h(6),
+        h(7),
+    ))
+}
+
+/// The unsigned weights of block `b` dotted with 32 activations at `x` (8 lanes of i32).
+#[inline(always)]
+unsafe fn block_dot<const V: bool, B: Block32>(q: __m256i, x: *const u8) -> __m256i {
+    if B::SIGNED {
+        dot_u8i8::<V>(_mm256_abs_epi8(q), _mm256_sign_epi8(load(x), q))
+    } else {
+        dot_u8i8::<V>(q, load(x))
+    }
+}
+
+/// Blocks `8g..8g+8` against `T` tokens. Scales are converted eight at a time and the products
+/// `d_w·d_a` stored, so each block only loads its broadcast; the offset term is one FMA per
+/// token for all eight blocks.
+#[inline(always)]
+unsafe fn group32<const V: bool, B: Block32, const T: usize>(
+    w: &[u8],
+    a: &[ActRow],
+    g: usize,
+    acc: &mut [[__m256; 2]; T],
+    off: &mut [__m256; T],
+) {
+    let b0 = w.as_ptr().add(8 * g * B::BYTES);
+    let dw = f16x8(b0, B::BYTES);
+    let mut dd = [[0f32; 8]; T];
+    for t in 0..T {
+        let a = a.get_unchecked(t);
+        _mm256_storeu_ps(
+            dd[t].as_mut_ptr(),
+            _mm256_mul_ps(dw, _mm256_loadu_ps(a.d.as_ptr().add(8 * g))),
+        );
+        if B::OFFSET {
+            let o = B::offset8(b0, dw);
+            off[t] = _mm256_fmadd_ps(o, _mm256_loadu_ps(a.s.as_ptr().add(8 * g)), off[t]);
+        }
+    }
+    for k in 0..8 {
+        let q = B::quants::<V>(b0.add(k * B::BYTES));
+        for t in 0..T {
+            let x = a.get_unchecked(t).qs.as_ptr().add(32 * (8 * g + k)) as *const u8;
+            let p = _mm256_cvtepi32_ps(block_dot::<V, B>(q, x));
+            acc[t][k % 2] = _mm256_fmadd_ps(_mm256_broadcast_ss(&dd[t][k]), p, acc[t][k % 2]);
+        }
+    }
+}
+
+/// Block `i` alone (the tail after whole groups of eight).
 #[inline(always)]
 unsafe fn block32<const V: bool, B: Block32, const T: usize>(
     w: &[u8],
     a: &[ActRow],
     i: usize,
-    acc: &mut [__m256; T],
+    acc: &mut [[__m256; 2]; T],
     off: &mut [f32; T],
 ) {
     let b = w.as_ptr().add(i * B::BYTES);
     let d = f16(b);
     let q = B::quants::<V>(b);
-    let (u, o) = (
-        if B::SIGNED { _mm256_abs_epi8(q) } else { q },
-        B::offset(b, d),
-    );
+    let o = B::offset(b, d);
     for t in 0..T {
         let a = a.get_unchecked(t);
-        let x = load(a.qs.as_ptr().add(32 * i) as *const u8);
-        let x = if B::SIGNED { _mm256_sign_epi8(x, q) } else { x };
-        let p = dot_u8i8::<V>(u, x);
-        acc[t] = _mm256_fmadd_ps(
-            _mm256_set1_ps(d * *a.d.get_unchecked(i)),
-            _mm256_cvtepi32_ps(p),
-            acc[t],
-        );
+        let p = _mm256_cvtepi32_ps(block_dot::<V, B>(q, a.qs.as_ptr().add(32 * i) as *const u8));
+        acc[t][0] = _mm256_fmadd_ps(_mm256_set1_ps(d * *a.d.get_unchecked(i)), p, acc[t][0]);
         if B::OFFSET {
             off[t] += o * *a.s.get_unchecked(i);
         }
     }
 }
 
-/// `out[t] = Σ_blocks d_w d_a Σqa + offset · s_a`; with one token, two blocks per step on
-/// independent chains so FMA latency does not bound the loop.
+/// `out[t] = Σ_blocks d_w d_a Σqa + offset · s_a`.
 #[inline(always)]
 unsafe fn dot32<const V: bool, B: Block32, const T: usize>(
     w: &[u8],
@@ -205,22 +283,17 @@ unsafe fn dot32<const V: bool, B: Block32, const T: usize>(
     out: &mut [f32],
 ) {
     let nb = w.len() / B::BYTES;
-    let (mut acc, mut acc2) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
-    let (mut off, mut off2) = ([0f32; T], [0f32; T]);
-    let mut i = 0;
-    if T == 1 {
-        while i + 2 <= nb {
-            block32::<V, B, T>(w, a, i, &mut acc, &mut off);
-            block32::<V, B, T>(w, a, i + 1, &mut acc2, &mut off2);
-            i += 2;
-        }
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    let mut off = [_mm256_setzero_ps(); T];
+    for g in 0..nb / 8 {
+        group32::<V, B, T>(w, a, g, &mut acc, &mut off);
     }
-    while i < nb {
-        block32::<V, B, T>(w, a, i, &mut acc, &mut off);
-        i += 1;
+    let mut tail = [0f32; T];
+    for i in nb / 8 * 8..nb {
+        block32::<V, B, T>(w, a, i, &mut acc, &mut tail);
     }
     for t in 0..T {
-        out[t] = hsum(_mm256_add_ps(acc[t], acc2[t])) + off[t] + off2[t];
+        out[t] = hsum(_mm256_add_ps(acc[t][0], acc[t][1])) + hsum(off[t]) + tail[t];
     }
 }
 
