@@ -29,7 +29,7 @@ fn main() {
         named
     };
     if args.iter().any(|a| a == "--hot") {
-        print!("{}", bench::table(&bench::matvec_in_cache(&formats, 512, 4096)));
+        print!("{}", bench::table(&bench::matvec_in_cache(&formats, 128, 4096)));
         return;
     }
     let threads = [1, 2];

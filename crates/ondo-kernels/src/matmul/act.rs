@@ -40,8 +40,8 @@ pub(crate) struct Acts {
 }
 
 impl Acts {
-    /// Quantize `x: [n, cols]` for `kind` (no-op for F32).
-    pub fn prepare(&mut self, kind: ActKind, x: &[f32], cols: usize) {
+    /// Quantize `x: [n, cols]` for `kind` (no-op for F32), with the SIMD quantizer when `simd`.
+    pub fn prepare(&mut self, kind: ActKind, x: &[f32], cols: usize, simd: bool) {
         self.kind = Some(kind);
         self.cols = cols;
         let n = x.len() / cols.max(1);
@@ -51,6 +51,12 @@ impl Acts {
                 resize(&mut self.qs, n * cols);
                 resize(&mut self.d, n * cols / 32);
                 resize(&mut self.s, n * cols / 32);
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: `simd` is only set when the CPU has AVX2 (Isa::Avx2 or better).
+                    unsafe { super::x86::quantize_q8(x, &mut self.qs, &mut self.d, &mut self.s) };
+                    return;
+                }
                 let blocks = x.chunks_exact(32).zip(self.qs.chunks_exact_mut(32));
                 for ((x, q), (d, s)) in blocks.zip(self.d.iter_mut().zip(self.s.iter_mut())) {
                     (*d, *s) = quantize_q8(x, q);
@@ -60,6 +66,14 @@ impl Acts {
                 resize(&mut self.qs, n * cols);
                 resize(&mut self.d, n * cols / 256);
                 resize(&mut self.bsums, n * cols / 16);
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: as above.
+                    unsafe {
+                        super::x86::quantize_q8k(x, &mut self.qs, &mut self.d, &mut self.bsums)
+                    };
+                    return;
+                }
                 let blocks = x.chunks_exact(256).zip(self.qs.chunks_exact_mut(256));
                 for ((x, q), (d, bs)) in
                     blocks.zip(self.d.iter_mut().zip(self.bsums.chunks_exact_mut(16)))
@@ -106,14 +120,15 @@ fn resize<T: Default + Clone>(v: &mut Vec<T>, n: usize) {
     }
 }
 
-/// Symmetric 8-bit quantization of 32 values: returns `(d, d · Σq)`.
+/// Symmetric 8-bit quantization of 32 values (ties to even, as the SIMD path rounds): returns
+/// `(d, d · Σq)`.
 fn quantize_q8(x: &[f32], q: &mut [i8]) -> (f32, f32) {
     let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut sum = 0i32;
     for (q, v) in q.iter_mut().zip(x) {
-        *q = (v * id).round() as i8;
+        *q = (v * id).round_ties_even() as i8;
         sum += *q as i32;
     }
     (d, d * sum as f32)
@@ -131,7 +146,7 @@ fn quantize_q8k(x: &[f32], q: &mut [i8], bsums: &mut [i16]) -> f32 {
     {
         let mut sum = 0i32;
         for (q, v) in q.iter_mut().zip(x) {
-            *q = (v * id).round() as i8;
+            *q = (v * id).round_ties_even() as i8;
             sum += *q as i32;
         }
         *bs = sum as i16;

@@ -120,6 +120,7 @@ thread_local! {
 
 /// How one call computes: activation form, kernel, and whether rows go through f32 first.
 struct Plan {
+    isa: Isa,
     dtype: DType,
     act: ActKind,
     dot: Dot,
@@ -137,43 +138,27 @@ impl Plan {
             _ => None,
         };
         let simd = kernel_for(dtype, isa);
+        let plan = |act, dot, via_f32| Plan {
+            isa,
+            dtype,
+            act,
+            dot,
+            via_f32,
+        };
         match (int_act, simd) {
-            (Some(act), Some(dot)) => Plan {
-                dtype,
-                act,
-                dot,
-                via_f32: false,
-            },
-            (Some(act), None) if isa == Isa::Scalar => Plan {
-                dtype,
-                act,
-                dot: scalar_int(dtype),
-                via_f32: false,
-            },
+            (Some(act), Some(dot)) => plan(act, dot, false),
+            (Some(act), None) if isa == Isa::Scalar => plan(act, scalar_int(dtype), false),
             _ => {
                 // Float formats read directly at batch 1; everything else (and float formats at
                 // larger batches, where converting a row once pays off) goes through f32 rows.
                 let direct = matches!(dtype, DType::F32) || (dtype.block_size() == 1 && n < 4);
-                let f32_dot = kernel_for(DType::F32, isa).unwrap_or(scalar_dequant);
                 match (direct, simd) {
-                    (true, Some(dot)) => Plan {
-                        dtype,
-                        act: ActKind::F32,
-                        dot,
-                        via_f32: false,
-                    },
-                    (true, None) => Plan {
-                        dtype,
-                        act: ActKind::F32,
-                        dot: scalar_dequant,
-                        via_f32: false,
-                    },
-                    (false, _) => Plan {
-                        dtype,
-                        act: ActKind::F32,
-                        dot: f32_dot,
-                        via_f32: true,
-                    },
+                    (true, Some(dot)) => plan(ActKind::F32, dot, false),
+                    (true, None) => plan(ActKind::F32, scalar_dequant, false),
+                    (false, _) => {
+                        let f32_dot = kernel_for(DType::F32, isa).unwrap_or(scalar_dequant);
+                        plan(ActKind::F32, f32_dot, true)
+                    }
                 }
             }
         }
@@ -220,7 +205,7 @@ const TOKEN_BLOCK: usize = 16;
 fn run(pool: &ThreadPool, plan: &Plan, x: &[f32], w: &Weight, acts: &mut Acts, out: &mut [f32]) {
     let (rows, cols) = (w.rows(), w.cols());
     let n = x.len() / cols;
-    acts.prepare(plan.act, x, cols);
+    acts.prepare(plan.act, x, cols, plan.isa != Isa::Scalar);
     let acts = &*acts;
     // [rows] split into tasks of whole row blocks, several per thread for balance.
     let blocks = rows.div_ceil(ROW_BLOCK);
