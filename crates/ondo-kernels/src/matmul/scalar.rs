@@ -92,18 +92,30 @@ pub(crate) fn dot_q8_0(_: DType, w: &[u8], a: &ActRow) -> f32 {
 
 /// Q4_K: `d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j Σ a` per super-block (a's Σ from bsums).
 pub(crate) fn dot_q4_k(_: DType, w: &[u8], a: &ActRow) -> f32 {
+    dot_q45_k(w, a, false)
+}
+
+/// Q5_K: as Q4_K with a fifth bit per value.
+pub(crate) fn dot_q5_k(_: DType, w: &[u8], a: &ActRow) -> f32 {
+    dot_q45_k(w, a, true)
+}
+
+fn dot_q45_k(w: &[u8], a: &ActRow, five: bool) -> f32 {
+    let (bb, qs_at) = if five { (176, 48) } else { (144, 16) };
     let mut sum = 0f32;
-    for (i, b) in w.chunks_exact(144).enumerate() {
+    for (i, b) in w.chunks_exact(bb).enumerate() {
         let (d, dmin) = (f16_at(b) * a.d[i], f16_at(&b[2..]) * a.d[i]);
-        let (scales, qs) = (&b[4..16], &b[16..144]);
+        let (scales, qh, qs) = (&b[4..16], &b[16..48], &b[qs_at..bb]);
         let (aq, bsums) = (&a.qs[256 * i..], &a.bsums[16 * i..]);
         let (mut si, mut mi) = (0i32, 0i32);
         for j in 0..8 {
             let (sc, m) = scale_min_k4(j, scales);
             let q = &qs[32 * (j / 2)..32 * (j / 2) + 32];
-            let vals = q
-                .iter()
-                .map(|b| if j % 2 == 0 { b & 0xF } else { b >> 4 } as i32);
+            let vals = q.iter().enumerate().map(|(l, b)| {
+                let v = if j % 2 == 0 { b & 0xF } else { b >> 4 } as i32;
+                let h = if five { ((qh[l] >> j) & 1) as i32 } else { 0 };
+                v | (h << 4)
+            });
             si += sc as i32 * isum(vals, &aq[32 * j..]);
             mi += m as i32 * (bsums[2 * j] as i32 + bsums[2 * j + 1] as i32);
         }

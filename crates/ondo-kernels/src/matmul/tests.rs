@@ -52,6 +52,7 @@ fn int_activations(dtype: DType) -> bool {
             | DType::Q5_1
             | DType::Q8_0
             | DType::Q4_K
+            | DType::Q5_K
             | DType::Q6_K
     )
 }

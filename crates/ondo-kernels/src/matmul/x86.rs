@@ -333,21 +333,45 @@ unsafe fn q4_k_min_dot(mins: __m128i, bsums: *const i16) -> i32 {
     _mm_cvtsi128_si32(mi)
 }
 
+/// Q4_K, and Q5_K when `FIVE` (a fifth bit per value from `qh`, bits 2j and 2j+1 for chunk j).
 #[inline(always)]
-unsafe fn q4_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
-    let nb = w.len() / 144;
+unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(
+    w: &[u8],
+    a: &[ActRow],
+    out: &mut [f32],
+) {
+    let (bb, qs_at) = if FIVE { (176, 48) } else { (144, 16) };
+    let nb = w.len() / bb;
     let (mut acc, mut accm) = ([_mm256_setzero_ps(); T], [0f32; T]);
     let m4 = _mm256_set1_epi8(0x0F);
     for i in 0..nb {
-        let b = w.as_ptr().add(i * 144);
+        let b = w.as_ptr().add(i * bb);
         let (dw, dminw) = (f16(b), f16(b.add(2)));
         let (sc, mn) = q4_k_scales(b.add(4));
         let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mn as i64));
+        let mut qh = if FIVE {
+            load(b.add(16))
+        } else {
+            _mm256_setzero_si256()
+        };
         let mut sumi = [_mm256_setzero_si256(); T];
         for j in 0..4 {
-            let bytes = load(b.add(16 + 32 * j));
-            let lo = _mm256_and_si256(bytes, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4);
+            let bytes = load(b.add(qs_at + 32 * j));
+            let mut lo = _mm256_and_si256(bytes, m4);
+            let mut hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4);
+            if FIVE {
+                // qh is shifted right by 2 per chunk: its bits 0 and 1 belong to chunk j
+                let h = qh;
+                qh = _mm256_srli_epi16(qh, 2);
+                lo = _mm256_or_si256(
+                    lo,
+                    _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(1)), 4),
+                );
+                hi = _mm256_or_si256(
+                    hi,
+                    _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(2)), 3),
+                );
+            }
             let s_lo = _mm256_set1_epi16(((sc >> (16 * j)) & 0xFF) as i16);
             let s_hi = _mm256_set1_epi16(((sc >> (16 * j + 8)) & 0xFF) as i16);
             for t in 0..T {
@@ -367,6 +391,16 @@ unsafe fn q4_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut 
     for t in 0..T {
         out[t] = hsum(acc[t]) - accm[t];
     }
+}
+
+#[inline(always)]
+unsafe fn q4_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+    q45_k::<V, T, false>(w, a, out)
+}
+
+#[inline(always)]
+unsafe fn q5_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+    q45_k::<V, T, true>(w, a, out)
 }
 
 /// Q6_K's four 32-byte groups of 6-bit values (0..63) of one 128-value half.
@@ -634,6 +668,7 @@ entry!(q5_0_avx2, q5_0_vnni, dot32[Q5_0]);
 entry!(q5_1_avx2, q5_1_vnni, dot32[Q5_1]);
 entry!(q8_0_avx2, q8_0_vnni, dot32[Q8_0]);
 entry!(q4_k_avx2, q4_k_vnni, q4_k []);
+entry!(q5_k_avx2, q5_k_vnni, q5_k []);
 entry!(q6_k_avx2, q6_k_vnni, q6_k []);
 
 /// Float kernels ignore the VNNI flag; one instantiation per T.
@@ -662,6 +697,7 @@ pub(crate) fn kernel(dtype: DType, vnni: bool) -> Option<DotN> {
         DType::Q5_1 => pick(q5_1_avx2, q5_1_vnni),
         DType::Q8_0 => pick(q8_0_avx2, q8_0_vnni),
         DType::Q4_K => pick(q4_k_avx2, q4_k_vnni),
+        DType::Q5_K => pick(q5_k_avx2, q5_k_vnni),
         DType::Q6_K => pick(q6_k_avx2, q6_k_vnni),
         _ => None,
     }
