@@ -1,0 +1,297 @@
+//! [`Tokenizer`]: text to token ids and back, from a tokenizer.json (+ tokenizer_config.json) or
+//! from a GGUF vocabulary.
+//!
+//! - tokenizer.json goes to HF's `tokenizers` crate unchanged, so `encode(text, true)` equals
+//!   transformers' `tokenizer(text)["input_ids"]` (its post-processor decides BOS/EOS).
+//! - A GGUF "gpt2" vocabulary becomes a byte-level BPE `tokenizers::Tokenizer` with the
+//!   pre-tokenizer its `tokenizer.ggml.pre` names; a GGUF "llama" vocabulary runs ondo's own
+//!   SentencePiece merging ([`crate::spm`]), which follows llama.cpp's scores exactly.
+//!   For both, BOS/EOS are added as llama.cpp adds them.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::AddedToken;
+
+use crate::error::{Error, Result};
+use crate::gguf_vocab::{GgufVocab, TokenType};
+use crate::pretok;
+use crate::spm::Spm;
+
+/// A tokenizer with its special tokens and (for tokenizer.json) its tokenizer_config.json.
+#[derive(Debug, Clone)]
+pub struct Tokenizer {
+    backend: Backend,
+    specials: Specials,
+    /// Add BOS/EOS here (GGUF vocabularies and overridden Llama tokenizers), not in a post-processor.
+    add_bos: bool,
+    add_eos: bool,
+    config: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Hf(Box<HfBackend>),
+    Spm(Box<Spm>),
+}
+
+/// A `tokenizers::Tokenizer`, plus a copy that leaves special-token text unparsed (made on first use).
+#[derive(Debug, Clone)]
+struct HfBackend {
+    tok: tokenizers::Tokenizer,
+    literal: OnceLock<tokenizers::Tokenizer>,
+    vocab_size: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Specials {
+    bos: Option<u32>,
+    eos: Option<u32>,
+    pad: Option<u32>,
+    unk: Option<u32>,
+    /// Ids that `skip_special_tokens` drops and `is_special` reports.
+    ids: HashSet<u32>,
+}
+
+impl Tokenizer {
+    /// Loads tokenizer.json and, when given, tokenizer_config.json (special-token names, and
+    /// `add_bos_token`/`add_eos_token` for Llama/Gemma tokenizer classes, as transformers does).
+    pub fn from_files(tokenizer_json: &Path, tokenizer_config_json: Option<&Path>) -> Result<Tokenizer> {
+        let mut tok = tokenizers::Tokenizer::from_file(tokenizer_json)
+            .map_err(|e| Error::tokenizers(tokenizer_json.display().to_string(), e))?;
+        let config = tokenizer_config_json.map(read_json).transpose()?;
+        let (add_bos, add_eos) = match config.as_ref().and_then(bos_eos_override) {
+            Some(flags) => {
+                tok.with_post_processor(None::<tokenizers::PostProcessorWrapper>);
+                flags
+            }
+            None => (false, false),
+        };
+        let specials = hf_specials(&tok, config.as_ref());
+        let backend = Backend::Hf(Box::new(HfBackend::new(tok)));
+        Ok(Tokenizer { backend, specials, add_bos, add_eos, config })
+    }
+
+    /// Builds the tokenizer a GGUF file describes (see the module docs).
+    pub fn from_gguf_vocab(v: &GgufVocab) -> Result<Tokenizer> {
+        v.validate()?;
+        let backend = match v.model.as_str() {
+            "llama" => Backend::Spm(Box::new(Spm::new(v))),
+            "gpt2" => Backend::Hf(Box::new(HfBackend::new(byte_level_bpe(v)?))),
+            other => return Err(Error::UnsupportedModel(other.to_string())),
+        };
+        let specials = gguf_specials(v);
+        let config = Some(gguf_config(v, &specials));
+        let (add_bos, add_eos) = (v.resolved_add_bos(), v.resolved_add_eos());
+        Ok(Tokenizer { backend, specials, add_bos, add_eos, config })
+    }
+
+    /// Token ids of `text`; special-token text (e.g. "<|im_start|>") becomes special tokens.
+    /// `add_special_tokens` adds BOS/EOS the way the tokenizer is configured to.
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        self.encode_with(text, add_special_tokens, true)
+    }
+
+    /// As [`Tokenizer::encode`]; with `parse_special = false`, special-token text is plain text.
+    pub fn encode_with(&self, text: &str, add_special_tokens: bool, parse_special: bool) -> Result<Vec<u32>> {
+        let mut ids = match &self.backend {
+            Backend::Hf(hf) => hf.encode(text, add_special_tokens, parse_special)?,
+            Backend::Spm(spm) => spm.encode(text, parse_special),
+        };
+        if add_special_tokens {
+            self.add_bos_eos(&mut ids);
+        }
+        Ok(ids)
+    }
+
+    fn add_bos_eos(&self, ids: &mut Vec<u32>) {
+        if let (true, Some(bos)) = (self.add_bos, self.specials.bos) {
+            ids.insert(0, bos);
+        }
+        if let (true, Some(eos)) = (self.add_eos, self.specials.eos) {
+            ids.push(eos);
+        }
+    }
+
+    /// The text of `ids`; ids outside the vocabulary are skipped, as transformers does.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        match &self.backend {
+            Backend::Hf(hf) => hf.tok.decode(ids, skip_special_tokens).map_err(|e| Error::tokenizers("decode", e)),
+            Backend::Spm(spm) => Ok(spm.decode(ids, skip_special_tokens)),
+        }
+    }
+
+    /// The vocabulary entry of `id` (e.g. "Ġthe", "▁the", "<0x0A>").
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        match &self.backend {
+            Backend::Hf(hf) => hf.tok.id_to_token(id),
+            Backend::Spm(spm) => spm.id_to_token(id).map(str::to_string),
+        }
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        match &self.backend {
+            Backend::Hf(hf) => hf.tok.token_to_id(token),
+            Backend::Spm(spm) => spm.token_to_id(token),
+        }
+    }
+
+    /// Number of tokens, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        match &self.backend {
+            Backend::Hf(hf) => hf.vocab_size,
+            Backend::Spm(spm) => spm.vocab_size(),
+        }
+    }
+
+    pub fn bos_token_id(&self) -> Option<u32> {
+        self.specials.bos
+    }
+
+    pub fn eos_token_id(&self) -> Option<u32> {
+        self.specials.eos
+    }
+
+    pub fn pad_token_id(&self) -> Option<u32> {
+        self.specials.pad
+    }
+
+    pub fn unk_token_id(&self) -> Option<u32> {
+        self.specials.unk
+    }
+
+    /// Whether `id` is a special token (dropped by `skip_special_tokens`).
+    pub fn is_special(&self, id: u32) -> bool {
+        self.specials.ids.contains(&id)
+    }
+
+    /// tokenizer_config.json as parsed; for a GGUF vocabulary, an equivalent object with
+    /// `bos_token`, `eos_token`, `unk_token`, `pad_token` and `chat_template` when known.
+    pub fn config(&self) -> Option<&Value> {
+        self.config.as_ref()
+    }
+}
+
+impl HfBackend {
+    fn new(tok: tokenizers::Tokenizer) -> HfBackend {
+        let vocab_size = tok.get_vocab_size(true);
+        HfBackend { tok, literal: OnceLock::new(), vocab_size }
+    }
+
+    fn encode(&self, text: &str, add_special_tokens: bool, parse_special: bool) -> Result<Vec<u32>> {
+        let tok = if parse_special { &self.tok } else { self.literal() };
+        let enc = tok.encode_fast(text, add_special_tokens).map_err(|e| Error::tokenizers("encode", e))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The same tokenizer with special added tokens treated as plain text.
+    fn literal(&self) -> &tokenizers::Tokenizer {
+        self.literal.get_or_init(|| {
+            let mut tok = self.tok.clone();
+            tok.set_encode_special_tokens(true);
+            tok
+        })
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+    serde_json::from_str(&text).map_err(|source| Error::Json { path: path.into(), source })
+}
+
+/// transformers' Llama/Gemma tokenizers rebuild their post-processor from `add_bos_token` /
+/// `add_eos_token`; other classes keep tokenizer.json's. Returns the flags when they apply.
+fn bos_eos_override(config: &Value) -> Option<(bool, bool)> {
+    let class = config.get("tokenizer_class")?.as_str()?;
+    let rebuilds = ["LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer"]
+        .iter()
+        .any(|c| class.trim_end_matches("Fast") == *c);
+    let bos = config.get("add_bos_token").and_then(Value::as_bool);
+    let eos = config.get("add_eos_token").and_then(Value::as_bool);
+    if !rebuilds || (bos.is_none() && eos.is_none()) {
+        return None;
+    }
+    Some((bos.unwrap_or(true), eos.unwrap_or(false)))
+}
+
+/// A special-token entry of tokenizer_config.json: a string or an AddedToken dict.
+fn token_name(config: &Value, key: &str) -> Option<String> {
+    let v = config.get(key)?;
+    v.as_str().or_else(|| v.get("content").and_then(Value::as_str)).map(str::to_string)
+}
+
+fn hf_specials(tok: &tokenizers::Tokenizer, config: Option<&Value>) -> Specials {
+    let id_of = |key: &str| config.and_then(|c| token_name(c, key)).and_then(|t| tok.token_to_id(&t));
+    let mut ids: HashSet<u32> =
+        tok.get_added_tokens_decoder().into_iter().filter(|(_, t)| t.special).map(|(id, _)| id).collect();
+    let (bos, eos, pad, unk) = (id_of("bos_token"), id_of("eos_token"), id_of("pad_token"), id_of("unk_token"));
+    ids.extend([bos, eos, pad, unk].into_iter().flatten());
+    Specials { bos, eos, pad, unk, ids }
+}
+
+fn gguf_specials(v: &GgufVocab) -> Specials {
+    let n = v.tokens.len() as u32;
+    let ids = (0..n).filter(|&id| matches!(v.token_type(id), TokenType::Control | TokenType::Unknown)).collect();
+    Specials {
+        bos: v.checked_id(v.bos_id),
+        eos: v.checked_id(v.eos_id),
+        pad: v.checked_id(v.pad_id),
+        unk: v.checked_id(v.unk_id),
+        ids,
+    }
+}
+
+/// A tokenizer_config.json-like object for a GGUF vocabulary, for the chat-template module.
+fn gguf_config(v: &GgufVocab, s: &Specials) -> Value {
+    let mut map = serde_json::Map::new();
+    let names = [("bos_token", s.bos), ("eos_token", s.eos), ("unk_token", s.unk), ("pad_token", s.pad)];
+    for (key, id) in names {
+        if let Some(token) = id.and_then(|i| v.tokens.get(i as usize)) {
+            map.insert(key.to_string(), Value::String(token.clone()));
+        }
+    }
+    if let Some(t) = &v.chat_template {
+        map.insert("chat_template".to_string(), Value::String(t.clone()));
+    }
+    Value::Object(map)
+}
+
+/// A byte-level BPE `tokenizers::Tokenizer` from a GGUF "gpt2" vocabulary.
+fn byte_level_bpe(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
+    let family = pretok::family(v.pre.as_deref())?;
+    let vocab: tokenizers::models::bpe::Vocab =
+        v.tokens.iter().enumerate().map(|(id, t)| (t.clone(), id as u32)).collect();
+    let merges = parse_merges(&v.merges)?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(family == pretok::Family::Llama3)
+        .build()
+        .map_err(|e| Error::tokenizers("BPE from GGUF vocabulary", e))?;
+    let mut tok = tokenizers::Tokenizer::new(bpe);
+    tok.with_pre_tokenizer(Some(pretok::pre_tokenizer(family)?));
+    tok.with_decoder(Some(ByteLevelDecoder::default()));
+    tok.add_special_tokens(&added_tokens(v, TokenType::Control, true));
+    tok.add_tokens(&added_tokens(v, TokenType::UserDefined, false));
+    Ok(tok)
+}
+
+fn parse_merges(merges: &[String]) -> Result<tokenizers::models::bpe::Merges> {
+    let pair = |(i, m): (usize, &String)| match m.split_once(' ') {
+        Some((a, b)) => Ok((a.to_string(), b.to_string())),
+        None => Err(Error::vocab("tokenizer.ggml.merges", format!("entry {i} ({m:?}) is not \"left right\""))),
+    };
+    merges.iter().enumerate().map(pair).collect()
+}
+
+/// Tokens of one type as added tokens: control tokens special, user-defined ones not.
+fn added_tokens(v: &GgufVocab, ty: TokenType, special: bool) -> Vec<AddedToken> {
+    let n = v.tokens.len() as u32;
+    (0..n)
+        .filter(|&id| v.token_type(id) == ty && !v.tokens[id as usize].is_empty())
+        .map(|id| AddedToken::from(v.tokens[id as usize].clone(), special).normalized(false))
+        .collect()
+}
