@@ -19,7 +19,7 @@
 
 pub mod bench;
 mod dtype;
-mod matmul;
+pub(crate) mod matmul;
 pub mod ops;
 mod pool;
 mod quant;

@@ -1,6 +1,5 @@
-//! The small fused operations of a transformer layer, on f32 rows.
-//!
-//! Every function here is the plain reference; SIMD versions must match it.
+//! The plain reference versions of every op in `ops`: the fast versions are tested against
+//! these, and `ONDO_FORCE_SCALAR=1` runs them.
 
 /// `out = x / rms(x) * weight` over one row (`x.len() == weight.len()`).
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {

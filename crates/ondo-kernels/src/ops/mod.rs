@@ -1,0 +1,239 @@
+//! The small fused operations of a transformer layer, on f32 rows.
+//!
+//! Each op is written once in a form the compiler vectorizes (eight independent lanes for
+//! reductions, `exp` as plain arithmetic), compiled twice: for the baseline target and with
+//! AVX2+FMA, picked at run time like the matmul kernels. `reference` holds the plain versions
+//! they are tested against; `ONDO_FORCE_SCALAR=1` (or a CPU without AVX2) runs those.
+
+pub mod reference;
+
+pub use reference::{AttnParams, RopeStyle};
+
+use crate::matmul::Isa;
+
+/// Whether to run the vectorized bodies (decided once, like `Isa::detect`).
+fn fast() -> bool {
+    Isa::detect() != Isa::Scalar
+}
+
+/// `fn $name(args)` dispatching to an AVX2 build of `$body` or to the reference.
+macro_rules! dispatch {
+    ($(#[$doc:meta])* $name:ident ($($arg:ident : $ty:ty),*) $(-> $ret:ty)?, $body:ident) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if fast() {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                // SAFETY: `fast()` is only true when the CPU has AVX2 and FMA.
+                return unsafe { avx2($($arg),*) };
+            }
+            reference::$name($($arg),*)
+        }
+    };
+}
+
+dispatch!(
+    /// `out = x / rms(x) * weight` over one row (`x.len() == weight.len()`).
+    rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]),
+    rms_norm_body
+);
+dispatch!(
+    /// In-place rms norm of one row.
+    rms_norm_inplace(x: &mut [f32], weight: &[f32], eps: f32),
+    rms_norm_inplace_body
+);
+dispatch!(
+    /// In-place softmax of one row.
+    softmax(x: &mut [f32]),
+    softmax_body
+);
+dispatch!(
+    /// `gate = silu(gate) * up` (SwiGLU).
+    silu_mul(gate: &mut [f32], up: &[f32]),
+    silu_mul_body
+);
+dispatch!(
+    /// `x += y`.
+    add(x: &mut [f32], y: &[f32]),
+    add_body
+);
+dispatch!(
+    /// Attention of one query over the first `len` cached positions.
+    /// `q: [n_heads, head_dim]`, `keys`/`values: [positions, n_kv_heads, head_dim]` (at least
+    /// `len`), `out: [n_heads, head_dim]`, `scores`: scratch of at least `len`.
+    attention(
+        q: &[f32],
+        keys: &[f32],
+        values: &[f32],
+        len: usize,
+        p: &AttnParams,
+        scores: &mut [f32],
+        out: &mut [f32]
+    ),
+    attention_body
+);
+
+// The ops not worth a second build stay the reference.
+pub use reference::{gelu_tanh_mul, layer_norm, log_softmax, rope};
+
+// ---- vectorizable bodies ----
+
+/// `Σ a·b` in eight independent lanes (so the compiler may use SIMD without reassociating).
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += ca[k] * cb[k];
+        }
+    }
+    let tail = n / 8 * 8;
+    let mut s = lanes_sum(acc);
+    for i in tail..n {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+#[inline(always)]
+fn lanes_sum(acc: [f32; 8]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+#[inline(always)]
+fn max_of(x: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 8];
+    for c in x.chunks_exact(8) {
+        for k in 0..8 {
+            m[k] = m[k].max(c[k]);
+        }
+    }
+    let mut best = m.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b));
+    for v in &x[x.len() / 8 * 8..] {
+        best = best.max(*v);
+    }
+    best
+}
+
+/// `e^x` from arithmetic only (vectorizes): `2^n · p(r)` with `x = n·ln2 + r`, |r| ≤ ln2/2,
+/// p a degree-6 Taylor polynomial (relative error below 3e-7). Saturates to 0 / inf outside
+/// about ±87 (0 below, e^88 above: callers take exp of non-positive values or of -x in silu).
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.3, 88.0);
+    // round to nearest by the 1.5·2^23 trick (plain arithmetic, vectorizes)
+    const MAGIC: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    // two-step Cody-Waite reduction keeps r exact enough
+    let r = (x - n * 0.693_359_4) + n * 2.121_944_4e-4;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // SAFETY: |n| ≤ 127 after the clamp, so the conversion is exact and in range.
+    let ni = unsafe { n.to_int_unchecked::<i32>() };
+    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
+    if x <= -87.3 {
+        0.0
+    } else {
+        p * scale
+    }
+}
+
+#[inline(always)]
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    let mean_sq = dot(x, x) / x.len() as f32;
+    1.0 / (mean_sq + eps).sqrt()
+}
+
+#[inline(always)]
+fn rms_norm_body(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let scale = rms_scale(x, eps);
+    for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
+        *o = v * scale * w;
+    }
+}
+
+#[inline(always)]
+fn rms_norm_inplace_body(x: &mut [f32], weight: &[f32], eps: f32) {
+    let scale = rms_scale(x, eps);
+    for (v, w) in x.iter_mut().zip(weight) {
+        *v *= scale * w;
+    }
+}
+
+#[inline(always)]
+fn softmax_body(x: &mut [f32]) {
+    let max = max_of(x);
+    let mut acc = [0f32; 8];
+    for c in x.chunks_exact_mut(8) {
+        for k in 0..8 {
+            c[k] = exp(c[k] - max);
+            acc[k] += c[k];
+        }
+    }
+    let tail = x.len() / 8 * 8;
+    let mut sum = lanes_sum(acc);
+    for v in &mut x[tail..] {
+        *v = exp(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    x.iter_mut().for_each(|v| *v *= inv);
+}
+
+#[inline(always)]
+fn silu_mul_body(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + exp(-*g)) * u;
+    }
+}
+
+#[inline(always)]
+fn add_body(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}
+
+#[inline(always)]
+fn attention_body(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    len: usize,
+    p: &AttnParams,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let hd = p.head_dim;
+    let kv_stride = p.n_kv_heads * hd;
+    let group = p.n_heads / p.n_kv_heads;
+    let start = p.window.map_or(0, |w| len.saturating_sub(w));
+    let scores = &mut scores[start..len];
+    for h in 0..p.n_heads {
+        let kvh = h / group;
+        let qh = &q[h * hd..(h + 1) * hd];
+        for (s, pos) in scores.iter_mut().zip(start..len) {
+            let k = &keys[pos * kv_stride + kvh * hd..][..hd];
+            let mut d = dot(qh, k) * p.scale;
+            if let Some(cap) = p.softcap {
+                d = cap * (d / cap).tanh();
+            }
+            *s = d;
+        }
+        softmax_body(scores);
+        let oh = &mut out[h * hd..(h + 1) * hd];
+        oh.fill(0.0);
+        for (s, pos) in scores.iter().zip(start..len) {
+            let v = &values[pos * kv_stride + kvh * hd..][..hd];
+            oh.iter_mut().zip(v).for_each(|(o, v)| *o += s * v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,110 @@
+//! The dispatched ops against the reference on random data, odd lengths included.
+
+use super::*;
+use crate::testutil::Rng;
+
+fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "{what}[{i}]: {x} vs {y}"
+        );
+    }
+}
+
+const LENS: [usize; 5] = [1, 7, 8, 67, 576];
+
+#[test]
+fn exp_is_accurate() {
+    for i in -2000..2000 {
+        let x = i as f32 * 0.0437;
+        if x < -87.0 {
+            continue; // flushed to 0 below e^-87.3
+        }
+        let (got, want) = (exp(x), x.exp());
+        assert!(
+            (got - want).abs() <= 4e-7 * want,
+            "exp({x}) = {got}, want {want}"
+        );
+    }
+    assert_eq!(exp(-1000.0), 0.0);
+    assert!(exp(-50.0) > 0.0);
+}
+
+#[test]
+fn norms_softmax_silu_add_match_reference() {
+    let mut rng = Rng::new(9);
+    for n in LENS {
+        let (x, w) = (rng.normals(n), rng.normals(n));
+        let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+        rms_norm(&x, &w, 1e-6, &mut a);
+        reference::rms_norm(&x, &w, 1e-6, &mut b);
+        close(&a, &b, 1e-5, "rms_norm");
+        let (mut a, mut b) = (x.clone(), x.clone());
+        rms_norm_inplace(&mut a, &w, 1e-6);
+        reference::rms_norm_inplace(&mut b, &w, 1e-6);
+        close(&a, &b, 1e-5, "rms_norm_inplace");
+        let big: Vec<f32> = x.iter().map(|v| v * 30.0).collect();
+        let (mut a, mut b) = (big.clone(), big.clone());
+        softmax(&mut a);
+        reference::softmax(&mut b);
+        close(&a, &b, 2e-6, "softmax");
+        let (mut a, mut b) = (big.clone(), big.clone());
+        silu_mul(&mut a, &w);
+        reference::silu_mul(&mut b, &w);
+        close(&a, &b, 2e-6, "silu_mul");
+        let (mut a, mut b) = (x.clone(), x.clone());
+        add(&mut a, &w);
+        reference::add(&mut b, &w);
+        close(&a, &b, 0.0, "add");
+    }
+}
+
+#[test]
+fn softmax_handles_masked_positions() {
+    let mut x = vec![
+        f32::NEG_INFINITY,
+        0.0,
+        f32::NEG_INFINITY,
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+        5.0,
+        6.0,
+    ];
+    softmax(&mut x);
+    assert_eq!(x[0], 0.0);
+    assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn attention_matches_reference() {
+    let mut rng = Rng::new(4);
+    for (n_heads, n_kv_heads, head_dim, len, window, softcap) in [
+        (4, 2, 64, 37, None, None),
+        (3, 1, 24, 5, Some(3), Some(50.0)),
+        (2, 2, 7, 1, None, None),
+    ] {
+        let p = AttnParams {
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            scale: 0.125,
+            softcap,
+            window,
+        };
+        let q = rng.normals(n_heads * head_dim);
+        let keys = rng.normals(len * n_kv_heads * head_dim);
+        let values = rng.normals(len * n_kv_heads * head_dim);
+        let (mut s1, mut s2) = (vec![0f32; len], vec![0f32; len]);
+        let (mut a, mut b) = (
+            vec![0f32; n_heads * head_dim],
+            vec![0f32; n_heads * head_dim],
+        );
+        attention(&q, &keys, &values, len, &p, &mut s1, &mut a);
+        reference::attention(&q, &keys, &values, len, &p, &mut s2, &mut b);
+        close(&a, &b, 1e-5, "attention");
+    }
+}
