@@ -87,7 +87,11 @@ pub struct RequestOutput {
 /// The `n` outputs with the highest cumulative logprob (vLLM's `best_of`), best first, re-indexed
 /// 0..n. Outputs without a cumulative logprob rank last; ties keep their original order.
 pub fn best_of_select(mut outputs: Vec<CompletionOutput>, n: usize) -> Vec<CompletionOutput> {
-    let key = |o: &CompletionOutput| o.cumulative_logprob.filter(|v| !v.is_nan()).unwrap_or(f64::NEG_INFINITY);
+    let key = |o: &CompletionOutput| {
+        o.cumulative_logprob
+            .filter(|v| !v.is_nan())
+            .unwrap_or(f64::NEG_INFINITY)
+    };
     outputs.sort_by(|a, b| key(b).total_cmp(&key(a)));
     outputs.truncate(n);
     for (i, o) in outputs.iter_mut().enumerate() {
@@ -162,22 +166,48 @@ mod tests {
     #[test]
     fn best_of_13_keeps_the_6_highest_reindexed() {
         // Cumulative logprobs in a scrambled order; one missing value ranks last.
-        let lps = [-5.0, -1.0, -9.0, -0.5, -3.0, -7.0, -2.0, -8.0, -4.0, -6.0, -10.0, -1.5];
-        let mut outs: Vec<_> = lps.iter().enumerate().map(|(i, &l)| completion(i, Some(l))).collect();
+        let lps = [
+            -5.0, -1.0, -9.0, -0.5, -3.0, -7.0, -2.0, -8.0, -4.0, -6.0, -10.0, -1.5,
+        ];
+        let mut outs: Vec<_> = lps
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| completion(i, Some(l)))
+            .collect();
         outs.push(completion(12, None));
         assert_eq!(outs.len(), 13);
         let best = best_of_select(outs, 6);
-        let got: Vec<(usize, f64, &str)> =
-            best.iter().map(|o| (o.index, o.cumulative_logprob.unwrap_or(f64::NAN), o.text.as_str())).collect();
+        let got: Vec<(usize, f64, &str)> = best
+            .iter()
+            .map(|o| {
+                (
+                    o.index,
+                    o.cumulative_logprob.unwrap_or(f64::NAN),
+                    o.text.as_str(),
+                )
+            })
+            .collect();
         assert_eq!(
             got,
-            [(0, -0.5, "seq3"), (1, -1.0, "seq1"), (2, -1.5, "seq11"), (3, -2.0, "seq6"), (4, -3.0, "seq4"), (5, -4.0, "seq8")]
+            [
+                (0, -0.5, "seq3"),
+                (1, -1.0, "seq1"),
+                (2, -1.5, "seq11"),
+                (3, -2.0, "seq6"),
+                (4, -3.0, "seq4"),
+                (5, -4.0, "seq8")
+            ]
         );
     }
 
     #[test]
     fn best_of_select_with_n_above_len_keeps_all() {
         let best = best_of_select(vec![completion(0, None), completion(1, Some(-1.0))], 5);
-        assert_eq!(best.iter().map(|o| (o.index, o.text.as_str())).collect::<Vec<_>>(), [(0, "seq1"), (1, "seq0")]);
+        assert_eq!(
+            best.iter()
+                .map(|o| (o.index, o.text.as_str()))
+                .collect::<Vec<_>>(),
+            [(0, "seq1"), (1, "seq0")]
+        );
     }
 }

@@ -43,7 +43,7 @@ pub struct SamplingParams {
     pub presence_penalty: f32,
     /// Subtracted per occurrence from the logit of every output token, in [-2, 2].
     pub frequency_penalty: f32,
-    /// > 1 discourages tokens of the prompt and output (divides positive logits, multiplies
+    /// Above 1 discourages tokens of the prompt and output (divides positive logits, multiplies
     /// negative ones); 1 = off.
     pub repetition_penalty: f32,
     /// Logits are divided by it; below 1e-5 sampling is greedy.
@@ -125,7 +125,11 @@ impl Default for SamplingParams {
 pub enum ParamError {
     /// "{field} must be {rule}, got {got}", e.g. "top_p must be in (0, 1], got 2.0".
     #[error("{field} must be {rule}, got {got}")]
-    OutOfRange { field: &'static str, rule: String, got: String },
+    OutOfRange {
+        field: &'static str,
+        rule: String,
+        got: String,
+    },
     /// "{field} {reason}", e.g. "stop cannot contain an empty string".
     #[error("{field} {reason}")]
     Invalid { field: &'static str, reason: String },
@@ -140,14 +144,21 @@ impl ParamError {
     }
 
     fn range(field: &'static str, rule: impl Into<String>, got: impl Into<String>) -> Self {
-        Self::OutOfRange { field, rule: rule.into(), got: got.into() }
+        Self::OutOfRange {
+            field,
+            rule: rule.into(),
+            got: got.into(),
+        }
     }
 }
 
 impl SamplingParams {
     /// Greedy decoding (temperature 0).
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, ..Self::default() }
+        Self {
+            temperature: 0.0,
+            ..Self::default()
+        }
     }
 
     /// Whether sampling is greedy (temperature below 1e-5).
@@ -178,8 +189,16 @@ impl SamplingParams {
     /// Checks that every token id named by the parameters is below `vocab_size`.
     pub fn validate_vocab(&self, vocab_size: usize) -> Result<(), ParamError> {
         in_vocab("logit_bias", self.logit_bias.keys().copied(), vocab_size)?;
-        in_vocab("stop_token_ids", self.stop_token_ids.iter().copied(), vocab_size)?;
-        in_vocab("allowed_token_ids", self.allowed_token_ids.iter().flatten().copied(), vocab_size)
+        in_vocab(
+            "stop_token_ids",
+            self.stop_token_ids.iter().copied(),
+            vocab_size,
+        )?;
+        in_vocab(
+            "allowed_token_ids",
+            self.allowed_token_ids.iter().flatten().copied(),
+            vocab_size,
+        )
     }
 
     fn validate_counts(&self) -> Result<(), ParamError> {
@@ -188,60 +207,109 @@ impl SamplingParams {
         }
         if self.best_of() < self.n {
             let got = format!("n={} and best_of={}", self.n, self.best_of());
-            return Err(ParamError::range("best_of", "greater than or equal to n", got));
+            return Err(ParamError::range(
+                "best_of",
+                "greater than or equal to n",
+                got,
+            ));
         }
         Ok(())
     }
 
     fn validate_penalties(&self) -> Result<(), ParamError> {
-        for (field, v) in [("presence_penalty", self.presence_penalty), ("frequency_penalty", self.frequency_penalty)] {
+        for (field, v) in [
+            ("presence_penalty", self.presence_penalty),
+            ("frequency_penalty", self.frequency_penalty),
+        ] {
             if !(-2.0..=2.0).contains(&v) {
                 return Err(ParamError::range(field, "in [-2, 2]", py_float(v)));
             }
         }
         if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
-            return Err(ParamError::range("repetition_penalty", "greater than zero", py_float(self.repetition_penalty)));
+            return Err(ParamError::range(
+                "repetition_penalty",
+                "greater than zero",
+                py_float(self.repetition_penalty),
+            ));
         }
         Ok(())
     }
 
     fn validate_sampling(&self) -> Result<(), ParamError> {
-        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(ParamError::range("temperature", "non-negative", py_float(self.temperature)));
+        if self.temperature.is_nan() || self.temperature < 0.0 {
+            return Err(ParamError::range(
+                "temperature",
+                "non-negative",
+                py_float(self.temperature),
+            ));
+        }
+        if self.temperature.is_infinite() {
+            return Err(ParamError::range("temperature", "finite", "inf"));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(ParamError::range("top_p", "in (0, 1]", py_float(self.top_p)));
+            return Err(ParamError::range(
+                "top_p",
+                "in (0, 1]",
+                py_float(self.top_p),
+            ));
         }
         if self.top_k < -1 {
-            return Err(ParamError::range("top_k", "-1 or 0 (disable), or at least 1", self.top_k.to_string()));
+            return Err(ParamError::range(
+                "top_k",
+                "-1 or 0 (disable), or at least 1",
+                self.top_k.to_string(),
+            ));
         }
         if !(0.0..=1.0).contains(&self.min_p) {
-            return Err(ParamError::range("min_p", "in [0, 1]", py_float(self.min_p)));
+            return Err(ParamError::range(
+                "min_p",
+                "in [0, 1]",
+                py_float(self.min_p),
+            ));
         }
         Ok(())
     }
 
     fn validate_lengths(&self) -> Result<(), ParamError> {
-        let Some(max) = self.max_tokens else { return Ok(()) };
+        let Some(max) = self.max_tokens else {
+            return Ok(());
+        };
         if max < 1 {
-            return Err(ParamError::range("max_tokens", "at least 1", max.to_string()));
+            return Err(ParamError::range(
+                "max_tokens",
+                "at least 1",
+                max.to_string(),
+            ));
         }
         if self.min_tokens > max {
             let rule = format!("less than or equal to max_tokens={max}");
-            return Err(ParamError::range("min_tokens", rule, self.min_tokens.to_string()));
+            return Err(ParamError::range(
+                "min_tokens",
+                rule,
+                self.min_tokens.to_string(),
+            ));
         }
         Ok(())
     }
 
     fn validate_lists(&self) -> Result<(), ParamError> {
         if self.stop.iter().any(String::is_empty) {
-            return Err(ParamError::Invalid { field: "stop", reason: "cannot contain an empty string".into() });
+            return Err(ParamError::Invalid {
+                field: "stop",
+                reason: "cannot contain an empty string".into(),
+            });
         }
         if self.allowed_token_ids.as_ref().is_some_and(Vec::is_empty) {
-            return Err(ParamError::Invalid { field: "allowed_token_ids", reason: "must not be empty".into() });
+            return Err(ParamError::Invalid {
+                field: "allowed_token_ids",
+                reason: "must not be empty".into(),
+            });
         }
         if let Some((id, b)) = self.logit_bias.iter().find(|(_, b)| !b.is_finite()) {
-            return Err(ParamError::Invalid { field: "logit_bias", reason: format!("must be finite, got {} for token {id}", py_float(*b)) });
+            return Err(ParamError::Invalid {
+                field: "logit_bias",
+                reason: format!("must be finite, got {} for token {id}", py_float(*b)),
+            });
         }
         Ok(())
     }
@@ -251,17 +319,29 @@ impl SamplingParams {
             return Ok(());
         }
         if self.n > 1 {
-            return Err(ParamError::range("n", "1 when using greedy sampling", self.n.to_string()));
+            return Err(ParamError::range(
+                "n",
+                "1 when using greedy sampling",
+                self.n.to_string(),
+            ));
         }
         if self.best_of() > 1 {
-            return Err(ParamError::range("best_of", "1 when using greedy sampling", self.best_of().to_string()));
+            return Err(ParamError::range(
+                "best_of",
+                "1 when using greedy sampling",
+                self.best_of().to_string(),
+            ));
         }
         Ok(())
     }
 }
 
 /// The first id of `ids` at or beyond `vocab_size`, as an error naming `field`.
-fn in_vocab(field: &'static str, mut ids: impl Iterator<Item = u32>, vocab_size: usize) -> Result<(), ParamError> {
+fn in_vocab(
+    field: &'static str,
+    mut ids: impl Iterator<Item = u32>,
+    vocab_size: usize,
+) -> Result<(), ParamError> {
     match ids.find(|&id| id as usize >= vocab_size) {
         Some(id) => Err(ParamError::Invalid {
             field,
@@ -284,11 +364,20 @@ fn py_float(v: f32) -> String {
 
 // ---- serde helpers: counts that JSON may give as negative numbers, `stop` as string or list ----
 
-fn non_negative<'de, D: Deserializer<'de>>(d: D, field: &str, rule: &str, min: i64) -> Result<Option<usize>, D::Error> {
+fn non_negative<'de, D: Deserializer<'de>>(
+    d: D,
+    field: &str,
+    rule: &str,
+    min: i64,
+) -> Result<Option<usize>, D::Error> {
     let v = Option::<i64>::deserialize(d)?;
     match v {
-        Some(v) if v < min => Err(serde::de::Error::custom(format!("{field} must be {rule}, got {v}"))),
-        Some(v) => usize::try_from(v).map(Some).map_err(serde::de::Error::custom),
+        Some(v) if v < min => Err(serde::de::Error::custom(format!(
+            "{field} must be {rule}, got {v}"
+        ))),
+        Some(v) => usize::try_from(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
         None => Ok(None),
     }
 }
@@ -365,9 +454,22 @@ mod tests {
     fn defaults_are_vllms() {
         let p = SamplingParams::default();
         assert_eq!((p.n, p.best_of, p.best_of()), (1, None, 1));
-        assert_eq!((p.temperature, p.top_p, p.top_k, p.min_p), (1.0, 1.0, 0, 0.0));
-        assert_eq!((p.presence_penalty, p.frequency_penalty, p.repetition_penalty), (0.0, 0.0, 1.0));
-        assert_eq!((p.max_tokens, p.min_tokens, p.logprobs, p.prompt_logprobs), (Some(16), 0, None, None));
+        assert_eq!(
+            (p.temperature, p.top_p, p.top_k, p.min_p),
+            (1.0, 1.0, 0, 0.0)
+        );
+        assert_eq!(
+            (
+                p.presence_penalty,
+                p.frequency_penalty,
+                p.repetition_penalty
+            ),
+            (0.0, 0.0, 1.0)
+        );
+        assert_eq!(
+            (p.max_tokens, p.min_tokens, p.logprobs, p.prompt_logprobs),
+            (Some(16), 0, None, None)
+        );
         assert!(p.skip_special_tokens && p.spaces_between_special_tokens);
         assert!(!p.ignore_eos && !p.include_stop_str_in_output);
         assert_eq!(p.logprobs_mode, LogprobsMode::RawLogprobs);
@@ -387,12 +489,21 @@ mod tests {
         let p = parse(r#"{"stop": ["a", "b"], "max_tokens": null, "logprobs_mode": "processed_logprobs", "top_k": -1}"#)
             .expect("parse");
         assert_eq!(p.stop, vec!["a".to_string(), "b".to_string()]);
-        assert_eq!((p.max_tokens, p.logprobs_mode, p.top_k), (None, LogprobsMode::ProcessedLogprobs, -1));
+        assert_eq!(
+            (p.max_tokens, p.logprobs_mode, p.top_k),
+            (None, LogprobsMode::ProcessedLogprobs, -1)
+        );
     }
 
     #[test]
     fn serialization_round_trips() {
-        let p = SamplingParams { n: 2, best_of: Some(3), stop: vec!["x".into()], seed: Some(5), ..Default::default() };
+        let p = SamplingParams {
+            n: 2,
+            best_of: Some(3),
+            stop: vec!["x".into()],
+            seed: Some(5),
+            ..Default::default()
+        };
         let json = serde_json::to_string(&p).expect("serialize");
         assert!(json.contains(r#""best_of":3"#) && json.contains(r#""top_k":0"#));
         assert_eq!(parse(&json).expect("parse"), p);
@@ -402,10 +513,22 @@ mod tests {
     fn negative_counts_are_rejected_while_parsing_with_the_field_named() {
         for (json, msg) in [
             (r#"{"n": 0}"#, "n must be at least 1, got 0"),
-            (r#"{"max_tokens": -1}"#, "max_tokens must be at least 1, got -1"),
-            (r#"{"min_tokens": -2}"#, "min_tokens must be greater than or equal to 0, got -2"),
-            (r#"{"logprobs": -1}"#, "logprobs must be non-negative, got -1"),
-            (r#"{"prompt_logprobs": -3}"#, "prompt_logprobs must be non-negative, got -3"),
+            (
+                r#"{"max_tokens": -1}"#,
+                "max_tokens must be at least 1, got -1",
+            ),
+            (
+                r#"{"min_tokens": -2}"#,
+                "min_tokens must be greater than or equal to 0, got -2",
+            ),
+            (
+                r#"{"logprobs": -1}"#,
+                "logprobs must be non-negative, got -1",
+            ),
+            (
+                r#"{"prompt_logprobs": -3}"#,
+                "prompt_logprobs must be non-negative, got -3",
+            ),
             (r#"{"best_of": 0}"#, "best_of must be at least 1, got 0"),
         ] {
             let e = parse(json).expect_err(json).to_string();
@@ -417,24 +540,148 @@ mod tests {
     fn each_rule_names_its_field() {
         let d = SamplingParams::default;
         let cases: Vec<(SamplingParams, &str, &str)> = vec![
-            (SamplingParams { n: 0, ..d() }, "n", "n must be at least 1, got 0"),
-            (SamplingParams { n: 3, best_of: Some(2), ..d() }, "best_of", "best_of must be greater than or equal to n, got n=3 and best_of=2"),
-            (SamplingParams { presence_penalty: 2.5, ..d() }, "presence_penalty", "presence_penalty must be in [-2, 2], got 2.5"),
-            (SamplingParams { frequency_penalty: -3.0, ..d() }, "frequency_penalty", "frequency_penalty must be in [-2, 2], got -3.0"),
-            (SamplingParams { repetition_penalty: 0.0, ..d() }, "repetition_penalty", "repetition_penalty must be greater than zero, got 0.0"),
-            (SamplingParams { temperature: -0.5, ..d() }, "temperature", "temperature must be non-negative, got -0.5"),
-            (SamplingParams { temperature: f32::NAN, ..d() }, "temperature", "temperature must be non-negative, got nan"),
-            (SamplingParams { top_p: 2.0, ..d() }, "top_p", "top_p must be in (0, 1], got 2.0"),
-            (SamplingParams { top_p: 0.0, ..d() }, "top_p", "top_p must be in (0, 1], got 0.0"),
-            (SamplingParams { top_k: -2, ..d() }, "top_k", "top_k must be -1 or 0 (disable), or at least 1, got -2"),
-            (SamplingParams { min_p: 1.5, ..d() }, "min_p", "min_p must be in [0, 1], got 1.5"),
-            (SamplingParams { max_tokens: Some(0), ..d() }, "max_tokens", "max_tokens must be at least 1, got 0"),
-            (SamplingParams { max_tokens: Some(4), min_tokens: 5, ..d() }, "min_tokens", "min_tokens must be less than or equal to max_tokens=4, got 5"),
-            (SamplingParams { stop: vec!["".into()], ..d() }, "stop", "stop cannot contain an empty string"),
-            (SamplingParams { allowed_token_ids: Some(vec![]), ..d() }, "allowed_token_ids", "allowed_token_ids must not be empty"),
-            (SamplingParams { logit_bias: [(3, f32::INFINITY)].into(), ..d() }, "logit_bias", "logit_bias must be finite, got inf for token 3"),
-            (SamplingParams { temperature: 0.0, n: 2, best_of: Some(2), ..d() }, "n", "n must be 1 when using greedy sampling, got 2"),
-            (SamplingParams { temperature: 0.0, best_of: Some(3), ..d() }, "best_of", "best_of must be 1 when using greedy sampling, got 3"),
+            (
+                SamplingParams { n: 0, ..d() },
+                "n",
+                "n must be at least 1, got 0",
+            ),
+            (
+                SamplingParams {
+                    n: 3,
+                    best_of: Some(2),
+                    ..d()
+                },
+                "best_of",
+                "best_of must be greater than or equal to n, got n=3 and best_of=2",
+            ),
+            (
+                SamplingParams {
+                    presence_penalty: 2.5,
+                    ..d()
+                },
+                "presence_penalty",
+                "presence_penalty must be in [-2, 2], got 2.5",
+            ),
+            (
+                SamplingParams {
+                    frequency_penalty: -3.0,
+                    ..d()
+                },
+                "frequency_penalty",
+                "frequency_penalty must be in [-2, 2], got -3.0",
+            ),
+            (
+                SamplingParams {
+                    repetition_penalty: 0.0,
+                    ..d()
+                },
+                "repetition_penalty",
+                "repetition_penalty must be greater than zero, got 0.0",
+            ),
+            (
+                SamplingParams {
+                    temperature: -0.5,
+                    ..d()
+                },
+                "temperature",
+                "temperature must be non-negative, got -0.5",
+            ),
+            (
+                SamplingParams {
+                    temperature: f32::NAN,
+                    ..d()
+                },
+                "temperature",
+                "temperature must be non-negative, got nan",
+            ),
+            (
+                SamplingParams {
+                    temperature: f32::INFINITY,
+                    ..d()
+                },
+                "temperature",
+                "temperature must be finite, got inf",
+            ),
+            (
+                SamplingParams { top_p: 2.0, ..d() },
+                "top_p",
+                "top_p must be in (0, 1], got 2.0",
+            ),
+            (
+                SamplingParams { top_p: 0.0, ..d() },
+                "top_p",
+                "top_p must be in (0, 1], got 0.0",
+            ),
+            (
+                SamplingParams { top_k: -2, ..d() },
+                "top_k",
+                "top_k must be -1 or 0 (disable), or at least 1, got -2",
+            ),
+            (
+                SamplingParams { min_p: 1.5, ..d() },
+                "min_p",
+                "min_p must be in [0, 1], got 1.5",
+            ),
+            (
+                SamplingParams {
+                    max_tokens: Some(0),
+                    ..d()
+                },
+                "max_tokens",
+                "max_tokens must be at least 1, got 0",
+            ),
+            (
+                SamplingParams {
+                    max_tokens: Some(4),
+                    min_tokens: 5,
+                    ..d()
+                },
+                "min_tokens",
+                "min_tokens must be less than or equal to max_tokens=4, got 5",
+            ),
+            (
+                SamplingParams {
+                    stop: vec!["".into()],
+                    ..d()
+                },
+                "stop",
+                "stop cannot contain an empty string",
+            ),
+            (
+                SamplingParams {
+                    allowed_token_ids: Some(vec![]),
+                    ..d()
+                },
+                "allowed_token_ids",
+                "allowed_token_ids must not be empty",
+            ),
+            (
+                SamplingParams {
+                    logit_bias: [(3, f32::INFINITY)].into(),
+                    ..d()
+                },
+                "logit_bias",
+                "logit_bias must be finite, got inf for token 3",
+            ),
+            (
+                SamplingParams {
+                    temperature: 0.0,
+                    n: 2,
+                    best_of: Some(2),
+                    ..d()
+                },
+                "n",
+                "n must be 1 when using greedy sampling, got 2",
+            ),
+            (
+                SamplingParams {
+                    temperature: 0.0,
+                    best_of: Some(3),
+                    ..d()
+                },
+                "best_of",
+                "best_of must be 1 when using greedy sampling, got 3",
+            ),
         ];
         for (p, field, msg) in cases {
             let e = err(p);
@@ -446,11 +693,36 @@ mod tests {
     fn boundary_values_are_valid() {
         let d = SamplingParams::default;
         for p in [
-            SamplingParams { top_p: 1.0, top_k: -1, min_p: 1.0, ..d() },
-            SamplingParams { top_k: 1, min_p: 0.0, presence_penalty: -2.0, frequency_penalty: 2.0, ..d() },
-            SamplingParams { temperature: 0.0, max_tokens: None, min_tokens: 1000, ..d() },
-            SamplingParams { n: 2, best_of: Some(5), repetition_penalty: 0.01, ..d() },
-            SamplingParams { max_tokens: Some(3), min_tokens: 3, ..d() },
+            SamplingParams {
+                top_p: 1.0,
+                top_k: -1,
+                min_p: 1.0,
+                ..d()
+            },
+            SamplingParams {
+                top_k: 1,
+                min_p: 0.0,
+                presence_penalty: -2.0,
+                frequency_penalty: 2.0,
+                ..d()
+            },
+            SamplingParams {
+                temperature: 0.0,
+                max_tokens: None,
+                min_tokens: 1000,
+                ..d()
+            },
+            SamplingParams {
+                n: 2,
+                best_of: Some(5),
+                repetition_penalty: 0.01,
+                ..d()
+            },
+            SamplingParams {
+                max_tokens: Some(3),
+                min_tokens: 3,
+                ..d()
+            },
         ] {
             assert_eq!(p.validate(), Ok(()), "{p:?}");
         }
@@ -458,15 +730,33 @@ mod tests {
 
     #[test]
     fn validate_vocab_names_out_of_vocab_ids() {
-        let p = SamplingParams { stop_token_ids: vec![1, 10], ..Default::default() };
+        let p = SamplingParams {
+            stop_token_ids: vec![1, 10],
+            ..Default::default()
+        };
         let e = p.validate_vocab(10).expect_err("id 10 is out of vocab");
         assert_eq!(e.field(), "stop_token_ids");
-        assert_eq!(e.to_string(), "stop_token_ids contains out-of-vocab token id 10 (vocab size 10)");
+        assert_eq!(
+            e.to_string(),
+            "stop_token_ids contains out-of-vocab token id 10 (vocab size 10)"
+        );
         assert!(p.validate_vocab(11).is_ok());
-        let p = SamplingParams { logit_bias: [(99, 1.0)].into(), ..Default::default() };
-        assert_eq!(p.validate_vocab(50).map_err(|e| e.field()), Err("logit_bias"));
-        let p = SamplingParams { allowed_token_ids: Some(vec![0, 50]), ..Default::default() };
-        assert_eq!(p.validate_vocab(50).map_err(|e| e.field()), Err("allowed_token_ids"));
+        let p = SamplingParams {
+            logit_bias: [(99, 1.0)].into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.validate_vocab(50).map_err(|e| e.field()),
+            Err("logit_bias")
+        );
+        let p = SamplingParams {
+            allowed_token_ids: Some(vec![0, 50]),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.validate_vocab(50).map_err(|e| e.field()),
+            Err("allowed_token_ids")
+        );
     }
 
     #[test]

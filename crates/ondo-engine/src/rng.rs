@@ -43,7 +43,9 @@ impl Rng {
     pub fn entropy_seed() -> u64 {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let mut h = RandomState::new().build_hasher();
         h.write_u64(nanos);
         h.write_u64(count);

@@ -25,7 +25,8 @@ use std::fmt;
 
 pub use logprobs::{log_softmax, top_logprobs};
 pub use processors::{
-    AllowedTokens, LogitBias, MinP, MinTokens, PresenceFrequencyPenalty, RepetitionPenalty, Temperature, TopK, TopP,
+    AllowedTokens, LogitBias, MinP, MinTokens, PresenceFrequencyPenalty, RepetitionPenalty,
+    Temperature, TopK, TopP,
 };
 
 use crate::params::{LogprobsMode, SamplingParams};
@@ -100,7 +101,12 @@ impl SeqHistory {
     /// A sequence that has generated nothing yet.
     pub fn new(prompt_ids: Vec<u32>) -> Self {
         let prompt_counts = TokenCounts::from_ids(&prompt_ids);
-        Self { prompt_ids, output_ids: Vec::new(), prompt_counts, output_counts: TokenCounts::default() }
+        Self {
+            prompt_ids,
+            output_ids: Vec::new(),
+            prompt_counts,
+            output_counts: TokenCounts::default(),
+        }
     }
 
     /// Appends a generated token.
@@ -177,7 +183,11 @@ impl Sampler {
         }
         Self {
             chain,
-            draw: if greedy { Draw::Greedy } else { Draw::Categorical },
+            draw: if greedy {
+                Draw::Greedy
+            } else {
+                Draw::Categorical
+            },
             mode: params.logprobs_mode,
             track_logprobs: params.logprobs.is_some() || params.best_of() > params.n,
             logprobs: Vec::new(),
@@ -253,7 +263,10 @@ fn masks_and_penalties(p: &SamplingParams, eos_ids: &[u32]) -> Vec<Box<dyn Logit
         chain.push(Box::new(RepetitionPenalty::new(p.repetition_penalty)));
     }
     if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
-        chain.push(Box::new(PresenceFrequencyPenalty::new(p.presence_penalty, p.frequency_penalty)));
+        chain.push(Box::new(PresenceFrequencyPenalty::new(
+            p.presence_penalty,
+            p.frequency_penalty,
+        )));
     }
     chain
 }
@@ -290,7 +303,9 @@ pub fn argmax(logits: &[f32]) -> u32 {
 /// A draw from softmax(logits) by inverse CDF over the ids in order (f64 accumulation);
 /// `weights` is scratch. Falls back to the argmax when no logit is finite or one is +inf.
 fn categorical(logits: &[f32], weights: &mut Vec<f32>, rng: &mut Rng) -> u32 {
-    let Some((_, total)) = processors::softmax_weights(logits, weights) else { return argmax(logits) };
+    let Some((_, total)) = processors::softmax_weights(logits, weights) else {
+        return argmax(logits);
+    };
     let target = rng.next_f64() * total;
     let (mut acc, mut last) = (0.0, 0);
     for (i, &w) in weights.iter().enumerate() {

@@ -9,7 +9,17 @@ const MASKED: f32 = f32::NEG_INFINITY;
 
 /// The largest logit that is not NaN (-inf when there is none).
 fn max_logit(logits: &[f32]) -> f32 {
-    logits.iter().fold(MASKED, |m, &v| if v > m { v } else { m })
+    logits
+        .iter()
+        .fold(MASKED, |m, &v| if v > m { v } else { m })
+}
+
+/// Masks every logit below `floor`, and NaNs.
+fn mask_below(logits: &mut [f32], floor: f32) {
+    logits
+        .iter_mut()
+        .filter(|l| l.is_nan() || **l < floor)
+        .for_each(|l| *l = MASKED);
 }
 
 /// Fills `weights` with the unnormalized softmax `exp(l - max)` (0 for -inf and NaN) and returns
@@ -20,7 +30,11 @@ pub(crate) fn softmax_weights(logits: &[f32], weights: &mut Vec<f32>) -> Option<
         return None;
     }
     weights.clear();
-    weights.extend(logits.iter().map(|&l| if l > MASKED { (l - max).exp() } else { 0.0 }));
+    weights.extend(
+        logits
+            .iter()
+            .map(|&l| if l > MASKED { (l - max).exp() } else { 0.0 }),
+    );
     Some((max, weights.iter().map(|&w| f64::from(w)).sum()))
 }
 
@@ -63,7 +77,10 @@ pub struct MinTokens {
 
 impl MinTokens {
     pub fn new(min_tokens: usize, stop_ids: &[u32]) -> Self {
-        Self { min_tokens, stop_ids: stop_ids.to_vec() }
+        Self {
+            min_tokens,
+            stop_ids: stop_ids.to_vec(),
+        }
     }
 }
 
@@ -92,7 +109,11 @@ pub struct LogitBias {
 
 impl LogitBias {
     pub fn new(bias: &BTreeMap<u32, f32>) -> Self {
-        let bias = bias.iter().filter(|(_, b)| !b.is_nan()).map(|(&t, &b)| (t, b.clamp(-100.0, 100.0))).collect();
+        let bias = bias
+            .iter()
+            .filter(|(_, b)| !b.is_nan())
+            .map(|(&t, &b)| (t, b.clamp(-100.0, 100.0)))
+            .collect();
         Self { bias }
     }
 }
@@ -125,7 +146,11 @@ impl RepetitionPenalty {
 
     fn penalize(&self, logits: &mut [f32], token: u32) {
         if let Some(l) = logits.get_mut(token as usize) {
-            *l = if *l > 0.0 { *l / self.penalty } else { *l * self.penalty };
+            *l = if *l > 0.0 {
+                *l / self.penalty
+            } else {
+                *l * self.penalty
+            };
         }
     }
 }
@@ -135,7 +160,11 @@ impl LogitsProcessor for RepetitionPenalty {
         for (t, _) in ctx.prompt_counts.iter() {
             self.penalize(logits, t);
         }
-        for (t, _) in ctx.output_counts.iter().filter(|&(t, _)| !ctx.prompt_counts.contains(t)) {
+        for (t, _) in ctx
+            .output_counts
+            .iter()
+            .filter(|&(t, _)| !ctx.prompt_counts.contains(t))
+        {
             self.penalize(logits, t);
         }
     }
@@ -155,7 +184,10 @@ pub struct PresenceFrequencyPenalty {
 
 impl PresenceFrequencyPenalty {
     pub fn new(presence: f32, frequency: f32) -> Self {
-        Self { presence, frequency }
+        Self {
+            presence,
+            frequency,
+        }
     }
 }
 
@@ -185,7 +217,9 @@ impl Temperature {
     pub const MIN: f32 = 0.01;
 
     pub fn new(temperature: f32) -> Self {
-        Self { temperature: temperature.max(Self::MIN) }
+        Self {
+            temperature: temperature.max(Self::MIN),
+        }
     }
 }
 
@@ -208,7 +242,9 @@ pub struct MinP {
 
 impl MinP {
     pub fn new(min_p: f32) -> Self {
-        Self { ln_min_p: min_p.ln() }
+        Self {
+            ln_min_p: min_p.ln(),
+        }
     }
 }
 
@@ -218,8 +254,7 @@ impl LogitsProcessor for MinP {
         if !max.is_finite() {
             return;
         }
-        let floor = max + self.ln_min_p;
-        logits.iter_mut().filter(|l| **l < floor).for_each(|l| *l = MASKED);
+        mask_below(logits, max + self.ln_min_p);
     }
 
     fn name(&self) -> &'static str {
@@ -248,7 +283,7 @@ impl LogitsProcessor for TopK {
         values.clear();
         values.extend(logits.iter().map(|&l| if l.is_nan() { MASKED } else { l }));
         let (_, &mut kth, _) = values.select_nth_unstable_by(self.k - 1, |a, b| b.total_cmp(a));
-        logits.iter_mut().filter(|l| !(**l >= kth)).for_each(|l| *l = MASKED);
+        mask_below(logits, kth);
     }
 
     fn name(&self) -> &'static str {
@@ -279,7 +314,13 @@ impl TopP {
     }
 
     /// Collects into `cands` the finite tokens within `delta` of `max` and returns their mass.
-    fn collect(logits: &[f32], weights: &[f32], max: f32, delta: f32, cands: &mut Vec<(u32, f32)>) -> f64 {
+    fn collect(
+        logits: &[f32],
+        weights: &[f32],
+        max: f32,
+        delta: f32,
+        cands: &mut Vec<(u32, f32)>,
+    ) -> f64 {
         cands.clear();
         let floor = max - delta;
         let mut mass = 0.0;
@@ -321,7 +362,9 @@ impl TopP {
 
 impl LogitsProcessor for TopP {
     fn apply(&self, logits: &mut [f32], _: &SeqContext<'_>, scratch: &mut Scratch) {
-        let Some((max, total)) = softmax_weights(logits, &mut scratch.values) else { return };
+        let Some((max, total)) = softmax_weights(logits, &mut scratch.values) else {
+            return;
+        };
         if self.p >= 1.0 {
             return;
         }
@@ -334,7 +377,7 @@ impl LogitsProcessor for TopP {
         }
         let kept = Self::nucleus(cands, weights, need);
         let boundary = cands[..kept].iter().fold(f32::INFINITY, |m, c| m.min(c.1));
-        logits.iter_mut().filter(|l| !(**l >= boundary)).for_each(|l| *l = MASKED);
+        mask_below(logits, boundary);
         for &(t, l) in &cands[kept..] {
             if l == boundary {
                 logits[t as usize] = MASKED;
@@ -371,7 +414,10 @@ mod tests {
     #[test]
     fn allowed_tokens_masks_the_rest_and_ignores_out_of_vocab_ids() {
         let p = AllowedTokens::new(&[3, 1, 3, 99]);
-        assert_eq!(run(&p, &[1.0, 2.0, 3.0, 4.0, 5.0], &fresh()), [NEG, 2.0, NEG, 4.0, NEG]);
+        assert_eq!(
+            run(&p, &[1.0, 2.0, 3.0, 4.0, 5.0], &fresh()),
+            [NEG, 2.0, NEG, 4.0, NEG]
+        );
     }
 
     #[test]
@@ -388,7 +434,10 @@ mod tests {
     #[test]
     fn logit_bias_adds_clamped_bias() {
         let p = LogitBias::new(&[(0, 500.0), (2, -0.5), (3, -1000.0), (9, 1.0)].into());
-        assert_eq!(run(&p, &[1.0, 2.0, 3.0, 4.0], &fresh()), [101.0, 2.0, 2.5, -96.0]);
+        assert_eq!(
+            run(&p, &[1.0, 2.0, 3.0, 4.0], &fresh()),
+            [101.0, 2.0, 2.5, -96.0]
+        );
     }
 
     #[test]
@@ -398,10 +447,16 @@ mod tests {
         h.push(3);
         h.push(3);
         let p = RepetitionPenalty::new(2.0);
-        assert_eq!(run(&p, &[2.0, -2.0, 5.0, 0.5, 7.0], &h), [1.0, -4.0, 5.0, 0.25, 7.0]);
+        assert_eq!(
+            run(&p, &[2.0, -2.0, 5.0, 0.5, 7.0], &h),
+            [1.0, -4.0, 5.0, 0.25, 7.0]
+        );
         // A penalty below 1 encourages instead.
         let p = RepetitionPenalty::new(0.5);
-        assert_eq!(run(&p, &[2.0, -2.0, 5.0, 0.5, 7.0], &h), [4.0, -1.0, 5.0, 1.0, 7.0]);
+        assert_eq!(
+            run(&p, &[2.0, -2.0, 5.0, 0.5, 7.0], &h),
+            [4.0, -1.0, 5.0, 1.0, 7.0]
+        );
     }
 
     #[test]
@@ -412,32 +467,62 @@ mod tests {
         }
         let p = PresenceFrequencyPenalty::new(0.5, 0.25);
         // token 1: 1 - 0.25 - 0.5; token 2: 1 - 0.75 - 0.5; prompt token 0 untouched.
-        assert!(close(&run(&p, &[1.0, 1.0, 1.0, 1.0], &h), &[1.0, 0.25, -0.25, 1.0]));
+        assert!(close(
+            &run(&p, &[1.0, 1.0, 1.0, 1.0], &h),
+            &[1.0, 0.25, -0.25, 1.0]
+        ));
         let p = PresenceFrequencyPenalty::new(-1.0, 0.0);
-        assert!(close(&run(&p, &[1.0, 1.0, 1.0, 1.0], &h), &[1.0, 2.0, 2.0, 1.0]));
+        assert!(close(
+            &run(&p, &[1.0, 1.0, 1.0, 1.0], &h),
+            &[1.0, 2.0, 2.0, 1.0]
+        ));
     }
 
     #[test]
     fn temperature_divides_and_is_floored() {
-        assert_eq!(run(&Temperature::new(0.5), &[1.0, -2.0], &fresh()), [2.0, -4.0]);
-        assert!(close(&run(&Temperature::new(1e-4), &[1.0, -2.0], &fresh()), &[100.0, -200.0]));
+        assert_eq!(
+            run(&Temperature::new(0.5), &[1.0, -2.0], &fresh()),
+            [2.0, -4.0]
+        );
+        assert!(close(
+            &run(&Temperature::new(1e-4), &[1.0, -2.0], &fresh()),
+            &[100.0, -200.0]
+        ));
     }
 
     #[test]
     fn min_p_masks_below_fraction_of_max_probability() {
         // probs ∝ e^l: relative to max (l=2): 1, e^-1 ≈ 0.37, e^-2 ≈ 0.14, e^-3 ≈ 0.05.
         let logits = [1.0, 2.0, 0.0, -1.0];
-        assert_eq!(run(&MinP::new(0.1), &logits, &fresh()), [1.0, 2.0, 0.0, NEG]);
-        assert_eq!(run(&MinP::new(0.3), &logits, &fresh()), [1.0, 2.0, NEG, NEG]);
-        assert_eq!(run(&MinP::new(1.0), &logits, &fresh()), [NEG, 2.0, NEG, NEG]);
+        assert_eq!(
+            run(&MinP::new(0.1), &logits, &fresh()),
+            [1.0, 2.0, 0.0, NEG]
+        );
+        assert_eq!(
+            run(&MinP::new(0.3), &logits, &fresh()),
+            [1.0, 2.0, NEG, NEG]
+        );
+        assert_eq!(
+            run(&MinP::new(1.0), &logits, &fresh()),
+            [NEG, 2.0, NEG, NEG]
+        );
     }
 
     #[test]
     fn top_k_keeps_k_largest_and_ties_at_the_boundary() {
         let logits = [1.0, 5.0, 3.0, 3.0, -1.0, 4.0];
-        assert_eq!(run(&TopK::new(2), &logits, &fresh()), [NEG, 5.0, NEG, NEG, NEG, 4.0]);
-        assert_eq!(run(&TopK::new(3), &logits, &fresh()), [NEG, 5.0, 3.0, 3.0, NEG, 4.0]);
-        assert_eq!(run(&TopK::new(1), &logits, &fresh()), [NEG, 5.0, NEG, NEG, NEG, NEG]);
+        assert_eq!(
+            run(&TopK::new(2), &logits, &fresh()),
+            [NEG, 5.0, NEG, NEG, NEG, 4.0]
+        );
+        assert_eq!(
+            run(&TopK::new(3), &logits, &fresh()),
+            [NEG, 5.0, 3.0, 3.0, NEG, 4.0]
+        );
+        assert_eq!(
+            run(&TopK::new(1), &logits, &fresh()),
+            [NEG, 5.0, NEG, NEG, NEG, NEG]
+        );
         assert_eq!(run(&TopK::new(6), &logits, &fresh()), logits);
     }
 
@@ -445,11 +530,20 @@ mod tests {
     fn top_p_keeps_the_token_that_crosses_p() {
         // probs 0.5, 0.25, 0.125, 0.125 (logits = ln probs).
         let logits = [0.5f32, 0.25, 0.125, 0.125].map(f32::ln);
-        let kept = |p: f32| run(&TopP::new(p), &logits, &fresh()).iter().map(|l| l.is_finite()).collect::<Vec<_>>();
+        let kept = |p: f32| {
+            run(&TopP::new(p), &logits, &fresh())
+                .iter()
+                .map(|l| l.is_finite())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(kept(0.3), [true, false, false, false]);
         assert_eq!(kept(0.5), [true, false, false, false]);
         assert_eq!(kept(0.6), [true, true, false, false]);
-        assert_eq!(kept(0.8), [true, true, true, false], "tie at the boundary: lower id kept first");
+        assert_eq!(
+            kept(0.8),
+            [true, true, true, false],
+            "tie at the boundary: lower id kept first"
+        );
         assert_eq!(kept(0.9), [true, true, true, true]);
         assert_eq!(kept(1e-9), [true, false, false, false]);
     }
@@ -461,7 +555,12 @@ mod tests {
         let mut logits = vec![-12.0f32; 1001];
         logits[500] = 0.0;
         let out = run(&TopP::new(0.9), &logits, &fresh());
-        let kept: Vec<usize> = out.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(i, _)| i).collect();
+        let kept: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_finite())
+            .map(|(i, _)| i)
+            .collect();
         // p(top) = 1 / (1 + 1000 e^-12) ≈ 0.9939 ≥ 0.9, so only it stays.
         assert_eq!(kept, [500]);
         let out = run(&TopP::new(0.995), &logits, &fresh());
@@ -478,7 +577,13 @@ mod tests {
     fn top_p_matches_a_full_sort_with_many_ties() {
         // 600 logits on a coarse grid (many ties) and a few masked ones.
         let logits: Vec<f32> = (0..600u32)
-            .map(|i| if i % 97 == 5 { NEG } else { (i.wrapping_mul(2654435761) >> 28) as f32 * 0.7 - 4.0 })
+            .map(|i| {
+                if i % 97 == 5 {
+                    NEG
+                } else {
+                    (i.wrapping_mul(2654435761) >> 28) as f32 * 0.7 - 4.0
+                }
+            })
             .collect();
         let max = logits.iter().cloned().fold(NEG, f32::max);
         let w = |l: f32| f64::from((l - max).exp());
@@ -495,7 +600,10 @@ mod tests {
                 before += w(logits[i]);
                 expect[i] = true;
             }
-            let got: Vec<bool> = run(&TopP::new(p), &logits, &fresh()).iter().map(|l| l.is_finite()).collect();
+            let got: Vec<bool> = run(&TopP::new(p), &logits, &fresh())
+                .iter()
+                .map(|l| l.is_finite())
+                .collect();
             assert_eq!(got, expect, "p = {p}");
         }
     }

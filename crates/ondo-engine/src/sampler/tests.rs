@@ -20,12 +20,20 @@ fn softmax64(logits: &[f64]) -> Vec<f64> {
 }
 
 /// Probabilities after temperature, min_p, top_k, top_p (each off when None), vLLM semantics.
-fn reference(logits: &[f32], t: f64, min_p: Option<f64>, top_k: Option<usize>, top_p: Option<f64>) -> Vec<f64> {
+fn reference(
+    logits: &[f32],
+    t: f64,
+    min_p: Option<f64>,
+    top_k: Option<usize>,
+    top_p: Option<f64>,
+) -> Vec<f64> {
     let mut l: Vec<f64> = logits.iter().map(|&v| f64::from(v) / t).collect();
     if let Some(m) = min_p {
         let p = softmax64(&l);
         let max = p.iter().cloned().fold(0.0, f64::max);
-        (0..l.len()).filter(|&i| p[i] < m * max).for_each(|i| l[i] = f64::NEG_INFINITY);
+        (0..l.len())
+            .filter(|&i| p[i] < m * max)
+            .for_each(|i| l[i] = f64::NEG_INFINITY);
     }
     let mut order: Vec<usize> = (0..l.len()).collect();
     order.sort_by(|&a, &b| l[b].total_cmp(&l[a]));
@@ -73,7 +81,11 @@ fn chi2(counts: &[usize], probs: &[f64]) -> (f64, usize) {
 
 fn assert_fits(counts: &[usize], probs: &[f64]) {
     let (stat, df) = chi2(counts, probs);
-    assert!(stat < chi2_critical(df), "chi2 {stat:.1} >= {:.1} (df {df}): counts {counts:?} vs {probs:?}", chi2_critical(df));
+    assert!(
+        stat < chi2_critical(df),
+        "chi2 {stat:.1} >= {:.1} (df {df}): counts {counts:?} vs {probs:?}",
+        chi2_critical(df)
+    );
 }
 
 fn draw_counts(params: &SamplingParams, logits: &[f32], seed: u64, draws: usize) -> Vec<usize> {
@@ -101,7 +113,11 @@ fn params(f: impl FnOnce(&mut SamplingParams)) -> SamplingParams {
 fn chi2_critical_values_match_tables() {
     // Tabulated 0.999 quantiles: df 1 → 10.83, 5 → 20.52, 7 → 24.32, 20 → 45.31.
     for (df, table) in [(5, 20.52), (7, 24.32), (20, 45.31)] {
-        assert!((chi2_critical(df) - table).abs() / table < 0.02, "df {df}: {}", chi2_critical(df));
+        assert!(
+            (chi2_critical(df) - table).abs() / table < 0.02,
+            "df {df}: {}",
+            chi2_critical(df)
+        );
     }
     assert!(chi2_critical(1) > 10.0);
 }
@@ -128,7 +144,10 @@ fn chi2_test_rejects_a_wrong_distribution() {
     assert!(stat > chi2_critical(df), "{stat}");
     let counts = draw_counts(&params(|p| p.top_k = 4), &LOGITS, 5, DRAWS);
     let probs = reference(&LOGITS, 1.0, None, Some(3), None);
-    assert!(counts.iter().zip(&probs).any(|(&c, &p)| c > 0 && p == 0.0), "the 4th token is drawn but masked for k=3");
+    assert!(
+        counts.iter().zip(&probs).any(|(&c, &p)| c > 0 && p == 0.0),
+        "the 4th token is drawn but masked for k=3"
+    );
 }
 
 #[test]
@@ -144,7 +163,10 @@ fn top_p_follows_nucleus_softmax() {
     for (top_p, seed) in [(0.3, 9), (0.6, 10), (0.9, 11)] {
         let counts = draw_counts(&params(|p| p.top_p = top_p as f32), &LOGITS, seed, DRAWS);
         let probs = reference(&LOGITS, 1.0, None, None, Some(top_p));
-        assert!(probs.iter().filter(|&&p| p > 0.0).count() < LOGITS.len(), "top_p should cut something");
+        assert!(
+            probs.iter().filter(|&&p| p > 0.0).count() < LOGITS.len(),
+            "top_p should cut something"
+        );
         assert_fits(&counts, &probs);
     }
 }
@@ -168,14 +190,20 @@ fn combined_chain_follows_the_composed_reference() {
     let counts = draw_counts(&p, &LOGITS, 14, DRAWS);
     let probs = reference(&LOGITS, 0.8, Some(0.02), Some(5), Some(0.9));
     // min_p cuts 2 tokens, top_k 1 more, top_p 2 more.
-    assert_eq!(probs.iter().filter(|&&p| p > 0.0).count(), 3, "the reference keeps 3 tokens");
+    assert_eq!(
+        probs.iter().filter(|&&p| p > 0.0).count(),
+        3,
+        "the reference keeps 3 tokens"
+    );
     assert_fits(&counts, &probs);
 }
 
 #[test]
 fn top_p_on_a_large_vocabulary_follows_the_reference() {
     // 3000 tokens with logits spread over 10 nats: thousands of candidates for the quickselect.
-    let logits: Vec<f32> = (0..3000u32).map(|i| (i.wrapping_mul(2654435761) >> 20) as f32 / 400.0).collect();
+    let logits: Vec<f32> = (0..3000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 20) as f32 / 400.0)
+        .collect();
     let p = params(|p| p.top_p = 0.5);
     let counts = draw_counts(&p, &logits, 15, 20_000);
     let probs = reference(&logits, 1.0, None, None, Some(0.5));
@@ -188,7 +216,11 @@ fn top_p_on_a_large_vocabulary_follows_the_reference() {
         pc[j % 10] += counts[i];
         pp[j % 10] += probs[i];
     }
-    assert_eq!(pc.iter().sum::<usize>(), 20_000, "only kept tokens are drawn");
+    assert_eq!(
+        pc.iter().sum::<usize>(),
+        20_000,
+        "only kept tokens are drawn"
+    );
     assert_fits(&pc, &pp);
 }
 
@@ -267,8 +299,14 @@ fn greedy_is_argmax_with_lowest_id_on_ties_and_ignores_truncation() {
     assert_eq!(s.chain_names(), Vec::<&str>::new());
     let hist = SeqHistory::new(vec![]);
     let mut rng = Rng::new(0);
-    assert_eq!(s.sample(&mut [1.0, 3.0, 2.0, 3.0], &hist.ctx(), &mut rng), 1);
-    assert_eq!(s.sample(&mut [f32::NAN, -1.0, -2.0], &hist.ctx(), &mut rng), 1);
+    assert_eq!(
+        s.sample(&mut [1.0, 3.0, 2.0, 3.0], &hist.ctx(), &mut rng),
+        1
+    );
+    assert_eq!(
+        s.sample(&mut [f32::NAN, -1.0, -2.0], &hist.ctx(), &mut rng),
+        1
+    );
     assert_eq!(s.sample(&mut [], &hist.ctx(), &mut rng), 0);
 }
 
@@ -276,23 +314,43 @@ fn greedy_is_argmax_with_lowest_id_on_ties_and_ignores_truncation() {
 fn greedy_still_applies_penalties_and_biases() {
     let hist = SeqHistory::new(vec![1]);
     let mut rng = Rng::new(0);
-    let mut s = Sampler::new(&params(|p| {
-        p.temperature = 0.0;
-        p.repetition_penalty = 2.0;
-    }), &[]);
-    assert_eq!(s.sample(&mut [1.0, 3.0, 2.0], &hist.ctx(), &mut rng), 2, "3 / 2 < 2");
-    let mut s = Sampler::new(&params(|p| {
-        p.temperature = 0.0;
-        p.logit_bias = [(0, 5.0)].into();
-    }), &[]);
+    let mut s = Sampler::new(
+        &params(|p| {
+            p.temperature = 0.0;
+            p.repetition_penalty = 2.0;
+        }),
+        &[],
+    );
+    assert_eq!(
+        s.sample(&mut [1.0, 3.0, 2.0], &hist.ctx(), &mut rng),
+        2,
+        "3 / 2 < 2"
+    );
+    let mut s = Sampler::new(
+        &params(|p| {
+            p.temperature = 0.0;
+            p.logit_bias = [(0, 5.0)].into();
+        }),
+        &[],
+    );
     assert_eq!(s.sample(&mut [1.0, 3.0, 2.0], &hist.ctx(), &mut rng), 0);
 }
 
 #[test]
 fn logit_bias_forces_and_bans_tokens() {
-    let forced = draw_counts(&params(|p| p.logit_bias = [(3, 100.0)].into()), &LOGITS, 16, 2000);
+    let forced = draw_counts(
+        &params(|p| p.logit_bias = [(3, 100.0)].into()),
+        &LOGITS,
+        16,
+        2000,
+    );
     assert_eq!(forced[3], 2000);
-    let banned = draw_counts(&params(|p| p.logit_bias = [(4, -100.0), (6, -100.0)].into()), &LOGITS, 17, DRAWS);
+    let banned = draw_counts(
+        &params(|p| p.logit_bias = [(4, -100.0), (6, -100.0)].into()),
+        &LOGITS,
+        17,
+        DRAWS,
+    );
     let mut biased = LOGITS;
     biased[4] -= 100.0;
     biased[6] -= 100.0;
@@ -302,7 +360,12 @@ fn logit_bias_forces_and_bans_tokens() {
 
 #[test]
 fn allowed_token_ids_restricts_and_renormalizes() {
-    let counts = draw_counts(&params(|p| p.allowed_token_ids = Some(vec![0, 3, 5])), &LOGITS, 18, DRAWS);
+    let counts = draw_counts(
+        &params(|p| p.allowed_token_ids = Some(vec![0, 3, 5])),
+        &LOGITS,
+        18,
+        DRAWS,
+    );
     let mut masked = [f32::NEG_INFINITY; 8];
     for i in [0, 3, 5] {
         masked[i] = LOGITS[i];
@@ -324,9 +387,15 @@ fn min_tokens_masks_eos_and_stop_ids_until_reached() {
         let mut logits = LOGITS;
         let t = s.sample(&mut logits, &hist.ctx(), &mut rng);
         if step < 3 {
-            assert!(t != 4 && t != 6, "step {step}: stop token {t} before min_tokens");
+            assert!(
+                t != 4 && t != 6,
+                "step {step}: stop token {t} before min_tokens"
+            );
         } else {
-            assert!(t == 4 || t == 6, "step {step}: biased stop tokens should win, got {t}");
+            assert!(
+                t == 4 || t == 6,
+                "step {step}: biased stop tokens should win, got {t}"
+            );
         }
         hist.push(t);
     }
@@ -352,14 +421,23 @@ fn raw_logprobs_ignore_processing_and_processed_ones_follow_it() {
     assert_eq!(s.logprob_of(t), Some(raw[t as usize]));
     assert_eq!(s.top_logprobs(2, 0).map(|v| v.len()), Some(3));
 
-    let p = SamplingParams { logprobs_mode: LogprobsMode::ProcessedLogprobs, ..p };
+    let p = SamplingParams {
+        logprobs_mode: LogprobsMode::ProcessedLogprobs,
+        ..p
+    };
     let mut s = Sampler::new(&p, &[]);
     s.sample(&mut LOGITS.clone(), &hist.ctx(), &mut rng);
     let lp = s.logprobs().expect("tracked");
     // Only tokens 4 (3.0) and 6 (2.5) survive top_k 2; at T=0.5 their logits are 6 and 5.
     let p4 = 1.0 / (1.0 + (-1.0f32).exp());
-    assert!((lp[4] - p4.ln()).abs() < 1e-5 && (lp[6] - (1.0 - p4).ln()).abs() < 1e-5, "{lp:?}");
-    assert!(lp.iter().enumerate().all(|(i, v)| i == 4 || i == 6 || *v == f32::NEG_INFINITY));
+    assert!(
+        (lp[4] - p4.ln()).abs() < 1e-5 && (lp[6] - (1.0 - p4).ln()).abs() < 1e-5,
+        "{lp:?}"
+    );
+    assert!(lp
+        .iter()
+        .enumerate()
+        .all(|(i, v)| i == 4 || i == 6 || *v == f32::NEG_INFINITY));
 }
 
 #[test]
@@ -371,7 +449,10 @@ fn logprobs_are_tracked_only_when_needed() {
     assert_eq!(s.logprobs(), None);
     let mut s = Sampler::new(&params(|p| p.best_of = Some(3)), &[]);
     s.sample(&mut LOGITS.clone(), &hist.ctx(), &mut rng);
-    assert!(s.logprobs().is_some(), "best_of > n needs cumulative logprobs");
+    assert!(
+        s.logprobs().is_some(),
+        "best_of > n needs cumulative logprobs"
+    );
     let mut s = Sampler::new(&SamplingParams::default(), &[]).with_logprobs(true);
     s.sample(&mut LOGITS.clone(), &hist.ctx(), &mut rng);
     assert!(s.logprobs().is_some());
@@ -406,8 +487,13 @@ fn chain_runs_in_vllm_order_and_skips_no_ops() {
             "top_p"
         ]
     );
-    assert!(Sampler::new(&SamplingParams::default(), &[0]).chain_names().is_empty());
-    assert_eq!(Sampler::new(&params(|p| p.top_k = -1), &[0]).chain_names(), Vec::<&str>::new());
+    assert!(Sampler::new(&SamplingParams::default(), &[0])
+        .chain_names()
+        .is_empty());
+    assert_eq!(
+        Sampler::new(&params(|p| p.top_k = -1), &[0]).chain_names(),
+        Vec::<&str>::new()
+    );
 }
 
 struct CountingAlloc;
