@@ -29,7 +29,20 @@ fn main() {
         named
     };
     if args.iter().any(|a| a == "--hot") {
-        print!("{}", bench::table(&bench::matvec_in_cache(&formats, 128, 4096)));
+        print!(
+            "{}",
+            bench::table(&bench::matvec_in_cache(
+                &formats,
+                std::env::var("HOT_ROWS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(128),
+                std::env::var("HOT_COLS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(4096)
+            ))
+        );
         return;
     }
     let threads = [1, 2];

@@ -75,15 +75,18 @@ impl Isa {
     }
 
     /// Every instruction set this CPU can run, best last (tests walk them).
-    pub fn supported() -> Vec<Isa> {
-        let mut out = vec![Isa::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        {
-            let (avx2, vnni) = x86::detect();
-            out.extend(avx2.then_some(Isa::Avx2));
-            out.extend(vnni.then_some(Isa::Avx512Vnni));
-        }
-        out
+    pub fn supported() -> &'static [Isa] {
+        static SUPPORTED: OnceLock<Vec<Isa>> = OnceLock::new();
+        SUPPORTED.get_or_init(|| {
+            let mut out = vec![Isa::Scalar];
+            #[cfg(target_arch = "x86_64")]
+            {
+                let (avx2, vnni) = x86::detect();
+                out.extend(avx2.then_some(Isa::Avx2));
+                out.extend(vnni.then_some(Isa::Avx512Vnni));
+            }
+            out
+        })
     }
 }
 

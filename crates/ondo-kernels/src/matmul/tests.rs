@@ -61,7 +61,7 @@ fn int_activations(dtype: DType) -> bool {
 fn every_isa_matches_the_reference() {
     let pool = ThreadPool::new(3);
     let mut rng = Rng::new(11);
-    for isa in Isa::supported() {
+    for &isa in Isa::supported() {
         for dtype in DType::ALL {
             for (rows, cols, n) in shapes(dtype) {
                 let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
@@ -84,7 +84,7 @@ fn every_isa_matches_the_reference() {
 fn simd_kernels_match_scalar_integer_kernels() {
     let pool = ThreadPool::new(2);
     let mut rng = Rng::new(5);
-    for isa in Isa::supported().into_iter().filter(|i| *i != Isa::Scalar) {
+    for &isa in Isa::supported().iter().filter(|i| **i != Isa::Scalar) {
         for dtype in DType::ALL {
             for (rows, cols, n) in shapes(dtype) {
                 let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
@@ -124,7 +124,7 @@ fn known_q4_0_product() {
     b.extend([0x99u8; 16]);
     let w = Weight::new(DType::Q4_0, 1, 32, crate::Bytes::from_vec(b)).unwrap();
     let x: Vec<f32> = (0..32).map(|i| i as f32).collect();
-    for isa in Isa::supported() {
+    for &isa in Isa::supported() {
         let mut y = [0f32];
         matmul_with(isa, &ThreadPool::new(1), &x, &w, &mut y);
         let want = 0.5 * (0..32).sum::<i32>() as f32;

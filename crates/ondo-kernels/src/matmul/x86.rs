@@ -253,6 +253,68 @@ unsafe fn group32<const V: bool, B: Block32, const T: usize>(
     }
 }
 
+/// `group32` for the AVX-512 build: two blocks per 512-bit register, so every vector op covers
+/// 64 weights (half the instructions per value).
+#[inline(always)]
+unsafe fn group32_512<B: Block32, const T: usize>(
+    w: &[u8],
+    a: &[ActRow],
+    g: usize,
+    acc: &mut [[__m512; 2]; T],
+    off: &mut [__m256; T],
+) {
+    let b0 = w.as_ptr().add(8 * g * B::BYTES);
+    let dw = f16x8(b0, B::BYTES);
+    let mut dd = [_mm512_setzero_ps(); T];
+    for t in 0..T {
+        let a = a.get_unchecked(t);
+        dd[t] = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d.as_ptr().add(8 * g))));
+        if B::OFFSET {
+            let o = B::offset8(b0, dw);
+            off[t] = _mm256_fmadd_ps(o, _mm256_loadu_ps(a.s.as_ptr().add(8 * g)), off[t]);
+        }
+    }
+    for k in (0..8).step_by(2) {
+        let q0 = B::quants::<true>(b0.add(k * B::BYTES));
+        let q1 = B::quants::<true>(b0.add((k + 1) * B::BYTES));
+        let q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+        // lanes 0..8 take scale k, lanes 8..16 scale k+1
+        let pick = _mm512_set_epi32(
+            k as i32 + 1,
+            k as i32 + 1,
+            k as i32 + 1,
+            k as i32 + 1,
+            k as i32 + 1,
+            k as i32 + 1,
+            k as i32 + 1,
+            k as i32 + 1,
+            k as i32,
+            k as i32,
+            k as i32,
+            k as i32,
+            k as i32,
+            k as i32,
+            k as i32,
+            k as i32,
+        );
+        let u = if B::SIGNED { _mm512_abs_epi8(q) } else { q };
+        for t in 0..T {
+            let x = _mm512_loadu_si512(
+                a.get_unchecked(t).qs.as_ptr().add(32 * (8 * g + k)) as *const _
+            );
+            // signed weights: move their sign onto the activations
+            let x = if B::SIGNED {
+                _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(q), _mm512_setzero_si512(), x)
+            } else {
+                x
+            };
+            let p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, x));
+            let scale = _mm512_permutexvar_ps(pick, dd[t]);
+            acc[t][k / 2 % 2] = _mm512_fmadd_ps(scale, p, acc[t][k / 2 % 2]);
+        }
+    }
+}
+
 /// Block `i` alone (the tail after whole groups of eight).
 #[inline(always)]
 unsafe fn block32<const V: bool, B: Block32, const T: usize>(
@@ -286,8 +348,20 @@ unsafe fn dot32<const V: bool, B: Block32, const T: usize>(
     let nb = w.len() / B::BYTES;
     let mut acc = [[_mm256_setzero_ps(); 2]; T];
     let mut off = [_mm256_setzero_ps(); T];
-    for g in 0..nb / 8 {
-        group32::<V, B, T>(w, a, g, &mut acc, &mut off);
+    if V {
+        let mut acc512 = [[_mm512_setzero_ps(); 2]; T];
+        for g in 0..nb / 8 {
+            group32_512::<B, T>(w, a, g, &mut acc512, &mut off);
+        }
+        for t in 0..T {
+            let s = _mm512_add_ps(acc512[t][0], acc512[t][1]);
+            let halves = _mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
+            acc[t][0] = _mm256_add_ps(acc[t][0], halves);
+        }
+    } else {
+        for g in 0..nb / 8 {
+            group32::<V, B, T>(w, a, g, &mut acc, &mut off);
+        }
     }
     let mut tail = [0f32; T];
     for i in nb / 8 * 8..nb {
@@ -648,7 +722,7 @@ macro_rules! entry {
         unsafe fn $avx2(_: DType, w: &[u8], a: &[ActRow], o: &mut [f32]) {
             entry!(@T false, w, a, o, $call, $($g),*)
         }
-        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
         unsafe fn $vnni(_: DType, w: &[u8], a: &[ActRow], o: &mut [f32]) {
             entry!(@T true, w, a, o, $call, $($g),*)
         }
@@ -712,6 +786,7 @@ pub(crate) fn detect() -> (bool, bool) {
         && is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512dq")
         && is_x86_feature_detected!("avx512vnni");
     (avx2, vnni)
 }

@@ -1,0 +1,50 @@
+//! `matmul` and the pool allocate nothing once warm (the scratch buffers only grow).
+
+use ondo_kernels::{matmul, testutil::Rng, DType, ThreadPool, Weight};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn warm_matmul_does_not_allocate() {
+    let pool = ThreadPool::new(2);
+    let mut rng = Rng::new(1);
+    let (rows, cols) = (64, 512);
+    for dtype in [
+        DType::Q4_0,
+        DType::Q4_K,
+        DType::Q6_K,
+        DType::BF16,
+        DType::F32,
+        DType::Q3_K,
+    ] {
+        let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+        for n in [1, 7] {
+            let x = rng.normals(n * cols);
+            let mut y = vec![0f32; n * rows];
+            for _ in 0..20 {
+                matmul(&pool, &x, &w, &mut y); // warm: every thread's scratch grows here
+            }
+            let before = ALLOCS.load(Relaxed);
+            for _ in 0..5 {
+                matmul(&pool, &x, &w, &mut y);
+            }
+            assert_eq!(ALLOCS.load(Relaxed), before, "{dtype} n={n} allocated");
+        }
+    }
+}
