@@ -1,0 +1,21 @@
+//! Errors of running requests.
+
+use crate::params::ParamError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid sampling parameter: {0}")]
+    Param(#[from] ParamError),
+    #[error(transparent)]
+    Model(#[from] ondo_model::Error),
+    #[error(transparent)]
+    Text(#[from] ondo_text::Error),
+    #[error("the prompt is empty: nothing to continue from")]
+    EmptyPrompt,
+    #[error("the prompt has {len} tokens, but the model's context is {max} (max_position_embeddings): shorten the prompt")]
+    PromptTooLong { len: usize, max: usize },
+    #[error("{0}: no tokenizer found (expected tokenizer.json in the model folder or a vocabulary in the GGUF)")]
+    NoTokenizer(String),
+    #[error("{0}")]
+    Load(String),
+}

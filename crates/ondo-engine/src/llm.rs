@@ -1,0 +1,137 @@
+//! The `Llm` handle: a loaded model, its tokenizer and its generation defaults.
+//!
+//! `Llm::load` takes what a user types: a model folder, a `.gguf` file, or a hub id.
+
+use crate::generate::{generate, ModelRef};
+use crate::{EngineError, RequestOutput, SamplingParams};
+use ondo_kernels::ThreadPool;
+use ondo_model::{Model, Workspace};
+use ondo_text::Tokenizer;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
+
+/// How to find and load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Never touch the network (`--offline`, `HF_HUB_OFFLINE=1`).
+    pub offline: bool,
+    /// Worker threads (default: `ONDO_NUM_THREADS`, else the cores).
+    pub threads: Option<usize>,
+}
+
+/// A prompt as text (tokenized with the tokenizer's special tokens) or as token ids.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    Text(String),
+    Ids(Vec<u32>),
+}
+
+/// A loaded model ready to generate.
+pub struct Llm {
+    model: Box<dyn Model>,
+    tokenizer: Tokenizer,
+    eos_ids: Vec<u32>,
+    defaults: SamplingParams,
+    pool: Arc<ThreadPool>,
+    source: PathBuf,
+}
+
+impl Llm {
+    /// Load a model folder, a `.gguf` file or a hub id (`org/name[@revision]`).
+    pub fn load(model: &str, opts: &LoadOptions) -> Result<Llm, EngineError> {
+        let path = crate::load::resolve(model, opts.offline)?;
+        let loaded = crate::load::load_path(&path)?;
+        let defaults = defaults_from(loaded.generation_config.as_ref());
+        let threads = opts.threads.map_or_else(ThreadPool::from_env, ThreadPool::new);
+        Ok(Llm {
+            model: loaded.model,
+            tokenizer: loaded.tokenizer,
+            eos_ids: loaded.eos_ids,
+            defaults,
+            pool: Arc::new(threads),
+            source: loaded.path,
+        })
+    }
+
+    pub fn model(&self) -> &dyn Model {
+        &*self.model
+    }
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+    /// Token ids that end a sequence.
+    pub fn eos_ids(&self) -> &[u32] {
+        &self.eos_ids
+    }
+    /// Where the model was loaded from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+    /// Sampling defaults from generation_config.json (as transformers applies them).
+    pub fn default_params(&self) -> SamplingParams {
+        self.defaults.clone()
+    }
+
+    /// Token ids of a prompt: text is tokenized as transformers' `tokenizer(text)` does.
+    pub fn prompt_ids(&self, prompt: &Prompt) -> Result<Vec<u32>, EngineError> {
+        match prompt {
+            Prompt::Text(text) => Ok(self.tokenizer.encode(text, true)?),
+            Prompt::Ids(ids) => Ok(ids.clone()),
+        }
+    }
+
+    /// Run every prompt to completion, in order.
+    pub fn generate(&self, prompts: &[Prompt], params: &SamplingParams) -> Result<Vec<RequestOutput>, EngineError> {
+        prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut out = self.generate_streaming(p, params, &mut |_, _| true)?;
+                out.request_id = i.to_string();
+                Ok(out)
+            })
+            .collect()
+    }
+
+    /// Run one prompt, calling `sink(sequence_index, text_delta)` as text settles; `sink`
+    /// returning false stops the request (finish_reason "abort").
+    pub fn generate_streaming(
+        &self,
+        prompt: &Prompt,
+        params: &SamplingParams,
+        sink: &mut dyn FnMut(usize, &str) -> bool,
+    ) -> Result<RequestOutput, EngineError> {
+        let ids = self.prompt_ids(prompt)?;
+        let text = match prompt {
+            Prompt::Text(t) => Some(t.clone()),
+            Prompt::Ids(_) => None,
+        };
+        let mut ws = Workspace::with_pool(self.model.hparams(), 64, self.pool.clone());
+        let m = ModelRef { model: &*self.model, tokenizer: &self.tokenizer, eos_ids: &self.eos_ids };
+        generate(&m, &mut ws, text, ids, params, sink)
+    }
+}
+
+/// Sampling defaults as transformers reads them from generation_config.json: without
+/// `do_sample: true` decoding is greedy.
+fn defaults_from(gen: Option<&Value>) -> SamplingParams {
+    let mut p = SamplingParams::default();
+    let Some(g) = gen else { return p };
+    let f = |k: &str| g.get(k).and_then(Value::as_f64);
+    if g.get("do_sample").and_then(Value::as_bool) == Some(true) {
+        p.temperature = f("temperature").unwrap_or(1.0) as f32;
+        p.top_p = f("top_p").unwrap_or(1.0) as f32;
+        p.top_k = f("top_k").map_or(0, |v| v as i32);
+    } else {
+        p.temperature = 0.0;
+    }
+    if let Some(r) = f("repetition_penalty") {
+        p.repetition_penalty = r as f32;
+    }
+    if let Some(n) = g.get("max_new_tokens").and_then(Value::as_u64) {
+        p.max_tokens = Some(n as usize);
+    }
+    p
+}

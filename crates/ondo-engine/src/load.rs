@@ -1,0 +1,123 @@
+//! From what a user types to a model, its tokenizer and its stop tokens: a model folder, a
+//! `.gguf` file, or a hub id resolved in the HF cache (downloaded unless offline).
+
+use crate::EngineError;
+use ondo_model::gguf::{GgufError, GgufFile};
+use ondo_model::hub::{self, HubOptions};
+use ondo_model::load::{is_gguf, load_gguf, load_hf, read_json, ModelFiles};
+use ondo_model::Model;
+use ondo_text::gguf_vocab::*;
+use ondo_text::{GgufVocab, Tokenizer};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A model ready to run, with everything read from its files.
+pub struct Loaded {
+    pub model: Box<dyn Model>,
+    pub tokenizer: Tokenizer,
+    /// Tokens that end a sequence.
+    pub eos_ids: Vec<u32>,
+    /// generation_config.json, when the model has one.
+    pub generation_config: Option<Value>,
+    pub path: PathBuf,
+}
+
+/// An existing path as given, else a hub id in the HF cache (downloaded when online).
+pub fn resolve(model: &str, offline: bool) -> Result<PathBuf, EngineError> {
+    let path = PathBuf::from(model);
+    if path.exists() {
+        return Ok(path);
+    }
+    if !hub::is_hub_id(model) {
+        return Err(EngineError::Load(format!("{model}: no such file or folder, and not a hub id (org/name)")));
+    }
+    let mut opts = HubOptions::from_env();
+    opts.offline |= offline;
+    hub::resolve_model(model, &opts).map_err(|e| EngineError::Load(e.to_string()))
+}
+
+/// Load the model at `path` (a folder in HF layout or a GGUF file).
+pub fn load_path(path: &Path) -> Result<Loaded, EngineError> {
+    if is_gguf(path) {
+        return load_gguf_file(path);
+    }
+    let snapshot_gguf = path.is_dir().then(|| single_gguf(path)).flatten();
+    match snapshot_gguf {
+        Some(file) if !path.join("config.json").exists() => load_gguf_file(&file),
+        _ => load_hf_folder(path),
+    }
+}
+
+/// The only `.gguf` file in a folder (a GGUF-only hub snapshot).
+fn single_gguf(dir: &Path) -> Option<PathBuf> {
+    let mut found = std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_gguf(p));
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+fn load_hf_folder(dir: &Path) -> Result<Loaded, EngineError> {
+    let files = ModelFiles::locate(dir)?;
+    let model = load_hf(&files)?;
+    let tokenizer_json =
+        files.tokenizer_json.as_deref().ok_or_else(|| EngineError::NoTokenizer(dir.display().to_string()))?;
+    let tokenizer = Tokenizer::from_files(tokenizer_json, files.tokenizer_config.as_deref())?;
+    let generation_config = files.generation_config.as_deref().map(read_json).transpose()?;
+    let listed = listed_eos(generation_config.as_ref().unwrap_or(&read_json(&files.config)?));
+    let eos_ids = merge_ids(tokenizer.eos_token_id().into_iter().chain(listed));
+    Ok(Loaded { model, tokenizer, eos_ids, generation_config, path: dir.to_path_buf() })
+}
+
+fn load_gguf_file(path: &Path) -> Result<Loaded, EngineError> {
+    let g = GgufFile::open(path).map_err(ondo_model::Error::from)?;
+    let vocab = vocab_from_gguf(&g).map_err(ondo_model::Error::from)?;
+    let tokenizer = Tokenizer::from_gguf_vocab(&vocab)?;
+    let model = load_gguf(&g)?;
+    let eos_ids = merge_ids([vocab.eos_id, vocab.eot_id, vocab.eom_id].into_iter().flatten());
+    Ok(Loaded { model, tokenizer, eos_ids, generation_config: None, path: path.to_path_buf() })
+}
+
+/// The tokenizer fields of a GGUF's metadata.
+pub fn vocab_from_gguf(g: &GgufFile) -> Result<GgufVocab, GgufError> {
+    let string = |key| Ok::<_, GgufError>(g.get_str(key)?.map(str::to_string));
+    let strings = |key| Ok::<_, GgufError>(g.get_str_array(key)?.map(<[String]>::to_vec).unwrap_or_default());
+    // A token id; negative values (GGUF writers use -1 for "none") give None.
+    let id = |key| Ok::<_, GgufError>(g.get_i64(key)?.and_then(|x| u32::try_from(x).ok()));
+    Ok(GgufVocab {
+        model: string(KEY_MODEL)?.unwrap_or_default(),
+        pre: string(KEY_PRE)?,
+        tokens: strings(KEY_TOKENS)?,
+        scores: g.get_f32_array(KEY_SCORES)?.map(<[f32]>::to_vec).unwrap_or_default(),
+        token_types: g.get_i32_array(KEY_TOKEN_TYPE)?.map(|t| t.into_owned()).unwrap_or_default(),
+        merges: strings(KEY_MERGES)?,
+        bos_id: id(KEY_BOS_ID)?,
+        eos_id: id(KEY_EOS_ID)?,
+        unk_id: id(KEY_UNK_ID)?,
+        pad_id: id(KEY_PAD_ID)?,
+        eot_id: id(KEY_EOT_ID)?,
+        eom_id: id(KEY_EOM_ID)?,
+        add_bos_token: g.get_bool(KEY_ADD_BOS)?,
+        add_eos_token: g.get_bool(KEY_ADD_EOS)?,
+        add_space_prefix: g.get_bool(KEY_ADD_SPACE_PREFIX)?,
+        chat_template: string(KEY_CHAT_TEMPLATE)?,
+    })
+}
+
+/// `eos_token_id` of a config: one id or a list.
+fn listed_eos(config: &Value) -> Vec<u32> {
+    match config.get("eos_token_id") {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
+        Some(v) => v.as_u64().map(|v| v as u32).into_iter().collect(),
+        None => vec![],
+    }
+}
+
+/// Ids in first-seen order without repeats.
+fn merge_ids(ids: impl IntoIterator<Item = u32>) -> Vec<u32> {
+    let mut out: Vec<u32> = vec![];
+    for id in ids {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
