@@ -111,15 +111,22 @@ pub fn matmul_with(isa: Isa, pool: &ThreadPool, x: &[f32], w: &Weight, out: &mut
         Isa::Scalar
     };
     let plan = Plan::new(w.dtype(), isa, n);
-    ACTS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut acts) => run(pool, &plan, x, w, &mut acts, out),
-        Err(_) => run(pool, &plan, x, w, &mut Acts::default(), out), // nested call: rare
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => run(pool, &plan, x, w, &mut s, out),
+        Err(_) => run(pool, &plan, x, w, &mut Scratch::default(), out), // nested call: rare
     });
 }
 
+/// Per calling thread: prepared activations, and one f32 row buffer per task for formats that
+/// go through f32 rows. Workers keep no state of their own.
+#[derive(Default)]
+struct Scratch {
+    acts: Acts,
+    rows: Vec<f32>,
+}
+
 thread_local! {
-    static ACTS: RefCell<Acts> = RefCell::new(Acts::default());
-    static ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// How one call computes: activation form, kernel, and whether rows go through f32 first.
@@ -197,7 +204,7 @@ fn scalar_int(dtype: DType) -> Dot {
     }
 }
 
-/// A raw pointer that may cross threads; each task writes a disjoint part of the output.
+/// A raw pointer that may cross threads; each task writes a disjoint part of what it points to.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
@@ -207,11 +214,20 @@ unsafe impl Sync for OutPtr {}
 const ROW_BLOCK: usize = 8;
 const TOKEN_BLOCK: usize = 16;
 
-fn run(pool: &ThreadPool, plan: &Plan, x: &[f32], w: &Weight, acts: &mut Acts, out: &mut [f32]) {
+fn run(
+    pool: &ThreadPool,
+    plan: &Plan,
+    x: &[f32],
+    w: &Weight,
+    scratch: &mut Scratch,
+    out: &mut [f32],
+) {
     let (rows, cols) = (w.rows(), w.cols());
     let n = x.len() / cols;
-    acts.prepare(plan.act, x, cols, plan.isa != Isa::Scalar);
-    let acts = &*acts;
+    scratch
+        .acts
+        .prepare(plan.act, x, cols, plan.isa != Isa::Scalar);
+    let acts = &scratch.acts;
     // [rows] split into tasks of whole row blocks, several per thread for balance.
     let blocks = rows.div_ceil(ROW_BLOCK);
     let tasks = if pool.threads() == 1 {
@@ -220,9 +236,17 @@ fn run(pool: &ThreadPool, plan: &Plan, x: &[f32], w: &Weight, acts: &mut Acts, o
         blocks.min(pool.threads() * 8)
     };
     let per_task = blocks.div_ceil(tasks) * ROW_BLOCK;
+    let row_bufs = if plan.via_f32 {
+        if scratch.rows.len() < tasks * cols {
+            scratch.rows.resize(tasks * cols, 0.0);
+        }
+        OutPtr(scratch.rows.as_mut_ptr())
+    } else {
+        OutPtr(std::ptr::null_mut())
+    };
     let out = OutPtr(out.as_mut_ptr());
     pool.run(tasks, |task| {
-        let out = out;
+        let (out, row_bufs) = (out, row_bufs);
         let r0 = task * per_task;
         let r1 = (r0 + per_task).min(rows);
         let write = |t: usize, r: usize, v: f32| {
@@ -231,7 +255,9 @@ fn run(pool: &ThreadPool, plan: &Plan, x: &[f32], w: &Weight, acts: &mut Acts, o
             unsafe { *out.0.add(t * rows + r) = v };
         };
         if plan.via_f32 {
-            rows_via_f32(plan, w, x, acts, r0..r1, &write);
+            // SAFETY: task `task` alone uses this cols-long part of the buffer.
+            let buf = unsafe { std::slice::from_raw_parts_mut(row_bufs.0.add(task * cols), cols) };
+            rows_via_f32(plan, w, x, acts, r0..r1, buf, &write);
         } else {
             rows_direct(plan, w, x, acts, r0..r1, &write);
         }
@@ -266,30 +292,26 @@ fn rows_direct(
     }
 }
 
-/// Rows `rs` dequantized one at a time into f32, each dotted with every token by the f32 kernel.
+/// Rows `rs` dequantized one at a time into `buf` (f32), each dotted with every token by the f32
+/// kernel.
 fn rows_via_f32(
     plan: &Plan,
     w: &Weight,
     x: &[f32],
     acts: &Acts,
     rs: Range<usize>,
+    buf: &mut [f32],
     write: &dyn Fn(usize, usize, f32),
 ) {
-    let (n, cols) = (x.len() / w.cols(), w.cols());
-    ROW.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < cols {
-            buf.resize(cols, 0.0);
-        }
-        for r in rs {
-            w.dequantize_row(r, &mut buf[..cols]);
-            // SAFETY: reading initialized f32s as their bytes.
-            let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, 4 * cols) };
-            dot_tokens(plan.dot, DType::F32, bytes, x, acts, 0..n, &|t, v| {
-                write(t, r, v)
-            });
-        }
-    });
+    let n = x.len() / w.cols();
+    for r in rs {
+        w.dequantize_row(r, buf);
+        // SAFETY: reading initialized f32s as their bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, 4 * buf.len()) };
+        dot_tokens(plan.dot, DType::F32, bytes, x, acts, 0..n, &|t, v| {
+            write(t, r, v)
+        });
+    }
 }
 
 /// One weight row against tokens `ts`, up to `MAX_TOKENS` per kernel call.

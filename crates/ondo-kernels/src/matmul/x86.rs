@@ -396,17 +396,6 @@ unsafe fn q4_k_scales(p: *const u8) -> (u64, u64) {
     )
 }
 
-/// `Σ_j m_j · (Σ a over sub-block j)` for Q4_K's 8 mins against 16 bsums.
-#[inline(always)]
-unsafe fn q4_k_min_dot(mins: __m128i, bsums: *const i16) -> i32 {
-    let bs = _mm256_loadu_si256(bsums as *const __m256i);
-    let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    let mi = _mm_madd_epi16(mins, pairs);
-    let mi = _mm_add_epi32(mi, _mm_shuffle_epi32(mi, 0b01_00_11_10));
-    let mi = _mm_add_epi32(mi, _mm_shuffle_epi32(mi, 0b10_11_00_01));
-    _mm_cvtsi128_si32(mi)
-}
-
 /// Q4_K, and Q5_K when `FIVE` (a fifth bit per value from `qh`, bits 2j and 2j+1 for chunk j).
 #[inline(always)]
 unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(
@@ -416,13 +405,15 @@ unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(
 ) {
     let (bb, qs_at) = if FIVE { (176, 48) } else { (144, 16) };
     let nb = w.len() / bb;
-    let (mut acc, mut accm) = ([_mm256_setzero_ps(); T], [0f32; T]);
+    let (mut acc, mut accm) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
     let m4 = _mm256_set1_epi8(0x0F);
     for i in 0..nb {
         let b = w.as_ptr().add(i * bb);
         let (dw, dminw) = (f16(b), f16(b.add(2)));
         let (sc, mn) = q4_k_scales(b.add(4));
-        let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mn as i64));
+        // each min twice, as i16: a madd with the 16 bsums gives m_j · (Σ a over sub-block j)
+        let mn = _mm_cvtsi64_si128(mn as i64);
+        let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn, mn));
         let mut qh = if FIVE {
             load(b.add(16))
         } else {
@@ -459,11 +450,13 @@ unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(
             let a = a.get_unchecked(t);
             let ad = *a.d.get_unchecked(i);
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ad), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-            accm[t] += dminw * ad * q4_k_min_dot(mins, a.bsums.as_ptr().add(16 * i)) as f32;
+            let bs = _mm256_loadu_si256(a.bsums.as_ptr().add(16 * i) as *const __m256i);
+            let m = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bs));
+            accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dminw * ad), m, accm[t]);
         }
     }
     for t in 0..T {
-        out[t] = hsum(acc[t]) - accm[t];
+        out[t] = hsum(_mm256_sub_ps(acc[t], accm[t]));
     }
 }
 
@@ -500,7 +493,7 @@ unsafe fn q6_k_half(ql: *const u8, qh: *const u8) -> [__m256i; 4] {
 #[inline(always)]
 unsafe fn q6_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let nb = w.len() / 210;
-    let (mut acc, mut accs) = ([_mm256_setzero_ps(); T], [0f32; T]);
+    let mut acc = [_mm256_setzero_ps(); T];
     for i in 0..nb {
         let b = w.as_ptr().add(i * 210);
         let dw = f16(b.add(208));
@@ -536,14 +529,15 @@ unsafe fn q6_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut 
         for t in 0..T {
             let a = a.get_unchecked(t);
             let d = dw * *a.d.get_unchecked(i);
-            // 32 · Σ_j sc_j · (Σ a over the 16 values of sub-block j): the -32 bias of the values
+            // the -32 bias of the values: subtract 32 · Σ_j sc_j · (Σ a over sub-block j)
             let bs = _mm256_loadu_si256(a.bsums.as_ptr().add(16 * i) as *const __m256i);
-            accs[t] += d * (32 * hsum_i32(_mm256_madd_epi16(sc16, bs))) as f32;
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            let bias = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+            let sumi = _mm256_sub_epi32(sumi[t], bias);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[t]);
         }
     }
     for t in 0..T {
-        out[t] = hsum(acc[t]) - accs[t];
+        out[t] = hsum(acc[t]);
     }
 }
 
