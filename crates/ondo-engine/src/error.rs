@@ -10,6 +10,10 @@ pub enum EngineError {
     Model(#[from] ondo_model::Error),
     #[error(transparent)]
     Text(#[from] ondo_text::Error),
+    #[error(transparent)]
+    Template(#[from] ondo_text::TemplateError),
+    #[error("{0}: this model has no chat template, so it cannot chat; plain completion (`ondo run` without --chat) still works")]
+    NoChatTemplate(String),
     #[error("the prompt is empty: nothing to continue from")]
     EmptyPrompt,
     #[error("the prompt has {len} tokens, but the model's context is {max} (max_position_embeddings): shorten the prompt")]

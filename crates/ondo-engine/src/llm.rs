@@ -6,7 +6,7 @@ use crate::generate::{generate, ModelRef};
 use crate::{EngineError, RequestOutput, SamplingParams};
 use ondo_kernels::ThreadPool;
 use ondo_model::{Model, Workspace};
-use ondo_text::Tokenizer;
+use ondo_text::{ChatTemplate, RenderOptions, Tokenizer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,7 @@ pub struct Llm {
     tokenizer: Tokenizer,
     eos_ids: Vec<u32>,
     defaults: SamplingParams,
+    chat_template: Option<ChatTemplate>,
     pool: Arc<ThreadPool>,
     source: PathBuf,
 }
@@ -50,6 +51,7 @@ impl Llm {
             tokenizer: loaded.tokenizer,
             eos_ids: loaded.eos_ids,
             defaults,
+            chat_template: loaded.chat_template,
             pool: Arc::new(threads),
             source: loaded.path,
         })
@@ -72,6 +74,34 @@ impl Llm {
     /// Sampling defaults from generation_config.json (as transformers applies them).
     pub fn default_params(&self) -> SamplingParams {
         self.defaults.clone()
+    }
+
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.chat_template.as_ref()
+    }
+
+    /// The chat prompt for `messages` (`{"role", "content"}` objects), rendered by the model's
+    /// template with the assistant's turn opened, as transformers' `apply_chat_template` does.
+    pub fn render_chat(&self, messages: &[Value], opts: &RenderOptions) -> Result<String, EngineError> {
+        let template =
+            self.chat_template.as_ref().ok_or_else(|| EngineError::NoChatTemplate(self.source.display().to_string()))?;
+        Ok(template.render(messages, opts)?)
+    }
+
+    /// Answer the conversation `messages`; the output text is the new assistant turn only.
+    pub fn chat(
+        &self,
+        messages: &[Value],
+        params: &SamplingParams,
+        sink: &mut dyn FnMut(usize, &str) -> bool,
+    ) -> Result<RequestOutput, EngineError> {
+        let opts = RenderOptions { add_generation_prompt: true, ..Default::default() };
+        let text = self.render_chat(messages, &opts)?;
+        // The template already wrote the special tokens: add none again (no double BOS).
+        let ids = self.tokenizer.encode(&text, false)?;
+        let mut out = self.run(Some(text), ids, params, sink)?;
+        out.request_id = "chat".into();
+        Ok(out)
     }
 
     /// Token ids of a prompt: text is tokenized as transformers' `tokenizer(text)` does.
@@ -108,6 +138,16 @@ impl Llm {
             Prompt::Text(t) => Some(t.clone()),
             Prompt::Ids(_) => None,
         };
+        self.run(text, ids, params, sink)
+    }
+
+    fn run(
+        &self,
+        text: Option<String>,
+        ids: Vec<u32>,
+        params: &SamplingParams,
+        sink: &mut dyn FnMut(usize, &str) -> bool,
+    ) -> Result<RequestOutput, EngineError> {
         let mut ws = Workspace::with_pool(self.model.hparams(), 64, self.pool.clone());
         let m = ModelRef { model: &*self.model, tokenizer: &self.tokenizer, eos_ids: &self.eos_ids };
         generate(&m, &mut ws, text, ids, params, sink)

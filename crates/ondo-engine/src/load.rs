@@ -7,7 +7,7 @@ use ondo_model::hub::{self, HubOptions};
 use ondo_model::load::{is_gguf, load_gguf, load_hf, read_json, ModelFiles};
 use ondo_model::Model;
 use ondo_text::gguf_vocab::*;
-use ondo_text::{GgufVocab, Tokenizer};
+use ondo_text::{ChatTemplate, GgufVocab, Tokenizer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,8 @@ pub struct Loaded {
     pub eos_ids: Vec<u32>,
     /// generation_config.json, when the model has one.
     pub generation_config: Option<Value>,
+    /// The model's chat template, when it has one.
+    pub chat_template: Option<ChatTemplate>,
     pub path: PathBuf,
 }
 
@@ -64,7 +66,24 @@ fn load_hf_folder(dir: &Path) -> Result<Loaded, EngineError> {
     let generation_config = files.generation_config.as_deref().map(read_json).transpose()?;
     let listed = listed_eos(generation_config.as_ref().unwrap_or(&read_json(&files.config)?));
     let eos_ids = merge_ids(tokenizer.eos_token_id().into_iter().chain(listed));
-    Ok(Loaded { model, tokenizer, eos_ids, generation_config, path: dir.to_path_buf() })
+    let chat_template = hf_chat_template(&files, &tokenizer)?;
+    Ok(Loaded { model, tokenizer, eos_ids, generation_config, chat_template, path: dir.to_path_buf() })
+}
+
+/// chat_template.jinja when present (transformers >= 4.43 saves it there), else the
+/// tokenizer_config.json `chat_template`.
+fn hf_chat_template(files: &ModelFiles, tokenizer: &Tokenizer) -> Result<Option<ChatTemplate>, EngineError> {
+    let null = Value::Null;
+    let config = tokenizer.config().unwrap_or(&null);
+    let Some(file) = &files.chat_template else {
+        return Ok(ChatTemplate::from_tokenizer_config(config, None)?);
+    };
+    let content = |key: &str| match config.get(key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => v.get("content").and_then(Value::as_str).map(str::to_string),
+        None => None,
+    };
+    Ok(Some(ChatTemplate::from_file(file, content("bos_token").as_deref(), content("eos_token").as_deref())?))
 }
 
 fn load_gguf_file(path: &Path) -> Result<Loaded, EngineError> {
@@ -73,7 +92,13 @@ fn load_gguf_file(path: &Path) -> Result<Loaded, EngineError> {
     let tokenizer = Tokenizer::from_gguf_vocab(&vocab)?;
     let model = load_gguf(&g)?;
     let eos_ids = merge_ids([vocab.eos_id, vocab.eot_id, vocab.eom_id].into_iter().flatten());
-    Ok(Loaded { model, tokenizer, eos_ids, generation_config: None, path: path.to_path_buf() })
+    let token = |id: Option<u32>| id.and_then(|i| vocab.tokens.get(i as usize)).map(String::as_str);
+    let chat_template = vocab
+        .chat_template
+        .as_deref()
+        .map(|t| ChatTemplate::new(t, token(vocab.bos_id), token(vocab.eos_id)))
+        .transpose()?;
+    Ok(Loaded { model, tokenizer, eos_ids, generation_config: None, chat_template, path: path.to_path_buf() })
 }
 
 /// The tokenizer fields of a GGUF's metadata.
