@@ -49,6 +49,8 @@ scalar_kernel!(scalar_q5_1, scalar::dot_q5_1);
 scalar_kernel!(scalar_q8_0, scalar::dot_q8_0);
 scalar_kernel!(scalar_q4_k, scalar::dot_q4_k);
 scalar_kernel!(scalar_q5_k, scalar::dot_q5_k);
+scalar_kernel!(scalar_q2_k, scalar::dot_q2_k);
+scalar_kernel!(scalar_q3_k, scalar::dot_q3_k);
 scalar_kernel!(scalar_q6_k, scalar::dot_q6_k);
 
 /// The instruction set a matmul runs on.
@@ -145,7 +147,9 @@ impl Plan {
             DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 => {
                 Some(ActKind::Q8)
             }
-            DType::Q4_K | DType::Q5_K | DType::Q6_K => Some(ActKind::Q8K),
+            DType::Q2_K | DType::Q3_K | DType::Q4_K | DType::Q5_K | DType::Q6_K => {
+                Some(ActKind::Q8K)
+            }
             _ => None,
         };
         let simd = kernel_for(dtype, isa);
@@ -199,6 +203,8 @@ fn scalar_int(dtype: DType) -> Dot {
         DType::Q8_0 => scalar_q8_0,
         DType::Q4_K => scalar_q4_k,
         DType::Q5_K => scalar_q5_k,
+        DType::Q2_K => scalar_q2_k,
+        DType::Q3_K => scalar_q3_k,
         DType::Q6_K => scalar_q6_k,
         _ => scalar_dequant,
     }

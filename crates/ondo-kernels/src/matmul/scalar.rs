@@ -5,7 +5,7 @@
 //! activation sums, exactly the arithmetic the SIMD kernels do (only summation order differs).
 
 use super::act::ActRow;
-use crate::quant::{f16_at, kquants::scale_min_k4};
+use crate::quant::{f16_at, kquants::q3_k_scales, kquants::scale_min_k4};
 use crate::DType;
 
 /// Any format: dequantize block by block (the quant reference) and dot with f32 activations.
@@ -143,6 +143,56 @@ pub(crate) fn dot_q6_k(_: DType, w: &[u8], a: &ActRow) -> f32 {
             si += sc[e16] as i8 as i32 * (s - 32 * bsums[e16] as i32);
         }
         sum += f16_at(&b[208..]) * a.d[i] * si as f32;
+    }
+    sum
+}
+
+/// The 2-bit field of value `e` (0..256) in a Q2_K/Q3_K `qs[64]`.
+fn two_bits(qs: &[u8], e: usize) -> i32 {
+    let (n, r) = (e / 128, e % 128);
+    ((qs[32 * n + r % 32] >> (2 * (r / 32))) & 3) as i32
+}
+
+/// Q2_K: `d·Σ_j sc_j Σ q·a − dmin·Σ_j m_j Σ a` over 16 sub-blocks of 16.
+pub(crate) fn dot_q2_k(_: DType, w: &[u8], a: &ActRow) -> f32 {
+    let mut sum = 0f32;
+    for (i, b) in w.chunks_exact(84).enumerate() {
+        let (scales, qs) = (&b[0..16], &b[16..80]);
+        let (d, dmin) = (f16_at(&b[80..]) * a.d[i], f16_at(&b[82..]) * a.d[i]);
+        let (aq, bsums) = (&a.qs[256 * i..], &a.bsums[16 * i..]);
+        let (mut si, mut mi) = (0i32, 0i32);
+        for j in 0..16 {
+            let s: i32 = (16 * j..16 * j + 16)
+                .map(|e| two_bits(qs, e) * aq[e] as i32)
+                .sum();
+            si += (scales[j] & 0xF) as i32 * s;
+            mi += (scales[j] >> 4) as i32 * bsums[j] as i32;
+        }
+        sum += d * si as f32 - dmin * mi as f32;
+    }
+    sum
+}
+
+/// Q3_K: `d·Σ_j s_j (Σ q·a − 4 Σ a)` with q = low 2 bits | high bit << 2.
+pub(crate) fn dot_q3_k(_: DType, w: &[u8], a: &ActRow) -> f32 {
+    let mut sum = 0f32;
+    for (i, b) in w.chunks_exact(110).enumerate() {
+        let (hm, qs) = (&b[0..32], &b[32..96]);
+        let scales = q3_k_scales(&b[96..108]);
+        let d = f16_at(&b[108..]) * a.d[i];
+        let (aq, bsums) = (&a.qs[256 * i..], &a.bsums[16 * i..]);
+        let mut si = 0i32;
+        for j in 0..16 {
+            let s: i32 = (16 * j..16 * j + 16)
+                .map(|e| {
+                    let (n, r) = (e / 128, e % 128);
+                    let h = ((hm[r % 32] >> (4 * n + r / 32)) & 1) as i32;
+                    (two_bits(qs, e) | (h << 2)) * aq[e] as i32
+                })
+                .sum();
+            si += (scales[j] as i32 - 32) * (s - 4 * bsums[j] as i32);
+        }
+        sum += d * si as f32;
     }
     sum
 }

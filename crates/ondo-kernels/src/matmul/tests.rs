@@ -53,6 +53,8 @@ fn int_activations(dtype: DType) -> bool {
             | DType::Q8_0
             | DType::Q4_K
             | DType::Q5_K
+            | DType::Q2_K
+            | DType::Q3_K
             | DType::Q6_K
     )
 }

@@ -541,6 +541,125 @@ unsafe fn q6_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut 
     }
 }
 
+/// The i16 scale pattern for 32-value group `k` of a 128-value half: `sc` holds the half's 8
+/// scales as i16 in both lanes; the result has scale 2k in the low lane, 2k+1 in the high lane.
+#[inline(always)]
+unsafe fn pick_scales(sc: __m256i, k: usize) -> __m256i {
+    let lo = (((4 * k + 1) << 8) | (4 * k)) as i16;
+    let hi = (((4 * k + 3) << 8) | (4 * k + 2)) as i16;
+    _mm256_shuffle_epi8(
+        sc,
+        _mm256_setr_m128i(_mm_set1_epi16(lo), _mm_set1_epi16(hi)),
+    )
+}
+
+/// Half `n` (0 or 1) of sixteen i16 scales, in both 128-bit lanes.
+#[inline(always)]
+unsafe fn half_scales(s16: __m256i, n: usize) -> __m256i {
+    if n == 0 {
+        _mm256_permute2x128_si256(s16, s16, 0x00)
+    } else {
+        _mm256_permute2x128_si256(s16, s16, 0x11)
+    }
+}
+
+/// Q2_K (`THREE == false`: 4-bit scales and mins) and Q3_K (`THREE`: 6-bit signed scales and a
+/// third bit from `hmask`) against Q8K activations. Values of group `k` of half `n` are bits
+/// `2k..2k+2` of `qs[32n..32n+32]`.
+#[inline(always)]
+unsafe fn q23_k<const V: bool, const T: usize, const THREE: bool>(
+    w: &[u8],
+    a: &[ActRow],
+    out: &mut [f32],
+) {
+    let bb = if THREE { 110 } else { 84 };
+    let nb = w.len() / bb;
+    let (mut acc, mut accm) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
+    let m3 = _mm256_set1_epi8(3);
+    for i in 0..nb {
+        let b = w.as_ptr().add(i * bb);
+        let (qs, dw, dminw, s16, m16, mut hm) = if THREE {
+            let raw = crate::quant::kquants::q3_k_scales(std::slice::from_raw_parts(b.add(96), 12));
+            let s8 = _mm_loadu_si128(raw.as_ptr() as *const __m128i);
+            let s16 = _mm256_sub_epi16(_mm256_cvtepi8_epi16(s8), _mm256_set1_epi16(32));
+            (
+                b.add(32),
+                f16(b.add(108)),
+                0.0,
+                s16,
+                _mm256_setzero_si256(),
+                load(b),
+            )
+        } else {
+            let sm = _mm_loadu_si128(b as *const __m128i);
+            let s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, _mm_set1_epi8(0x0F)));
+            let m16 =
+                _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), _mm_set1_epi8(0x0F)));
+            (
+                b.add(16),
+                f16(b.add(80)),
+                f16(b.add(82)),
+                s16,
+                m16,
+                _mm256_setzero_si256(),
+            )
+        };
+        let mut sumi = [_mm256_setzero_si256(); T];
+        for n in 0..2 {
+            let sc = half_scales(s16, n);
+            let mut q = load(qs.add(32 * n));
+            for k in 0..4 {
+                let mut v = _mm256_and_si256(q, m3);
+                if THREE {
+                    // hmask bit 4n+k of each byte is the third bit
+                    v = _mm256_or_si256(
+                        v,
+                        _mm256_slli_epi16(_mm256_and_si256(hm, _mm256_set1_epi8(1)), 2),
+                    );
+                    hm = _mm256_srli_epi16(hm, 1);
+                }
+                q = _mm256_srli_epi16(q, 2);
+                let scale = pick_scales(sc, k);
+                for t in 0..T {
+                    let x = a
+                        .get_unchecked(t)
+                        .qs
+                        .as_ptr()
+                        .add(256 * i + 128 * n + 32 * k) as *const u8;
+                    sumi[t] = _mm256_add_epi32(sumi[t], scaled_dot(v, load(x), scale));
+                }
+            }
+        }
+        for t in 0..T {
+            let a = a.get_unchecked(t);
+            let ad = *a.d.get_unchecked(i);
+            let bs = _mm256_loadu_si256(a.bsums.as_ptr().add(16 * i) as *const __m256i);
+            let sumi = if THREE {
+                // values are stored +4: subtract 4 · Σ_j s_j · (Σ a over sub-block j)
+                _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(_mm256_madd_epi16(s16, bs), 2))
+            } else {
+                let m = _mm256_cvtepi32_ps(_mm256_madd_epi16(m16, bs));
+                accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dminw * ad), m, accm[t]);
+                sumi[t]
+            };
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ad), _mm256_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for t in 0..T {
+        out[t] = hsum(_mm256_sub_ps(acc[t], accm[t]));
+    }
+}
+
+#[inline(always)]
+unsafe fn q2_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+    q23_k::<V, T, false>(w, a, out)
+}
+
+#[inline(always)]
+unsafe fn q3_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+    q23_k::<V, T, true>(w, a, out)
+}
+
 // ---- float formats against f32 activations ----
 
 /// A float weight format: 8 values at index `i` as f32, or one.
@@ -738,6 +857,8 @@ entry!(q8_0_avx2, q8_0_vnni, dot32[Q8_0]);
 entry!(q4_k_avx2, q4_k_vnni, q4_k []);
 entry!(q5_k_avx2, q5_k_vnni, q5_k []);
 entry!(q6_k_avx2, q6_k_vnni, q6_k []);
+entry!(q2_k_avx2, q2_k_vnni, q2_k []);
+entry!(q3_k_avx2, q3_k_vnni, q3_k []);
 
 /// Float kernels ignore the VNNI flag; one instantiation per T.
 #[inline(always)]
@@ -767,6 +888,8 @@ pub(crate) fn kernel(dtype: DType, vnni: bool) -> Option<DotN> {
         DType::Q4_K => pick(q4_k_avx2, q4_k_vnni),
         DType::Q5_K => pick(q5_k_avx2, q5_k_vnni),
         DType::Q6_K => pick(q6_k_avx2, q6_k_vnni),
+        DType::Q2_K => pick(q2_k_avx2, q2_k_vnni),
+        DType::Q3_K => pick(q3_k_avx2, q3_k_vnni),
         _ => None,
     }
 }
