@@ -563,6 +563,22 @@ unsafe fn half_scales(s16: __m256i, n: usize) -> __m256i {
     }
 }
 
+/// Q3_K's twelve scale bytes → sixteen 6-bit scales (still biased by 32), one per byte: low
+/// nibbles from bytes 0..8 (scales 0..8) or their high nibbles (8..16), top two bits from bytes
+/// 8..12 at bit 2·(j/4) of byte j%4.
+#[inline(always)]
+unsafe fn q3_k_scales(p: *const u8) -> __m128i {
+    let a0 = (p as *const u32).read_unaligned();
+    let a1 = (p.add(4) as *const u32).read_unaligned();
+    let a2 = (p.add(8) as *const u32).read_unaligned();
+    let (m4, m2) = (0x0F0F_0F0F, 0x0303_0303);
+    let s0 = (a0 & m4) | ((a2 & m2) << 4);
+    let s1 = (a1 & m4) | (((a2 >> 2) & m2) << 4);
+    let s2 = ((a0 >> 4) & m4) | (((a2 >> 4) & m2) << 4);
+    let s3 = ((a1 >> 4) & m4) | (((a2 >> 6) & m2) << 4);
+    _mm_setr_epi32(s0 as i32, s1 as i32, s2 as i32, s3 as i32)
+}
+
 /// Q2_K (`THREE == false`: 4-bit scales and mins) and Q3_K (`THREE`: 6-bit signed scales and a
 /// third bit from `hmask`) against Q8K activations. Values of group `k` of half `n` are bits
 /// `2k..2k+2` of `qs[32n..32n+32]`.
@@ -579,8 +595,7 @@ unsafe fn q23_k<const V: bool, const T: usize, const THREE: bool>(
     for i in 0..nb {
         let b = w.as_ptr().add(i * bb);
         let (qs, dw, dminw, s16, m16, mut hm) = if THREE {
-            let raw = crate::quant::kquants::q3_k_scales(std::slice::from_raw_parts(b.add(96), 12));
-            let s8 = _mm_loadu_si128(raw.as_ptr() as *const __m128i);
+            let s8 = q3_k_scales(b.add(96));
             let s16 = _mm256_sub_epi16(_mm256_cvtepi8_epi16(s8), _mm256_set1_epi16(32));
             (
                 b.add(32),
