@@ -15,6 +15,7 @@
 
 mod clock;
 mod env;
+mod filters;
 mod methods;
 mod pyjson;
 mod source;
@@ -99,7 +100,7 @@ const REASONING_FIELDS: [&str; 3] = ["reasoning_content", "thinking", "reasoning
 impl ChatTemplate {
     /// Compiles `source`. A syntax error reports the template's line.
     pub fn new(source: &str, bos_token: Option<&str>, eos_token: Option<&str>) -> Result<ChatTemplate, TemplateError> {
-        let env = env::environment(source::rewrite_generation_tags(source)).map_err(syntax_error)?;
+        let env = env::environment(source::rewrite(source)).map_err(syntax_error)?;
         Ok(ChatTemplate {
             source: source.to_string(),
             bos_token: bos_token.map(str::to_string),
@@ -159,7 +160,7 @@ impl ChatTemplate {
     pub fn render(&self, messages: &[Value], opts: &RenderOptions) -> Result<String, TemplateError> {
         let messages = alias_reasoning_fields(messages)?;
         let ctx = self.context(messages, opts);
-        self.render_context(&ctx)
+        self.render_context(&ctx, opts.now)
     }
 
     /// The variables transformers hands the template: special tokens, then extra variables,
@@ -178,16 +179,19 @@ impl ChatTemplate {
         ctx.insert("tools".into(), opts.tools.clone().map_or(Value::Null, Value::Array));
         ctx.insert("documents".into(), opts.documents.clone().map_or(Value::Null, Value::Array));
         ctx.insert("add_generation_prompt".into(), Value::Bool(opts.add_generation_prompt));
-        if let Some(now) = opts.now {
-            ctx.insert(env::NOW_VAR.into(), Value::from(now.to_unix()));
-        }
         ctx
     }
 
-    /// Renders with exactly these variables (no special tokens or defaults added).
-    pub fn render_context(&self, ctx: &Map<String, Value>) -> Result<String, TemplateError> {
+    /// Renders with exactly these variables (no special tokens or defaults added);
+    /// `now` fixes the clock of `strftime_now`.
+    pub fn render_context(&self, ctx: &Map<String, Value>, now: Option<DateTime>) -> Result<String, TemplateError> {
         let template = self.env.get_template(env::TEMPLATE_NAME).map_err(syntax_error)?;
-        template.render(minijinja::Value::from(minijinja::value::Serde(ctx))).map_err(render_error)
+        let mut vars = minijinja::Value::from(minijinja::value::Serde(ctx));
+        if let Some(now) = now {
+            let clock = minijinja::Value::from_pairs([(env::NOW_VAR, now.to_unix())]);
+            vars = minijinja::value::merge_maps([clock, vars]);
+        }
+        template.render(vars).map_err(render_error)
     }
 }
 

@@ -6,7 +6,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
 
 use super::clock::DateTime;
-use super::{methods, pyjson};
+use super::{filters, methods, pyjson, source};
 
 /// The name the chat template is stored under (no extension, so nothing is HTML-escaped).
 pub(crate) const TEMPLATE_NAME: &str = "chat_template";
@@ -34,6 +34,14 @@ pub(crate) fn environment(source: String) -> Result<Environment<'static>, Error>
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_unknown_method_callback(methods::call_method);
     env.add_filter("tojson", pyjson::tojson_filter);
+    env.add_filter("indent", filters::indent);
+    env.add_filter("map", filters::map);
+    env.add_filter("select", filters::select);
+    env.add_filter("reject", filters::reject);
+    env.add_filter("selectattr", filters::selectattr);
+    env.add_filter("rejectattr", filters::rejectattr);
+    env.add_filter(source::ITER_FILTER, filters::python_iterable);
+    env.add_test("iterable", filters::is_iterable);
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", strftime_now);
     env.add_template_owned(TEMPLATE_NAME, source)?;

@@ -121,7 +121,8 @@ impl Encoder<'_> {
             ValueKind::Bool => self.out.push_str(if value.is_true() { "true" } else { "false" }),
             ValueKind::Number => self.out.push_str(&number(value)),
             ValueKind::String => self.string(value.as_str().unwrap_or_default()),
-            ValueKind::Seq | ValueKind::Iterable => {
+            ValueKind::Iterable => return Err(Error::new(ErrorKind::InvalidOperation, "Object of type generator is not JSON serializable")),
+            ValueKind::Seq => {
                 let items: Vec<Value> = value.try_iter()?.collect();
                 self.list(&items, depth)?
             }
