@@ -20,6 +20,10 @@ mod x86;
 
 use crate::{DType, ThreadPool, Weight};
 use act::{ActKind, ActRow, Acts};
+#[cfg(target_arch = "x86_64")]
+use x86::Rows2;
+#[cfg(not(target_arch = "x86_64"))]
+type Rows2 = unsafe fn(&[u8], &[u8], &[ActRow], &mut [f32], &mut [f32]);
 use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -139,6 +143,8 @@ struct Plan {
     dot: Dot,
     /// Dequantize each weight row to f32 and use `dot` (an f32 kernel) on that.
     via_f32: bool,
+    /// Two f32 rows at a time against several tokens (f32 weights or rows made f32).
+    rows2: Option<Rows2>,
 }
 
 impl Plan {
@@ -153,12 +159,18 @@ impl Plan {
             _ => None,
         };
         let simd = kernel_for(dtype, isa);
+        let rows2 = kernel_rows2(isa);
         let plan = |act, dot, via_f32| Plan {
             isa,
             dtype,
             act,
             dot,
             via_f32,
+            rows2: if via_f32 || dtype == DType::F32 {
+                rows2
+            } else {
+                None
+            },
         };
         match (int_act, simd) {
             (Some(act), Some(dot)) => plan(act, dot, false),
@@ -177,6 +189,17 @@ impl Plan {
                 }
             }
         }
+    }
+}
+
+/// The two-row f32 kernel on `isa`, if one exists.
+fn kernel_rows2(isa: Isa) -> Option<Rows2> {
+    match isa {
+        Isa::Scalar => None,
+        #[cfg(target_arch = "x86_64")]
+        _ => Some(x86::rows2_kernel()),
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }
 
@@ -242,9 +265,10 @@ fn run(
         blocks.min(pool.threads() * 8)
     };
     let per_task = blocks.div_ceil(tasks) * ROW_BLOCK;
+    let per_buf = ROW_BLOCK * cols;
     let row_bufs = if plan.via_f32 {
-        if scratch.rows.len() < tasks * cols {
-            scratch.rows.resize(tasks * cols, 0.0);
+        if scratch.rows.len() < tasks * per_buf {
+            scratch.rows.resize(tasks * per_buf, 0.0);
         }
         OutPtr(scratch.rows.as_mut_ptr())
     } else {
@@ -261,9 +285,12 @@ fn run(
             unsafe { *out.0.add(t * rows + r) = v };
         };
         if plan.via_f32 {
-            // SAFETY: task `task` alone uses this cols-long part of the buffer.
-            let buf = unsafe { std::slice::from_raw_parts_mut(row_bufs.0.add(task * cols), cols) };
-            rows_via_f32(plan, w, x, acts, r0..r1, buf, &write);
+            // SAFETY: task `task` alone uses this part of the buffer.
+            let buf =
+                unsafe { std::slice::from_raw_parts_mut(row_bufs.0.add(task * per_buf), per_buf) };
+            rows_f32(plan, w, x, acts, r0..r1, Some(buf), &write);
+        } else if plan.rows2.is_some() && n > 1 {
+            rows_f32(plan, w, x, acts, r0..r1, None, &write);
         } else {
             rows_direct(plan, w, x, acts, r0..r1, &write);
         }
@@ -298,25 +325,83 @@ fn rows_direct(
     }
 }
 
-/// Rows `rs` dequantized one at a time into `buf` (f32), each dotted with every token by the f32
-/// kernel.
-fn rows_via_f32(
+/// Rows `rs` as f32 (dequantized block by block into `buf`, or read directly for f32 weights)
+/// against every token: row blocks × token blocks, two rows × up to four tokens per kernel call.
+fn rows_f32(
     plan: &Plan,
     w: &Weight,
     x: &[f32],
     acts: &Acts,
     rs: Range<usize>,
-    buf: &mut [f32],
+    mut buf: Option<&mut [f32]>,
     write: &dyn Fn(usize, usize, f32),
 ) {
-    let n = x.len() / w.cols();
-    for r in rs {
-        w.dequantize_row(r, buf);
-        // SAFETY: reading initialized f32s as their bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, 4 * buf.len()) };
-        dot_tokens(plan.dot, DType::F32, bytes, x, acts, 0..n, &|t, v| {
-            write(t, r, v)
-        });
+    let (n, cols) = (x.len() / w.cols(), w.cols());
+    for rb in rs.clone().step_by(ROW_BLOCK) {
+        let rb_end = (rb + ROW_BLOCK).min(rs.end);
+        if let Some(buf) = buf.as_deref_mut() {
+            for (r, dst) in (rb..rb_end).zip(buf.chunks_exact_mut(cols)) {
+                w.dequantize_row(r, dst);
+            }
+        }
+        let row = |r: usize| -> &[u8] {
+            match buf.as_deref() {
+                // SAFETY: reading initialized f32s as their bytes.
+                Some(b) => unsafe {
+                    std::slice::from_raw_parts(b[(r - rb) * cols..].as_ptr() as *const u8, 4 * cols)
+                },
+                None => w.row(r),
+            }
+        };
+        for tb in (0..n).step_by(TOKEN_BLOCK) {
+            let ts = tb..(tb + TOKEN_BLOCK).min(n);
+            let mut r = rb;
+            while r < rb_end {
+                match plan.rows2 {
+                    Some(k) if r + 1 < rb_end => {
+                        rows2_tokens(k, row(r), row(r + 1), x, acts, ts.clone(), &|t, r2, v| {
+                            write(t, r + r2, v)
+                        });
+                        r += 2;
+                    }
+                    _ => {
+                        dot_tokens(
+                            plan.dot,
+                            DType::F32,
+                            row(r),
+                            x,
+                            acts,
+                            ts.clone(),
+                            &|t, v| write(t, r, v),
+                        );
+                        r += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Two f32 rows against tokens `ts`, up to `MAX_TOKENS` per kernel call; `write(t, 0 or 1, v)`.
+fn rows2_tokens(
+    k: Rows2,
+    r0: &[u8],
+    r1: &[u8],
+    x: &[f32],
+    acts: &Acts,
+    ts: Range<usize>,
+    write: &dyn Fn(usize, usize, f32),
+) {
+    let (mut o0, mut o1) = ([0f32; MAX_TOKENS], [0f32; MAX_TOKENS]);
+    for t0 in ts.clone().step_by(MAX_TOKENS) {
+        let m = (ts.end - t0).min(MAX_TOKENS);
+        let rows: [ActRow; MAX_TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(m - 1)));
+        // SAFETY: the plan picked `k` for this CPU.
+        unsafe { k(r0, r1, &rows[..m], &mut o0[..m], &mut o1[..m]) };
+        for j in 0..m {
+            write(t0 + j, 0, o0[j]);
+            write(t0 + j, 1, o1[j]);
+        }
     }
 }
 

@@ -837,6 +837,60 @@ unsafe fn quant32_half(x: *const f32, id: f32, q: *mut i8) -> i32 {
     hsum_i32(_mm256_add_epi32(a, b))
 }
 
+/// Two f32 rows (as bytes, any alignment) against `T` tokens: `out[r][t] = Σ row_r · x_t`.
+/// Each activation load feeds two FMAs, each weight load `T`.
+#[inline(always)]
+unsafe fn f32_rows2<const T: usize>(
+    w0: &[u8],
+    w1: &[u8],
+    a: &[ActRow],
+    out0: &mut [f32],
+    out1: &mut [f32],
+) {
+    let (p0, p1) = (w0.as_ptr() as *const f32, w1.as_ptr() as *const f32);
+    let n = a[0].f.len();
+    let xs: [*const f32; T] = std::array::from_fn(|t| a.get_unchecked(t).f.as_ptr());
+    let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
+    let mut i = 0;
+    while i + 8 <= n {
+        let (wa, wb) = (_mm256_loadu_ps(p0.add(i)), _mm256_loadu_ps(p1.add(i)));
+        for t in 0..T {
+            let x = _mm256_loadu_ps(xs[t].add(i));
+            acc0[t] = _mm256_fmadd_ps(wa, x, acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(wb, x, acc1[t]);
+        }
+        i += 8;
+    }
+    for t in 0..T {
+        let (mut s0, mut s1) = (hsum(acc0[t]), hsum(acc1[t]));
+        for j in i..n {
+            let x = *xs[t].add(j);
+            s0 += p0.add(j).read_unaligned() * x;
+            s1 += p1.add(j).read_unaligned() * x;
+        }
+        out0[t] = s0;
+        out1[t] = s1;
+    }
+}
+
+/// A two-row f32 kernel: rows as f32 bytes, 1..=4 tokens.
+pub(crate) type Rows2 = unsafe fn(&[u8], &[u8], &[ActRow], &mut [f32], &mut [f32]);
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_rows2_avx2(w0: &[u8], w1: &[u8], a: &[ActRow], o0: &mut [f32], o1: &mut [f32]) {
+    match a.len() {
+        1 => f32_rows2::<1>(w0, w1, a, o0, o1),
+        2 => f32_rows2::<2>(w0, w1, a, o0, o1),
+        3 => f32_rows2::<3>(w0, w1, a, o0, o1),
+        _ => f32_rows2::<4>(w0, w1, a, o0, o1),
+    }
+}
+
+/// The two-row f32 kernel (the same build serves the AVX-512 ISA).
+pub(crate) fn rows2_kernel() -> Rows2 {
+    f32_rows2_avx2
+}
+
 // ---- entry points ----
 
 /// A kernel: `out[t] = Σ row(w) · a[t]` for one weight row `w` (raw bytes of `dtype`) and
