@@ -48,6 +48,8 @@ fn main() {
     let threads = [1, 2];
     println!("isa: {:?}", Isa::detect());
     for t in threads {
+        let (best, median) = bench::pool_latency(&ondo_kernels::ThreadPool::new(t));
+        println!("pool fork/join, {t} thread(s): best {best:.1} us, median {median:.1} us");
         println!(
             "read bandwidth, {t} thread(s): {:.1} GB/s",
             bench::read_bandwidth(&ondo_kernels::ThreadPool::new(t))

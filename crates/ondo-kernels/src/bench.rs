@@ -52,6 +52,30 @@ pub fn read_bandwidth(pool: &ThreadPool) -> f64 {
     (buf.len() * 8) as f64 / best / 1e9
 }
 
+/// Fork/join latency of `pool.run` in microseconds (best, median over many calls), with one task
+/// per thread that waits until every thread has arrived, so each call really wakes every worker.
+pub fn pool_latency(pool: &ThreadPool) -> (f64, f64) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = pool.threads();
+    let mut times: Vec<f64> = (0..2000)
+        .map(|_| {
+            let arrived = AtomicUsize::new(0);
+            let t = Instant::now();
+            pool.run(threads, |_| {
+                arrived.fetch_add(1, Ordering::AcqRel);
+                let mut spins = 0u32;
+                while arrived.load(Ordering::Acquire) < threads && spins < 10_000_000 {
+                    std::hint::spin_loop();
+                    spins += 1;
+                }
+            });
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[0], times[times.len() / 2])
+}
+
 /// Best seconds per call of `f` over about `budget`.
 fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
     f();
@@ -78,7 +102,13 @@ pub fn matvec_in_cache(formats: &[DType], rows: usize, cols: usize) -> Vec<Bench
     matvec_over(formats, &[1], rows, cols, 0)
 }
 
-fn matvec_over(formats: &[DType], threads: &[usize], rows: usize, cols: usize, min_bytes: usize) -> Vec<BenchRow> {
+fn matvec_over(
+    formats: &[DType],
+    threads: &[usize],
+    rows: usize,
+    cols: usize,
+    min_bytes: usize,
+) -> Vec<BenchRow> {
     let mut rng = Rng::new(1);
     let values = rng.normals(rows * cols);
     let x = rng.normals(cols);
