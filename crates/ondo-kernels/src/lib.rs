@@ -5,6 +5,15 @@
 //! softmax, activations, attention over a KV cache), plus the thread pool they run on.
 //! It knows nothing of models, files or requests.
 //!
+//! - Formats: `DType` (ggml numbering), `dequantize_row` (bit-exact with ggml, the reference for
+//!   every format) and `quantize_row` (test data, load-time conversions), `Weight::quantize`.
+//! - `matmul` picks an instruction set once per process (`Isa::detect`: AVX-512 VNNI, AVX2, or
+//!   `Scalar` when `ONDO_FORCE_SCALAR=1`); `matmul_with` runs a chosen one (tests, benches).
+//!   Quantized weights meet activations quantized on the fly to 8-bit blocks (integer dots).
+//! - `ThreadPool`: persistent workers, `ONDO_NUM_THREADS` or the number of physical cores.
+//! - `ops`: norms, softmax, activations, rope, attention (vectorized, `ops::reference` plain).
+//! - `bench`: the numbers behind `cargo bench -p ondo-kernels` and `ondo bench kernels`.
+//!
 //! ```
 //! use ondo_kernels::{matmul, DType, ThreadPool, Weight};
 //! // W: [2 rows (out), 3 cols (in)], f32
@@ -29,17 +38,27 @@ mod weight;
 
 pub use dtype::DType;
 pub use matmul::{matmul, matmul_with, Isa};
-pub use quant::{dequantize_row, quantize_row};
 pub use pool::ThreadPool;
+pub use quant::{dequantize_row, quantize_row};
 pub use weight::{Bytes, Weight};
 
 /// Errors from building weights out of raw bytes.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{dtype:?} weight of {rows}x{cols} needs {expected} bytes, got {got}")]
-    Size { dtype: DType, rows: usize, cols: usize, expected: usize, got: usize },
+    Size {
+        dtype: DType,
+        rows: usize,
+        cols: usize,
+        expected: usize,
+        got: usize,
+    },
     #[error("{dtype:?} rows of {cols} values are not a whole number of {block}-value blocks")]
-    Blocks { dtype: DType, cols: usize, block: usize },
+    Blocks {
+        dtype: DType,
+        cols: usize,
+        block: usize,
+    },
     #[error("{0:?} is not supported by this build of ondo-kernels")]
     Unsupported(DType),
 }

@@ -16,13 +16,20 @@ impl Bytes {
     /// A range of `owner`'s bytes. Panics if the range is out of bounds: callers check file
     /// offsets before they get here.
     pub fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, start: usize, len: usize) -> Bytes {
-        assert!(start + len <= (*owner).as_ref().len(), "byte range past the end of its owner");
+        assert!(
+            start + len <= (*owner).as_ref().len(),
+            "byte range past the end of its owner"
+        );
         Bytes { owner, start, len }
     }
 
     pub fn from_vec(v: Vec<u8>) -> Bytes {
         let len = v.len();
-        Bytes { owner: Arc::new(v), start: 0, len }
+        Bytes {
+            owner: Arc::new(v),
+            start: 0,
+            len,
+        }
     }
 
     pub fn as_slice(&self) -> &[u8] {
@@ -57,35 +64,73 @@ pub struct Weight {
 impl Weight {
     /// Wrap raw bytes, checking that their size matches the shape and format.
     pub fn new(dtype: DType, rows: usize, cols: usize, bytes: Bytes) -> Result<Weight, Error> {
-        let row_bytes = dtype
-            .row_bytes(cols)
-            .ok_or(Error::Blocks { dtype, cols, block: dtype.block_size() })?;
+        let row_bytes = dtype.row_bytes(cols).ok_or(Error::Blocks {
+            dtype,
+            cols,
+            block: dtype.block_size(),
+        })?;
         let expected = row_bytes * rows;
         if bytes.len() != expected {
-            return Err(Error::Size { dtype, rows, cols, expected, got: bytes.len() });
+            return Err(Error::Size {
+                dtype,
+                rows,
+                cols,
+                expected,
+                got: bytes.len(),
+            });
         }
-        Ok(Weight { dtype, rows, cols, bytes })
+        Ok(Weight {
+            dtype,
+            rows,
+            cols,
+            bytes,
+        })
     }
 
     /// An f32 weight copied from values (tests and small fix-ups).
     pub fn from_f32(values: &[f32], rows: usize, cols: usize) -> Weight {
-        assert_eq!(values.len(), rows * cols, "from_f32: shape does not match the values");
+        assert_eq!(
+            values.len(),
+            rows * cols,
+            "from_f32: shape does not match the values"
+        );
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        Weight { dtype: DType::F32, rows, cols, bytes: Bytes::from_vec(bytes) }
+        Weight {
+            dtype: DType::F32,
+            rows,
+            cols,
+            bytes: Bytes::from_vec(bytes),
+        }
     }
 
     /// Quantize f32 values `[rows, cols]` into a new weight of `dtype` (tests, benchmarks,
     /// load-time conversions).
-    pub fn quantize(dtype: DType, values: &[f32], rows: usize, cols: usize) -> Result<Weight, Error> {
-        let row_bytes = dtype
-            .row_bytes(cols)
-            .ok_or(Error::Blocks { dtype, cols, block: dtype.block_size() })?;
+    pub fn quantize(
+        dtype: DType,
+        values: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Weight, Error> {
+        let row_bytes = dtype.row_bytes(cols).ok_or(Error::Blocks {
+            dtype,
+            cols,
+            block: dtype.block_size(),
+        })?;
         if values.len() != rows * cols {
             let expected = rows * cols;
-            return Err(Error::Size { dtype: DType::F32, rows, cols, expected, got: values.len() });
+            return Err(Error::Size {
+                dtype: DType::F32,
+                rows,
+                cols,
+                expected,
+                got: values.len(),
+            });
         }
         let mut bytes = vec![0u8; rows * row_bytes];
-        for (src, dst) in values.chunks_exact(cols.max(1)).zip(bytes.chunks_exact_mut(row_bytes.max(1))) {
+        for (src, dst) in values
+            .chunks_exact(cols.max(1))
+            .zip(bytes.chunks_exact_mut(row_bytes.max(1)))
+        {
             crate::quant::quantize_row(dtype, src, dst)?;
         }
         Weight::new(dtype, rows, cols, Bytes::from_vec(bytes))

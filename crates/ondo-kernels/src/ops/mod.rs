@@ -76,6 +76,21 @@ dispatch!(
     attention_body
 );
 
+dispatch!(
+    /// `attention` over an f16 KV cache: `keys`/`values: [positions, n_kv_heads, head_dim]` of
+    /// f16, everything else as `attention` (f32 math).
+    attention_f16(
+        q: &[f32],
+        keys: &[half::f16],
+        values: &[half::f16],
+        len: usize,
+        p: &AttnParams,
+        scores: &mut [f32],
+        out: &mut [f32]
+    ),
+    attention_f16_body
+);
+
 // The ops not worth a second build stay the reference.
 pub use reference::{gelu_tanh_mul, layer_norm, log_softmax, rope};
 
@@ -199,11 +214,90 @@ fn add_body(x: &mut [f32], y: &[f32]) {
     x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
 }
 
+/// A KV cache element the attention body reads as f32.
+pub(crate) trait KvElem: Copy {
+    fn to_f32(self) -> f32;
+}
+
+impl KvElem for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl KvElem for half::f16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16_bits_to_f32(self.to_bits())
+    }
+}
+
+/// f16 → f32 from integer and float arithmetic only (so loops over it vectorize): move the
+/// exponent and mantissa into f32 position and rescale by 2^112 (exact for normal and subnormal
+/// values), keep infinities and NaNs, then put the sign back.
+#[inline(always)]
+pub(crate) fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = ((h & 0x8000) as u32) << 16;
+    let em = (h & 0x7FFF) as u32;
+    let finite = f32::from_bits(em << 13) * f32::from_bits(0x7780_0000); // · 2^112
+    let v = if em >= 0x7C00 {
+        f32::from_bits((em << 13) | 0x7F80_0000)
+    } else {
+        finite
+    };
+    f32::from_bits(v.to_bits() | sign)
+}
+
+/// `Σ a·b` with `b` converted to f32, eight lanes.
+#[inline(always)]
+fn dot_kv<E: KvElem>(a: &[f32], b: &[E]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += ca[k] * cb[k].to_f32();
+        }
+    }
+    let mut s = lanes_sum(acc);
+    for i in n / 8 * 8..n {
+        s += a[i] * b[i].to_f32();
+    }
+    s
+}
+
 #[inline(always)]
 fn attention_body(
     q: &[f32],
     keys: &[f32],
     values: &[f32],
+    len: usize,
+    p: &AttnParams,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    attention_kv(q, keys, values, len, p, scores, out)
+}
+
+#[inline(always)]
+fn attention_f16_body(
+    q: &[f32],
+    keys: &[half::f16],
+    values: &[half::f16],
+    len: usize,
+    p: &AttnParams,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    attention_kv(q, keys, values, len, p, scores, out)
+}
+
+#[inline(always)]
+fn attention_kv<E: KvElem>(
+    q: &[f32],
+    keys: &[E],
+    values: &[E],
     len: usize,
     p: &AttnParams,
     scores: &mut [f32],
@@ -219,7 +313,7 @@ fn attention_body(
         let qh = &q[h * hd..(h + 1) * hd];
         for (s, pos) in scores.iter_mut().zip(start..len) {
             let k = &keys[pos * kv_stride + kvh * hd..][..hd];
-            let mut d = dot(qh, k) * p.scale;
+            let mut d = dot_kv(qh, k) * p.scale;
             if let Some(cap) = p.softcap {
                 d = cap * (d / cap).tanh();
             }
@@ -230,7 +324,7 @@ fn attention_body(
         oh.fill(0.0);
         for (s, pos) in scores.iter().zip(start..len) {
             let v = &values[pos * kv_stride + kvh * hd..][..hd];
-            oh.iter_mut().zip(v).for_each(|(o, v)| *o += s * v);
+            oh.iter_mut().zip(v).for_each(|(o, v)| *o += s * v.to_f32());
         }
     }
 }

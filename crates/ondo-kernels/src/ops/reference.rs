@@ -152,3 +152,18 @@ pub fn attention(
         }
     }
 }
+
+/// `attention` over an f16 KV cache (converted to f32 first).
+pub fn attention_f16(
+    q: &[f32],
+    keys: &[half::f16],
+    values: &[half::f16],
+    len: usize,
+    p: &AttnParams,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let k: Vec<f32> = keys.iter().map(|v| v.to_f32()).collect();
+    let v: Vec<f32> = values.iter().map(|v| v.to_f32()).collect();
+    attention(q, &k, &v, len, p, scores, out)
+}

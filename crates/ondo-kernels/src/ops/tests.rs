@@ -108,3 +108,40 @@ fn attention_matches_reference() {
         close(&a, &b, 1e-5, "attention");
     }
 }
+
+#[test]
+fn f16_conversion_matches_half_for_every_value() {
+    for bits in 0..=u16::MAX {
+        let (got, want) = (f16_bits_to_f32(bits), half::f16::from_bits(bits).to_f32());
+        assert!(
+            got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+            "{bits:#06x}: {got} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn f16_attention_matches_reference() {
+    let mut rng = Rng::new(8);
+    let (n_heads, n_kv_heads, head_dim, len) = (4, 2, 40, 29);
+    let p = AttnParams {
+        n_heads,
+        n_kv_heads,
+        head_dim,
+        scale: 0.15,
+        softcap: None,
+        window: Some(20),
+    };
+    let q = rng.normals(n_heads * head_dim);
+    let to_f16 = |v: Vec<f32>| v.into_iter().map(half::f16::from_f32).collect::<Vec<_>>();
+    let keys = to_f16(rng.normals(len * n_kv_heads * head_dim));
+    let values = to_f16(rng.normals(len * n_kv_heads * head_dim));
+    let (mut s1, mut s2) = (vec![0f32; len], vec![0f32; len]);
+    let (mut a, mut b) = (
+        vec![0f32; n_heads * head_dim],
+        vec![0f32; n_heads * head_dim],
+    );
+    attention_f16(&q, &keys, &values, len, &p, &mut s1, &mut a);
+    reference::attention_f16(&q, &keys, &values, len, &p, &mut s2, &mut b);
+    close(&a, &b, 1e-5, "attention_f16");
+}

@@ -74,11 +74,19 @@ pub fn dequantize_row(dtype: DType, src: &[u8], out: &mut [f32]) {
 /// (`out.len() == dtype.row_bytes(src.len())`).
 pub fn quantize_row(dtype: DType, src: &[f32], out: &mut [u8]) -> Result<(), Error> {
     let cols = src.len();
-    let bytes = dtype
-        .row_bytes(cols)
-        .ok_or(Error::Blocks { dtype, cols, block: dtype.block_size() })?;
+    let bytes = dtype.row_bytes(cols).ok_or(Error::Blocks {
+        dtype,
+        cols,
+        block: dtype.block_size(),
+    })?;
     if out.len() != bytes {
-        return Err(Error::Size { dtype, rows: 1, cols, expected: bytes, got: out.len() });
+        return Err(Error::Size {
+            dtype,
+            rows: 1,
+            cols,
+            expected: bytes,
+            got: out.len(),
+        });
     }
     let (bs, bb) = (dtype.block_size(), dtype.block_bytes());
     let mut each = |f: fn(&[f32], &mut [u8])| {
