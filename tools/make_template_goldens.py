@@ -7,6 +7,9 @@ What transformers itself renders, so ondo's templates can be checked byte for by
   reasoning, content parts, roles out of order) through transformers' own
   `render_jinja_template` (what `apply_chat_template` calls). A render that raises is recorded as
   the error; `raised_by_template` tells a template's own `raise_exception(...)` from other errors.
+- tokenizer_goldens.json: the same conversations through `AutoTokenizer.from_pretrained(dir)
+  .apply_chat_template(..., tokenize=False)` for every model folder in ../shared/models with a
+  tokenizer_config.json (its own template and special tokens, as a user would call it).
 - hfjs_transformers.json: the 53 huggingface.js e2e cases rendered by transformers' jinja
   environment, to tell where huggingface.js' targets and Python disagree.
 
@@ -177,6 +180,30 @@ def template_goldens(shared):
     return cases
 
 
+def tokenizer_goldens(shared):
+    from transformers import AutoTokenizer
+
+    out = []
+    for config in sorted((shared / "models").glob("*/tokenizer_config.json")):
+        tokenizer = AutoTokenizer.from_pretrained(config.parent)
+        for name, (messages, options) in CONVERSATIONS.items():
+            try:
+                record = {
+                    "expected": tokenizer.apply_chat_template(
+                        messages,
+                        tools=options.get("tools"),
+                        documents=options.get("documents"),
+                        add_generation_prompt=options.get("add_generation_prompt", False),
+                        tokenize=False,
+                        **options.get("extra", {}),
+                    )
+                }
+            except Exception as e:  # noqa: BLE001
+                record = error_record(e)
+            out.append({"model": str(config.parent.relative_to(shared)), "conversation": name, **record})
+    return out
+
+
 def hfjs_goldens(shared):
     doc = json.loads((shared / "models/chat-templates/hfjs_jinja_e2e_cases.json").read_text(encoding="utf-8"))
     out = []
@@ -218,6 +245,10 @@ def main():
             "conversations": conversations,
             "cases": cases,
         },
+    )
+    write(
+        args.out / "tokenizer_goldens.json",
+        {"made_by": made_by, "now": FIXED_NOW.isoformat(), "conversations": conversations, "cases": tokenizer_goldens(args.shared)},
     )
     write(args.out / "hfjs_transformers.json", {"made_by": made_by, "now": FIXED_NOW.isoformat(), "cases": hfjs_goldens(args.shared)})
     errors = sum("error" in c for c in cases)

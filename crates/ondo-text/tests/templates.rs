@@ -185,3 +185,32 @@ fn options(opts: &Value, now: DateTime) -> RenderOptions {
         extra: opts.get("extra").and_then(Value::as_object).cloned().unwrap_or_default(),
     }
 }
+
+/// Real model folders: `from_tokenizer_config` + `render` equal transformers'
+/// `AutoTokenizer.apply_chat_template(..., tokenize=False)`.
+#[test]
+fn tokenizer_config_templates_render_as_apply_chat_template_does() {
+    let goldens = fixture("tokenizer_goldens.json");
+    let now = goldens["now"].as_str().and_then(DateTime::parse).expect("now");
+    let conversations = goldens["conversations"].as_object().expect("conversations");
+    let cases = goldens["cases"].as_array().expect("cases");
+    assert!(!cases.is_empty());
+    let mut failures = Vec::new();
+    for case in cases {
+        let model = case["model"].as_str().unwrap_or_default();
+        let conv_name = case["conversation"].as_str().unwrap_or_default();
+        let Some(dir) = ondo_testdata::shared(model) else {
+            return;
+        };
+        let config = load_json(&dir.join("tokenizer_config.json"));
+        let template = ChatTemplate::from_tokenizer_config(&config, None)
+            .expect("template loads")
+            .expect("model has a template");
+        let conv = &conversations[conv_name];
+        let messages = conv["messages"].as_array().map_or(&[][..], Vec::as_slice);
+        if let Err(e) = check_golden(case, template.render(messages, &options(&conv["options"], now))) {
+            failures.push(format!("{model} × {conv_name}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
