@@ -104,7 +104,8 @@ impl DType {
 
     /// Bytes of one row of `cols` values, or None when `cols` is not a whole number of blocks.
     pub fn row_bytes(self, cols: usize) -> Option<usize> {
-        (cols % self.block_size() == 0).then(|| cols / self.block_size() * self.block_bytes())
+        cols.is_multiple_of(self.block_size())
+            .then(|| cols / self.block_size() * self.block_bytes())
     }
 
     pub fn name(self) -> &'static str {

@@ -41,6 +41,7 @@ pub(crate) struct Acts {
 
 impl Acts {
     /// Quantize `x: [n, cols]` for `kind` (no-op for F32), with the SIMD quantizer when `simd`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     pub fn prepare(&mut self, kind: ActKind, x: &[f32], cols: usize, simd: bool) {
         self.kind = Some(kind);
         self.cols = cols;

@@ -105,7 +105,7 @@ pub fn matmul(pool: &ThreadPool, x: &[f32], w: &Weight, out: &mut [f32]) {
 /// lacks falls back to `Scalar`.
 pub fn matmul_with(isa: Isa, pool: &ThreadPool, x: &[f32], w: &Weight, out: &mut [f32]) {
     let (rows, cols) = (w.rows(), w.cols());
-    let n = if cols == 0 { 0 } else { x.len() / cols };
+    let n = x.len().checked_div(cols).unwrap_or(0);
     assert_eq!(x.len(), n * cols, "matmul: x is not [n, {cols}]");
     assert_eq!(out.len(), n * rows, "matmul: out is not [{n}, {rows}]");
     if n == 0 || rows == 0 {

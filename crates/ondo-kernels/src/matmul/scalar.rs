@@ -4,6 +4,9 @@
 //! Integer kernels compute, per block, `d_w · d_a · Σ q_w q_a` plus the offset term from the
 //! activation sums, exactly the arithmetic the SIMD kernels do (only summation order differs).
 
+// Index loops over token and lane counts read more plainly than iterator chains here.
+#![allow(clippy::needless_range_loop)]
+
 use super::act::ActRow;
 use crate::quant::{f16_at, kquants::q3_k_scales, kquants::scale_min_k4};
 use crate::DType;

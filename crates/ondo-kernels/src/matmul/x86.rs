@@ -6,6 +6,9 @@
 //! plus AVX-512 F/BW/VL/VNNI (where `vpdpbusd` replaces `vpmaddubsw`+`vpmaddwd`, and
 //! `vpmovm2b` expands Q5 high bits). `dispatch` picks them at run time.
 
+// Index loops over token and lane counts read more plainly than iterator chains here.
+#![allow(clippy::needless_range_loop)]
+
 use super::act::ActRow;
 use crate::DType;
 use std::arch::x86_64::*;

@@ -12,6 +12,7 @@ pub use reference::{AttnParams, RopeStyle};
 use crate::matmul::Isa;
 
 /// Whether to run the vectorized bodies (decided once, like `Isa::detect`).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn fast() -> bool {
     Isa::detect() != Isa::Scalar
 }
