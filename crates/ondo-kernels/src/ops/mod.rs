@@ -93,7 +93,26 @@ dispatch!(
 );
 
 // The ops not worth a second build stay the reference.
-pub use reference::{gelu_tanh_mul, layer_norm, log_softmax, rope};
+pub use reference::{gelu_tanh_mul, layer_norm, log_softmax};
+
+/// Rotate the first `2 * inv_freq.len()` dims of each head in `x: [heads, head_dim]` by position
+/// `pos` (`inv_freq[i]`: angle per position of pair i, rope scaling included). Each angle's
+/// sin/cos is computed once and applied to every head.
+pub fn rope(x: &mut [f32], head_dim: usize, pos: usize, inv_freq: &[f32], style: RopeStyle) {
+    let half = inv_freq.len();
+    for (i, f) in inv_freq.iter().enumerate() {
+        let (sin, cos) = (pos as f32 * f).sin_cos();
+        let (a, b) = match style {
+            RopeStyle::Neox => (i, i + half),
+            RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+        };
+        for head in x.chunks_exact_mut(head_dim) {
+            let (x0, x1) = (head[a], head[b]);
+            head[a] = x0 * cos - x1 * sin;
+            head[b] = x0 * sin + x1 * cos;
+        }
+    }
+}
 
 // ---- vectorizable bodies ----
 

@@ -145,3 +145,17 @@ fn f16_attention_matches_reference() {
     reference::attention_f16(&q, &keys, &values, len, &p, &mut s2, &mut b);
     close(&a, &b, 1e-5, "attention_f16");
 }
+
+#[test]
+fn rope_matches_reference() {
+    let mut rng = Rng::new(12);
+    let inv_freq: Vec<f32> = (0..16).map(|i| 10000f32.powf(-(i as f32) / 16.0)).collect();
+    for style in [RopeStyle::Neox, RopeStyle::Interleaved] {
+        let x = rng.normals(3 * 40); // 3 heads of 40, 32 rotated dims
+        let (mut a, mut b) = (x.clone(), x.clone());
+        rope(&mut a, 40, 1234, &inv_freq, style);
+        reference::rope(&mut b, 40, 1234, &inv_freq, style);
+        assert_eq!(a, b, "{style:?}");
+        assert_ne!(a, x);
+    }
+}
