@@ -37,7 +37,7 @@ pub mod testutil;
 mod weight;
 
 pub use dtype::DType;
-pub use matmul::{matmul, matmul_with, Isa};
+pub use matmul::{matmul, matmul_multi, matmul_multi_with, matmul_with, Isa, MAX_MULTI};
 pub use pool::ThreadPool;
 pub use quant::{dequantize_row, quantize_row};
 pub use weight::{Bytes, Weight};

@@ -3,7 +3,7 @@
 //! Runs without the libtest harness (`harness = false`): the allocator counts every thread, and
 //! the harness's own threads allocate at times of their choosing.
 
-use ondo_kernels::{matmul, testutil::Rng, DType, ThreadPool, Weight};
+use ondo_kernels::{matmul, matmul_multi, testutil::Rng, DType, ThreadPool, Weight};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -25,6 +25,7 @@ static GLOBAL: Counting = Counting;
 
 fn main() {
     warm_matmul_does_not_allocate();
+    warm_matmul_multi_does_not_allocate();
     println!("no_alloc: ok");
 }
 
@@ -54,4 +55,32 @@ fn warm_matmul_does_not_allocate() {
             assert_eq!(ALLOCS.load(Relaxed), before, "{dtype} n={n} allocated");
         }
     }
+}
+
+fn warm_matmul_multi_does_not_allocate() {
+    let pool = ThreadPool::new(2);
+    let mut rng = Rng::new(2);
+    let cols = 256;
+    let (q, k, v) = (
+        Weight::quantize(DType::Q4_K, &rng.normals(64 * cols), 64, cols).unwrap(),
+        Weight::quantize(DType::Q6_K, &rng.normals(16 * cols), 16, cols).unwrap(),
+        Weight::quantize(DType::Q8_0, &rng.normals(16 * cols), 16, cols).unwrap(),
+    );
+    let x = rng.normals(3 * cols);
+    let (mut yq, mut yk, mut yv) = (vec![0f32; 3 * 64], vec![0f32; 3 * 16], vec![0f32; 3 * 16]);
+    let mut run = || {
+        matmul_multi(
+            &pool,
+            &x,
+            &mut [(&q, &mut yq[..]), (&k, &mut yk[..]), (&v, &mut yv[..])],
+        )
+    };
+    for _ in 0..20 {
+        run();
+    }
+    let before = ALLOCS.load(Relaxed);
+    for _ in 0..5 {
+        run();
+    }
+    assert_eq!(ALLOCS.load(Relaxed), before, "matmul_multi allocated");
 }

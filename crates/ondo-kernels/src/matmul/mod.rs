@@ -104,31 +104,96 @@ pub fn matmul(pool: &ThreadPool, x: &[f32], w: &Weight, out: &mut [f32]) {
 /// `matmul` on a chosen instruction set (tests and benchmarks compare them). An `isa` this CPU
 /// lacks falls back to `Scalar`.
 pub fn matmul_with(isa: Isa, pool: &ThreadPool, x: &[f32], w: &Weight, out: &mut [f32]) {
-    let (rows, cols) = (w.rows(), w.cols());
-    let n = x.len().checked_div(cols).unwrap_or(0);
-    assert_eq!(x.len(), n * cols, "matmul: x is not [n, {cols}]");
-    assert_eq!(out.len(), n * rows, "matmul: out is not [{n}, {rows}]");
-    if n == 0 || rows == 0 {
-        return;
-    }
+    matmul_multi_with(isa, pool, x, &mut [(w, out)])
+}
+
+/// Several weights with the same input size against the same `x` in one pass:
+/// `out_i = x · W_iᵀ` for each `(W_i, out_i)` (q/k/v, gate/up). The activations are quantized
+/// once per format family and all rows share one fork/join. Up to `MAX_MULTI` weights at once
+/// (more are done in turns).
+pub fn matmul_multi(pool: &ThreadPool, x: &[f32], jobs: &mut [(&Weight, &mut [f32])]) {
+    matmul_multi_with(Isa::detect(), pool, x, jobs)
+}
+
+/// Weights per `matmul_multi` pass.
+pub const MAX_MULTI: usize = 8;
+
+/// `matmul_multi` on a chosen instruction set.
+pub fn matmul_multi_with(
+    isa: Isa,
+    pool: &ThreadPool,
+    x: &[f32],
+    jobs: &mut [(&Weight, &mut [f32])],
+) {
     let isa = if Isa::supported().contains(&isa) {
         isa
     } else {
         Isa::Scalar
     };
-    let plan = Plan::new(w.dtype(), isa, n);
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut s) => run(pool, &plan, x, w, &mut s, out),
-        Err(_) => run(pool, &plan, x, w, &mut Scratch::default(), out), // nested call: rare
-    });
+    for chunk in jobs.chunks_mut(MAX_MULTI) {
+        let Some(cols) = chunk.first().map(|(w, _)| w.cols()) else {
+            return;
+        };
+        let n = x.len().checked_div(cols).unwrap_or(0);
+        assert_eq!(x.len(), n * cols, "matmul: x is not [n, {cols}]");
+        let mut list: [Option<Job>; MAX_MULTI] = Default::default();
+        for (slot, (w, out)) in list.iter_mut().zip(chunk.iter_mut()) {
+            assert_eq!(w.cols(), cols, "matmul_multi: weights differ in input size");
+            assert_eq!(
+                out.len(),
+                n * w.rows(),
+                "matmul: out is not [{n}, {}]",
+                w.rows()
+            );
+            *slot = Some(Job {
+                w,
+                plan: Plan::new(w.dtype(), isa, n),
+                out: OutPtr(out.as_mut_ptr()),
+            });
+        }
+        if n == 0 {
+            continue;
+        }
+        let jobs = &list[..chunk.len()];
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut s) => run(pool, jobs, x, &mut s),
+            Err(_) => run(pool, jobs, x, &mut Scratch::default()), // nested call: rare
+        });
+    }
 }
 
-/// Per calling thread: prepared activations, and one f32 row buffer per task for formats that
-/// go through f32 rows. Workers keep no state of their own.
+/// One weight of a call: its plan and where its output goes (`[n, rows]`).
+struct Job<'a> {
+    w: &'a Weight,
+    plan: Plan,
+    out: OutPtr,
+}
+
+/// Per calling thread: prepared activations (one set per form), and f32 row buffers per task
+/// for formats that go through f32 rows. Workers keep no state of their own.
 #[derive(Default)]
 struct Scratch {
-    acts: Acts,
+    q8: Acts,
+    q8k: Acts,
+    f32: Acts,
     rows: Vec<f32>,
+}
+
+impl Scratch {
+    fn acts(&self, kind: ActKind) -> &Acts {
+        match kind {
+            ActKind::Q8 => &self.q8,
+            ActKind::Q8K => &self.q8k,
+            ActKind::F32 => &self.f32,
+        }
+    }
+    fn acts_mut(&mut self, kind: ActKind) -> &mut Acts {
+        match kind {
+            ActKind::Q8 => &mut self.q8,
+            ActKind::Q8K => &mut self.q8k,
+            ActKind::F32 => &mut self.f32,
+        }
+    }
 }
 
 thread_local! {
@@ -243,30 +308,28 @@ unsafe impl Sync for OutPtr {}
 const ROW_BLOCK: usize = 8;
 const TOKEN_BLOCK: usize = 16;
 
-fn run(
-    pool: &ThreadPool,
-    plan: &Plan,
-    x: &[f32],
-    w: &Weight,
-    scratch: &mut Scratch,
-    out: &mut [f32],
-) {
-    let (rows, cols) = (w.rows(), w.cols());
+fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch) {
+    let jobs = || jobs.iter().flatten();
+    let cols = jobs().next().map_or(1, |j| j.w.cols());
     let n = x.len() / cols;
-    scratch
-        .acts
-        .prepare(plan.act, x, cols, plan.isa != Isa::Scalar);
-    let acts = &scratch.acts;
-    // [rows] split into tasks of whole row blocks, several per thread for balance.
-    let blocks = rows.div_ceil(ROW_BLOCK);
+    for kind in [ActKind::Q8, ActKind::Q8K, ActKind::F32] {
+        if let Some(j) = jobs().find(|j| j.plan.act == kind) {
+            scratch
+                .acts_mut(kind)
+                .prepare(kind, x, cols, j.plan.isa != Isa::Scalar);
+        }
+    }
+    // All weights' rows, as row blocks laid end to end, split into tasks of whole blocks,
+    // several per thread for balance. (Block offsets per job are recomputed in each task.)
+    let total: usize = jobs().map(|j| j.w.rows().div_ceil(ROW_BLOCK)).sum();
     let tasks = if pool.threads() == 1 {
         1
     } else {
-        blocks.min(pool.threads() * 8)
+        total.min(pool.threads() * 8)
     };
-    let per_task = blocks.div_ceil(tasks) * ROW_BLOCK;
+    let per_task = total.div_ceil(tasks);
     let per_buf = ROW_BLOCK * cols;
-    let row_bufs = if plan.via_f32 {
+    let row_bufs = if jobs().any(|j| j.plan.via_f32) {
         if scratch.rows.len() < tasks * per_buf {
             scratch.rows.resize(tasks * per_buf, 0.0);
         }
@@ -274,25 +337,38 @@ fn run(
     } else {
         OutPtr(std::ptr::null_mut())
     };
-    let out = OutPtr(out.as_mut_ptr());
+    let scratch = &*scratch;
     pool.run(tasks, |task| {
-        let (out, row_bufs) = (out, row_bufs);
-        let r0 = task * per_task;
-        let r1 = (r0 + per_task).min(rows);
-        let write = |t: usize, r: usize, v: f32| {
-            debug_assert!(t < n && r < rows);
-            // SAFETY: (t, r) is inside out ([n, rows]) and row r belongs to this task only.
-            unsafe { *out.0.add(t * rows + r) = v };
-        };
-        if plan.via_f32 {
-            // SAFETY: task `task` alone uses this part of the buffer.
-            let buf =
-                unsafe { std::slice::from_raw_parts_mut(row_bufs.0.add(task * per_buf), per_buf) };
-            rows_f32(plan, w, x, acts, r0..r1, Some(buf), &write);
-        } else if plan.rows2.is_some() && n > 1 {
-            rows_f32(plan, w, x, acts, r0..r1, None, &write);
-        } else {
-            rows_direct(plan, w, x, acts, r0..r1, &write);
+        let row_bufs = row_bufs;
+        let (b0, b1) = (task * per_task, ((task + 1) * per_task).min(total));
+        let mut first = 0; // first block of the current job
+        for job in jobs() {
+            let blocks = job.w.rows().div_ceil(ROW_BLOCK);
+            let (lo, hi) = (b0.max(first), b1.min(first + blocks));
+            if lo < hi {
+                let rows = job.w.rows();
+                let rs = (lo - first) * ROW_BLOCK..((hi - first) * ROW_BLOCK).min(rows);
+                let out = job.out;
+                let write = |t: usize, r: usize, v: f32| {
+                    debug_assert!(t < n && r < rows);
+                    // SAFETY: (t, r) is inside this job's out ([n, rows]) and row r belongs to
+                    // this task only.
+                    unsafe { *out.0.add(t * rows + r) = v };
+                };
+                // SAFETY: task `task` alone uses this part of the row buffers.
+                let buf = || unsafe {
+                    std::slice::from_raw_parts_mut(row_bufs.0.add(task * per_buf), per_buf)
+                };
+                let (plan, acts) = (&job.plan, scratch.acts(job.plan.act));
+                if plan.via_f32 {
+                    rows_f32(plan, job.w, x, acts, rs, Some(buf()), &write);
+                } else if plan.rows2.is_some() && n > 1 {
+                    rows_f32(plan, job.w, x, acts, rs, None, &write);
+                } else {
+                    rows_direct(plan, job.w, x, acts, rs, &write);
+                }
+            }
+            first += blocks;
         }
     });
 }

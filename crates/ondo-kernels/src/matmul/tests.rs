@@ -147,3 +147,42 @@ fn force_scalar_env_is_read() {
         assert_eq!(Some(&Isa::detect()), Isa::supported().last());
     }
 }
+
+#[test]
+fn matmul_multi_equals_separate_calls() {
+    let pool = ThreadPool::new(3);
+    let mut rng = Rng::new(21);
+    let cols = 512;
+    let formats = [
+        DType::Q4_K,
+        DType::Q6_K,
+        DType::Q8_0,
+        DType::BF16,
+        DType::Q4_0,
+        DType::Q3_K,
+        DType::F32,
+        DType::Q8_1,
+        DType::Q5_K,
+    ];
+    let rows = [13, 64, 7, 9, 70, 8, 3, 5, 17];
+    let ws: Vec<Weight> = formats
+        .iter()
+        .zip(rows)
+        .map(|(&d, r)| Weight::quantize(d, &rng.normals(r * cols), r, cols).unwrap())
+        .collect();
+    for n in [1, 5] {
+        let x = rng.normals(n * cols);
+        let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![f32::NAN; n * w.rows()]).collect();
+        let mut jobs: Vec<(&Weight, &mut [f32])> = ws
+            .iter()
+            .zip(outs.iter_mut())
+            .map(|(w, o)| (w, o.as_mut_slice()))
+            .collect();
+        matmul_multi(&pool, &x, &mut jobs);
+        for (w, got) in ws.iter().zip(&outs) {
+            let mut want = vec![0f32; n * w.rows()];
+            matmul(&pool, &x, w, &mut want);
+            assert_eq!(got, &want, "{} n={n}", w.dtype());
+        }
+    }
+}
