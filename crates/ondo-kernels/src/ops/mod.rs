@@ -10,6 +10,7 @@ pub mod reference;
 pub use reference::{AttnParams, RopeStyle};
 
 use crate::matmul::Isa;
+use crate::ThreadPool;
 
 /// Whether to run the vectorized bodies (decided once, like `Isa::detect`).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -324,29 +325,168 @@ fn attention_kv<E: KvElem>(
     out: &mut [f32],
 ) {
     let hd = p.head_dim;
+    for h in 0..p.n_heads {
+        let (qh, oh) = (&q[h * hd..(h + 1) * hd], &mut out[h * hd..(h + 1) * hd]);
+        attention_head(qh, keys, values, len, h, p, scores, oh);
+    }
+}
+
+/// One query head `h` over the first `len` positions: `oh = softmax(q·K) · V`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attention_head<E: KvElem>(
+    qh: &[f32],
+    keys: &[E],
+    values: &[E],
+    len: usize,
+    h: usize,
+    p: &AttnParams,
+    scores: &mut [f32],
+    oh: &mut [f32],
+) {
+    let hd = p.head_dim;
     let kv_stride = p.n_kv_heads * hd;
-    let group = p.n_heads / p.n_kv_heads;
+    let kvh = h / (p.n_heads / p.n_kv_heads);
     let start = p.window.map_or(0, |w| len.saturating_sub(w));
     let scores = &mut scores[start..len];
-    for h in 0..p.n_heads {
-        let kvh = h / group;
-        let qh = &q[h * hd..(h + 1) * hd];
-        for (s, pos) in scores.iter_mut().zip(start..len) {
-            let k = &keys[pos * kv_stride + kvh * hd..][..hd];
-            let mut d = dot_kv(qh, k) * p.scale;
-            if let Some(cap) = p.softcap {
-                d = cap * (d / cap).tanh();
-            }
-            *s = d;
+    for (s, pos) in scores.iter_mut().zip(start..len) {
+        let k = &keys[pos * kv_stride + kvh * hd..][..hd];
+        let mut d = dot_kv(qh, k) * p.scale;
+        if let Some(cap) = p.softcap {
+            d = cap * (d / cap).tanh();
         }
-        softmax_body(scores);
-        let oh = &mut out[h * hd..(h + 1) * hd];
-        oh.fill(0.0);
-        for (s, pos) in scores.iter().zip(start..len) {
-            let v = &values[pos * kv_stride + kvh * hd..][..hd];
-            oh.iter_mut().zip(v).for_each(|(o, v)| *o += s * v.to_f32());
-        }
+        *s = d;
     }
+    softmax_body(scores);
+    oh.fill(0.0);
+    for (s, pos) in scores.iter().zip(start..len) {
+        let v = &values[pos * kv_stride + kvh * hd..][..hd];
+        oh.iter_mut().zip(v).for_each(|(o, v)| *o += s * v.to_f32());
+    }
+}
+
+// ---- attention for a run of tokens, over the pool ----
+
+/// Attention for `t` consecutive query tokens at positions `pos0..pos0 + t` (token i sees the
+/// first `pos0 + i + 1` cached positions, its own included), the (token, head) pairs spread
+/// over the pool. `q`, `out: [t, n_heads, head_dim]`; `keys`/`values` as in `attention`, at
+/// least `pos0 + t` positions. Score scratch is per thread (grows with the context).
+pub fn attention_tokens(
+    pool: &ThreadPool,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    pos0: usize,
+    p: &AttnParams,
+    out: &mut [f32],
+) {
+    tokens_kv(pool, q, keys, values, pos0, p, out)
+}
+
+/// `attention_tokens` over an f16 KV cache.
+pub fn attention_tokens_f16(
+    pool: &ThreadPool,
+    q: &[f32],
+    keys: &[half::f16],
+    values: &[half::f16],
+    pos0: usize,
+    p: &AttnParams,
+    out: &mut [f32],
+) {
+    tokens_kv(pool, q, keys, values, pos0, p, out)
+}
+
+thread_local! {
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn tokens_kv<E: KvElem + Sync>(
+    pool: &ThreadPool,
+    q: &[f32],
+    keys: &[E],
+    values: &[E],
+    pos0: usize,
+    p: &AttnParams,
+    out: &mut [f32],
+) {
+    let width = p.n_heads * p.head_dim;
+    let t = q.len() / width.max(1);
+    assert_eq!(
+        out.len(),
+        t * width,
+        "attention_tokens: out is not [t, n_heads * head_dim]"
+    );
+    let items = t * p.n_heads;
+    let tasks = if pool.threads() == 1 {
+        1
+    } else {
+        items.min(pool.threads() * 4)
+    };
+    let per_task = items.div_ceil(tasks.max(1));
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    pool.run(tasks, |task| {
+        let out_ptr = out_ptr;
+        SCORES.with(|cell| {
+            let mut fresh = Vec::new();
+            let mut borrowed = cell.try_borrow_mut();
+            let scores = match borrowed.as_deref_mut() {
+                Ok(v) => v,
+                Err(_) => &mut fresh, // nested use on this thread: rare
+            };
+            if scores.len() < pos0 + t {
+                scores.resize(pos0 + t, 0.0);
+            }
+            for item in task * per_task..((task + 1) * per_task).min(items) {
+                let (i, h) = (item / p.n_heads, item % p.n_heads);
+                let hd = p.head_dim;
+                let qh = &q[i * width + h * hd..][..hd];
+                // SAFETY: item (i, h) owns this head_dim-long part of out; items are disjoint.
+                let oh = unsafe {
+                    std::slice::from_raw_parts_mut(out_ptr.0.add(i * width + h * hd), hd)
+                };
+                head_dispatch(qh, keys, values, pos0 + i + 1, h, p, scores, oh);
+            }
+        });
+    });
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// `attention_head` on the AVX2 build when available, else the same body on the baseline.
+#[allow(clippy::too_many_arguments)]
+fn head_dispatch<E: KvElem>(
+    qh: &[f32],
+    keys: &[E],
+    values: &[E],
+    len: usize,
+    h: usize,
+    p: &AttnParams,
+    scores: &mut [f32],
+    oh: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if fast() {
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx2<E: KvElem>(
+            qh: &[f32],
+            keys: &[E],
+            values: &[E],
+            len: usize,
+            h: usize,
+            p: &AttnParams,
+            scores: &mut [f32],
+            oh: &mut [f32],
+        ) {
+            attention_head(qh, keys, values, len, h, p, scores, oh)
+        }
+        // SAFETY: `fast()` is only true when the CPU has AVX2 and FMA.
+        return unsafe { avx2(qh, keys, values, len, h, p, scores, oh) };
+    }
+    attention_head(qh, keys, values, len, h, p, scores, oh)
 }
 
 #[cfg(test)]

@@ -159,3 +159,67 @@ fn rope_matches_reference() {
         assert_ne!(a, x);
     }
 }
+
+#[test]
+fn attention_tokens_matches_one_token_at_a_time() {
+    let mut rng = Rng::new(30);
+    let (n_heads, n_kv_heads, head_dim) = (6, 2, 32);
+    let (pos0, t) = (11, 9);
+    let p = AttnParams {
+        n_heads,
+        n_kv_heads,
+        head_dim,
+        scale: 0.2,
+        softcap: Some(30.0),
+        window: Some(12),
+    };
+    let width = n_heads * head_dim;
+    let q = rng.normals(t * width);
+    let keys = rng.normals((pos0 + t) * n_kv_heads * head_dim);
+    let values = rng.normals((pos0 + t) * n_kv_heads * head_dim);
+    for threads in [1, 3] {
+        let pool = ThreadPool::new(threads);
+        let mut got = vec![f32::NAN; t * width];
+        attention_tokens(&pool, &q, &keys, &values, pos0, &p, &mut got);
+        let mut scores = vec![0f32; pos0 + t];
+        for i in 0..t {
+            let mut want = vec![0f32; width];
+            reference::attention(
+                &q[i * width..][..width],
+                &keys,
+                &values,
+                pos0 + i + 1,
+                &p,
+                &mut scores,
+                &mut want,
+            );
+            close(&got[i * width..][..width], &want, 1e-5, "attention_tokens");
+        }
+        let to_f16 = |v: &[f32]| {
+            v.iter()
+                .map(|x| half::f16::from_f32(*x))
+                .collect::<Vec<_>>()
+        };
+        let (k16, v16) = (to_f16(&keys), to_f16(&values));
+        let mut got16 = vec![f32::NAN; t * width];
+        attention_tokens_f16(&pool, &q, &k16, &v16, pos0, &p, &mut got16);
+        for i in 0..t {
+            let mut want = vec![0f32; width];
+            reference::attention_f16(
+                &q[i * width..][..width],
+                &k16,
+                &v16,
+                pos0 + i + 1,
+                &p,
+                &mut scores,
+                &mut want,
+            );
+            close(
+                &got16[i * width..][..width],
+                &want,
+                1e-5,
+                "attention_tokens_f16",
+            );
+        }
+    }
+}
