@@ -131,6 +131,14 @@ CONVERSATIONS = {
             ],
         },
     ),
+    "continue_final_message": (
+        [
+            SYSTEM_KO,
+            {"role": "user", "content": "짧은 시를 써 줘."},
+            {"role": "assistant", "content": "봄바람이 불어와 "},
+        ],
+        {"continue_final_message": True},
+    ),
     "roles_out_of_order": (
         [
             {"role": "assistant", "content": "먼저 말해도 될까요?"},
@@ -151,6 +159,7 @@ def render(source, messages, options):
             documents=options.get("documents"),
             chat_template=source,
             add_generation_prompt=options.get("add_generation_prompt", False),
+            continue_final_message=options.get("continue_final_message", False),
             bos_token=BOS,
             eos_token=EOS,
             **options.get("extra", {}),
@@ -194,6 +203,7 @@ def tokenizer_goldens(shared):
                         tools=options.get("tools"),
                         documents=options.get("documents"),
                         add_generation_prompt=options.get("add_generation_prompt", False),
+                        continue_final_message=options.get("continue_final_message", False),
                         tokenize=False,
                         **options.get("extra", {}),
                     )

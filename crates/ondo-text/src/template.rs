@@ -62,6 +62,9 @@ pub struct RenderOptions {
     pub tools: Option<Vec<Value>>,
     /// RAG documents (dicts, usually with `title` and `text`).
     pub documents: Option<Vec<Value>>,
+    /// Leave the last message open so the model continues it (assistant prefill): the render
+    /// stops right after its content. Not compatible with `add_generation_prompt`.
+    pub continue_final_message: bool,
     /// The clock `strftime_now` reads; `None` = the current time (UTC).
     pub now: Option<DateTime>,
     /// Further template variables (`enable_thinking`, `reasoning_effort`, ...); they override
@@ -93,6 +96,9 @@ impl std::fmt::Debug for ChatTemplate {
 
 /// Special tokens transformers passes to every template besides bos/eos.
 const OTHER_SPECIAL_TOKENS: [&str; 5] = ["unk_token", "sep_token", "pad_token", "cls_token", "mask_token"];
+
+/// Appended to the final message's content to find where it ends (transformers uses the same).
+const CONTINUE_TAG: &str = "CONTINUE_FINAL_MESSAGE_TAG ";
 
 /// Message fields transformers copies into one another (`_alias_reasoning_fields`).
 const REASONING_FIELDS: [&str; 3] = ["reasoning_content", "thinking", "reasoning"];
@@ -158,9 +164,42 @@ impl ChatTemplate {
     /// Renders a conversation. Each message is a JSON object (`role`, `content` as a string or a
     /// list of parts, `tool_calls`, ...) passed through as given.
     pub fn render(&self, messages: &[Value], opts: &RenderOptions) -> Result<String, TemplateError> {
-        let messages = alias_reasoning_fields(messages)?;
-        let ctx = self.context(messages, opts);
-        self.render_context(&ctx, opts.now)
+        let mut messages = alias_reasoning_fields(messages)?;
+        let continued = match opts.continue_final_message {
+            true => Some(self.tag_final_message(&mut messages, opts)?),
+            false => None,
+        };
+        let rendered = self.render_context(&self.context(messages, opts), opts.now)?;
+        match continued {
+            Some(final_text) => cut_at_continue_tag(rendered, &final_text),
+            None => Ok(rendered),
+        }
+    }
+
+    /// Appends [`CONTINUE_TAG`] to the final message's text (its string content or its last
+    /// text part) and returns that text as it was.
+    fn tag_final_message(&self, messages: &mut [Value], opts: &RenderOptions) -> Result<String, TemplateError> {
+        let input = |m: &str| Err(TemplateError::Input(m.to_string()));
+        if opts.add_generation_prompt {
+            return input("continue_final_message and add_generation_prompt are not compatible");
+        }
+        if !self.source.contains("content") {
+            return input("continue_final_message is set but the template does not read \"content\"");
+        }
+        let Some(content) = messages.last_mut().and_then(|m| m.get_mut("content")) else {
+            return input("continue_final_message is set but the final message has no content");
+        };
+        let text = match content {
+            Value::String(s) => s,
+            Value::Array(parts) => match parts.iter_mut().rev().find_map(|p| p.get_mut("text")) {
+                Some(Value::String(s)) => s,
+                _ => return input("continue_final_message is set but the final message has no text to continue"),
+            },
+            _ => return input("continue_final_message is set but the final message has no content"),
+        };
+        let original = text.clone();
+        text.push_str(CONTINUE_TAG);
+        Ok(original)
     }
 
     /// The variables transformers hands the template: special tokens, then extra variables,
@@ -193,6 +232,19 @@ impl ChatTemplate {
         }
         template.render(vars).map_err(render_error)
     }
+}
+
+/// Cuts the render where the final message's text ended (transformers' rules: exactly at the
+/// tag when the template kept the spacing, else also dropping whitespace before it).
+fn cut_at_continue_tag(rendered: String, final_text: &str) -> Result<String, TemplateError> {
+    let tag = CONTINUE_TAG.trim();
+    let Some(at) = rendered.rfind(tag).filter(|_| rendered.contains(final_text.trim())) else {
+        return Err(TemplateError::Input(
+            "continue_final_message is set but the final message does not appear in the rendered chat".into(),
+        ));
+    };
+    let kept = if rendered[at..].starts_with(CONTINUE_TAG) { &rendered[..at] } else { rendered[..at].trim_end() };
+    Ok(kept.to_string())
 }
 
 /// Picks the template text out of `chat_template` (a string or a list of `{name, template}`).
@@ -412,6 +464,17 @@ mod tests {
     fn generation_tag_renders_its_body() {
         let src = "{% for m in messages %}\n{% generation %}\n{{ m.content }}\n{% endgeneration %}\n{% endfor %}";
         assert_eq!(render(src, json!([{"role": "assistant", "content": "a"}])).unwrap(), "a\n");
+    }
+
+    #[test]
+    fn continue_final_message_stops_inside_the_last_turn() {
+        let src = "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>\n{% endfor %}";
+        let t = ChatTemplate::new(src, None, None).unwrap();
+        let msgs = [json!({"role": "user", "content": "시"}), json!({"role": "assistant", "content": "봄바람이 "})];
+        let mut opts = RenderOptions { continue_final_message: true, ..RenderOptions::default() };
+        assert_eq!(t.render(&msgs, &opts).unwrap(), "<user>시</user>\n<assistant>봄바람이 ");
+        opts.add_generation_prompt = true;
+        assert!(matches!(t.render(&msgs, &opts), Err(TemplateError::Input(_))));
     }
 
     #[test]

@@ -179,6 +179,7 @@ fn options(opts: &Value, now: DateTime) -> RenderOptions {
     let list = |key: &str| opts.get(key).and_then(Value::as_array).cloned();
     RenderOptions {
         add_generation_prompt: opts["add_generation_prompt"].as_bool().unwrap_or(false),
+        continue_final_message: opts["continue_final_message"].as_bool().unwrap_or(false),
         tools: list("tools"),
         documents: list("documents"),
         now: Some(now),
