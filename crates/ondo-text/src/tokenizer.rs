@@ -55,7 +55,22 @@ struct Specials {
     unk: Option<u32>,
     /// Ids that `skip_special_tokens` drops and `is_special` reports.
     ids: HashSet<u32>,
+    /// Tokens that end generation (see [`Tokenizer::end_of_generation_ids`]).
+    eog: Vec<u32>,
 }
+
+/// Control tokens llama.cpp treats as end of generation by their text, besides EOS/EOT/EOM.
+const EOG_TEXTS: &[&str] = &[
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<EOT>",
+    "<|end_of_text|>",
+    "<｜end▁of▁sentence｜>",
+];
 
 impl Tokenizer {
     /// Loads tokenizer.json and, when given, tokenizer_config.json (special-token names, and
@@ -164,6 +179,13 @@ impl Tokenizer {
         self.specials.unk
     }
 
+    /// Tokens that end generation: EOS; for a GGUF vocabulary also its EOT/EOM tokens and the
+    /// control tokens llama.cpp recognises by name (`<|eot_id|>`, `<|im_end|>`, `<end_of_turn>`,
+    /// ...). For tokenizer.json, add generation_config.json's `eos_token_id`s yourself.
+    pub fn end_of_generation_ids(&self) -> &[u32] {
+        &self.specials.eog
+    }
+
     /// Whether `id` is a special token (dropped by `skip_special_tokens`).
     pub fn is_special(&self, id: u32) -> bool {
         self.specials.ids.contains(&id)
@@ -207,9 +229,8 @@ fn read_json(path: &Path) -> Result<Value> {
 /// `add_eos_token`; other classes keep tokenizer.json's. Returns the flags when they apply.
 fn bos_eos_override(config: &Value) -> Option<(bool, bool)> {
     let class = config.get("tokenizer_class")?.as_str()?;
-    let rebuilds = ["LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer"]
-        .iter()
-        .any(|c| class.trim_end_matches("Fast") == *c);
+    let rebuilds =
+        ["LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer"].iter().any(|c| class.trim_end_matches("Fast") == *c);
     let bos = config.get("add_bos_token").and_then(Value::as_bool);
     let eos = config.get("add_eos_token").and_then(Value::as_bool);
     if !rebuilds || (bos.is_none() && eos.is_none()) {
@@ -230,19 +251,22 @@ fn hf_specials(tok: &tokenizers::Tokenizer, config: Option<&Value>) -> Specials 
         tok.get_added_tokens_decoder().into_iter().filter(|(_, t)| t.special).map(|(id, _)| id).collect();
     let (bos, eos, pad, unk) = (id_of("bos_token"), id_of("eos_token"), id_of("pad_token"), id_of("unk_token"));
     ids.extend([bos, eos, pad, unk].into_iter().flatten());
-    Specials { bos, eos, pad, unk, ids }
+    Specials { bos, eos, pad, unk, ids, eog: eos.into_iter().collect() }
 }
 
 fn gguf_specials(v: &GgufVocab) -> Specials {
     let n = v.tokens.len() as u32;
     let ids = (0..n).filter(|&id| matches!(v.token_type(id), TokenType::Control | TokenType::Unknown)).collect();
-    Specials {
-        bos: v.checked_id(v.bos_id),
-        eos: v.checked_id(v.eos_id),
-        pad: v.checked_id(v.pad_id),
-        unk: v.checked_id(v.unk_id),
-        ids,
+    let eos = v.checked_id(v.eos_id);
+    let mut eog: Vec<u32> = [eos, v.checked_id(v.eot_id), v.checked_id(v.eom_id)].into_iter().flatten().collect();
+    let by_name = (0..n)
+        .filter(|&id| v.token_type(id) == TokenType::Control && EOG_TEXTS.contains(&v.tokens[id as usize].as_str()));
+    for id in by_name {
+        if !eog.contains(&id) {
+            eog.push(id);
+        }
     }
+    Specials { bos: v.checked_id(v.bos_id), eos, pad: v.checked_id(v.pad_id), unk: v.checked_id(v.unk_id), ids, eog }
 }
 
 /// A tokenizer_config.json-like object for a GGUF vocabulary, for the chat-template module.
@@ -294,4 +318,115 @@ fn added_tokens(v: &GgufVocab, ty: TokenType, special: bool) -> Vec<AddedToken> 
         .filter(|&id| v.token_type(id) == ty && !v.tokens[id as usize].is_empty())
         .map(|id| AddedToken::from(v.tokens[id as usize].clone(), special).normalized(false))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny tokenizer.json: words "a", "b", specials "<s>", "</s>", a post-processor adding "<s>".
+    const TOKENIZER_JSON: &str = r#"{
+        "version": "1.0",
+        "added_tokens": [
+            {"id": 2, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+            {"id": 3, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+        ],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [2], "tokens": ["<s>"]}}
+        },
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": {"a": 0, "b": 1, "<s>": 2, "</s>": 3}, "unk_token": "a"}
+    }"#;
+
+    fn load(config: Option<&str>) -> Tokenizer {
+        let dir =
+            std::env::temp_dir().join(format!("ondo-text-tok-{}-{}", std::process::id(), config.map_or(0, str::len)));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let json = dir.join("tokenizer.json");
+        std::fs::write(&json, TOKENIZER_JSON).expect("write");
+        let cfg = config.map(|c| {
+            let path = dir.join("tokenizer_config.json");
+            std::fs::write(&path, c).expect("write");
+            path
+        });
+        let tok = Tokenizer::from_files(&json, cfg.as_deref()).expect("load");
+        std::fs::remove_dir_all(&dir).ok();
+        tok
+    }
+
+    #[test]
+    fn post_processor_decides_special_tokens() {
+        let tok = load(None);
+        assert_eq!(tok.encode("a b", true).expect("encode"), [2, 0, 1]);
+        assert_eq!(tok.encode("a b", false).expect("encode"), [0, 1]);
+        assert_eq!(tok.encode("a </s>", false).expect("encode"), [0, 3]);
+        assert!(tok.config().is_none() && tok.bos_token_id().is_none());
+        assert!(tok.is_special(3) && !tok.is_special(1));
+    }
+
+    #[test]
+    fn config_names_special_tokens_as_strings_or_dicts() {
+        let tok = load(Some(
+            r#"{"bos_token": {"content": "<s>"}, "eos_token": "</s>", "tokenizer_class": "GPT2Tokenizer", "add_eos_token": true}"#,
+        ));
+        assert_eq!((tok.bos_token_id(), tok.eos_token_id()), (Some(2), Some(3)));
+        assert_eq!(tok.end_of_generation_ids(), [3]);
+        // Not a Llama/Gemma class: tokenizer.json's post-processor stays in charge.
+        assert_eq!(tok.encode("a", true).expect("encode"), [2, 0]);
+        assert_eq!(tok.decode(&[2, 0, 3], true).expect("decode"), "a");
+    }
+
+    #[test]
+    fn llama_class_flags_replace_the_post_processor() {
+        let config = r#"{"bos_token": "<s>", "eos_token": "</s>", "tokenizer_class": "LlamaTokenizerFast", "add_bos_token": false, "add_eos_token": true}"#;
+        assert_eq!(load(Some(config)).encode("a", true).expect("encode"), [0, 3]);
+    }
+
+    #[test]
+    fn missing_or_bad_files_name_themselves() {
+        let err = Tokenizer::from_files(Path::new("/no/such/tokenizer.json"), None).expect_err("missing");
+        assert!(err.to_string().contains("/no/such/tokenizer.json"), "{err}");
+    }
+
+    #[test]
+    fn gguf_vocab_errors() {
+        let empty = GgufVocab { model: "llama".into(), ..Default::default() };
+        assert!(matches!(Tokenizer::from_gguf_vocab(&empty), Err(Error::Vocab { .. })));
+        let tokens = vec!["a".to_string()];
+        let bert = GgufVocab { model: "bert".into(), tokens: tokens.clone(), ..Default::default() };
+        assert!(matches!(Tokenizer::from_gguf_vocab(&bert), Err(Error::UnsupportedModel(_))));
+        let merges = vec!["ab".to_string()];
+        let bad = GgufVocab { model: "gpt2".into(), tokens, merges, ..Default::default() };
+        let err = Tokenizer::from_gguf_vocab(&bad).expect_err("bad merge");
+        assert!(err.to_string().contains("tokenizer.ggml.merges"), "{err}");
+    }
+
+    #[test]
+    fn gguf_end_of_generation_tokens() {
+        let tokens = ["<unk>", "<s>", "</s>", "<end_of_turn>", "<|im_end|>", "x"].map(String::from).to_vec();
+        let v = GgufVocab {
+            model: "llama".into(),
+            tokens,
+            token_types: vec![2, 3, 3, 3, 1, 1],
+            bos_id: Some(1),
+            eos_id: Some(2),
+            pad_id: Some(u32::MAX),
+            ..Default::default()
+        };
+        let tok = Tokenizer::from_gguf_vocab(&v).expect("vocab");
+        assert_eq!(tok.end_of_generation_ids(), [2, 3]);
+        assert_eq!(tok.pad_token_id(), None);
+        assert_eq!(tok.config().and_then(|c| c["eos_token"].as_str()), Some("</s>"));
+    }
+
+    #[test]
+    fn tokenizer_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Tokenizer>();
+    }
 }

@@ -72,10 +72,8 @@ fn vectors(name: &str) -> Option<Vec<(String, Vec<u32>)>> {
     let out = read(&dir.join(format!("{name}.out")));
     let mut strings: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
     assert_eq!(strings.pop(), Some(""), "{name}.inp must end with the separator");
-    let expected: Vec<Vec<u32>> = out
-        .lines()
-        .map(|l| l.split_whitespace().map(|x| x.parse().expect("a token id")).collect())
-        .collect();
+    let expected: Vec<Vec<u32>> =
+        out.lines().map(|l| l.split_whitespace().map(|x| x.parse().expect("a token id")).collect()).collect();
     assert_eq!(strings.len(), expected.len(), "{name}: .inp and .out disagree");
     assert_eq!(strings.len(), 46, "{name}: the README promises 46 strings");
     Some(strings.into_iter().map(str::to_string).zip(expected).collect())
@@ -250,7 +248,11 @@ fn smollm2_gguf_vocab_encodes_like_tokenizer_json() {
     for text in &texts {
         for (add, parse) in [(true, true), (false, false)] {
             let want = json_tok.encode_with(text, add, parse).expect("encode");
-            assert_eq!(gguf_tok.encode_with(text, add, parse).expect("encode"), want, "{text:?} add {add} parse {parse}");
+            assert_eq!(
+                gguf_tok.encode_with(text, add, parse).expect("encode"),
+                want,
+                "{text:?} add {add} parse {parse}"
+            );
         }
         let ids = json_tok.encode(text, false).expect("encode");
         assert_eq!(gguf_tok.decode(&ids, false).expect("decode"), json_tok.decode(&ids, false).expect("decode"));
@@ -281,7 +283,8 @@ fn streaming_korean_and_emoji_with_byte_fallback() {
         }
         // A Hangul syllable as three byte tokens: nothing until the third arrives.
         let ids = tok.encode_with("됐", false, false).expect("encode");
-        let bytes: Vec<u32> = ids.iter().copied().filter(|&i| tok.id_to_token(i).is_some_and(|t| t.starts_with("<0x"))).collect();
+        let bytes: Vec<u32> =
+            ids.iter().copied().filter(|&i| tok.id_to_token(i).is_some_and(|t| t.starts_with("<0x"))).collect();
         assert_eq!(bytes.len(), 3, "됐 should need byte fallback: {ids:?}");
         let mut d = IncrementalDetokenizer::new(&tok, &[], true);
         let deltas: Vec<String> = bytes.iter().map(|&i| d.push(i).expect("push")).collect();
