@@ -64,7 +64,7 @@ fn delimited_len(here: &str, close: &str) -> usize {
             (Some(_), b'\\') => i += 1,
             (Some(q), c) if c == q => quote = None,
             (None, c @ (b'\'' | b'"')) => quote = Some(c),
-            (None, _) if here[i..].starts_with(close) => return i + close.len(),
+            (None, _) if bytes[i..].starts_with(close.as_bytes()) => return i + close.len(),
             _ => {}
         }
         i += 1;
@@ -120,7 +120,7 @@ fn find_word(body: &str, word: &str, from: usize) -> Option<usize> {
                 b'(' | b'[' | b'{' => depth += 1,
                 b')' | b']' | b'}' => depth = depth.saturating_sub(1),
                 _ if depth == 0
-                    && body[i..].starts_with(word)
+                    && bytes[i..].starts_with(word.as_bytes())
                     && (i == 0 || !is_ident(bytes[i - 1]))
                     && bytes.get(i + word.len()).is_none_or(|b| !is_ident(*b)) =>
                 {
@@ -155,6 +155,7 @@ mod tests {
         );
         assert_eq!(rewrite("{% for index in info %}"), format!("{{% for index in (info)|{f} %}}"));
         assert_eq!(rewrite("{% for x in [a if b else c] %}"), format!("{{% for x in ([a if b else c])|{f} %}}"));
+        assert_eq!(rewrite("{% for 값 in 목록 %}"), format!("{{% for 값 in (목록)|{f} %}}"));
     }
 
     #[test]
@@ -165,6 +166,7 @@ mod tests {
             "{% raw %}{% for x in y %}{% endraw %}",
             "for x in y",
             "{% if '%}' %}",
+            "{% set 이름 = '안녕' %}{{ 이름 }}",
         ] {
             assert_eq!(rewrite(src), src);
         }
