@@ -302,6 +302,12 @@ fn scalar_int(dtype: DType) -> Dot {
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
+impl OutPtr {
+    /// The pointer (a method, so closures capture the whole Sync wrapper, not the raw field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
 unsafe impl Sync for OutPtr {}
 
 /// Rows per block and tokens per block of the cache tiling.
@@ -339,7 +345,6 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     };
     let scratch = &*scratch;
     pool.run(tasks, |task| {
-        let row_bufs = row_bufs;
         let (b0, b1) = (task * per_task, ((task + 1) * per_task).min(total));
         let mut first = 0; // first block of the current job
         for job in jobs() {
@@ -353,11 +358,11 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
                     debug_assert!(t < n && r < rows);
                     // SAFETY: (t, r) is inside this job's out ([n, rows]) and row r belongs to
                     // this task only.
-                    unsafe { *out.0.add(t * rows + r) = v };
+                    unsafe { *out.ptr().add(t * rows + r) = v };
                 };
                 // SAFETY: task `task` alone uses this part of the row buffers.
                 let buf = || unsafe {
-                    std::slice::from_raw_parts_mut(row_bufs.0.add(task * per_buf), per_buf)
+                    std::slice::from_raw_parts_mut(row_bufs.ptr().add(task * per_buf), per_buf)
                 };
                 let (plan, acts) = (&job.plan, scratch.acts(job.plan.act));
                 if plan.via_f32 {

@@ -425,7 +425,6 @@ fn tokens_kv<E: KvElem + Sync>(
     let per_task = items.div_ceil(tasks.max(1));
     let out_ptr = SendPtr(out.as_mut_ptr());
     pool.run(tasks, |task| {
-        let out_ptr = out_ptr;
         SCORES.with(|cell| {
             let mut fresh = Vec::new();
             let mut borrowed = cell.try_borrow_mut();
@@ -442,7 +441,7 @@ fn tokens_kv<E: KvElem + Sync>(
                 let qh = &q[i * width + h * hd..][..hd];
                 // SAFETY: item (i, h) owns this head_dim-long part of out; items are disjoint.
                 let oh = unsafe {
-                    std::slice::from_raw_parts_mut(out_ptr.0.add(i * width + h * hd), hd)
+                    std::slice::from_raw_parts_mut(out_ptr.ptr().add(i * width + h * hd), hd)
                 };
                 head_dispatch(qh, keys, values, pos0 + i + 1, h, p, scores, oh);
             }
@@ -454,6 +453,12 @@ fn tokens_kv<E: KvElem + Sync>(
 struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole Sync wrapper, not the raw field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// `attention_head` on the AVX2 build when available, else the same body on the baseline.
 #[allow(clippy::too_many_arguments)]
