@@ -1,70 +1,37 @@
-//! `cargo bench -p ondo-kernels --bench kernels [-- FORMAT... [--batch] [--hot]]`: matvec GB/s (and % of
-//! measured read bandwidth) and batched GFLOP/s per format, with 1 and 2 threads.
+//! `cargo bench -p ondo-kernels --bench kernels [-- FORMAT... [--batch] [--hot]]`: pool latency,
+//! read bandwidth, batch-1 matvec GB/s (and % of the measured bandwidth) and batched GFLOP/s
+//! per format, with 1 and 2 threads. `--hot` measures matvec on a cache-resident matrix
+//! (`HOT_ROWS` x `HOT_COLS`, default 128 x 4096): the kernels' compute ceiling.
 
-use ondo_kernels::{bench, DType, Isa};
+use ondo_kernels::{bench, DType};
 
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    let batch = args.iter().any(|a| a == "--batch");
     let named: Vec<DType> = DType::ALL
         .into_iter()
         .filter(|d| args.iter().any(|a| a.eq_ignore_ascii_case(d.name())))
         .collect();
     let formats = if named.is_empty() {
-        vec![
-            DType::Q4_0,
-            DType::Q4_1,
-            DType::Q5_0,
-            DType::Q8_0,
-            DType::Q4_K,
-            DType::Q6_K,
-            DType::BF16,
-            DType::F16,
-            DType::F32,
-        ]
+        bench::DEFAULT_FORMATS.to_vec()
     } else {
         named
     };
     if args.iter().any(|a| a == "--hot") {
-        print!(
-            "{}",
-            bench::table(&bench::matvec_in_cache(
-                &formats,
-                std::env::var("HOT_ROWS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(128),
-                std::env::var("HOT_COLS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(4096)
-            ))
-        );
+        let env = |k: &str, d: usize| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(d)
+        };
+        let rows = bench::matvec_in_cache(&formats, env("HOT_ROWS", 128), env("HOT_COLS", 4096));
+        print!("{}", bench::table(&rows));
         return;
-    }
-    let threads = [1, 2];
-    println!("isa: {:?}", Isa::detect());
-    for t in threads {
-        let (best, median) = bench::pool_latency(&ondo_kernels::ThreadPool::new(t));
-        println!("pool fork/join, {t} thread(s): best {best:.1} us, median {median:.1} us");
-        println!(
-            "read bandwidth, {t} thread(s): {:.1} GB/s",
-            bench::read_bandwidth(&ondo_kernels::ThreadPool::new(t))
-        );
     }
     print!(
         "{}",
-        bench::table(&bench::matvec(&formats, &threads, 14336, 4096))
+        bench::report(&formats, &[1, 2], args.iter().any(|a| a == "--batch"))
     );
-    if batch {
-        for n in [64, 512] {
-            print!(
-                "{}",
-                bench::table(&bench::batched(&formats, &threads, n, 4096, 4096))
-            );
-        }
-    }
 }

@@ -8,6 +8,42 @@ use crate::testutil::Rng;
 use crate::{matmul, DType, ThreadPool, Weight};
 use std::time::{Duration, Instant};
 
+/// The formats benchmarked when none are named.
+pub const DEFAULT_FORMATS: [DType; 12] = [
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q5_0,
+    DType::Q8_0,
+    DType::Q2_K,
+    DType::Q3_K,
+    DType::Q4_K,
+    DType::Q5_K,
+    DType::Q6_K,
+    DType::BF16,
+    DType::F16,
+    DType::F32,
+];
+
+/// The whole kernel report as text (what `ondo bench kernels` prints): instruction set, pool
+/// fork/join latency and read bandwidth per thread count, the batch-1 matvec table over
+/// 14336x4096 weights, and with `batched` the batch 64 and 512 tables over 4096x4096.
+pub fn report(formats: &[DType], threads: &[usize], batched_too: bool) -> String {
+    let mut s = format!("isa: {:?}\n", crate::Isa::detect());
+    for &t in threads {
+        let pool = ThreadPool::new(t);
+        let (best, median) = pool_latency(&pool);
+        s += &format!("threads {t}: pool fork/join best {best:.1} us, median {median:.1} us; ");
+        s += &format!("read bandwidth {:.1} GB/s\n", read_bandwidth(&pool));
+    }
+    s += &table(&matvec(formats, threads, 14336, 4096));
+    if batched_too {
+        for n in [64, 512] {
+            s += &table(&batched(formats, threads, n, 4096, 4096));
+        }
+    }
+    s
+}
+
 /// One measured configuration.
 #[derive(Debug, Clone)]
 pub struct BenchRow {
