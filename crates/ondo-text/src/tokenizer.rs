@@ -367,6 +367,8 @@ mod tests {
         assert_eq!(tok.encode("a </s>", false).expect("encode"), [0, 3]);
         assert!(tok.config().is_none() && tok.bos_token_id().is_none());
         assert!(tok.is_special(3) && !tok.is_special(1));
+        assert_eq!(tok.decode(&[0, 99], false).expect("decode"), "a", "out-of-vocabulary ids are skipped");
+        assert_eq!(tok.vocab_size(), 4);
     }
 
     #[test]
