@@ -2,14 +2,16 @@
 //!
 //! Plan per call: pick the instruction set (once per process: AVX-512 VNNI, AVX2, or scalar when
 //! `ONDO_FORCE_SCALAR=1` or nothing better exists), prepare the activations the weight format
-//! wants (f32, or 8-bit blocks for integer dot products), then split the weight rows over the
-//! pool. Each task walks its rows in small blocks against blocks of tokens so a weight row stays
-//! in cache while it meets every token. Formats without a SIMD integer kernel are dequantized one
-//! row at a time into a per-thread f32 buffer and use the f32 kernel.
-//! Scratch lives in thread-locals that grow to the largest call: no allocation in steady state.
+//! wants (f32, or 8-bit blocks for integer dot products: `act`), then split the weight rows over
+//! the pool. Each task walks its rows in blocks of `ROW_BLOCK` against blocks of `TOKEN_BLOCK`
+//! tokens, and every kernel call takes one row and up to `MAX_TOKENS` tokens, so a weight row
+//! is unpacked once per token group. Formats without an integer kernel (Q8_1, Q8_K, and f16/bf16
+//! from batch 4) are dequantized a row block at a time into an f32 buffer and use the f32
+//! kernels (two rows per call). `matmul_multi` runs several weights over one input in one pass.
+//! Scratch belongs to the calling thread and only grows: no allocation in steady state.
 //!
 //! Architecture layout: `x86` holds the x86-64 kernels; an `aarch64` NEON module would plug in
-//! beside it with the same `Dot` signature, chosen in `kernel_for`.
+//! beside it with the same `Dot` signature, chosen in `kernel_for`; `scalar` is the reference.
 
 mod act;
 mod scalar;
