@@ -1,10 +1,15 @@
 //! x86-64 row · activation dot products, for 1 to 4 tokens at a time.
 //!
 //! A kernel unpacks each weight block once and dots it with `T` activation rows (`T` a const
-//! generic, 1..=4), so batched matmuls reuse the unpacking and the weight loads. Each kernel body is written once, `#[inline(always)]`, generic over `VNNI`, and instantiated
-//! in two entry points compiled with different target features: AVX2+FMA+F16C, and the same
-//! plus AVX-512 F/BW/VL/VNNI (where `vpdpbusd` replaces `vpmaddubsw`+`vpmaddwd`, and
-//! `vpmovm2b` expands Q5 high bits). `dispatch` picks them at run time.
+//! generic, 1..=4), so batched matmuls reuse the unpacking and the weight loads. Each kernel
+//! body is written once, `#[inline(always)]`, generic over `VNNI`, and instantiated in two entry
+//! points compiled with different target features: AVX2+FMA+F16C, and the same plus AVX-512
+//! F/BW/VL/DQ/VNNI (where `vpdpbusd` replaces `vpmaddubsw`+`vpmaddwd`, `vpmovm2b` expands Q5
+//! high bits, and the 32-value formats take two blocks per 512-bit register). `kernel` picks
+//! the entry point; `detect` says which builds this CPU can run.
+//!
+//! Order: helpers, 32-value formats (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0), K-quants (Q4_K/Q5_K, Q6_K,
+//! Q2_K/Q3_K), float formats, activation quantization, the two-row f32 kernel, entry points.
 
 // Index loops over token and lane counts read more plainly than iterator chains here.
 #![allow(clippy::needless_range_loop)]
