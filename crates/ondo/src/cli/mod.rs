@@ -1,9 +1,14 @@
 //! Command-line parsing and dispatch. The flags of sampling parameters are named after
 //! `SamplingParams` fields (vLLM's names).
 
+mod bench;
+mod chat;
 mod generate;
 mod run;
 mod sampling;
+mod show;
+mod template;
+mod tokenize;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -42,6 +47,16 @@ enum Command {
     Run(run::Args),
     /// Offline batch generation; prints RequestOutputs (vLLM's shape) with --json
     Generate(generate::Args),
+    /// Interactive multi-turn chat with history
+    Chat(chat::Args),
+    /// Token ids of TEXT (also with a vocabulary-only GGUF)
+    Tokenize(tokenize::Args),
+    /// Architecture, parameters, quant mix, context length, special tokens
+    Show(show::Args),
+    /// Prompt processing and generation speed (tokens/s), like llama-bench
+    Bench(bench::Args),
+    /// Render a chat template over messages from a JSON file
+    Template(template::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -49,6 +64,11 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Chat(args) => chat::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
+        Command::Show(args) => show::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Template(args) => template::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
