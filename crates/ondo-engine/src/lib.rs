@@ -26,7 +26,7 @@ pub mod rng;
 pub mod sampler;
 
 pub use error::EngineError;
-pub use llm::{Llm, LoadOptions, Prompt};
+pub use llm::{Llm, LoadOptions, Prompt, Stream, StreamItem};
 pub use output::{best_of_select, CompletionOutput, FinishReason, LogprobMap, RequestOutput, StopReason};
 pub use params::{LogprobsMode, ParamError, SamplingParams};
 pub use rng::Rng;

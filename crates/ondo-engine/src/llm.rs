@@ -28,13 +28,14 @@ pub enum Prompt {
     Ids(Vec<u32>),
 }
 
-/// A loaded model ready to generate.
+/// A loaded model ready to generate. Cloning is cheap (the weights are shared).
+#[derive(Clone)]
 pub struct Llm {
-    model: Box<dyn Model>,
-    tokenizer: Tokenizer,
+    model: Arc<dyn Model>,
+    tokenizer: Arc<Tokenizer>,
     eos_ids: Vec<u32>,
     defaults: SamplingParams,
-    chat_template: Option<ChatTemplate>,
+    chat_template: Option<Arc<ChatTemplate>>,
     pool: Arc<ThreadPool>,
     source: PathBuf,
 }
@@ -47,11 +48,11 @@ impl Llm {
         let defaults = defaults_from(loaded.generation_config.as_ref());
         let threads = opts.threads.map_or_else(ThreadPool::from_env, ThreadPool::new);
         Ok(Llm {
-            model: loaded.model,
-            tokenizer: loaded.tokenizer,
+            model: Arc::from(loaded.model),
+            tokenizer: Arc::new(loaded.tokenizer),
             eos_ids: loaded.eos_ids,
             defaults,
-            chat_template: loaded.chat_template,
+            chat_template: loaded.chat_template.map(Arc::new),
             pool: Arc::new(threads),
             source: loaded.path,
         })
@@ -77,7 +78,7 @@ impl Llm {
     }
 
     pub fn chat_template(&self) -> Option<&ChatTemplate> {
-        self.chat_template.as_ref()
+        self.chat_template.as_deref()
     }
 
     /// The chat prompt for `messages` (`{"role", "content"}` objects), rendered by the model's
@@ -141,6 +142,19 @@ impl Llm {
         self.run(text, ids, params, sink)
     }
 
+    /// Stream one prompt's deltas from a worker thread. Dropping the stream cancels the
+    /// request at its next token.
+    pub fn stream(&self, prompt: Prompt, params: SamplingParams) -> Stream {
+        let (tx, rx) = std::sync::mpsc::sync_channel(64);
+        let llm = self.clone();
+        std::thread::spawn(move || {
+            let mut sink = |index: usize, text: &str| tx.send(Ok(StreamItem::Delta { index, text: text.to_string() })).is_ok();
+            let result = llm.generate_streaming(&prompt, &params, &mut sink);
+            let _ = tx.send(result.map(StreamItem::Done));
+        });
+        Stream { rx }
+    }
+
     fn run(
         &self,
         text: Option<String>,
@@ -151,6 +165,25 @@ impl Llm {
         let mut ws = Workspace::with_pool(self.model.hparams(), 64, self.pool.clone());
         let m = ModelRef { model: &*self.model, tokenizer: &self.tokenizer, eos_ids: &self.eos_ids };
         generate(&m, &mut ws, text, ids, params, sink)
+    }
+}
+
+/// What a [`Stream`] yields: text deltas of sequence `index`, then the finished output.
+#[derive(Debug, Clone)]
+pub enum StreamItem {
+    Delta { index: usize, text: String },
+    Done(RequestOutput),
+}
+
+/// Deltas of a request running on a worker thread (see [`Llm::stream`]).
+pub struct Stream {
+    rx: std::sync::mpsc::Receiver<Result<StreamItem, EngineError>>,
+}
+
+impl Iterator for Stream {
+    type Item = Result<StreamItem, EngineError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.recv().ok()
     }
 }
 

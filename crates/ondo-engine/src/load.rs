@@ -91,7 +91,8 @@ fn load_gguf_file(path: &Path) -> Result<Loaded, EngineError> {
     let vocab = vocab_from_gguf(&g).map_err(ondo_model::Error::from)?;
     let tokenizer = Tokenizer::from_gguf_vocab(&vocab)?;
     let model = load_gguf(&g)?;
-    let eos_ids = merge_ids([vocab.eos_id, vocab.eot_id, vocab.eom_id].into_iter().flatten());
+    // llama.cpp's end-of-generation set: eos, eot, eom and the named end-of-turn control tokens.
+    let eos_ids = merge_ids(tokenizer.end_of_generation_ids().iter().copied());
     let token = |id: Option<u32>| id.and_then(|i| vocab.tokens.get(i as usize)).map(String::as_str);
     let chat_template = vocab
         .chat_template

@@ -5,7 +5,7 @@
 use crate::config::{Activation, Hparams};
 use crate::{Error, KvCache, LogitsFor, Model};
 use ondo_kernels::ops::{self, AttnParams};
-use ondo_kernels::{matmul, ThreadPool, Weight};
+use ondo_kernels::{matmul, matmul_multi, ThreadPool, Weight};
 use std::sync::Arc;
 
 /// A linear layer `y = x · Wᵀ + b`.
@@ -18,12 +18,31 @@ impl Linear {
     /// x: [T, in] → out: [T, out]
     fn forward(&self, pool: &ThreadPool, x: &[f32], out: &mut [f32]) {
         matmul(pool, x, &self.weight, out);
+        self.add_bias(out);
+    }
+    fn out_dim(&self) -> usize {
+        self.weight.rows()
+    }
+
+    fn add_bias(&self, out: &mut [f32]) {
         if let Some(b) = &self.bias {
             out.chunks_exact_mut(b.len()).for_each(|row| ops::add(row, b));
         }
     }
-    fn out_dim(&self) -> usize {
-        self.weight.rows()
+}
+
+/// Several linear layers over the same input in one pass (q/k/v, gate/up): the activations are
+/// quantized once and all rows share one fork/join.
+/// Arrays, not Vecs: nothing is allocated per call.
+fn linear_multi<const N: usize>(pool: &ThreadPool, x: &[f32], layers: [&Linear; N], outs: [&mut [f32]; N]) {
+    let mut i = 0;
+    let mut jobs: [(&Weight, &mut [f32]); N] = outs.map(|out| {
+        i += 1;
+        (&layers[i - 1].weight, out)
+    });
+    matmul_multi(pool, x, &mut jobs);
+    for (layer, (_, out)) in layers.iter().zip(jobs.iter_mut()) {
+        layer.add_bias(out);
     }
 }
 
@@ -73,7 +92,6 @@ pub struct Workspace {
     o: Vec<f32>,      // [chunk, hidden]
     gate: Vec<f32>,   // [chunk, intermediate]
     up: Vec<f32>,     // [chunk, intermediate]
-    scores: Vec<f32>, // [context]
     logits: Vec<f32>, // [rows, vocab]
 }
 
@@ -97,7 +115,6 @@ impl Workspace {
             o: vec![0.0; chunk * hp.hidden_size],
             gate: vec![0.0; chunk * hp.intermediate_size],
             up: vec![0.0; chunk * hp.intermediate_size],
-            scores: vec![0.0; hp.max_position_embeddings],
             logits: vec![0.0; hp.vocab_size],
         }
     }
@@ -171,9 +188,8 @@ impl Decoder {
         let (h, qd, kvd, hd) = (hp.hidden_size, hp.q_dim(), hp.kv_dim(), hp.head_dim);
         norm_rows(&ws.x[..t * h], &layer.attn_norm, hp.rms_norm_eps, &mut ws.xn[..t * h]);
         let pool = &*ws.pool;
-        layer.q.forward(pool, &ws.xn[..t * h], &mut ws.q[..t * qd]);
-        layer.k.forward(pool, &ws.xn[..t * h], &mut ws.k[..t * kvd]);
-        layer.v.forward(pool, &ws.xn[..t * h], &mut ws.v[..t * kvd]);
+        let qkv_outs = [&mut ws.q[..t * qd], &mut ws.k[..t * kvd], &mut ws.v[..t * kvd]];
+        linear_multi(pool, &ws.xn[..t * h], [&layer.q, &layer.k, &layer.v], qkv_outs);
         if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
             ws.q[..t * qd].chunks_exact_mut(hd).for_each(|head| ops::rms_norm_inplace(head, qn, hp.rms_norm_eps));
             ws.k[..t * kvd].chunks_exact_mut(hd).for_each(|head| ops::rms_norm_inplace(head, kn, hp.rms_norm_eps));
@@ -197,11 +213,7 @@ impl Decoder {
             window: if sliding { hp.sliding_window } else { None },
         };
         let (keys, values) = kv.layer(li);
-        for i in 0..t {
-            let q = &ws.q[i * qd..(i + 1) * qd];
-            let out = &mut ws.attn[i * qd..(i + 1) * qd];
-            ops::attention(q, keys, values, pos0 + i + 1, &params, &mut ws.scores, out);
-        }
+        ops::attention_tokens(pool, &ws.q[..t * qd], keys, values, pos0, &params, &mut ws.attn[..t * qd]);
         layer.o.forward(pool, &ws.attn[..t * qd], &mut ws.o[..t * h]);
         if let Some(n) = &layer.post_attn_norm {
             ws.o[..t * h].chunks_exact_mut(h).for_each(|row| ops::rms_norm_inplace(row, n, hp.rms_norm_eps));
@@ -215,8 +227,8 @@ impl Decoder {
         let (h, inter) = (hp.hidden_size, layer.gate.out_dim());
         norm_rows(&ws.x[..t * h], &layer.ffn_norm, hp.rms_norm_eps, &mut ws.xn[..t * h]);
         let pool = &*ws.pool;
-        layer.gate.forward(pool, &ws.xn[..t * h], &mut ws.gate[..t * inter]);
-        layer.up.forward(pool, &ws.xn[..t * h], &mut ws.up[..t * inter]);
+        let outs = [&mut ws.gate[..t * inter], &mut ws.up[..t * inter]];
+        linear_multi(pool, &ws.xn[..t * h], [&layer.gate, &layer.up], outs);
         match hp.hidden_act {
             Activation::Silu => ops::silu_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
             Activation::GeluTanh => ops::gelu_tanh_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),

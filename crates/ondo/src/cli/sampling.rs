@@ -13,20 +13,20 @@ pub struct SamplingArgs {
     #[arg(long)]
     pub best_of: Option<usize>,
     /// 0 = greedy
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub temperature: Option<f32>,
     /// 0 or -1 = off
     #[arg(long, allow_hyphen_values = true)]
     pub top_k: Option<i32>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub top_p: Option<f32>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub min_p: Option<f32>,
     #[arg(long, allow_hyphen_values = true)]
     pub presence_penalty: Option<f32>,
     #[arg(long, allow_hyphen_values = true)]
     pub frequency_penalty: Option<f32>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub repetition_penalty: Option<f32>,
     #[arg(long)]
     pub seed: Option<u64>,
