@@ -6,6 +6,7 @@ mod chat;
 mod generate;
 mod run;
 mod sampling;
+mod serve;
 mod show;
 mod template;
 mod tokenize;
@@ -57,6 +58,8 @@ enum Command {
     Bench(bench::Args),
     /// Render a chat template over messages from a JSON file
     Template(template::Args),
+    /// OpenAI-compatible HTTP server (chat/completions, completions, models; SSE streaming)
+    Serve(serve::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Show(args) => show::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Template(args) => template::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,46 @@
+//! `ondo serve MODEL`: the OpenAI-compatible HTTP server. It listens at once (503 while the
+//! model loads) and stops gracefully on SIGINT/SIGTERM.
+
+use super::ModelArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 = any free port; the log line says which)
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Require `Authorization: Bearer KEY` on every API route
+    #[arg(long, env = "ONDO_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The model name clients send and /v1/models lists (default: MODEL as given)
+    #[arg(long)]
+    served_model_name: Option<String>,
+    /// Cap on prompt plus completion tokens (default: the model's context)
+    #[arg(long)]
+    max_model_len: Option<usize>,
+    /// Largest request body accepted, in bytes
+    #[arg(long, default_value_t = 8 << 20)]
+    max_body_bytes: usize,
+    /// Allow cross-origin requests from any origin (browsers)
+    #[arg(long)]
+    cors: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = ondo_server::Config {
+        host: args.host,
+        port: args.port,
+        api_key: args.api_key.filter(|k| !k.is_empty()),
+        model_name: args.served_model_name.unwrap_or_else(|| args.model.model.clone()),
+        max_model_len: args.max_model_len,
+        max_body_bytes: args.max_body_bytes,
+        cors: args.cors,
+    };
+    let model = args.model;
+    ondo_server::run_blocking(config, move || model.load().map_err(|e| format!("{e:#}")))?;
+    Ok(())
+}
