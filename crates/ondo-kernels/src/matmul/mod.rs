@@ -380,7 +380,9 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     });
 }
 
-/// Rows `rs` against every token, in row blocks × token blocks, `MAX_TOKENS` tokens per call.
+/// Rows `rs` against every token, `MAX_TOKENS` tokens per kernel call. The activation rows of a
+/// token group are looked up once and reused for every weight row (at batch 1 the per-row work
+/// is only the kernel call).
 fn rows_direct(
     plan: &Plan,
     w: &Weight,
@@ -390,19 +392,20 @@ fn rows_direct(
     write: &dyn Fn(usize, usize, f32),
 ) {
     let n = x.len() / w.cols();
+    let mut out = [0f32; MAX_TOKENS];
     for rb in rs.clone().step_by(ROW_BLOCK) {
         let rb_end = (rb + ROW_BLOCK).min(rs.end);
         for tb in (0..n).step_by(TOKEN_BLOCK) {
-            for r in rb..rb_end {
-                dot_tokens(
-                    plan.dot,
-                    plan.dtype,
-                    w.row(r),
-                    x,
-                    acts,
-                    tb..(tb + TOKEN_BLOCK).min(n),
-                    &|t, v| write(t, r, v),
-                );
+            for t0 in (tb..(tb + TOKEN_BLOCK).min(n)).step_by(MAX_TOKENS) {
+                let k = (n - t0).min(MAX_TOKENS).min(tb + TOKEN_BLOCK - t0);
+                let act_rows: [ActRow; MAX_TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
+                for r in rb..rb_end {
+                    // SAFETY: the plan picked `dot` for this CPU and this format.
+                    unsafe { (plan.dot)(plan.dtype, w.row(r), &act_rows[..k], &mut out[..k]) };
+                    for (j, v) in out[..k].iter().enumerate() {
+                        write(t0 + j, r, *v);
+                    }
+                }
             }
         }
     }
