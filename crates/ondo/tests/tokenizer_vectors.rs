@@ -6,42 +6,10 @@
 
 use std::path::Path;
 
-use ondo_model::gguf::{GgufError, GgufFile};
-use ondo_text::gguf_vocab::*;
-use ondo_text::{GgufVocab, IncrementalDetokenizer, Tokenizer};
+use ondo_engine::load::vocab_from_gguf;
+use ondo_model::gguf::GgufFile;
+use ondo_text::{IncrementalDetokenizer, Tokenizer};
 use serde_json::Value;
-
-// ---------------------------------------------------------------------------------------------
-// GGUF metadata -> GgufVocab (to move into the model loader).
-
-/// The `tokenizer.*` metadata of a GGUF file.
-pub fn vocab_from_gguf(g: &GgufFile) -> Result<GgufVocab, GgufError> {
-    let string = |key| Ok::<_, GgufError>(g.get_str(key)?.map(str::to_string));
-    let strings = |key| Ok::<_, GgufError>(g.get_str_array(key)?.map(<[String]>::to_vec).unwrap_or_default());
-    Ok(GgufVocab {
-        model: string(KEY_MODEL)?.unwrap_or_default(),
-        pre: string(KEY_PRE)?,
-        tokens: strings(KEY_TOKENS)?,
-        scores: g.get_f32_array(KEY_SCORES)?.map(<[f32]>::to_vec).unwrap_or_default(),
-        token_types: g.get_i32_array(KEY_TOKEN_TYPE)?.map(|t| t.into_owned()).unwrap_or_default(),
-        merges: strings(KEY_MERGES)?,
-        bos_id: token_id(g, KEY_BOS_ID)?,
-        eos_id: token_id(g, KEY_EOS_ID)?,
-        unk_id: token_id(g, KEY_UNK_ID)?,
-        pad_id: token_id(g, KEY_PAD_ID)?,
-        eot_id: token_id(g, KEY_EOT_ID)?,
-        eom_id: token_id(g, KEY_EOM_ID)?,
-        add_bos_token: g.get_bool(KEY_ADD_BOS)?,
-        add_eos_token: g.get_bool(KEY_ADD_EOS)?,
-        add_space_prefix: g.get_bool(KEY_ADD_SPACE_PREFIX)?,
-        chat_template: string(KEY_CHAT_TEMPLATE)?,
-    })
-}
-
-/// A token id; negative values (GGUF writers use -1 for "none") give None.
-fn token_id(g: &GgufFile, key: &str) -> Result<Option<u32>, GgufError> {
-    Ok(g.get_i64(key)?.and_then(|x| u32::try_from(x).ok()))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
