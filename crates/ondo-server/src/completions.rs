@@ -203,8 +203,10 @@ fn choice(plan: &Plan, index: usize, o: &CompletionOutput, tok: &Tokenizer) -> V
     }
 }
 
-/// The chosen token's logprob and the top `k`, best first.
-fn token_logprobs(o: &CompletionOutput, k: usize) -> Vec<(u32, f32, Vec<(u32, f32)>)> {
+/// One output token: its id, its logprob, and the top `k` `(id, logprob)`, best first.
+type TokenLogprobs = (u32, f32, Vec<(u32, f32)>);
+
+fn token_logprobs(o: &CompletionOutput, k: usize) -> Vec<TokenLogprobs> {
     let Some(maps) = &o.logprobs else { return vec![] };
     o.token_ids
         .iter()

@@ -50,13 +50,15 @@ fn assert_error_shape(case: &str, body: &Value) {
     assert!(obj.contains_key("param") && obj.contains_key("code"), "{case}: {body}");
 }
 
+/// (name, path, body, api key, expected status, expected param)
+type Case<'a> = (&'a str, &'a str, String, Option<&'a str>, u16, Option<&'a str>);
+
 #[test]
 fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
     let Some(server) = start(config()) else { return };
     let base = &server.base;
     let long = "word ".repeat(200);
-    // (name, path, body, key, status, param)
-    let cases: Vec<(&str, &str, String, Option<&str>, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("malformed json", CHAT, "{\"messages\": [".into(), Some(KEY), 400, None),
         ("empty body", CHAT, "".into(), Some(KEY), 400, None),
         ("body is a list", CHAT, "[]".into(), Some(KEY), 400, None),

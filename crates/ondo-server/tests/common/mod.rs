@@ -38,7 +38,7 @@ pub fn start_with(config: Config, llm: Option<Llm>) -> TestServer {
 /// The model, or None (skip) when the test asset is absent.
 pub fn load_model() -> Option<Llm> {
     let path = ondo_testdata::fetched(MODEL)?;
-    let opts = LoadOptions { offline: true, threads: None };
+    let opts = LoadOptions { offline: true, ..Default::default() };
     Some(Llm::load(path.to_str().expect("utf-8 path"), &opts).expect("load SmolLM2"))
 }
 
