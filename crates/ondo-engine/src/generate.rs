@@ -11,7 +11,7 @@ use crate::rng::Rng;
 use crate::sampler::{Sampler, SeqHistory};
 use crate::EngineError;
 use ondo_kernels::ops::log_softmax;
-use ondo_model::{KvCache, LogitsFor, Model, Workspace};
+use ondo_model::{KvCache, KvDtype, LogitsFor, Model, Workspace};
 use ondo_text::{IncrementalDetokenizer, StopMatcher, Tokenizer};
 
 /// What a request needs from its model.
@@ -20,6 +20,8 @@ pub struct ModelRef<'a> {
     pub tokenizer: &'a Tokenizer,
     /// Tokens that end a sequence: the tokenizer's eos plus generation_config's `eos_token_id`s.
     pub eos_ids: &'a [u32],
+    /// Element type of the KV cache.
+    pub kv_dtype: KvDtype,
 }
 
 /// Receives each settled text delta of sequence `index`; returning false cancels the request.
@@ -57,7 +59,7 @@ pub fn generate(
         return Err(EngineError::PromptTooLong { len: prompt_ids.len(), max: context });
     }
     let capacity = (prompt_ids.len() + params.max_tokens.unwrap_or(context)).min(context);
-    let mut kv = KvCache::new(m.model.hparams(), capacity);
+    let mut kv = KvCache::with_dtype(m.model.hparams(), capacity, m.kv_dtype);
     let (prompt_logprobs, last_logits) = prefill(m.model, ws, &mut kv, &prompt_ids, params.prompt_logprobs)?;
     let seed = params.seed.unwrap_or_else(Rng::entropy_seed);
     let mut seqs: Vec<Sequence> = (0..params.best_of())

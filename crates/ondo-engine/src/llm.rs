@@ -5,7 +5,7 @@
 use crate::generate::{generate, ModelRef};
 use crate::{EngineError, RequestOutput, SamplingParams};
 use ondo_kernels::ThreadPool;
-use ondo_model::{Model, Workspace};
+use ondo_model::{KvDtype, Model, Workspace};
 use ondo_text::{ChatTemplate, RenderOptions, Tokenizer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,8 @@ pub struct LoadOptions {
     pub offline: bool,
     /// Worker threads (default: `ONDO_NUM_THREADS`, else the cores).
     pub threads: Option<usize>,
+    /// KV cache element type (default: f32 for HF folders, f16 for GGUF files).
+    pub kv_dtype: Option<KvDtype>,
 }
 
 /// A prompt as text (tokenized with the tokenizer's special tokens) or as token ids.
@@ -36,6 +38,7 @@ pub struct Llm {
     eos_ids: Vec<u32>,
     defaults: SamplingParams,
     chat_template: Option<Arc<ChatTemplate>>,
+    kv_dtype: KvDtype,
     pool: Arc<ThreadPool>,
     source: PathBuf,
 }
@@ -53,6 +56,7 @@ impl Llm {
             eos_ids: loaded.eos_ids,
             defaults,
             chat_template: loaded.chat_template.map(Arc::new),
+            kv_dtype: opts.kv_dtype.unwrap_or(loaded.kv_dtype),
             pool: Arc::new(threads),
             source: loaded.path,
         })
@@ -163,7 +167,7 @@ impl Llm {
         sink: &mut dyn FnMut(usize, &str) -> bool,
     ) -> Result<RequestOutput, EngineError> {
         let mut ws = Workspace::with_pool(self.model.hparams(), 64, self.pool.clone());
-        let m = ModelRef { model: &*self.model, tokenizer: &self.tokenizer, eos_ids: &self.eos_ids };
+        let m = ModelRef { model: &*self.model, tokenizer: &self.tokenizer, eos_ids: &self.eos_ids, kv_dtype: self.kv_dtype };
         generate(&m, &mut ws, text, ids, params, sink)
     }
 }

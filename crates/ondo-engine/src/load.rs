@@ -5,7 +5,7 @@ use crate::EngineError;
 use ondo_model::gguf::{GgufError, GgufFile};
 use ondo_model::hub::{self, HubOptions};
 use ondo_model::load::{is_gguf, load_gguf, load_hf, read_json, ModelFiles};
-use ondo_model::Model;
+use ondo_model::{KvDtype, Model};
 use ondo_text::gguf_vocab::*;
 use ondo_text::{ChatTemplate, GgufVocab, Tokenizer};
 use serde_json::Value;
@@ -21,6 +21,9 @@ pub struct Loaded {
     pub generation_config: Option<Value>,
     /// The model's chat template, when it has one.
     pub chat_template: Option<ChatTemplate>,
+    /// The KV cache type this format runs with by default: f32 for HF folders (exact parity
+    /// with transformers), f16 for GGUF files (as llama.cpp).
+    pub kv_dtype: KvDtype,
     pub path: PathBuf,
 }
 
@@ -67,7 +70,7 @@ fn load_hf_folder(dir: &Path) -> Result<Loaded, EngineError> {
     let listed = listed_eos(generation_config.as_ref().unwrap_or(&read_json(&files.config)?));
     let eos_ids = merge_ids(tokenizer.eos_token_id().into_iter().chain(listed));
     let chat_template = hf_chat_template(&files, &tokenizer)?;
-    Ok(Loaded { model, tokenizer, eos_ids, generation_config, chat_template, path: dir.to_path_buf() })
+    Ok(Loaded { model, tokenizer, eos_ids, generation_config, chat_template, kv_dtype: KvDtype::F32, path: dir.to_path_buf() })
 }
 
 /// chat_template.jinja when present (transformers >= 4.43 saves it there), else the
@@ -99,7 +102,7 @@ fn load_gguf_file(path: &Path) -> Result<Loaded, EngineError> {
         .as_deref()
         .map(|t| ChatTemplate::new(t, token(vocab.bos_id), token(vocab.eos_id)))
         .transpose()?;
-    Ok(Loaded { model, tokenizer, eos_ids, generation_config: None, chat_template, path: path.to_path_buf() })
+    Ok(Loaded { model, tokenizer, eos_ids, generation_config: None, chat_template, kv_dtype: KvDtype::F16, path: path.to_path_buf() })
 }
 
 /// The tokenizer fields of a GGUF's metadata.

@@ -3,6 +3,7 @@
 //! its differences from Llama are `Hparams` fields and optional weights here.
 
 use crate::config::{Activation, Hparams};
+use crate::kv::LayerKv;
 use crate::{Error, KvCache, LogitsFor, Model};
 use ondo_kernels::ops::{self, AttnParams};
 use ondo_kernels::{matmul, matmul_multi, ThreadPool, Weight};
@@ -212,8 +213,11 @@ impl Decoder {
             softcap: hp.attn_logit_softcapping,
             window: if sliding { hp.sliding_window } else { None },
         };
-        let (keys, values) = kv.layer(li);
-        ops::attention_tokens(pool, &ws.q[..t * qd], keys, values, pos0, &params, &mut ws.attn[..t * qd]);
+        let (q, out) = (&ws.q[..t * qd], &mut ws.attn[..t * qd]);
+        match kv.layer(li) {
+            LayerKv::F32(keys, values) => ops::attention_tokens(pool, q, keys, values, pos0, &params, out),
+            LayerKv::F16(keys, values) => ops::attention_tokens_f16(pool, q, keys, values, pos0, &params, out),
+        }
         layer.o.forward(pool, &ws.attn[..t * qd], &mut ws.o[..t * h]);
         if let Some(n) = &layer.post_attn_norm {
             ws.o[..t * h].chunks_exact_mut(h).for_each(|row| ops::rms_norm_inplace(row, n, hp.rms_norm_eps));

@@ -34,7 +34,7 @@ pub mod store;
 
 pub use config::Hparams;
 pub use error::Error;
-pub use kv::KvCache;
+pub use kv::{KvCache, KvDtype};
 pub use load::{load_model, ModelFiles};
 pub use store::{TensorData, TensorStore};
 

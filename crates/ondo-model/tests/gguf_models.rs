@@ -4,7 +4,7 @@
 //! way: identical until the first step where the two sides differ, where each side's token must
 //! be in the other's top-5; comparing stops there.
 
-use ondo_model::{load_model, KvCache, LogitsFor, Model, Workspace};
+use ondo_model::{load_model, KvCache, KvDtype, LogitsFor, Model, Workspace};
 use serde_json::Value;
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -36,7 +36,8 @@ fn compare(model: &dyn Model, case: &Value, prob_tol: f32, exact: bool) -> usize
     let prompt = ids(&case["prompt_token_ids"]);
     let expected = ids(&case["generated_token_ids"]);
     let hp = model.hparams();
-    let mut kv = KvCache::new(hp, prompt.len() + expected.len() + 1);
+    // f16 keys and values, as llama.cpp caches them.
+    let mut kv = KvCache::with_dtype(hp, prompt.len() + expected.len() + 1, KvDtype::F16);
     let mut ws = Workspace::new(hp, 16);
     let mut probs = model.forward(&prompt, &mut kv, &mut ws, LogitsFor::Last).unwrap().to_vec();
     for (step, &want) in expected.iter().enumerate() {
@@ -68,7 +69,9 @@ fn stories260k_matches_llama_cpp_exactly() {
     let model = load_model(&dir.join("stories260K.gguf")).unwrap();
     let expected = load_json(&dir.join("expected.json"));
     for case in expected["cases"].as_array().unwrap() {
-        assert_eq!(compare(&*model, case, 5e-3, true), 64);
+        // llama.cpp also rounds q and the attention weights to f16 in its f16-KV matmuls: probabilities
+        // drift by up to ~1e-3 over 64 steps while every token stays identical.
+        assert_eq!(compare(&*model, case, 2e-3, true), 64);
     }
 }
 

@@ -12,7 +12,7 @@ fn llm() -> Option<&'static Llm> {
     static LLM: OnceLock<Option<Llm>> = OnceLock::new();
     LLM.get_or_init(|| {
         let path = ondo_testdata::fetched(MODEL)?;
-        Some(Llm::load(path.to_str().unwrap(), &LoadOptions { offline: true, threads: None }).unwrap())
+        Some(Llm::load(path.to_str().unwrap(), &LoadOptions { offline: true, ..Default::default() }).unwrap())
     })
     .as_ref()
 }

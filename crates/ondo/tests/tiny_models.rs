@@ -19,7 +19,7 @@ fn ids(v: &Value) -> Vec<u32> {
 fn check_model(name: &str) {
     let dir = fixture(name);
     let golden: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
-    let llm = Llm::load(dir.to_str().unwrap(), &LoadOptions { offline: true, threads: Some(1) }).unwrap();
+    let llm = Llm::load(dir.to_str().unwrap(), &LoadOptions { offline: true, threads: Some(1), ..Default::default() }).unwrap();
     for (i, case) in golden["cases"].as_array().unwrap().iter().enumerate() {
         let want_ids = ids(&case["prompt_token_ids"]);
         let prompt = match case["prompt"].as_str() {
@@ -110,4 +110,9 @@ fn llama_f16_weights() {
 #[test]
 fn llama_sharded_safetensors() {
     check_model("llama-sharded");
+}
+
+#[test]
+fn gemma3_hf() {
+    check_model("gemma3");
 }

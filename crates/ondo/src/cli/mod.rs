@@ -37,7 +37,7 @@ pub struct ModelArgs {
 impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<ondo::Llm> {
         let offline = self.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
-        let opts = ondo::LoadOptions { offline, threads: self.threads };
+        let opts = ondo::LoadOptions { offline, threads: self.threads, ..Default::default() };
         Ok(ondo::Llm::load(&self.model, &opts)?)
     }
 }
