@@ -47,12 +47,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         params.max_tokens = Some(1024); // vLLM's 16-token default is too short for a chat answer
     }
     let params = args.sampling.apply(params)?;
+    // rustyline installs its own SIGINT handler when the editor is made: ours go in after it
+    // (signal-hook chains to it), or a Ctrl-C during an answer would never reach `stop`.
+    let mut input = Input::new()?;
     let stop = Arc::new(AtomicBool::new(false));
     // A Ctrl-C while `stop` is already set (the answer has not ended yet) quits.
     signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     let mut session = Session { llm, params, system: args.system, history: vec![], debug: args.debug_prompt, stop };
-    let mut input = Input::new()?;
     if input.is_terminal() {
         eprintln!("{HELP}");
     }
