@@ -97,7 +97,10 @@ fn answer_after<'a>(earlier: &str, later: &'a str) -> &'a str {
 
 /// Token count of `text` by `ondo tokenize` (no BOS added).
 fn count_tokens(model: &str, text: &str) -> u64 {
-    let out = Command::new(env!("CARGO_BIN_EXE_ondo")).args(["tokenize", model, "--json", "--no-add-special", text]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ondo"))
+        .args(["tokenize", model, "--json", "--no-add-special", text])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["ids"].as_array().unwrap().len() as u64
@@ -126,7 +129,7 @@ fn plain_terminal_text(raw: &str) -> String {
             '\x1b' => {
                 if chars.peek() == Some(&'[') {
                     chars.next();
-                    while let Some(c) = chars.next() {
+                    for c in chars.by_ref() {
                         if c.is_ascii_alphabetic() || c == '~' {
                             break;
                         }
@@ -177,15 +180,15 @@ fn two_turns_through_a_terminal_keep_history() {
 
     let questions = ["What is the capital of France?", "And of Germany?"];
     for (turn, q) in questions.iter().enumerate() {
-        wait_until(&mut child, "the prompt", || at_prompt(&term) && stderr.debug_prompts().len() == turn, &log);
+        wait_until(&mut child, "the prompt", || at_prompt(&term) && stderr.debug_prompts().len() == turn, log);
         keys.write_all(format!("{q}\r").as_bytes()).unwrap();
-        wait_until(&mut child, "the answer", || stderr.debug_prompts().len() == turn + 1, &log);
+        wait_until(&mut child, "the answer", || stderr.debug_prompts().len() == turn + 1, log);
     }
-    wait_until(&mut child, "the last prompt", || at_prompt(&term), &log);
+    wait_until(&mut child, "the last prompt", || at_prompt(&term), log);
     // Ctrl-C at the prompt drops the line being typed and asks again.
     let before = term.text().len();
     keys.write_all(b"not sent\x03").unwrap();
-    wait_until(&mut child, "a fresh prompt", || term.text().len() > before && at_prompt(&term), &log);
+    wait_until(&mut child, "a fresh prompt", || term.text().len() > before && at_prompt(&term), log);
     keys.write_all(b"/exit\r").unwrap();
     assert!(wait_exit(&mut child).success(), "{}", log());
 
@@ -209,13 +212,13 @@ fn ctrl_c_in_the_terminal_stops_the_answer() {
     // An answer that would run for minutes unless stopped.
     let (mut child, term, stderr, mut keys) = spawn_on_pty(&model, &["--max-tokens", "4000", "--ignore-eos"]);
     let log = || format!("terminal:\n{}\nstderr:\n{}", plain_terminal_text(&term.text()), stderr.text());
-    wait_until(&mut child, "the prompt", || at_prompt(&term), &log);
+    wait_until(&mut child, "the prompt", || at_prompt(&term), log);
     keys.write_all(b"Tell me a long story.\r").unwrap();
     let asked = term.text().len() + 40;
-    wait_until(&mut child, "the answer to stream", || term.text().len() > asked, &log);
+    wait_until(&mut child, "the answer to stream", || term.text().len() > asked, log);
     keys.write_all(b"\x03").unwrap();
-    wait_until(&mut child, "[stopped]", || stderr.text().contains("[stopped]"), &log);
-    wait_until(&mut child, "the next prompt", || at_prompt(&term), &log);
+    wait_until(&mut child, "[stopped]", || stderr.text().contains("[stopped]"), log);
+    wait_until(&mut child, "the next prompt", || at_prompt(&term), log);
     keys.write_all(b"/exit\r").unwrap();
     assert!(wait_exit(&mut child).success(), "{}", log());
     assert_eq!(stderr.debug_prompts().len(), 1, "{}", log());
@@ -225,12 +228,8 @@ fn ctrl_c_in_the_terminal_stops_the_answer() {
 
 /// Runs a piped session over `input`; returns (stdout, stderr).
 fn piped_session(model: &str, extra: &[&str], input: &str) -> (String, String) {
-    let mut child = chat_command(model, extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        chat_command(model, extra).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = Collected::spawn_reader(child.stdout.take().unwrap());
     let err = Collected::spawn_reader(child.stderr.take().unwrap());

@@ -264,7 +264,8 @@ fn template_bad_inputs_name_the_file() {
 fn template_of_a_model() {
     let Some(hf) = ondo_testdata::shared("models/smollm2-135m-instruct-hf") else { return };
     let dir = scratch("template_model");
-    let messages = write(&dir, "m.json", r#"[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]"#);
+    let messages =
+        write(&dir, "m.json", r#"[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]"#);
     let out = ok(&["template", s(&hf), "--messages", s(&messages), "--add-generation-prompt"]);
     assert_eq!(out, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     if let Some(gguf) = ondo_testdata::fetched("smollm2-135m-instruct-q4_1.gguf") {

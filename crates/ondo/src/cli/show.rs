@@ -105,7 +105,12 @@ fn folder_report(dir: &Path) -> anyhow::Result<Report> {
         let store = SafetensorsStore::open_dir(dir)?;
         for name in store.names() {
             let t = store.get(&name).with_context(|| format!("tensor {name}"))??;
-            add_tensor(&mut r, t.dtype.name().to_string(), t.shape.iter().product::<usize>() as u64, t.bytes.len() as u64);
+            add_tensor(
+                &mut r,
+                t.dtype.name().to_string(),
+                t.shape.iter().product::<usize>() as u64,
+                t.bytes.len() as u64,
+            );
         }
     } else {
         r.notes.push("no weights (neither model.safetensors nor model.safetensors.index.json)".into());
@@ -148,7 +153,8 @@ fn set_text_side(r: &mut Report, side: &TextSide) {
 
 fn plain(r: &Report) -> String {
     let opt = |v: Option<usize>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-    let special = |s: &Option<Special>| s.as_ref().map_or_else(|| "-".to_string(), |s| format!("{} {:?}", s.id, s.text));
+    let special =
+        |s: &Option<Special>| s.as_ref().map_or_else(|| "-".to_string(), |s| format!("{} {:?}", s.id, s.text));
     let mut s = String::new();
     let mut line = |k: &str, v: String| s.push_str(&format!("{k:<16}{v}\n"));
     line("path", r.path.clone());
