@@ -11,7 +11,7 @@
 use super::tokenize::resolve;
 use anyhow::{bail, Context};
 use ondo_kernels::ThreadPool;
-use ondo_model::{KvCache, LogitsFor, Model, Workspace};
+use ondo_model::{KvCache, KvDtype, LogitsFor, Model, Workspace};
 use serde::Serialize;
 use std::io::Write;
 use std::sync::Arc;
@@ -59,14 +59,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--reps must be at least 1");
     }
     let path = resolve(&args.model, args.offline)?;
-    let model = ondo_engine::load::load_path(&path)?.model;
+    let loaded = ondo_engine::load::load_path(&path)?;
+    // The KV cache type the engine would use for this format (f16 for GGUF, as llama-bench).
+    let kv_dtype = loaded.kv_dtype;
+    let model = loaded.model;
     let hp = model.hparams();
     let needed = args.n_prompt.max(args.n_gen);
     if needed > hp.max_position_embeddings {
         bail!("{}: {needed} tokens exceed the context length {}", path.display(), hp.max_position_embeddings);
     }
     let pool = Arc::new(args.threads.map_or_else(ThreadPool::from_env, ThreadPool::new));
-    let mut bench = Bench { model: &*model, ws: Workspace::with_pool(hp, args.chunk, pool.clone()), ids: Ids(0x5eed) };
+    let ws = Workspace::with_pool(hp, args.chunk, pool.clone());
+    let mut bench = Bench { model: &*model, ws, kv_dtype, ids: Ids(0x5eed) };
     let mut results = vec![];
     if args.n_prompt > 0 {
         let times = bench.repeat(args.reps, |b| b.prompt(args.n_prompt))?;
@@ -82,6 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 struct Bench<'m> {
     model: &'m dyn Model,
     ws: Workspace,
+    kv_dtype: KvDtype,
     ids: Ids,
 }
 
@@ -101,14 +106,14 @@ impl Bench<'_> {
     fn prompt(&mut self, n: usize) -> anyhow::Result<()> {
         let vocab = self.model.hparams().vocab_size;
         let tokens: Vec<u32> = (0..n).map(|_| self.ids.next(vocab)).collect();
-        let mut kv = KvCache::new(self.model.hparams(), n);
+        let mut kv = KvCache::with_dtype(self.model.hparams(), n, self.kv_dtype);
         self.model.forward(&tokens, &mut kv, &mut self.ws, LogitsFor::Last).context("prompt processing")?;
         Ok(())
     }
 
     fn generate(&mut self, n: usize) -> anyhow::Result<()> {
         let vocab = self.model.hparams().vocab_size;
-        let mut kv = KvCache::new(self.model.hparams(), n);
+        let mut kv = KvCache::with_dtype(self.model.hparams(), n, self.kv_dtype);
         for _ in 0..n {
             let token = self.ids.next(vocab);
             self.model.forward(&[token], &mut kv, &mut self.ws, LogitsFor::Last).context("generation")?;
