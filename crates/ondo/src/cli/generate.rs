@@ -52,26 +52,69 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each line: a prompt plus optional per-prompt sampling fields over `base`.
+/// Each line: a prompt plus optional per-prompt sampling fields over `base`. Errors name the
+/// file, the line and, where one is to blame, the field.
 fn read_jsonl(file: &std::path::Path, base: &SamplingParams) -> anyhow::Result<Vec<(Prompt, SamplingParams)>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let base_json = serde_json::to_value(base)?;
     let mut jobs = vec![];
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let at = || format!("{}:{}", file.display(), n + 1);
-        let mut obj: serde_json::Map<String, Value> = serde_json::from_str(line).with_context(at)?;
-        let prompt = match (obj.remove("prompt"), obj.remove("prompt_token_ids")) {
-            (Some(Value::String(s)), _) => Prompt::Text(s),
-            (_, Some(ids)) => Prompt::Ids(serde_json::from_value(ids).with_context(at)?),
-            _ => bail!("{}: expected \"prompt\" (a string) or \"prompt_token_ids\"", at()),
+        let obj: Value = serde_json::from_str(line).with_context(|| format!("{}: invalid JSON", at()))?;
+        let Value::Object(mut obj) = obj else {
+            bail!("{}: expected a JSON object, got {}", at(), kind(&obj));
         };
-        let mut merged = base_json.clone();
-        if let Value::Object(m) = &mut merged {
-            m.extend(obj);
-        }
-        let params: SamplingParams = serde_json::from_value(merged).with_context(at)?;
-        params.validate().with_context(at)?;
+        let prompt = match (obj.remove("prompt"), obj.remove("prompt_token_ids")) {
+            (Some(Value::String(s)), None) => Prompt::Text(s),
+            (None, Some(ids)) => Prompt::Ids(
+                serde_json::from_value(ids).with_context(|| format!("{}: prompt_token_ids must be a list of token ids", at()))?,
+            ),
+            (Some(_), Some(_)) => bail!("{}: give \"prompt\" or \"prompt_token_ids\", not both", at()),
+            (Some(other), None) => bail!("{}: prompt must be a string, got {}", at(), kind(&other)),
+            (None, None) => bail!("{}: expected \"prompt\" (a string) or \"prompt_token_ids\"", at()),
+        };
+        let params = line_params(&base_json, obj).with_context(at)?;
         jobs.push((prompt, params));
     }
     Ok(jobs)
+}
+
+/// `base` with the line's fields over it, validated. A field of the wrong type is named.
+fn line_params(base: &Value, fields: serde_json::Map<String, Value>) -> anyhow::Result<SamplingParams> {
+    let merged = |fields: &mut dyn Iterator<Item = (String, Value)>| {
+        let mut m = base.clone();
+        if let Value::Object(o) = &mut m {
+            o.extend(fields);
+        }
+        serde_json::from_value::<SamplingParams>(m)
+    };
+    let params = match merged(&mut fields.clone().into_iter()) {
+        Ok(p) => p,
+        Err(e) => {
+            // Find the field to blame: the first that fails on its own.
+            for (key, value) in &fields {
+                if let Err(e) = merged(&mut std::iter::once((key.clone(), value.clone()))) {
+                    let msg = e.to_string();
+                    if msg.contains(key.as_str()) {
+                        bail!("{msg}");
+                    }
+                    bail!("{key}: {msg}");
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    params.validate()?;
+    Ok(params)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
 }
