@@ -41,44 +41,104 @@ pub fn resolve(model: &str, offline: bool) -> Result<PathBuf, EngineError> {
     hub::resolve_model(model, &opts).map_err(|e| EngineError::Load(e.to_string()))
 }
 
-/// Load the model at `path` (a folder in HF layout or a GGUF file).
-pub fn load_path(path: &Path) -> Result<Loaded, EngineError> {
+/// The text side of a model, read without its weights: tokenizer, chat template, stop tokens.
+pub struct TextSide {
+    pub tokenizer: Tokenizer,
+    pub chat_template: Option<ChatTemplate>,
+    /// Tokens that end a sequence.
+    pub eos_ids: Vec<u32>,
+    /// generation_config.json, when the model has one.
+    pub generation_config: Option<Value>,
+}
+
+/// Where a model's files are: one GGUF file, or an HF folder.
+enum Source {
+    Gguf(PathBuf),
+    Hf(PathBuf),
+}
+
+/// A `.gguf` file, a folder holding one `.gguf` and no config.json (a GGUF-only hub snapshot), or
+/// an HF folder.
+fn locate(path: &Path) -> Source {
     if is_gguf(path) {
-        return load_gguf_file(path);
+        return Source::Gguf(path.to_path_buf());
     }
-    let snapshot_gguf = path.is_dir().then(|| single_gguf(path)).flatten();
-    match snapshot_gguf {
-        Some(file) if !path.join("config.json").exists() => load_gguf_file(&file),
-        _ => load_hf_folder(path),
+    match single_gguf(path) {
+        Some(file) if !path.join("config.json").exists() => Source::Gguf(file),
+        _ => Source::Hf(path.to_path_buf()),
     }
 }
 
-/// The only `.gguf` file in a folder (a GGUF-only hub snapshot).
+/// Load the model at `path` (a folder in HF layout or a GGUF file).
+pub fn load_path(path: &Path) -> Result<Loaded, EngineError> {
+    match locate(path) {
+        Source::Gguf(file) => {
+            let g = open_gguf(&file)?;
+            let text = text_from_gguf(&g)?;
+            Ok(Loaded::new(load_gguf(&g)?, text, KvDtype::F16, file))
+        }
+        Source::Hf(dir) => {
+            let files = ModelFiles::locate(&dir)?;
+            let model = load_hf(&files)?;
+            let text = text_from_hf(&dir)?;
+            Ok(Loaded::new(model, text, KvDtype::F32, dir))
+        }
+    }
+}
+
+/// Only the text side of the model at `path` (works on vocabulary-only GGUFs and on folders
+/// without weights).
+pub fn load_text(path: &Path) -> Result<TextSide, EngineError> {
+    match locate(path) {
+        Source::Gguf(file) => text_from_gguf(&open_gguf(&file)?),
+        Source::Hf(dir) => text_from_hf(&dir),
+    }
+}
+
+impl Loaded {
+    fn new(model: Box<dyn Model>, text: TextSide, kv_dtype: KvDtype, path: PathBuf) -> Loaded {
+        Loaded {
+            model,
+            tokenizer: text.tokenizer,
+            eos_ids: text.eos_ids,
+            generation_config: text.generation_config,
+            chat_template: text.chat_template,
+            kv_dtype,
+            path,
+        }
+    }
+}
+
+fn open_gguf(path: &Path) -> Result<GgufFile, EngineError> {
+    Ok(GgufFile::open(path).map_err(ondo_model::Error::from)?)
+}
+
+/// The only `.gguf` file in a folder.
 fn single_gguf(dir: &Path) -> Option<PathBuf> {
     let mut found = std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_gguf(p));
     let first = found.next()?;
     found.next().is_none().then_some(first)
 }
 
-fn load_hf_folder(dir: &Path) -> Result<Loaded, EngineError> {
-    let files = ModelFiles::locate(dir)?;
-    let model = load_hf(&files)?;
-    let tokenizer_json =
-        files.tokenizer_json.as_deref().ok_or_else(|| EngineError::NoTokenizer(dir.display().to_string()))?;
-    let tokenizer = Tokenizer::from_files(tokenizer_json, files.tokenizer_config.as_deref())?;
-    let generation_config = files.generation_config.as_deref().map(read_json).transpose()?;
-    let listed = listed_eos(generation_config.as_ref().unwrap_or(&read_json(&files.config)?));
+/// tokenizer.json (+ tokenizer_config.json), generation_config.json, the chat template.
+fn text_from_hf(dir: &Path) -> Result<TextSide, EngineError> {
+    let file = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
+    let tokenizer_json = file("tokenizer.json").ok_or_else(|| EngineError::NoTokenizer(dir.display().to_string()))?;
+    let tokenizer = Tokenizer::from_files(&tokenizer_json, file("tokenizer_config.json").as_deref())?;
+    let generation_config = file("generation_config.json").as_deref().map(read_json).transpose()?;
+    let config = file("config.json").as_deref().map(read_json).transpose()?;
+    let listed = listed_eos(generation_config.as_ref().or(config.as_ref()).unwrap_or(&Value::Null));
     let eos_ids = merge_ids(tokenizer.eos_token_id().into_iter().chain(listed));
-    let chat_template = hf_chat_template(&files, &tokenizer)?;
-    Ok(Loaded { model, tokenizer, eos_ids, generation_config, chat_template, kv_dtype: KvDtype::F32, path: dir.to_path_buf() })
+    let chat_template = hf_chat_template(file("chat_template.jinja").as_deref(), &tokenizer)?;
+    Ok(TextSide { tokenizer, chat_template, eos_ids, generation_config })
 }
 
 /// chat_template.jinja when present (transformers >= 4.43 saves it there), else the
 /// tokenizer_config.json `chat_template`.
-fn hf_chat_template(files: &ModelFiles, tokenizer: &Tokenizer) -> Result<Option<ChatTemplate>, EngineError> {
+fn hf_chat_template(jinja: Option<&Path>, tokenizer: &Tokenizer) -> Result<Option<ChatTemplate>, EngineError> {
     let null = Value::Null;
     let config = tokenizer.config().unwrap_or(&null);
-    let Some(file) = &files.chat_template else {
+    let Some(file) = jinja else {
         return Ok(ChatTemplate::from_tokenizer_config(config, None)?);
     };
     let content = |key: &str| match config.get(key) {
@@ -89,11 +149,10 @@ fn hf_chat_template(files: &ModelFiles, tokenizer: &Tokenizer) -> Result<Option<
     Ok(Some(ChatTemplate::from_file(file, content("bos_token").as_deref(), content("eos_token").as_deref())?))
 }
 
-fn load_gguf_file(path: &Path) -> Result<Loaded, EngineError> {
-    let g = GgufFile::open(path).map_err(ondo_model::Error::from)?;
-    let vocab = vocab_from_gguf(&g).map_err(ondo_model::Error::from)?;
+/// The vocabulary, its end-of-generation ids and `tokenizer.chat_template` of a GGUF.
+pub fn text_from_gguf(g: &GgufFile) -> Result<TextSide, EngineError> {
+    let vocab = vocab_from_gguf(g).map_err(ondo_model::Error::from)?;
     let tokenizer = Tokenizer::from_gguf_vocab(&vocab)?;
-    let model = load_gguf(&g)?;
     // llama.cpp's end-of-generation set: eos, eot, eom and the named end-of-turn control tokens.
     let eos_ids = merge_ids(tokenizer.end_of_generation_ids().iter().copied());
     let token = |id: Option<u32>| id.and_then(|i| vocab.tokens.get(i as usize)).map(String::as_str);
@@ -102,7 +161,7 @@ fn load_gguf_file(path: &Path) -> Result<Loaded, EngineError> {
         .as_deref()
         .map(|t| ChatTemplate::new(t, token(vocab.bos_id), token(vocab.eos_id)))
         .transpose()?;
-    Ok(Loaded { model, tokenizer, eos_ids, generation_config: None, chat_template, kv_dtype: KvDtype::F16, path: path.to_path_buf() })
+    Ok(TextSide { tokenizer, chat_template, eos_ids, generation_config: None })
 }
 
 /// The tokenizer fields of a GGUF's metadata.

@@ -88,7 +88,7 @@ fn gguf_report(path: &Path) -> anyhow::Result<Report> {
         let name = t.dtype.map_or_else(|| ggml_type_name(t.ggml_type).to_string(), |d| d.name().to_string());
         add_tensor(&mut r, name, t.n_elements(), t.size_bytes.unwrap_or(0));
     }
-    match TextSide::from_gguf(&g) {
+    match ondo_engine::load::text_from_gguf(&g) {
         Ok(side) => set_text_side(&mut r, &side),
         Err(e) => r.notes.push(format!("no tokenizer: {e:#}")),
     }
@@ -115,7 +115,7 @@ fn folder_report(dir: &Path) -> anyhow::Result<Report> {
     } else {
         r.notes.push("no weights (neither model.safetensors nor model.safetensors.index.json)".into());
     }
-    match TextSide::load(dir) {
+    match ondo_engine::load::load_text(dir) {
         Ok(side) => set_text_side(&mut r, &side),
         Err(e) => r.notes.push(format!("no tokenizer: {e:#}")),
     }

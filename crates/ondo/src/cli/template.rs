@@ -5,7 +5,7 @@
 //! With MODEL only its text side is read (no weights). A template that calls
 //! `raise_exception(msg)` fails with `msg` itself as the error.
 
-use super::tokenize::{resolve, TextSide};
+use super::tokenize::resolve;
 use anyhow::{anyhow, bail, Context};
 use ondo_text::template::DateTime;
 use ondo_text::{ChatTemplate, RenderOptions};
@@ -67,7 +67,7 @@ fn load_template(args: &Args) -> anyhow::Result<ChatTemplate> {
     }
     let model = args.model.as_deref().ok_or_else(|| anyhow!("give MODEL or --template FILE"))?;
     let path = resolve(model, args.offline)?;
-    TextSide::load(&path)?.chat_template.ok_or_else(|| anyhow!("{}: the model has no chat template", path.display()))
+    ondo_engine::load::load_text(&path)?.chat_template.ok_or_else(|| anyhow!("{}: the model has no chat template", path.display()))
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
