@@ -7,6 +7,7 @@ Run by hand (not by CI), from the repository root:
     /work/venv-fixtures/bin/pip install -r tools/requirements-fixtures.txt
     /work/venv-fixtures/bin/python tools/make_fixtures.py            # writes fixtures/tiny-models/
     /work/venv-fixtures/bin/python tools/make_fixtures.py --check    # rebuild in a temp dir, diff
+    /work/venv-fixtures/bin/python tools/make_fixtures.py --only gemma3   # one folder (also with --check)
 
 Everything is built from code: the tokenizers are trained here on the corpus below with the
 `tokenizers` library, the models are built from config with seeded random weights, and the goldens
@@ -325,6 +326,44 @@ SPECS = {
             "tie_word_embeddings": False,
         },
     },
+    "gemma3": {
+        "tokenizer": "spm",
+        "vocab_size": 512,
+        "chat_template": None,
+        # Gemma 3 is built from these hub-style arguments by transformers' own Gemma3TextConfig and
+        # config.json is what transformers writes for it (per-layer-type `rope_parameters`,
+        # `layer_types`), see write_config.
+        "config_by_transformers": True,
+        # Gemma computes x * (1 + w), so the stored norm weights w ~ 3 + 0.2 N(0, 1) act as scales
+        # around 4 (a loader that forgets the +1 gets different logprobs). Embeddings are multiplied
+        # by sqrt(hidden) = 5.66 and tied to the head: a smaller spread, with the larger norm scales
+        # sharpening attention (q/k norms) and the layer outputs (sandwich norms), keeps the layers
+        # rather than the input token in charge; with the defaults greedy decoding just repeats the
+        # last token.
+        "init": {"norm_mean": 3.0, "embed_std": 0.25},
+        "config": {
+            "architectures": ["Gemma3ForCausalLM"],
+            "model_type": "gemma3_text",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,  # not hidden / heads = 8
+            "hidden_activation": "gelu_pytorch_tanh",
+            "max_position_embeddings": 256,
+            "rms_norm_eps": 1e-6,
+            "rope_theta": 1000000.0,  # full-attention layers
+            "rope_local_base_freq": 10000.0,  # sliding-window layers
+            "sliding_window": 8,
+            "sliding_window_pattern": 2,  # layers 0 and 2 slide, layer 1 is full attention
+            "query_pre_attn_scalar": 24,  # scores scaled by 24**-0.5, not head_dim**-0.5
+            "final_logit_softcapping": 30.0,
+            "attn_logit_softcapping": None,
+            "attention_bias": False,
+            "tie_word_embeddings": True,
+        },
+    },
 }
 
 # Copies of llama-gqa: (name, dtype, shards)
@@ -336,18 +375,21 @@ DERIVED = [
 DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
-def init_weights(model: torch.nn.Module, seed: int) -> None:
+def init_weights(model: torch.nn.Module, seed: int, init: dict | None = None) -> None:
     """Seeded init with larger spreads than the default so logits are far from flat and greedy
-    decoding does not collapse into repeating one token (checked by pick_seed)."""
+    decoding does not collapse into repeating one token (checked by pick_seed). `init` (a spec's
+    "init") may change the centre of the norm weights and the spread of the embeddings."""
+    init = init or {}
+    norm_mean, embed_std = init.get("norm_mean", 1.0), init.get("embed_std", 0.6)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
             if name.endswith("norm.weight") or "layernorm" in name:
-                val = 1.0 + 0.2 * torch.randn(p.shape, generator=gen)
+                val = norm_mean + 0.2 * torch.randn(p.shape, generator=gen)
             elif name.endswith(".bias"):
                 val = 0.2 * torch.randn(p.shape, generator=gen)
             elif "embed_tokens" in name:
-                val = 0.6 * torch.randn(p.shape, generator=gen)
+                val = embed_std * torch.randn(p.shape, generator=gen)
             elif "lm_head" in name:
                 val = 0.3 * torch.randn(p.shape, generator=gen)
             else:
@@ -379,13 +421,14 @@ def margins(model, prompts_ids: list[list[int]]) -> tuple[float, float, int]:
     return g_gap, p_gap, distinct
 
 
-def pick_seed(model, prompts_ids: list[list[int]], base: int, dtypes: list[torch.dtype]) -> tuple[int, tuple]:
+def pick_seed(model, prompts_ids: list[list[int]], base: int, dtypes: list[torch.dtype],
+              init: dict | None = None) -> tuple[int, tuple]:
     """Deterministic search over a few seeds: first one whose greedy decoding has clear margins
     (also after rounding the weights to each dtype in `dtypes`), else the best one seen."""
     best = None
     for attempt in range(MAX_SEED_ATTEMPTS):
         seed = base + attempt
-        init_weights(model, seed)
+        init_weights(model, seed, init)
         clean = {k: v.clone() for k, v in model.state_dict().items()}
         worst = (float("inf"), float("inf"), GEN_TOKENS)
         for dt in dtypes:
@@ -401,7 +444,7 @@ def pick_seed(model, prompts_ids: list[list[int]], base: int, dtypes: list[torch
         if ok:
             break
     _, seed, worst = best
-    init_weights(model, seed)
+    init_weights(model, seed, init)
     return seed, worst
 
 
@@ -611,6 +654,34 @@ def fill_config(spec: dict, vocab_size: int, tok: Tokenizer, eos_ids: list[int],
     return dict(sorted(cfg.items()))
 
 
+def config_by_transformers(folder: Path, spec: dict, vocab_size: int, eos_ids: list[int], bos_id: int,
+                           dtype: torch.dtype) -> dict:
+    """config.json as transformers itself writes it (save_pretrained) from the spec's hub-style
+    arguments; returns the written dict."""
+    kwargs = dict(spec["config"])
+    model_type = kwargs.pop("model_type")
+    kwargs.update(vocab_size=vocab_size, bos_token_id=bos_id, eos_token_id=eos_ids[0], initializer_range=0.02,
+                  use_cache=True, attention_dropout=0.0, dtype=dtype)
+    config = AutoConfig.for_model(model_type, **kwargs)
+    config.save_pretrained(str(folder))
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+
+
+def check_gemma3_config(folder: Path, spec_cfg: dict) -> None:
+    """The per-layer-type rope bases, window and layer pattern transformers uses are the ones meant."""
+    c = AutoConfig.from_pretrained(str(folder))
+    rp = c.rope_parameters
+    assert rp["full_attention"]["rope_theta"] == spec_cfg["rope_theta"], (folder.name, rp)
+    assert rp["sliding_attention"]["rope_theta"] == spec_cfg["rope_local_base_freq"], (folder.name, rp)
+    pattern = spec_cfg["sliding_window_pattern"]
+    want = ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention"
+            for i in range(spec_cfg["num_hidden_layers"])]
+    assert c.layer_types == want and "full_attention" in want and "sliding_attention" in want, c.layer_types
+    for k in ("head_dim", "sliding_window", "query_pre_attn_scalar", "final_logit_softcapping", "hidden_activation"):
+        assert getattr(c, k) == spec_cfg[k], (k, getattr(c, k))
+    assert c.head_dim != c.hidden_size // c.num_attention_heads and c.query_pre_attn_scalar != c.head_dim
+
+
 def check_config_roundtrip(folder: Path, cfg: dict) -> None:
     """transformers must read our hub-style config.json the way we meant it."""
     c = AutoConfig.from_pretrained(str(folder))
@@ -624,20 +695,25 @@ def check_config_roundtrip(folder: Path, cfg: dict) -> None:
         assert c.head_dim == cfg["head_dim"]
 
 
-def build(out: Path) -> list[str]:
+def build(out: Path, only: list[str] | None = None) -> list[str]:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     out.mkdir(parents=True, exist_ok=True)
     report = []
     for idx, (name, spec) in enumerate(SPECS.items()):
+        if only and name not in only:
+            continue  # idx (and so every seed) stays the same whatever is skipped
         folder = out / name
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         vocab = spec["vocab_size"]
         tok, tcfg, eos_ids, bos_id = make_tokenizer(spec["tokenizer"], vocab)
-        cfg = fill_config(spec, vocab, tok, eos_ids, bos_id, "float32")
-        write_json(folder / "config.json", cfg)
+        if spec.get("config_by_transformers"):
+            cfg = config_by_transformers(folder, spec, vocab, eos_ids, bos_id, torch.float32)
+        else:
+            cfg = fill_config(spec, vocab, tok, eos_ids, bos_id, "float32")
+            write_json(folder / "config.json", cfg)
         gen_cfg = {
             "bos_token_id": bos_id,
             # a list for the llama and qwen2 families (Llama-3 style <|eot_id|> / <|endoftext|>)
@@ -647,7 +723,10 @@ def build(out: Path) -> list[str]:
         }
         write_json(folder / "generation_config.json", gen_cfg)
         write_tokenizer(folder, tok, tcfg, spec["chat_template"], cfg["max_position_embeddings"])
-        check_config_roundtrip(folder, cfg)
+        if spec.get("config_by_transformers"):
+            check_gemma3_config(folder, spec["config"])
+        else:
+            check_config_roundtrip(folder, cfg)
 
         config = AutoConfig.from_pretrained(str(folder))
         torch.manual_seed(SEED + idx)
@@ -655,7 +734,7 @@ def build(out: Path) -> list[str]:
         model.eval()
         prompts_ids = [tok.encode(p).ids for p in PROMPTS] + [ids_only_prompt(vocab)]
         dtypes = [torch.float32] + ([d[1] for d in DERIVED] if name == "llama-gqa" else [])
-        seed, worst = pick_seed(model, prompts_ids, SEED + 100 * idx, dtypes)
+        seed, worst = pick_seed(model, prompts_ids, SEED + 100 * idx, dtypes, spec.get("init"))
         state = {k: v for k, v in model.state_dict().items()}
         if cfg["tie_word_embeddings"]:
             assert torch.equal(state["lm_head.weight"], state["model.embed_tokens.weight"])
@@ -664,7 +743,17 @@ def build(out: Path) -> list[str]:
         save_weights(folder, state, torch.float32, 1)
 
         notes = {"weight_seed": seed}
-        if cfg.get("sliding_window"):
+        if cfg.get("sliding_window") and cfg.get("layer_types"):
+            w = cfg["sliding_window"]
+            sliding = [i for i, t in enumerate(cfg["layer_types"]) if t == "sliding_attention"]
+            notes["sliding_window"] = w
+            notes["sliding_window_note"] = (
+                f"sliding_window={w} is smaller than the long prompts: in the sliding_attention layers {sliding} "
+                f"the query at position i attends only keys j with i - {w} < j <= i (the last {w} positions, "
+                f"itself included), and their rope uses the sliding_attention rope_theta; the other layers "
+                f"attend to all previous positions with the full_attention rope_theta"
+            )
+        elif cfg.get("sliding_window"):
             notes["sliding_window"] = cfg["sliding_window"]
             notes["sliding_window_note"] = (
                 f"sliding_window={cfg['sliding_window']} is smaller than the long prompts: in every layer the "
@@ -707,12 +796,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=OUT_DEFAULT, help="output folder (default fixtures/tiny-models)")
     ap.add_argument("--check", action="store_true", help="build into a temp dir and compare with --out")
+    ap.add_argument("--only", action="append", choices=list(SPECS), metavar="NAME",
+                    help="build (or check) only this folder; repeatable (llama-gqa brings its copies along)")
     args = ap.parse_args()
+    only = args.only or list(SPECS)
+    names = [*only, *(d[0] for d in DERIVED if "llama-gqa" in only)]
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:
-            report = build(Path(tmp))
+            report = build(Path(tmp), only)
             diffs = []
-            for name in [*SPECS, *(d[0] for d in DERIVED)]:
+            for name in names:
                 cmp = filecmp.dircmp(str(Path(tmp) / name), str(args.out / name))
                 files = sorted(set(cmp.left_list) | set(cmp.right_list))
                 _, mismatch, errors = filecmp.cmpfiles(str(Path(tmp) / name), str(args.out / name), files, shallow=False)
@@ -723,7 +816,7 @@ def main() -> int:
                 return 1
             print("fixtures are up to date")
             return 0
-    report = build(args.out)
+    report = build(args.out, only)
     print("\n".join(report))
     return 0
 
