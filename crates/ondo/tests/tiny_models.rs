@@ -116,8 +116,3 @@ fn llama_sharded_safetensors() {
 fn gemma3_hf() {
     check_model("gemma3");
 }
-
-#[test]
-fn gemma3_hf() {
-    check_model("gemma3");
-}
