@@ -372,7 +372,7 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
                 } else if plan.rows2.is_some() && n > 1 {
                     rows_f32(plan, job.w, x, acts, rs, None, &write);
                 } else {
-                    rows_direct(plan, job.w, x, acts, rs, &write);
+                    rows_direct(plan, job.w, x, acts, rs, out);
                 }
             }
             first += blocks;
@@ -380,19 +380,13 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     });
 }
 
-/// Rows `rs` against every token, `MAX_TOKENS` tokens per kernel call. The activation rows of a
-/// token group are looked up once and reused for every weight row (at batch 1 the per-row work
-/// is only the kernel call).
-fn rows_direct(
-    plan: &Plan,
-    w: &Weight,
-    x: &[f32],
-    acts: &Acts,
-    rs: Range<usize>,
-    write: &dyn Fn(usize, usize, f32),
-) {
-    let n = x.len() / w.cols();
-    let mut out = [0f32; MAX_TOKENS];
+/// Rows `rs` against every token, `MAX_TOKENS` tokens per kernel call, written straight into
+/// `out: [n, rows]`. The activation rows of a token group are looked up once and reused for every
+/// weight row, so at batch 1 the per-row work is the kernel call and one store.
+fn rows_direct(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, out: OutPtr) {
+    let (rows, n) = (w.rows(), x.len() / w.cols());
+    let (bytes, row_bytes) = (w.bytes(), w.row_bytes());
+    let mut dots = [0f32; MAX_TOKENS];
     for rb in rs.clone().step_by(ROW_BLOCK) {
         let rb_end = (rb + ROW_BLOCK).min(rs.end);
         for tb in (0..n).step_by(TOKEN_BLOCK) {
@@ -400,10 +394,13 @@ fn rows_direct(
                 let k = (n - t0).min(MAX_TOKENS).min(tb + TOKEN_BLOCK - t0);
                 let act_rows: [ActRow; MAX_TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
                 for r in rb..rb_end {
+                    let row = &bytes[r * row_bytes..(r + 1) * row_bytes];
                     // SAFETY: the plan picked `dot` for this CPU and this format.
-                    unsafe { (plan.dot)(plan.dtype, w.row(r), &act_rows[..k], &mut out[..k]) };
-                    for (j, v) in out[..k].iter().enumerate() {
-                        write(t0 + j, r, *v);
+                    unsafe { (plan.dot)(plan.dtype, row, &act_rows[..k], &mut dots[..k]) };
+                    for (j, v) in dots[..k].iter().enumerate() {
+                        debug_assert!(t0 + j < n && r < rows);
+                        // SAFETY: (t0 + j, r) is inside out ([n, rows]); row r belongs to this task.
+                        unsafe { *out.ptr().add((t0 + j) * rows + r) = *v };
                     }
                 }
             }
