@@ -48,14 +48,14 @@ impl Llm {
     pub fn load(model: &str, opts: &LoadOptions) -> Result<Llm, EngineError> {
         let path = crate::load::resolve(model, opts.offline)?;
         let loaded = crate::load::load_path(&path)?;
-        let defaults = defaults_from(loaded.generation_config.as_ref());
+        let defaults = defaults_from(loaded.text.generation_config.as_ref());
         let threads = opts.threads.map_or_else(ThreadPool::from_env, ThreadPool::new);
         Ok(Llm {
             model: Arc::from(loaded.model),
-            tokenizer: Arc::new(loaded.tokenizer),
-            eos_ids: loaded.eos_ids,
+            tokenizer: Arc::new(loaded.text.tokenizer),
+            eos_ids: loaded.text.eos_ids,
             defaults,
-            chat_template: loaded.chat_template.map(Arc::new),
+            chat_template: loaded.text.chat_template.map(Arc::new),
             kv_dtype: opts.kv_dtype.unwrap_or(loaded.kv_dtype),
             pool: Arc::new(threads),
             source: loaded.path,

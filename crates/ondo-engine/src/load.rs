@@ -14,13 +14,8 @@ use std::path::{Path, PathBuf};
 /// A model ready to run, with everything read from its files.
 pub struct Loaded {
     pub model: Box<dyn Model>,
-    pub tokenizer: Tokenizer,
-    /// Tokens that end a sequence.
-    pub eos_ids: Vec<u32>,
-    /// generation_config.json, when the model has one.
-    pub generation_config: Option<Value>,
-    /// The model's chat template, when it has one.
-    pub chat_template: Option<ChatTemplate>,
+    /// Tokenizer, chat template, stop tokens, generation_config.json.
+    pub text: TextSide,
     /// The KV cache type this format runs with by default: f32 for HF folders (exact parity
     /// with transformers), f16 for GGUF files (as llama.cpp).
     pub kv_dtype: KvDtype,
@@ -75,13 +70,13 @@ pub fn load_path(path: &Path) -> Result<Loaded, EngineError> {
         Source::Gguf(file) => {
             let g = open_gguf(&file)?;
             let text = text_from_gguf(&g)?;
-            Ok(Loaded::new(load_gguf(&g)?, text, KvDtype::F16, file))
+            Ok(Loaded { model: load_gguf(&g)?, text, kv_dtype: KvDtype::F16, path: file })
         }
         Source::Hf(dir) => {
             let files = ModelFiles::locate(&dir)?;
             let model = load_hf(&files)?;
             let text = text_from_hf(&dir)?;
-            Ok(Loaded::new(model, text, KvDtype::F32, dir))
+            Ok(Loaded { model, text, kv_dtype: KvDtype::F32, path: dir })
         }
     }
 }
@@ -95,19 +90,6 @@ pub fn load_text(path: &Path) -> Result<TextSide, EngineError> {
     }
 }
 
-impl Loaded {
-    fn new(model: Box<dyn Model>, text: TextSide, kv_dtype: KvDtype, path: PathBuf) -> Loaded {
-        Loaded {
-            model,
-            tokenizer: text.tokenizer,
-            eos_ids: text.eos_ids,
-            generation_config: text.generation_config,
-            chat_template: text.chat_template,
-            kv_dtype,
-            path,
-        }
-    }
-}
 
 fn open_gguf(path: &Path) -> Result<GgufFile, EngineError> {
     Ok(GgufFile::open(path).map_err(ondo_model::Error::from)?)
