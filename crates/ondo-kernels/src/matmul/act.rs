@@ -33,7 +33,8 @@ pub(crate) struct ActRow<'a> {
 pub(crate) struct Acts {
     kind: Option<ActKind>,
     cols: usize,
-    qs: Vec<i8>,
+    /// Quantized values in 64-byte aligned lines, so 512-bit loads never split a cache line.
+    qs: Vec<Line>,
     d: Vec<f32>,
     s: Vec<f32>,
     bsums: Vec<i16>,
@@ -49,33 +50,31 @@ impl Acts {
         match kind {
             ActKind::F32 => {}
             ActKind::Q8 => {
-                resize(&mut self.qs, n * cols);
+                let qs = qs_mut(&mut self.qs, n * cols);
                 resize(&mut self.d, n * cols / 32);
                 resize(&mut self.s, n * cols / 32);
                 #[cfg(target_arch = "x86_64")]
                 if simd {
                     // SAFETY: `simd` is only set when the CPU has AVX2 (Isa::Avx2 or better).
-                    unsafe { super::x86::quantize_q8(x, &mut self.qs, &mut self.d, &mut self.s) };
+                    unsafe { super::x86::quantize_q8(x, qs, &mut self.d, &mut self.s) };
                     return;
                 }
-                let blocks = x.chunks_exact(32).zip(self.qs.chunks_exact_mut(32));
+                let blocks = x.chunks_exact(32).zip(qs.chunks_exact_mut(32));
                 for ((x, q), (d, s)) in blocks.zip(self.d.iter_mut().zip(self.s.iter_mut())) {
                     (*d, *s) = quantize_q8(x, q);
                 }
             }
             ActKind::Q8K => {
-                resize(&mut self.qs, n * cols);
+                let qs = qs_mut(&mut self.qs, n * cols);
                 resize(&mut self.d, n * cols / 256);
                 resize(&mut self.bsums, n * cols / 16);
                 #[cfg(target_arch = "x86_64")]
                 if simd {
                     // SAFETY: as above.
-                    unsafe {
-                        super::x86::quantize_q8k(x, &mut self.qs, &mut self.d, &mut self.bsums)
-                    };
+                    unsafe { super::x86::quantize_q8k(x, qs, &mut self.d, &mut self.bsums) };
                     return;
                 }
-                let blocks = x.chunks_exact(256).zip(self.qs.chunks_exact_mut(256));
+                let blocks = x.chunks_exact(256).zip(qs.chunks_exact_mut(256));
                 for ((x, q), (d, bs)) in
                     blocks.zip(self.d.iter_mut().zip(self.bsums.chunks_exact_mut(16)))
                 {
@@ -89,17 +88,18 @@ impl Acts {
     pub fn row<'a>(&'a self, x: &'a [f32], t: usize) -> ActRow<'a> {
         let c = self.cols;
         let f = &x[t * c..(t + 1) * c];
+        let all = || qs(&self.qs, x.len());
         match self.kind {
             Some(ActKind::Q8) => ActRow {
                 f,
-                qs: &self.qs[t * c..(t + 1) * c],
+                qs: &all()[t * c..(t + 1) * c],
                 d: &self.d[t * c / 32..(t + 1) * c / 32],
                 s: &self.s[t * c / 32..(t + 1) * c / 32],
                 bsums: &[],
             },
             Some(ActKind::Q8K) => ActRow {
                 f,
-                qs: &self.qs[t * c..(t + 1) * c],
+                qs: &all()[t * c..(t + 1) * c],
                 d: &self.d[t * c / 256..(t + 1) * c / 256],
                 s: &[],
                 bsums: &self.bsums[t * c / 16..(t + 1) * c / 16],
@@ -113,6 +113,31 @@ impl Acts {
             },
         }
     }
+}
+
+/// One cache line of quantized activations.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([i8; 64]);
+
+impl Default for Line {
+    fn default() -> Line {
+        Line([0; 64])
+    }
+}
+
+/// Room for `n` quantized values; the first `n` as a slice.
+fn qs_mut(lines: &mut Vec<Line>, n: usize) -> &mut [i8] {
+    resize(lines, n.div_ceil(64));
+    // SAFETY: `Line` is 64 plain i8s with no padding.
+    unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr() as *mut i8, n) }
+}
+
+/// The quantized values as a slice of `n`.
+fn qs(lines: &[Line], n: usize) -> &[i8] {
+    assert!(n <= 64 * lines.len());
+    // SAFETY: as above, and `n` values are inside `lines`.
+    unsafe { std::slice::from_raw_parts(lines.as_ptr() as *const i8, n) }
 }
 
 fn resize<T: Default + Clone>(v: &mut Vec<T>, n: usize) {

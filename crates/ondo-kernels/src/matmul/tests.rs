@@ -186,3 +186,55 @@ fn matmul_multi_equals_separate_calls() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn kernel_cycles_probe() {
+    let mut rng = Rng::new(5);
+    let cols = 256 * 64;
+    let formats = [
+        DType::Q4_K,
+        DType::Q6_K,
+        DType::Q4_1,
+        DType::Q8_0,
+        DType::Q4_0,
+    ];
+    let mut cases = Vec::new();
+    for dtype in formats {
+        let w = Weight::quantize(dtype, &rng.normals(cols), 1, cols).unwrap();
+        for &isa in Isa::supported() {
+            if let Some(dot) = kernel_for(dtype, isa) {
+                cases.push((dtype, isa, dot, w.clone()));
+            }
+        }
+    }
+    let x = rng.normals(cols);
+    let mut best = vec![f64::MAX; cases.len()];
+    for _ in 0..40 {
+        for (k, (dtype, isa, dot, w)) in cases.iter().enumerate() {
+            let plan = Plan::new(*dtype, *isa, 1);
+            let mut acts = Acts::default();
+            acts.prepare(plan.act, &x, cols, true);
+            let row = [acts.row(&x, 0)];
+            let mut out = [0f32; 1];
+            let t = std::time::Instant::now();
+            for _ in 0..500 {
+                unsafe {
+                    dot(
+                        *dtype,
+                        std::hint::black_box(w.bytes()),
+                        w.row_bytes(),
+                        &row,
+                        out.as_mut_ptr(),
+                        1,
+                    )
+                };
+                std::hint::black_box(out);
+            }
+            best[k] = best[k].min(t.elapsed().as_secs_f64() / 500.0 / (cols / 256) as f64);
+        }
+    }
+    for ((dtype, isa, _, _), s) in cases.iter().zip(best) {
+        println!("{dtype} {isa:?}: {:.2} ns per 256 values", s * 1e9);
+    }
+}

@@ -18,6 +18,8 @@ use super::act::ActRow;
 use crate::DType;
 use std::arch::x86_64::*;
 
+mod kquant512;
+
 // ---- helpers (inlined into the feature-enabled entry points) ----
 
 #[inline(always)]
@@ -500,6 +502,15 @@ unsafe fn q6_k_half(ql: *const u8, qh: *const u8) -> [__m256i; 4] {
 
 #[inline(always)]
 unsafe fn q6_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+    if V {
+        kquant512::q6_k::<T>(w, a, out)
+    } else {
+        q6_k_256::<T>(w, a, out)
+    }
+}
+
+#[inline(always)]
+unsafe fn q6_k_256<const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let nb = w.len() / 210;
     let mut acc = [_mm256_setzero_ps(); T];
     for i in 0..nb {
@@ -901,28 +912,39 @@ pub(crate) fn rows2_kernel() -> Rows2 {
 
 // ---- entry points ----
 
-/// A kernel: `out[t] = Σ row(w) · a[t]` for one weight row `w` (raw bytes of `dtype`) and
-/// 1..=4 activation rows.
-pub(crate) type DotN = unsafe fn(DType, &[u8], &[ActRow], &mut [f32]);
+/// A kernel over consecutive rows: see `matmul::Dot`.
+pub(crate) type DotN = unsafe fn(DType, &[u8], usize, &[ActRow], *mut f32, usize);
 
-/// Instantiate `$body::<VNNI, T>` for T = 1..=4 behind one entry point per feature set.
+/// Instantiate `$body::<VNNI, T>` for T = 1..=4 behind one entry point per feature set, each
+/// looping over the rows it is given (the loop is expanded inside the feature-enabled function,
+/// so the body inlines into it and its constants stay in registers across rows).
 macro_rules! entry {
     ($avx2:ident, $vnni:ident, $call:ident [$($g:ty),*]) => {
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn $avx2(_: DType, w: &[u8], a: &[ActRow], o: &mut [f32]) {
-            entry!(@T false, w, a, o, $call, $($g),*)
+        unsafe fn $avx2(_: DType, w: &[u8], rb: usize, a: &[ActRow], o: *mut f32, s: usize) {
+            entry!(@T false, w, rb, a, o, s, $call, $($g),*)
         }
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-        unsafe fn $vnni(_: DType, w: &[u8], a: &[ActRow], o: &mut [f32]) {
-            entry!(@T true, w, a, o, $call, $($g),*)
+        unsafe fn $vnni(_: DType, w: &[u8], rb: usize, a: &[ActRow], o: *mut f32, s: usize) {
+            entry!(@T true, w, rb, a, o, s, $call, $($g),*)
         }
     };
-    (@T $v:expr, $w:ident, $a:ident, $o:ident, $call:ident, $($g:ty),*) => {
+    (@T $v:expr, $w:ident, $rb:ident, $a:ident, $o:ident, $s:ident, $call:ident, $($g:ty),*) => {
         match $a.len() {
-            1 => $call::<{ $v }, $($g,)* 1>($w, $a, $o),
-            2 => $call::<{ $v }, $($g,)* 2>($w, $a, $o),
-            3 => $call::<{ $v }, $($g,)* 3>($w, $a, $o),
-            _ => $call::<{ $v }, $($g,)* 4>($w, $a, $o),
+            1 => entry!(@rows 1, $v, $w, $rb, $a, $o, $s, $call, $($g),*),
+            2 => entry!(@rows 2, $v, $w, $rb, $a, $o, $s, $call, $($g),*),
+            3 => entry!(@rows 3, $v, $w, $rb, $a, $o, $s, $call, $($g),*),
+            _ => entry!(@rows 4, $v, $w, $rb, $a, $o, $s, $call, $($g),*),
+        }
+    };
+    (@rows $t:literal, $v:expr, $w:ident, $rb:ident, $a:ident, $o:ident, $s:ident, $call:ident,
+     $($g:ty),*) => {
+        for (r, row) in $w.chunks_exact($rb).enumerate() {
+            let mut d = [0f32; $t];
+            $call::<{ $v }, $($g,)* $t>(row, $a, &mut d);
+            for t in 0..$t {
+                *$o.add(t * $s + r) = d[t];
+            }
         }
     };
 }
