@@ -14,6 +14,7 @@
 //! beside it with the same `Dot` signature, chosen in `kernel_for`; `scalar` is the reference.
 
 mod act;
+mod packed;
 mod scalar;
 #[cfg(test)]
 mod tests;
@@ -190,6 +191,8 @@ struct Scratch {
     q8k: Acts,
     f32: Acts,
     rows: Vec<f32>,
+    /// One packed row block per task (K-quants at batch sizes from `PACK_MIN_TOKENS`).
+    packs: Vec<packed::Packed>,
 }
 
 impl Scratch {
@@ -223,7 +226,12 @@ struct Plan {
     via_f32: bool,
     /// Two f32 rows at a time against several tokens (f32 weights or rows made f32).
     rows2: Option<Rows2>,
+    /// Unpack eight rows at a time and run every token against them (`packed`).
+    packed: bool,
 }
+
+/// Batch size from which K-quant weights go through `packed` row blocks (on AVX-512 VNNI).
+const PACK_MIN_TOKENS: usize = 8;
 
 impl Plan {
     fn new(dtype: DType, isa: Isa, n: usize) -> Plan {
@@ -238,12 +246,14 @@ impl Plan {
         };
         let simd = kernel_for(dtype, isa);
         let rows2 = kernel_rows2(isa);
+        let packed = isa == Isa::Avx512Vnni && packed::packs(dtype) && n >= PACK_MIN_TOKENS;
         let plan = |act, dot, via_f32| Plan {
             isa,
             dtype,
             act,
             dot,
             via_f32,
+            packed,
             rows2: if via_f32 || dtype == DType::F32 {
                 rows2
             } else {
@@ -356,6 +366,10 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     } else {
         OutPtr(std::ptr::null_mut())
     };
+    if jobs().any(|j| j.plan.packed) && scratch.packs.len() < tasks {
+        scratch.packs.resize_with(tasks, Default::default);
+    }
+    let packs = PackPtr(scratch.packs.as_mut_ptr());
     let scratch = &*scratch;
     pool.run(tasks, |task| {
         let (b0, b1) = (task * per_task, ((task + 1) * per_task).min(total));
@@ -378,7 +392,11 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
                     std::slice::from_raw_parts_mut(row_bufs.ptr().add(task * per_buf), per_buf)
                 };
                 let (plan, acts) = (&job.plan, scratch.acts(job.plan.act));
-                if plan.via_f32 {
+                if plan.packed {
+                    // SAFETY: task `task` alone uses pack `task` (there are `tasks` of them).
+                    let pack = unsafe { packs.get(task) };
+                    rows_packed(job.w, x, acts, rs, pack, out);
+                } else if plan.via_f32 {
                     rows_f32(plan, job.w, x, acts, rs, Some(buf()), &write);
                 } else if plan.rows2.is_some() && n > 1 {
                     rows_f32(plan, job.w, x, acts, rs, None, &write);
@@ -416,6 +434,73 @@ fn rows_direct(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>
             }
         }
     }
+}
+
+/// The tasks' packed row blocks, shared with the pool (each task takes its own).
+#[derive(Clone, Copy)]
+struct PackPtr(*mut packed::Packed);
+unsafe impl Send for PackPtr {}
+unsafe impl Sync for PackPtr {}
+impl PackPtr {
+    /// Task `task`'s pack (a method, so closures capture the Sync wrapper, not the raw field).
+    ///
+    /// # Safety
+    /// `task` is below the number of packs, and only that task uses it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, task: usize) -> &mut packed::Packed {
+        &mut *self.0.add(task)
+    }
+}
+
+/// Rows `rs` eight at a time: unpack them into `pack`, then run every token against the pack,
+/// `PACKED_TOKENS` tokens per kernel call.
+#[cfg(target_arch = "x86_64")]
+fn rows_packed(
+    w: &Weight,
+    x: &[f32],
+    acts: &Acts,
+    rs: Range<usize>,
+    pack: &mut packed::Packed,
+    out: OutPtr,
+) {
+    use packed::LANES;
+    use x86::PACKED_TOKENS as TOKENS;
+    let (rows, n) = (w.rows(), x.len() / w.cols());
+    let sbs = packed::sub_block(w.dtype());
+    let mut tile = [[0f32; LANES]; TOKENS];
+    for rb in rs.clone().step_by(LANES) {
+        let rb_end = (rb + LANES).min(rs.end);
+        let mut list: [&[u8]; LANES] = [&[]; LANES];
+        for (slot, r) in list.iter_mut().zip(rb..rb_end) {
+            *slot = w.row(r);
+        }
+        pack.pack(w.dtype(), &list[..rb_end - rb]);
+        for t0 in (0..n).step_by(TOKENS) {
+            let k = (n - t0).min(TOKENS);
+            let act_rows: [ActRow; TOKENS] =
+                std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
+            // SAFETY: plans are only packed on AVX-512 VNNI CPUs.
+            unsafe { x86::packed_dot(pack, sbs, &act_rows[..k], &mut tile[..k]) };
+            for (t, lanes) in tile[..k].iter().enumerate() {
+                for (r, v) in (rb..rb_end).zip(lanes) {
+                    // SAFETY: (t0 + t, r) is inside out ([n, rows]); row r belongs to this task.
+                    unsafe { *out.ptr().add((t0 + t) * rows + r) = *v };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn rows_packed(
+    _: &Weight,
+    _: &[f32],
+    _: &Acts,
+    _: Range<usize>,
+    _: &mut packed::Packed,
+    _: OutPtr,
+) {
+    unreachable!("packed plans are x86-64 only")
 }
 
 /// Rows `rs` as f32 (dequantized block by block into `buf`, or read directly for f32 weights)

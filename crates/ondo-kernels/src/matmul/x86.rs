@@ -19,6 +19,8 @@ use crate::DType;
 use std::arch::x86_64::*;
 
 mod kquant512;
+mod packed512;
+pub(crate) use packed512::{packed_dot, TOKENS as PACKED_TOKENS};
 
 // ---- helpers (inlined into the feature-enabled entry points) ----
 

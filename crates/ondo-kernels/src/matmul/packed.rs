@@ -1,0 +1,347 @@
+//! K-quant weights unpacked eight rows at a time for batched products (prefill).
+//!
+//! Every K-quant value is `w = d · sc_j · q − dmin · m_j` with `q` a small unsigned integer,
+//! `sc_j`/`m_j` integers per sub-block `j` (16 or 32 values) and `d`/`dmin` floats per 256-value
+//! block (Q6_K and Q3_K fit too: their signed values are `q − bias`, so `m_j = bias · sc_j` and
+//! `dmin = d`). `Packed` holds eight rows in that form with the values interleaved as
+//! `[cols / 4][8 rows][4]`: one 32-byte load is four columns of all eight rows, so a VNNI
+//! `vpdpbusd` against four broadcast activation bytes gives eight rows' partial dots at once, and
+//! the sub-block scales apply lane-wise (lane = row). A row block is packed once and then used
+//! for every token of the batch, so the unpacking cost is shared by all of them.
+//!
+//! `Packed::row_dot` is the scalar reference for the packed form (tests check the x86 kernel
+//! against it, and `unpack` against `dequantize_row`).
+
+use super::act::ActRow;
+use crate::quant::f16_at;
+use crate::quant::kquants::{q3_k_scales, scale_min_k4};
+use crate::DType;
+
+/// Rows per packed block (one lane each in a 256-bit vector of i32).
+pub(crate) const LANES: usize = 8;
+
+/// One 256-value block in the common form.
+struct Unpacked {
+    q: [u8; 256],
+    sc: [i32; 16],
+    m: [i32; 16],
+    d: f32,
+    dmin: f32,
+}
+
+/// Whether `dtype` has a packed form.
+pub(crate) fn packs(dtype: DType) -> bool {
+    matches!(
+        dtype,
+        DType::Q2_K | DType::Q3_K | DType::Q4_K | DType::Q5_K | DType::Q6_K
+    )
+}
+
+/// Values per sub-block (one scale and min each).
+pub(crate) fn sub_block(dtype: DType) -> usize {
+    match dtype {
+        DType::Q4_K | DType::Q5_K => 32,
+        _ => 16,
+    }
+}
+
+/// A 256-value block of `dtype` in the common form.
+fn unpack(dtype: DType, b: &[u8]) -> Unpacked {
+    let mut u = Unpacked {
+        q: [0; 256],
+        sc: [0; 16],
+        m: [0; 16],
+        d: 0.0,
+        dmin: 0.0,
+    };
+    match dtype {
+        DType::Q4_K | DType::Q5_K => {
+            let five = dtype == DType::Q5_K;
+            let (qh, qs) = if five {
+                (&b[16..48], &b[48..176])
+            } else {
+                (&b[0..0], &b[16..144])
+            };
+            (u.d, u.dmin) = (f16_at(b), f16_at(&b[2..]));
+            for j in 0..8 {
+                let (sc, m) = scale_min_k4(j, &b[4..16]);
+                (u.sc[j], u.m[j]) = (sc as i32, m as i32);
+            }
+            for j in 0..4 {
+                for l in 0..32 {
+                    let (mut lo, mut hi) = (qs[32 * j + l] & 0xF, qs[32 * j + l] >> 4);
+                    if five {
+                        lo |= ((qh[l] >> (2 * j)) & 1) << 4;
+                        hi |= ((qh[l] >> (2 * j + 1)) & 1) << 4;
+                    }
+                    u.q[64 * j + l] = lo;
+                    u.q[64 * j + 32 + l] = hi;
+                }
+            }
+        }
+        DType::Q6_K => {
+            let (ql, qh) = (&b[0..128], &b[128..192]);
+            u.d = f16_at(&b[208..]);
+            u.dmin = u.d;
+            for j in 0..16 {
+                u.sc[j] = b[192 + j] as i8 as i32;
+                u.m[j] = 32 * u.sc[j];
+            }
+            for n in 0..2 {
+                let (ql, qh, q) = (&ql[64 * n..], &qh[32 * n..], &mut u.q[128 * n..]);
+                for l in 0..32 {
+                    q[l] = (ql[l] & 0xF) | ((qh[l] & 3) << 4);
+                    q[l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
+                    q[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                    q[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+                }
+            }
+        }
+        DType::Q2_K => {
+            (u.d, u.dmin) = (f16_at(&b[80..]), f16_at(&b[82..]));
+            for j in 0..16 {
+                (u.sc[j], u.m[j]) = ((b[j] & 0xF) as i32, (b[j] >> 4) as i32);
+            }
+            unpack_2bit(&b[16..80], &mut u.q, |_, _| 0);
+        }
+        DType::Q3_K => {
+            let hm = &b[0..32];
+            u.d = f16_at(&b[108..]);
+            u.dmin = u.d;
+            for (j, s) in q3_k_scales(&b[96..108]).iter().enumerate() {
+                u.sc[j] = *s as i32 - 32;
+                u.m[j] = 4 * u.sc[j];
+            }
+            // a set hmask bit means +4 (stored values are q − 4 when the bit is clear)
+            unpack_2bit(&b[32..96], &mut u.q, |l, group| ((hm[l] >> group) & 1) << 2);
+        }
+        _ => unreachable!("{dtype} has no packed form"),
+    }
+    u
+}
+
+/// Q2_K/Q3_K value order: half `n`, 2-bit group `k`, sixteen-value half `h` of 32 bytes; `high`
+/// gives the extra bits of byte `l` in group `4n + k`.
+fn unpack_2bit(qs: &[u8], q: &mut [u8; 256], high: impl Fn(usize, usize) -> u8) {
+    let mut out = 0;
+    for n in 0..2 {
+        for k in 0..4 {
+            for l in 0..32 {
+                q[out] = ((qs[32 * n + l] >> (2 * k)) & 3) | high(l, 4 * n + k);
+                out += 1;
+            }
+        }
+    }
+}
+
+/// Up to eight rows of one K-quant weight, unpacked (rows past the end are zero).
+#[derive(Default)]
+pub(crate) struct Packed {
+    pub dtype: Option<DType>,
+    /// 256-value blocks per row.
+    pub blocks: usize,
+    /// `[cols / 4][LANES][4]` values.
+    pub q: Vec<u8>,
+    /// `[blocks · sub-blocks per block][LANES]`.
+    pub sc: Vec<i32>,
+    pub m: Vec<i32>,
+    /// `[blocks][LANES]`.
+    pub d: Vec<f32>,
+    pub dmin: Vec<f32>,
+}
+
+impl Packed {
+    /// Pack `rows` (whole rows of `dtype`, at most `LANES`), reusing the buffers.
+    pub fn pack(&mut self, dtype: DType, rows: &[&[u8]]) {
+        assert!(rows.len() <= LANES && packs(dtype));
+        let bb = dtype.block_bytes();
+        let blocks = rows.first().map_or(0, |r| r.len() / bb);
+        let sb = 256 / sub_block(dtype);
+        self.dtype = Some(dtype);
+        self.blocks = blocks;
+        fit(&mut self.q, blocks * 256 * LANES);
+        fit(&mut self.sc, blocks * sb * LANES);
+        fit(&mut self.m, blocks * sb * LANES);
+        fit(&mut self.d, blocks * LANES);
+        fit(&mut self.dmin, blocks * LANES);
+        for lane in 0..LANES {
+            for i in 0..blocks {
+                let u = match rows.get(lane) {
+                    Some(r) => unpack(dtype, &r[i * bb..(i + 1) * bb]),
+                    None => unpack_zero(),
+                };
+                self.put(lane, i, sb, &u);
+            }
+        }
+    }
+
+    fn put(&mut self, lane: usize, i: usize, sb: usize, u: &Unpacked) {
+        for (g, four) in u.q.chunks_exact(4).enumerate() {
+            let at = ((i * 64 + g) * LANES + lane) * 4;
+            self.q[at..at + 4].copy_from_slice(four);
+        }
+        for j in 0..sb {
+            self.sc[(i * sb + j) * LANES + lane] = u.sc[j];
+            self.m[(i * sb + j) * LANES + lane] = u.m[j];
+        }
+        self.d[i * LANES + lane] = u.d;
+        self.dmin[i * LANES + lane] = u.dmin;
+    }
+
+    /// Scalar reference: lane `lane`'s dot product with Q8K activations `a`.
+    #[cfg(test)]
+    pub fn row_dot(&self, lane: usize, a: &ActRow) -> f32 {
+        let sbs = sub_block(self.dtype.expect("packed"));
+        let per = 256 / sbs;
+        let mut total = 0f32;
+        for i in 0..self.blocks {
+            let (mut sumi, mut summ) = (0i64, 0i64);
+            for j in 0..per {
+                let mut dot = 0i64;
+                for c in 0..sbs {
+                    let col = 256 * i + sbs * j + c;
+                    let q = self.q[((col / 4) * LANES + lane) * 4 + col % 4] as i64;
+                    dot += q * a.qs[col] as i64;
+                }
+                let k = (i * per + j) * LANES + lane;
+                sumi += self.sc[k] as i64 * dot;
+                summ += self.m[k] as i64 * bsum(a, i, j, sbs) as i64;
+            }
+            let k = i * LANES + lane;
+            total += a.d[i] * (self.d[k] * sumi as f32 - self.dmin[k] * summ as f32);
+        }
+        total
+    }
+}
+
+/// Σq of sub-block `j` (of `sbs` values) in block `i` of Q8K activations.
+#[inline(always)]
+pub(crate) fn bsum(a: &ActRow, i: usize, j: usize, sbs: usize) -> i32 {
+    let per16 = sbs / 16;
+    let at = 16 * i + per16 * j;
+    (0..per16).map(|k| a.bsums[at + k] as i32).sum()
+}
+
+fn unpack_zero() -> Unpacked {
+    Unpacked {
+        q: [0; 256],
+        sc: [0; 16],
+        m: [0; 16],
+        d: 0.0,
+        dmin: 0.0,
+    }
+}
+
+fn fit<T: Default + Clone>(v: &mut Vec<T>, n: usize) {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matmul::act::{ActKind, Acts};
+    use crate::testutil::Rng;
+    use crate::Weight;
+
+    const FORMATS: [DType; 5] = [
+        DType::Q2_K,
+        DType::Q3_K,
+        DType::Q4_K,
+        DType::Q5_K,
+        DType::Q6_K,
+    ];
+
+    #[test]
+    fn unpacked_blocks_rebuild_the_dequantized_values() {
+        let mut rng = Rng::new(3);
+        for dtype in FORMATS {
+            let w = Weight::quantize(dtype, &rng.normals(512), 1, 512).unwrap();
+            let mut want = vec![0f32; 512];
+            crate::quant::dequantize_row(dtype, w.bytes(), &mut want);
+            let sbs = sub_block(dtype);
+            for (i, b) in w.bytes().chunks_exact(dtype.block_bytes()).enumerate() {
+                let u = unpack(dtype, b);
+                for c in 0..256 {
+                    let j = c / sbs;
+                    let got = u.d * (u.sc[j] * u.q[c] as i32) as f32 - u.dmin * u.m[j] as f32;
+                    let want = want[256 * i + c];
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{dtype} value {c}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_x86_kernel_matches_the_scalar_reference() {
+        use crate::matmul::x86::{packed_dot, PACKED_TOKENS};
+        if !crate::Isa::supported().contains(&crate::Isa::Avx512Vnni) {
+            eprintln!("skipped: this CPU has no AVX-512 VNNI");
+            return;
+        }
+        let mut rng = Rng::new(6);
+        for dtype in FORMATS {
+            let (rows, cols) = (7, 768);
+            let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+            let x = rng.normals(PACKED_TOKENS * cols);
+            let mut acts = Acts::default();
+            acts.prepare(ActKind::Q8K, &x, cols, false);
+            let mut p = Packed::default();
+            let rs: Vec<&[u8]> = (0..rows).map(|r| w.row(r)).collect();
+            p.pack(dtype, &rs);
+            for tokens in 1..=PACKED_TOKENS {
+                let a: Vec<ActRow> = (0..tokens).map(|t| acts.row(&x, t)).collect();
+                let mut got = vec![[f32::NAN; LANES]; tokens];
+                // SAFETY: checked above that the CPU has AVX-512 VNNI.
+                unsafe { packed_dot(&p, sub_block(dtype), &a, &mut got) };
+                for (t, lanes) in got.iter().enumerate() {
+                    for (lane, g) in lanes.iter().enumerate() {
+                        let want = p.row_dot(lane, &a[t]);
+                        assert!(
+                            (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "{dtype} tokens {tokens} t {t} lane {lane}: {g} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_rows_dot_like_the_dequantized_rows() {
+        let mut rng = Rng::new(4);
+        for dtype in FORMATS {
+            let (rows, cols) = (5, 512);
+            let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+            let x = rng.normals(cols);
+            let mut acts = Acts::default();
+            acts.prepare(ActKind::Q8K, &x, cols, false);
+            let a = acts.row(&x, 0);
+            let mut p = Packed::default();
+            let rs: Vec<&[u8]> = (0..rows).map(|r| w.row(r)).collect();
+            p.pack(dtype, &rs);
+            for lane in 0..LANES {
+                let got = p.row_dot(lane, &a);
+                let want: f32 = if lane < rows {
+                    let mut wf = vec![0f32; cols];
+                    crate::quant::dequantize_row(dtype, w.row(lane), &mut wf);
+                    // the activations as the kernel sees them (quantized)
+                    (0..cols)
+                        .map(|c| wf[c] * a.qs[c] as f32 * a.d[c / 256])
+                        .sum()
+                } else {
+                    0.0
+                };
+                assert!(
+                    (got - want).abs() <= 1e-3 * (1.0 + want.abs()),
+                    "{dtype} lane {lane}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}
