@@ -177,6 +177,9 @@ impl ThreadPool {
 
 /// A worker: wait for claimable tasks (spin, then park), run them, repeat until shutdown.
 fn worker(sh: &Shared, idx: usize) {
+    // the first `park` would otherwise create this thread's handle, an allocation at a random
+    // later moment (tests/no_alloc.rs saw it)
+    let _ = thread::current();
     loop {
         let mut spins = 0u32;
         while !sh.has_work() {

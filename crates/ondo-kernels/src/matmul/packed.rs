@@ -46,14 +46,15 @@ pub(crate) fn sub_block(dtype: DType) -> usize {
 }
 
 /// A 256-value block of `dtype` in the common form.
+#[cfg(test)]
 fn unpack(dtype: DType, b: &[u8]) -> Unpacked {
-    let mut u = Unpacked {
-        q: [0; 256],
-        sc: [0; 16],
-        m: [0; 16],
-        d: 0.0,
-        dmin: 0.0,
-    };
+    let mut u = Unpacked::zero();
+    unpack_into(dtype, b, &mut u);
+    u
+}
+
+/// `unpack` into `u` (every field is written).
+fn unpack_into(dtype: DType, b: &[u8], u: &mut Unpacked) {
     match dtype {
         DType::Q4_K | DType::Q5_K => {
             let five = dtype == DType::Q5_K;
@@ -67,15 +68,19 @@ fn unpack(dtype: DType, b: &[u8]) -> Unpacked {
                 let (sc, m) = scale_min_k4(j, &b[4..16]);
                 (u.sc[j], u.m[j]) = (sc as i32, m as i32);
             }
+            // four values at a time: nibbles of four consecutive bytes
             for j in 0..4 {
-                for l in 0..32 {
-                    let (mut lo, mut hi) = (qs[32 * j + l] & 0xF, qs[32 * j + l] >> 4);
+                for g in 0..8 {
+                    let at = 32 * j + 4 * g;
+                    let w = word(&qs[at..]);
+                    let (mut lo, mut hi) = (w & NIBBLES, (w >> 4) & NIBBLES);
                     if five {
-                        lo |= ((qh[l] >> (2 * j)) & 1) << 4;
-                        hi |= ((qh[l] >> (2 * j + 1)) & 1) << 4;
+                        let h = word(&qh[4 * g..]) >> (2 * j);
+                        lo |= (h & 0x0101_0101) << 4;
+                        hi |= ((h >> 1) & 0x0101_0101) << 4;
                     }
-                    u.q[64 * j + l] = lo;
-                    u.q[64 * j + 32 + l] = hi;
+                    put_word(&mut u.q, 64 * j + 4 * g, lo);
+                    put_word(&mut u.q, 64 * j + 32 + 4 * g, hi);
                 }
             }
         }
@@ -88,19 +93,21 @@ fn unpack(dtype: DType, b: &[u8]) -> Unpacked {
                 u.m[j] = 32 * u.sc[j];
             }
             for n in 0..2 {
-                let (ql, qh, q) = (&ql[64 * n..], &qh[32 * n..], &mut u.q[128 * n..]);
-                for l in 0..32 {
-                    q[l] = (ql[l] & 0xF) | ((qh[l] & 3) << 4);
-                    q[l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
-                    q[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-                    q[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+                let (ql, qh, base) = (&ql[64 * n..], &qh[32 * n..], 128 * n);
+                for l in (0..32).step_by(4) {
+                    let (l0, l1, h) = (word(&ql[l..]), word(&ql[l + 32..]), word(&qh[l..]));
+                    let two = |shift: u32| ((h >> shift) & 0x0303_0303) << 4;
+                    put_word(&mut u.q, base + l, (l0 & NIBBLES) | two(0));
+                    put_word(&mut u.q, base + l + 32, (l1 & NIBBLES) | two(2));
+                    put_word(&mut u.q, base + l + 64, ((l0 >> 4) & NIBBLES) | two(4));
+                    put_word(&mut u.q, base + l + 96, ((l1 >> 4) & NIBBLES) | two(6));
                 }
             }
         }
         DType::Q2_K => {
             (u.d, u.dmin) = (f16_at(&b[80..]), f16_at(&b[82..]));
-            for j in 0..16 {
-                (u.sc[j], u.m[j]) = ((b[j] & 0xF) as i32, (b[j] >> 4) as i32);
+            for (j, s) in b[..16].iter().enumerate() {
+                (u.sc[j], u.m[j]) = ((s & 0xF) as i32, (s >> 4) as i32);
             }
             unpack_2bit(&b[16..80], &mut u.q, |_, _| 0);
         }
@@ -117,7 +124,19 @@ fn unpack(dtype: DType, b: &[u8]) -> Unpacked {
         }
         _ => unreachable!("{dtype} has no packed form"),
     }
-    u
+}
+
+const NIBBLES: u32 = 0x0F0F_0F0F;
+
+/// Four bytes as a little-endian word.
+#[inline(always)]
+fn word(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+#[inline(always)]
+fn put_word(q: &mut [u8; 256], at: usize, w: u32) {
+    q[at..at + 4].copy_from_slice(&w.to_le_bytes());
 }
 
 /// Q2_K/Q3_K value order: half `n`, 2-bit group `k`, sixteen-value half `h` of 32 bytes; `high`
@@ -164,21 +183,24 @@ impl Packed {
         fit(&mut self.m, blocks * sb * LANES);
         fit(&mut self.d, blocks * LANES);
         fit(&mut self.dmin, blocks * LANES);
+        let mut u = Unpacked::zero();
         for lane in 0..LANES {
+            if lane == rows.len() {
+                u = Unpacked::zero();
+            }
             for i in 0..blocks {
-                let u = match rows.get(lane) {
-                    Some(r) => unpack(dtype, &r[i * bb..(i + 1) * bb]),
-                    None => unpack_zero(),
-                };
+                if let Some(r) = rows.get(lane) {
+                    unpack_into(dtype, &r[i * bb..(i + 1) * bb], &mut u);
+                }
                 self.put(lane, i, sb, &u);
             }
         }
     }
 
     fn put(&mut self, lane: usize, i: usize, sb: usize, u: &Unpacked) {
-        for (g, four) in u.q.chunks_exact(4).enumerate() {
-            let at = ((i * 64 + g) * LANES + lane) * 4;
-            self.q[at..at + 4].copy_from_slice(four);
+        let dst = &mut self.q[i * 256 * LANES..(i + 1) * 256 * LANES];
+        for (four, to) in u.q.chunks_exact(4).zip(dst.chunks_exact_mut(4 * LANES)) {
+            to[4 * lane..4 * lane + 4].copy_from_slice(four);
         }
         for j in 0..sb {
             self.sc[(i * sb + j) * LANES + lane] = u.sc[j];
@@ -222,13 +244,15 @@ pub(crate) fn bsum(a: &ActRow, i: usize, j: usize, sbs: usize) -> i32 {
     (0..per16).map(|k| a.bsums[at + k] as i32).sum()
 }
 
-fn unpack_zero() -> Unpacked {
-    Unpacked {
-        q: [0; 256],
-        sc: [0; 16],
-        m: [0; 16],
-        d: 0.0,
-        dmin: 0.0,
+impl Unpacked {
+    fn zero() -> Unpacked {
+        Unpacked {
+            q: [0; 256],
+            sc: [0; 16],
+            m: [0; 16],
+            d: 0.0,
+            dmin: 0.0,
+        }
     }
 }
 
