@@ -126,6 +126,21 @@ fn unpack_into(dtype: DType, b: &[u8], u: &mut Unpacked) {
     }
 }
 
+/// Ask for the cache lines of `b` (a hint; nothing on other architectures).
+#[inline(always)]
+fn prefetch(b: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..b.len()).step_by(64) {
+        // SAFETY: a prefetch of an address inside `b` has no effect beyond the cache.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                b.as_ptr().add(line) as *const i8,
+                std::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+    }
+}
+
 const NIBBLES: u32 = 0x0F0F_0F0F;
 
 /// Four bytes as a little-endian word.
@@ -183,31 +198,41 @@ impl Packed {
         fit(&mut self.m, blocks * sb * LANES);
         fit(&mut self.d, blocks * LANES);
         fit(&mut self.dmin, blocks * LANES);
-        let mut u = Unpacked::zero();
-        for lane in 0..LANES {
-            if lane == rows.len() {
-                u = Unpacked::zero();
-            }
-            for i in 0..blocks {
-                if let Some(r) = rows.get(lane) {
-                    unpack_into(dtype, &r[i * bb..(i + 1) * bb], &mut u);
+        let mut us: [Unpacked; LANES] = std::array::from_fn(|_| Unpacked::zero());
+        for i in 0..blocks {
+            for (u, r) in us.iter_mut().zip(rows) {
+                // eight rows are eight streams: fetch ahead, or every block waits on memory
+                if let Some(next) = r.get((i + 4) * bb..(i + 5) * bb) {
+                    prefetch(next);
                 }
-                self.put(lane, i, sb, &u);
+                unpack_into(dtype, &r[i * bb..(i + 1) * bb], u);
             }
+            self.put(i, sb, &us);
         }
     }
 
-    fn put(&mut self, lane: usize, i: usize, sb: usize, u: &Unpacked) {
+    /// Block `i` of every lane: the values are an 8 × 64 transpose of 4-byte words.
+    fn put(&mut self, i: usize, sb: usize, us: &[Unpacked; LANES]) {
         let dst = &mut self.q[i * 256 * LANES..(i + 1) * 256 * LANES];
-        for (four, to) in u.q.chunks_exact(4).zip(dst.chunks_exact_mut(4 * LANES)) {
-            to[4 * lane..4 * lane + 4].copy_from_slice(four);
+        #[cfg(target_arch = "x86_64")]
+        if crate::Isa::supported().contains(&crate::Isa::Avx2) {
+            // SAFETY: the CPU has AVX2.
+            unsafe { super::x86::transpose_words(us.each_ref().map(|u| &u.q), dst) };
+        } else {
+            transpose_words(us, dst);
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        transpose_words(us, dst);
         for j in 0..sb {
-            self.sc[(i * sb + j) * LANES + lane] = u.sc[j];
-            self.m[(i * sb + j) * LANES + lane] = u.m[j];
+            for (lane, u) in us.iter().enumerate() {
+                self.sc[(i * sb + j) * LANES + lane] = u.sc[j];
+                self.m[(i * sb + j) * LANES + lane] = u.m[j];
+            }
         }
-        self.d[i * LANES + lane] = u.d;
-        self.dmin[i * LANES + lane] = u.dmin;
+        for (lane, u) in us.iter().enumerate() {
+            self.d[i * LANES + lane] = u.d;
+            self.dmin[i * LANES + lane] = u.dmin;
+        }
     }
 
     /// Scalar reference: lane `lane`'s dot product with Q8K activations `a`.
@@ -233,6 +258,15 @@ impl Packed {
             total += a.d[i] * (self.d[k] * sumi as f32 - self.dmin[k] * summ as f32);
         }
         total
+    }
+}
+
+/// `dst[(g · LANES + lane) · 4 ..][..4] = us[lane].q[4g..4g + 4]`.
+fn transpose_words(us: &[Unpacked; LANES], dst: &mut [u8]) {
+    for (g, to) in dst.chunks_exact_mut(4 * LANES).enumerate() {
+        for (u, to) in us.iter().zip(to.chunks_exact_mut(4)) {
+            to.copy_from_slice(&u.q[4 * g..4 * g + 4]);
+        }
     }
 }
 

@@ -894,6 +894,45 @@ unsafe fn f32_rows2<const T: usize>(
     }
 }
 
+/// `dst[(g · 8 + lane) · 4 ..][..4] = q[lane][4g..4g + 4]` for 64 words per lane: eight 8 × 8
+/// transposes of 4-byte words (`matmul::packed`).
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn transpose_words(q: [&[u8; 256]; 8], dst: &mut [u8]) {
+    assert!(dst.len() >= 8 * 256);
+    for c in 0..8 {
+        let r: [__m256i; 8] = std::array::from_fn(|l| load(q[l].as_ptr().add(32 * c)));
+        // 32-bit, 64-bit, then 128-bit interleaves
+        let a: [__m256i; 8] = std::array::from_fn(|k| {
+            let (x, y) = (r[2 * (k / 2)], r[2 * (k / 2) + 1]);
+            if k % 2 == 0 {
+                _mm256_unpacklo_epi32(x, y)
+            } else {
+                _mm256_unpackhi_epi32(x, y)
+            }
+        });
+        // a0 = l0l1 words 0,1 | 4,5 ; a1 = words 2,3 | 6,7 ; a2, a3 the same for l2l3, ...
+        let b: [__m256i; 8] = std::array::from_fn(|k| {
+            let (pair, part) = (k / 4, k % 4);
+            let (x, y) = (a[4 * pair + part % 2], a[4 * pair + 2 + part % 2]);
+            if part < 2 {
+                _mm256_unpacklo_epi64(x, y)
+            } else {
+                _mm256_unpackhi_epi64(x, y)
+            }
+        });
+        // b[4p + 0] = lanes 4p..4p+4 of words 0 | 4, b[4p + 1] = words 2 | 6,
+        // b[4p + 2] = words 1 | 5, b[4p + 3] = words 3 | 7
+        for (word, part) in [(0, 0), (1, 2), (2, 1), (3, 3)] {
+            let (lo, hi) = (b[part], b[4 + part]);
+            let first = _mm256_permute2x128_si256(lo, hi, 0x20);
+            let second = _mm256_permute2x128_si256(lo, hi, 0x31);
+            let at = dst.as_mut_ptr().add(32 * (8 * c + word));
+            _mm256_storeu_si256(at as *mut __m256i, first);
+            _mm256_storeu_si256(at.add(32 * 4) as *mut __m256i, second);
+        }
+    }
+}
+
 /// A two-row f32 kernel: rows as f32 bytes, 1..=4 tokens.
 pub(crate) type Rows2 = unsafe fn(&[u8], &[u8], &[ActRow], &mut [f32], &mut [f32]);
 
