@@ -25,8 +25,9 @@ pub const DEFAULT_FORMATS: [DType; 12] = [
 ];
 
 /// The whole kernel report as text (what `ondo bench kernels` prints): instruction set, pool
-/// fork/join latency and read bandwidth per thread count, the batch-1 matvec table over
-/// 14336x4096 weights, and with `batched` the batch 64 and 512 tables over 4096x4096.
+/// fork/join latency and read bandwidth per thread count, the batch-1 matvec table, and with
+/// `batched` the batch 64 and 512 tables, all over 4096 rows x 14336 columns (ggml's
+/// test-backend-ops `MUL_MAT` perf shape m=4096, k=14336, so the figures compare directly).
 pub fn report(formats: &[DType], threads: &[usize], batched_too: bool) -> String {
     let mut s = format!("isa: {:?}\n", crate::Isa::detect());
     for &t in threads {
@@ -35,10 +36,10 @@ pub fn report(formats: &[DType], threads: &[usize], batched_too: bool) -> String
         s += &format!("threads {t}: pool fork/join best {best:.1} us, median {median:.1} us; ");
         s += &format!("read bandwidth {:.1} GB/s\n", read_bandwidth(&pool));
     }
-    s += &table(&matvec(formats, threads, 14336, 4096));
+    s += &table(&matvec(formats, threads, 4096, 14336));
     if batched_too {
         for n in [64, 512] {
-            s += &table(&batched(formats, threads, n, 4096, 4096));
+            s += &table(&batched(formats, threads, n, 4096, 14336));
         }
     }
     s
