@@ -12,6 +12,7 @@
 //! `Packed::row_dot` is the scalar reference for the packed form (tests check the x86 kernel
 //! against it, and `unpack` against `dequantize_row`).
 
+#[cfg(test)]
 use super::act::ActRow;
 use crate::quant::f16_at;
 use crate::quant::kquants::{q3_k_scales, scale_min_k4};
@@ -179,6 +180,9 @@ pub(crate) struct Packed {
     /// `[blocks · sub-blocks per block][LANES]`.
     pub sc: Vec<i32>,
     pub m: Vec<i32>,
+    /// `[blocks][8][LANES]`: the mins of 16-value halves `2k` and `2k + 1` as two i16 in an i32,
+    /// for one `vpdpwssd` against two activation sums at once.
+    pub m16: Vec<i32>,
     /// `[blocks][LANES]`.
     pub d: Vec<f32>,
     pub dmin: Vec<f32>,
@@ -196,6 +200,7 @@ impl Packed {
         fit(&mut self.q, blocks * 256 * LANES);
         fit(&mut self.sc, blocks * sb * LANES);
         fit(&mut self.m, blocks * sb * LANES);
+        fit(&mut self.m16, blocks * 8 * LANES);
         fit(&mut self.d, blocks * LANES);
         fit(&mut self.dmin, blocks * LANES);
         let mut us: [Unpacked; LANES] = std::array::from_fn(|_| Unpacked::zero());
@@ -227,6 +232,13 @@ impl Packed {
             for (lane, u) in us.iter().enumerate() {
                 self.sc[(i * sb + j) * LANES + lane] = u.sc[j];
                 self.m[(i * sb + j) * LANES + lane] = u.m[j];
+            }
+        }
+        // 16-value half h lies in sub-block h · sb / 16 (sb sub-blocks per block)
+        for k in 0..8 {
+            for (lane, u) in us.iter().enumerate() {
+                let (a, b) = (u.m[(2 * k) * sb / 16], u.m[(2 * k + 1) * sb / 16]);
+                self.m16[(i * 8 + k) * LANES + lane] = (a & 0xFFFF) | (b << 16);
             }
         }
         for (lane, u) in us.iter().enumerate() {
@@ -271,8 +283,9 @@ fn transpose_words(us: &[Unpacked; LANES], dst: &mut [u8]) {
 }
 
 /// Σq of sub-block `j` (of `sbs` values) in block `i` of Q8K activations.
+#[cfg(test)]
 #[inline(always)]
-pub(crate) fn bsum(a: &ActRow, i: usize, j: usize, sbs: usize) -> i32 {
+fn bsum(a: &ActRow, i: usize, j: usize, sbs: usize) -> i32 {
     let per16 = sbs / 16;
     let at = 16 * i + per16 * j;
     (0..per16).map(|k| a.bsums[at + k] as i32).sum()

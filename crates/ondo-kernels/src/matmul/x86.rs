@@ -126,7 +126,10 @@ trait Block32 {
     /// Blocks `b` and `b + BYTES` as one 512-bit vector (AVX-512 builds only).
     #[inline(always)]
     unsafe fn quants_pair(b: *const u8) -> __m512i {
-        let (q0, q1) = (Self::quants::<true>(b), Self::quants::<true>(b.add(Self::BYTES)));
+        let (q0, q1) = (
+            Self::quants::<true>(b),
+            Self::quants::<true>(b.add(Self::BYTES)),
+        );
         _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1)
     }
     unsafe fn offset(b: *const u8, d: f32) -> f32;

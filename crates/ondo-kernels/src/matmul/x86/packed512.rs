@@ -3,25 +3,38 @@
 //! scales and mins applied lane-wise once per sub-block. Needs AVX-512 VL + VNNI (for `vpdpbusd`
 //! on 256-bit registers and the 32 vector registers the token tile uses).
 
-use super::super::packed::{bsum, Packed, LANES};
+use super::super::packed::{Packed, LANES};
 use super::ActRow;
 use std::arch::x86_64::*;
 
 /// Tokens per kernel call.
-pub(crate) const TOKENS: usize = 4;
+pub(crate) const TOKENS: usize = 8;
 
-/// `out[t][lane] = row_lane · a[t]` for every lane of `p` and 1..=`TOKENS` tokens.
+/// `out[t][lane] = row_lane · a[t]` for every lane of `p` and 1..=`TOKENS` tokens, in tiles of
+/// 8, 4, then what is left.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 pub(crate) unsafe fn packed_dot(p: &Packed, sbs: usize, a: &[ActRow], out: &mut [[f32; LANES]]) {
-    match (sbs, a.len()) {
-        (32, 1) => tile::<1, 32>(p, a, out),
-        (32, 2) => tile::<2, 32>(p, a, out),
-        (32, 3) => tile::<3, 32>(p, a, out),
-        (32, _) => tile::<4, 32>(p, a, out),
-        (_, 1) => tile::<1, 16>(p, a, out),
-        (_, 2) => tile::<2, 16>(p, a, out),
-        (_, 3) => tile::<3, 16>(p, a, out),
-        (_, _) => tile::<4, 16>(p, a, out),
+    let mut t0 = 0;
+    while t0 < a.len() {
+        let take = match a.len() - t0 {
+            k if k >= 8 => 8,
+            k if k >= 4 => 4,
+            k => k,
+        };
+        let (a, out) = (&a[t0..t0 + take], &mut out[t0..t0 + take]);
+        match (sbs, take) {
+            (32, 8) => tile::<8, 32>(p, a, out),
+            (32, 4) => tile::<4, 32>(p, a, out),
+            (32, 3) => tile::<3, 32>(p, a, out),
+            (32, 2) => tile::<2, 32>(p, a, out),
+            (32, _) => tile::<1, 32>(p, a, out),
+            (_, 8) => tile::<8, 16>(p, a, out),
+            (_, 4) => tile::<4, 16>(p, a, out),
+            (_, 3) => tile::<3, 16>(p, a, out),
+            (_, 2) => tile::<2, 16>(p, a, out),
+            (_, _) => tile::<1, 16>(p, a, out),
+        }
+        t0 += take;
     }
 }
 
@@ -50,11 +63,17 @@ unsafe fn tile<const T: usize, const SB: usize>(
             }
             let k = (i * per + j) * LANES;
             let sc = _mm256_loadu_si256(p.sc.as_ptr().add(k) as *const __m256i);
-            let m = _mm256_loadu_si256(p.m.as_ptr().add(k) as *const __m256i);
             for t in 0..T {
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_mullo_epi32(acc[t], sc));
-                let bs = _mm256_set1_epi32(bsum(a.get_unchecked(t), i, j, SB));
-                summ[t] = _mm256_add_epi32(summ[t], _mm256_mullo_epi32(m, bs));
+            }
+        }
+        // Σ_j m_j · (Σ a over sub-block j), two 16-value halves per vpdpwssd
+        for k in 0..8 {
+            let m = _mm256_loadu_si256(p.m16.as_ptr().add((i * 8 + k) * LANES) as *const __m256i);
+            for t in 0..T {
+                let bs = a.get_unchecked(t).bsums.as_ptr().add(16 * i + 2 * k) as *const i32;
+                let pair = _mm256_set1_epi32(bs.read_unaligned());
+                summ[t] = _mm256_dpwssd_epi32(summ[t], m, pair);
             }
         }
         let d = _mm256_loadu_ps(p.d.as_ptr().add(i * LANES));
