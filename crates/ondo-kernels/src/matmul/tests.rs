@@ -192,13 +192,7 @@ fn matmul_multi_equals_separate_calls() {
 fn kernel_cycles_probe() {
     let mut rng = Rng::new(5);
     let cols = 256 * 64;
-    let formats = [
-        DType::Q4_K,
-        DType::Q6_K,
-        DType::Q4_1,
-        DType::Q8_0,
-        DType::Q4_0,
-    ];
+    let formats = DType::ALL;
     let mut cases = Vec::new();
     for dtype in formats {
         let w = Weight::quantize(dtype, &rng.normals(cols), 1, cols).unwrap();
