@@ -1047,7 +1047,65 @@ entry!(q6_k_avx2, q6_k_vnni, q6_k []);
 entry!(q2_k_avx2, q2_k_vnni, q2_k []);
 entry!(q3_k_avx2, q3_k_vnni, q3_k []);
 
-/// Float kernels ignore the VNNI flag; one instantiation per T.
+/// Float rows against one token, four rows per pass: each activation load feeds four rows, so
+/// `x` (f32, larger than L1 for wide rows) streams from L2 once per four rows, not once per row.
+/// Returns how many rows it did (a multiple of four); `out[r]` for each.
+#[inline(always)]
+unsafe fn dot_f_rows4<F: Floats>(w: &[u8], row_bytes: usize, x: &[f32], out: *mut f32) -> usize {
+    let (rows, n) = (w.len() / row_bytes, x.len());
+    let mut r = 0;
+    while r + 4 <= rows {
+        let p: [*const u8; 4] = std::array::from_fn(|k| w.as_ptr().add((r + k) * row_bytes));
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        let mut i = 0;
+        while i + 16 <= n {
+            for (c, acc) in acc.iter_mut().enumerate() {
+                let xv = _mm256_loadu_ps(x.as_ptr().add(i + 8 * c));
+                for k in 0..4 {
+                    acc[k] = _mm256_fmadd_ps(F::load8(p[k], i + 8 * c), xv, acc[k]);
+                }
+            }
+            i += 16;
+        }
+        for k in 0..4 {
+            let mut s = hsum(_mm256_add_ps(acc[0][k], acc[1][k]));
+            for j in i..n {
+                s += F::one(p[k], j) * x[j];
+            }
+            *out.add(r + k) = s;
+        }
+        r += 4;
+    }
+    r
+}
+
+/// Entry points for a float format: one token goes four rows at a time (`dot_f_rows4`), more
+/// tokens one row at a time against up to four tokens (`dot_f`). The same code serves both builds.
+macro_rules! float_entry {
+    ($avx2:ident, $vnni:ident, $f:ty) => {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $avx2(_: DType, w: &[u8], rb: usize, a: &[ActRow], o: *mut f32, s: usize) {
+            float_entry!(@body $f, w, rb, a, o, s)
+        }
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+        unsafe fn $vnni(_: DType, w: &[u8], rb: usize, a: &[ActRow], o: *mut f32, s: usize) {
+            float_entry!(@body $f, w, rb, a, o, s)
+        }
+    };
+    (@body $f:ty, $w:ident, $rb:ident, $a:ident, $o:ident, $s:ident) => {{
+        let done = if $a.len() == 1 { dot_f_rows4::<$f>($w, $rb, $a[0].f, $o) } else { 0 };
+        let rest = &$w[done * $rb..];
+        let o = $o.add(done);
+        match $a.len() {
+            1 => entry!(@rows 1, false, rest, $rb, $a, o, $s, floats, $f),
+            2 => entry!(@rows 2, false, rest, $rb, $a, o, $s, floats, $f),
+            3 => entry!(@rows 3, false, rest, $rb, $a, o, $s, floats, $f),
+            _ => entry!(@rows 4, false, rest, $rb, $a, o, $s, floats, $f),
+        }
+    }};
+}
+
+/// `dot_f` in the shape `entry!` calls.
 #[inline(always)]
 unsafe fn floats<const V: bool, F: Floats, const T: usize>(
     w: &[u8],
@@ -1056,9 +1114,9 @@ unsafe fn floats<const V: bool, F: Floats, const T: usize>(
 ) {
     dot_f::<F, T>(w, a, out)
 }
-entry!(f32_avx2, f32_vnni, floats[F32s]);
-entry!(f16_avx2, f16_vnni, floats[F16s]);
-entry!(bf16_avx2, bf16_vnni, floats[Bf16s]);
+float_entry!(f32_avx2, f32_vnni, F32s);
+float_entry!(f16_avx2, f16_vnni, F16s);
+float_entry!(bf16_avx2, bf16_vnni, Bf16s);
 
 /// The x86 kernel for `dtype`, if there is one; `vnni` selects the AVX-512 VNNI build.
 pub(crate) fn kernel(dtype: DType, vnni: bool) -> Option<DotN> {
