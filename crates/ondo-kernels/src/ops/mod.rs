@@ -432,8 +432,12 @@ fn tokens_kv<E: KvElem + Sync>(
                 Ok(v) => v,
                 Err(_) => &mut fresh, // nested use on this thread: rare
             };
-            if scores.len() < pos0 + t {
-                scores.resize(pos0 + t, 0.0);
+            // room for every position `keys` can hold (the cache's capacity), so a growing
+            // context never reallocates mid-generation
+            let positions = keys.len() / (p.n_kv_heads * p.head_dim).max(1);
+            let need = positions.max(pos0 + t);
+            if scores.len() < need {
+                scores.resize(need, 0.0);
             }
             for item in task * per_task..((task + 1) * per_task).min(items) {
                 let (i, h) = (item / p.n_heads, item % p.n_heads);
