@@ -236,6 +236,7 @@ impl Decoder {
         match hp.hidden_act {
             Activation::Silu => ops::silu_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
             Activation::GeluTanh => ops::gelu_tanh_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
+            Activation::Gelu => ops::gelu_erf_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
         }
         layer.down.forward(pool, &ws.gate[..t * inter], &mut ws.o[..t * h]);
         if let Some(n) = &layer.post_ffn_norm {

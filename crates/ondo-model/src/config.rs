@@ -28,7 +28,10 @@ pub enum RopeScaling {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
     Silu,
+    /// GELU with the tanh approximation (`gelu_pytorch_tanh`).
     GeluTanh,
+    /// Exact GELU (`gelu`: x·Φ(x) with erf).
+    Gelu,
 }
 
 /// Rope parameters of one kind of layer.
@@ -278,6 +281,7 @@ fn activation(f: &Fields) -> Result<Activation, Error> {
     match name {
         "silu" | "swish" => Ok(Activation::Silu),
         "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Activation::GeluTanh),
+        "gelu" => Ok(Activation::Gelu),
         other => Err(Error::config(f.path, "hidden_act", format!("unsupported activation `{other}`"))),
     }
 }

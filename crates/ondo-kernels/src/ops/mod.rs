@@ -94,7 +94,7 @@ dispatch!(
 );
 
 // The ops not worth a second build stay the reference.
-pub use reference::{gelu_tanh_mul, layer_norm, log_softmax};
+pub use reference::{erf, gelu_erf_mul, gelu_tanh_mul, layer_norm, log_softmax};
 
 /// Rotate the first `2 * inv_freq.len()` dims of each head in `x: [heads, head_dim]` by position
 /// `pos` (`inv_freq[i]`: angle per position of pair i, rope scaling included). Each angle's

@@ -96,6 +96,25 @@ pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// `gate = gelu(gate) * up` with the exact GELU `x · Φ(x) = x/2 · (1 + erf(x/√2))` (HF's
+/// `hidden_act: "gelu"`).
+pub fn gelu_erf_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        let x = *g as f64;
+        *g = (0.5 * x * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2))) as f32 * u;
+    }
+}
+
+/// The error function to ~1e-7 absolute (Abramowitz & Stegun 7.1.26), ample for f32 results.
+pub fn erf(x: f64) -> f64 {
+    const P: f64 = 0.327_591_1;
+    const A: [f64; 5] = [0.254_829_592, -0.284_496_736, 1.421_413_741, -1.453_152_027, 1.061_405_429];
+    let t = 1.0 / (1.0 + P * x.abs());
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    let y = 1.0 - poly * (-x * x).exp();
+    y.copysign(x)
+}
+
 /// `x += y`.
 pub fn add(x: &mut [f32], y: &[f32]) {
     x.iter_mut().zip(y).for_each(|(a, b)| *a += b);

@@ -223,3 +223,18 @@ fn attention_tokens_matches_one_token_at_a_time() {
         }
     }
 }
+
+#[test]
+fn erf_and_exact_gelu_match_known_values() {
+    // erf values from tables (Abramowitz & Stegun table 7.1)
+    for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_877_8), (1.0, 0.842_700_792_9), (-2.0, -0.995_322_265_0), (3.0, 0.999_977_909_5)] {
+        assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {} vs {want}", erf(x));
+    }
+    // gelu(x) = x · Φ(x): Φ(1) = 0.841344746, Φ(-1.5) = 0.066807201
+    let mut g = [1.0f32, -1.5, 0.0];
+    gelu_erf_mul(&mut g, &[2.0, 1.0, 5.0]);
+    let want = [2.0 * 0.841_344_75, -1.5 * 0.066_807_2, 0.0];
+    for (g, w) in g.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+    }
+}
