@@ -349,14 +349,15 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
         }
     }
     // All weights' rows, as row blocks laid end to end, split into tasks of whole blocks,
-    // several per thread for balance. (Block offsets per job are recomputed in each task.)
+    // several per thread, claimed in order. Task sizes shrink towards the end (`task_start`), so
+    // the thread that finishes last waits on a small task, not an average one.
+    // (Block offsets per job are recomputed in each task.)
     let total: usize = jobs().map(|j| j.w.rows().div_ceil(ROW_BLOCK)).sum();
     let tasks = if pool.threads() == 1 {
         1
     } else {
         total.min(pool.threads() * 8)
     };
-    let per_task = total.div_ceil(tasks);
     let per_buf = ROW_BLOCK * cols;
     let row_bufs = if jobs().any(|j| j.plan.via_f32) {
         if scratch.rows.len() < tasks * per_buf {
@@ -372,7 +373,7 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     let packs = PackPtr(scratch.packs.as_mut_ptr());
     let scratch = &*scratch;
     pool.run(tasks, |task| {
-        let (b0, b1) = (task * per_task, ((task + 1) * per_task).min(total));
+        let (b0, b1) = (task_start(task, tasks, total), task_start(task + 1, tasks, total));
         let mut first = 0; // first block of the current job
         for job in jobs() {
             let blocks = job.w.rows().div_ceil(ROW_BLOCK);
@@ -407,6 +408,17 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
             first += blocks;
         }
     });
+}
+
+/// The first of `total` blocks that task `task` of `tasks` takes: `total · (1 − (1 − k/n)²)`,
+/// so sizes fall linearly from twice the average to nothing (tasks may be empty).
+fn task_start(task: usize, tasks: usize, total: usize) -> usize {
+    if task >= tasks {
+        return total;
+    }
+    let left = (tasks - task) as u64;
+    let n = tasks as u64;
+    total - (total as u64 * left * left / (n * n)) as usize
 }
 
 /// Rows `rs` against every token, `MAX_TOKENS` tokens per kernel call, written straight into

@@ -232,3 +232,16 @@ fn kernel_cycles_probe() {
         println!("{dtype} {isa:?}: {:.2} ns per 256 values", s * 1e9);
     }
 }
+
+#[test]
+fn task_starts_cover_every_block_once_with_shrinking_tasks() {
+    for (tasks, total) in [(1, 5), (16, 16), (16, 32), (16, 1000), (7, 3)] {
+        let starts: Vec<usize> = (0..=tasks).map(|k| task_start(k, tasks, total)).collect();
+        assert_eq!((starts[0], starts[tasks]), (0, total), "{tasks} tasks of {total}");
+        let sizes: Vec<usize> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(sizes.windows(2).all(|w| w[0] + 1 >= w[1]), "not shrinking: {sizes:?}");
+        if total >= 4 * tasks && tasks > 1 {
+            assert!(sizes[0] > sizes[tasks - 1], "{sizes:?}");
+        }
+    }
+}
