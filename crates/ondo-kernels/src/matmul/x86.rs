@@ -439,6 +439,12 @@ unsafe fn scaled_dot(u: __m256i, s: __m256i, scale: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale)
 }
 
+/// The `vpshufb` pattern that copies i16 lane `k` to every i16 lane of its 128-bit half.
+#[inline(always)]
+unsafe fn i16_lane(k: usize) -> __m256i {
+    _mm256_set1_epi16((((2 * k + 1) << 8) | (2 * k)) as i16)
+}
+
 /// Q4_K's 12 scale bytes → (8 scales, 8 mins) as little-endian u64s of bytes.
 #[inline(always)]
 unsafe fn q4_k_scales(p: *const u8) -> (u64, u64) {
@@ -470,6 +476,8 @@ unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(
         let b = w.as_ptr().add(i * bb);
         let (dw, dminw) = (f16(b), f16(b.add(2)));
         let (sc, mn) = q4_k_scales(b.add(4));
+        // the eight scales as i16 in both 128-bit lanes; each chunk picks its two with a shuffle
+        let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
         // each min twice, as i16: a madd with the 16 bsums gives m_j · (Σ a over sub-block j)
         let mn = _mm_cvtsi64_si128(mn as i64);
         let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn, mn));
@@ -496,8 +504,8 @@ unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(
                     _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(2)), 3),
                 );
             }
-            let s_lo = _mm256_set1_epi16(((sc >> (16 * j)) & 0xFF) as i16);
-            let s_hi = _mm256_set1_epi16(((sc >> (16 * j + 8)) & 0xFF) as i16);
+            let s_lo = _mm256_shuffle_epi8(sc16, i16_lane(2 * j));
+            let s_hi = _mm256_shuffle_epi8(sc16, i16_lane(2 * j + 1));
             for t in 0..T {
                 let x = a.get_unchecked(t).qs.as_ptr().add(256 * i + 64 * j) as *const u8;
                 let p0 = scaled_dot(lo, load(x), s_lo);
