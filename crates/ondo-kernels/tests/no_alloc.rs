@@ -4,24 +4,9 @@
 //! the harness's own threads allocate at times of their choosing.
 
 use ondo_kernels::{matmul, matmul_multi, testutil::Rng, DType, ThreadPool, Weight};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: ondo_testdata::CountingAlloc = ondo_testdata::CountingAlloc;
 
 fn main() {
     warm_matmul_does_not_allocate();
@@ -48,11 +33,11 @@ fn warm_matmul_does_not_allocate() {
             for _ in 0..20 {
                 matmul(&pool, &x, &w, &mut y); // warm: every thread's scratch grows here
             }
-            let before = ALLOCS.load(Relaxed);
+            let before = ondo_testdata::allocations();
             for _ in 0..5 {
                 matmul(&pool, &x, &w, &mut y);
             }
-            assert_eq!(ALLOCS.load(Relaxed), before, "{dtype} n={n} allocated");
+            assert_eq!(ondo_testdata::allocations(), before, "{dtype} n={n} allocated");
         }
     }
 }
@@ -78,9 +63,9 @@ fn warm_matmul_multi_does_not_allocate() {
     for _ in 0..20 {
         run();
     }
-    let before = ALLOCS.load(Relaxed);
+    let before = ondo_testdata::allocations();
     for _ in 0..5 {
         run();
     }
-    assert_eq!(ALLOCS.load(Relaxed), before, "matmul_multi allocated");
+    assert_eq!(ondo_testdata::allocations(), before, "matmul_multi allocated");
 }

@@ -5,25 +5,10 @@
 //! thread, and the harness's own threads allocate at times of their choosing.
 
 use ondo_model::{load_model, KvCache, KvDtype, LogitsFor, Model, Workspace};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: ondo_testdata::CountingAlloc = ondo_testdata::CountingAlloc;
 
 fn main() {
     let smollm2 = ondo_testdata::fetched("smollm2-135m-instruct-q4_1.gguf");
@@ -34,35 +19,25 @@ fn main() {
     println!("decode_no_alloc: ok");
 }
 
-fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, v) in logits.iter().enumerate() {
-        if *v > logits[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
-
 fn decode_steps_do_not_allocate(path: &Path) {
     let model = load_model(path).unwrap();
     let hp = model.hparams();
     let mut kv = KvCache::with_dtype(hp, 64, KvDtype::F16);
     let mut ws = Workspace::new(hp, 16);
     let logits = model.forward(&[1, 45, 99], &mut kv, &mut ws, LogitsFor::Last).unwrap();
-    let mut token = argmax(logits);
+    let mut token = ondo_testdata::argmax(logits);
     let mut step = |token: &mut u32| {
         let logits = model.forward(&[*token], &mut kv, &mut ws, LogitsFor::Last).unwrap();
-        *token = argmax(logits);
+        *token = ondo_testdata::argmax(logits);
     };
     for _ in 0..4 {
         step(&mut token); // warm: thread-local scratch grows here
     }
-    let before = ALLOCS.load(Relaxed);
+    let before = ondo_testdata::allocations();
     for _ in 0..16 {
         step(&mut token);
     }
-    let allocs = ALLOCS.load(Relaxed) - before;
+    let allocs = ondo_testdata::allocations() - before;
     assert_eq!(allocs, 0, "{}: 16 decode steps allocated {allocs} times", path.display());
     println!("{}: 16 decode steps, 0 allocations", path.display());
 }

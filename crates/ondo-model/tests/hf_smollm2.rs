@@ -4,15 +4,7 @@
 use ondo_model::{load_model, KvCache, LogitsFor, Workspace};
 use serde_json::Value;
 
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
+use ondo_testdata::argmax;
 
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()

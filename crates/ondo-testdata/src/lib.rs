@@ -46,3 +46,43 @@ fn require(path: PathBuf, hint: &str) -> Option<PathBuf> {
     eprintln!("skipping: {msg}");
     None
 }
+
+/// A global allocator that counts allocations (for tests that check a loop allocates nothing).
+/// Install it in a test binary with `harness = false` (libtest's threads allocate on their own):
+///
+/// ```no_run
+/// #[global_allocator]
+/// static GLOBAL: ondo_testdata::CountingAlloc = ondo_testdata::CountingAlloc;
+/// let before = ondo_testdata::allocations();
+/// // ... the loop under test ...
+/// assert_eq!(ondo_testdata::allocations(), before);
+/// ```
+pub struct CountingAlloc;
+
+static ALLOCATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Allocations made through `CountingAlloc` so far, on every thread.
+pub fn allocations() -> usize {
+    ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::alloc::System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        std::alloc::System.dealloc(p, l)
+    }
+}
+
+/// The index of the largest value (the first of equals): greedy decoding in tests.
+pub fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
