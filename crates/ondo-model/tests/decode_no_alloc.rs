@@ -4,7 +4,7 @@
 //! Runs without the libtest harness (`harness = false`): the counting allocator sees every
 //! thread, and the harness's own threads allocate at times of their choosing.
 
-use ondo_model::{load_model, KvCache, KvDtype, LogitsFor, Model, Workspace};
+use ondo_model::{load_model, KvCache, KvDtype, LogitsFor, Workspace};
 use std::path::Path;
 
 #[global_allocator]
