@@ -30,13 +30,17 @@ pub const DEFAULT_FORMATS: [DType; 12] = [
 /// test-backend-ops `MUL_MAT` perf shape m=4096, k=14336, so the figures compare directly).
 pub fn report(formats: &[DType], threads: &[usize], batched_too: bool) -> String {
     let mut s = format!("isa: {:?}\n", crate::Isa::detect());
+    let rows = matvec(formats, threads, 4096, 14336);
     for &t in threads {
-        let pool = ThreadPool::new(t);
-        let (best, median) = pool_latency(&pool);
-        s += &format!("threads {t}: pool fork/join best {best:.1} us, median {median:.1} us; ");
-        s += &format!("read bandwidth {:.1} GB/s\n", read_bandwidth(&pool));
+        let (best, median) = pool_latency(&ThreadPool::new(t));
+        s += &format!("threads {t}: pool fork/join best {best:.1} us, median {median:.1} us");
+        // the denominator of the table's %bw (best of the matvec rounds)
+        match rows.iter().find(|r| r.threads == t && r.of_bandwidth > 0.0) {
+            Some(r) => s += &format!("; read bandwidth {:.1} GB/s\n", r.gbps / r.of_bandwidth),
+            None => s += "\n",
+        }
     }
-    s += &table(&matvec(formats, threads, 4096, 14336));
+    s += &table(&rows);
     if batched_too {
         for n in [64, 512] {
             s += &table(&batched(formats, threads, n, 4096, 14336));

@@ -179,7 +179,6 @@ pub(crate) struct Packed {
     pub q: Vec<u8>,
     /// `[blocks · sub-blocks per block][LANES]`.
     pub sc: Vec<i32>,
-    pub m: Vec<i32>,
     /// `[blocks][8][LANES]`: the mins of 16-value halves `2k` and `2k + 1` as two i16 in an i32,
     /// for one `vpdpwssd` against two activation sums at once.
     pub m16: Vec<i32>,
@@ -199,10 +198,11 @@ impl Packed {
         self.blocks = blocks;
         fit(&mut self.q, blocks * 256 * LANES);
         fit(&mut self.sc, blocks * sb * LANES);
-        fit(&mut self.m, blocks * sb * LANES);
         fit(&mut self.m16, blocks * 8 * LANES);
         fit(&mut self.d, blocks * LANES);
         fit(&mut self.dmin, blocks * LANES);
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = crate::Isa::supported().contains(&crate::Isa::Avx2);
         let mut us: [Unpacked; LANES] = std::array::from_fn(|_| Unpacked::zero());
         for i in 0..blocks {
             for (u, r) in us.iter_mut().zip(rows) {
@@ -212,26 +212,25 @@ impl Packed {
                 }
                 unpack_into(dtype, &r[i * bb..(i + 1) * bb], u);
             }
-            self.put(i, sb, &us);
+            let dst = &mut self.q[i * 256 * LANES..(i + 1) * 256 * LANES];
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU has AVX2.
+                unsafe { super::x86::transpose_words(us.each_ref().map(|u| &u.q), dst) };
+            } else {
+                transpose_words(&us, dst);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            transpose_words(&us, dst);
+            self.put_scales(i, sb, &us);
         }
     }
 
-    /// Block `i` of every lane: the values are an 8 × 64 transpose of 4-byte words.
-    fn put(&mut self, i: usize, sb: usize, us: &[Unpacked; LANES]) {
-        let dst = &mut self.q[i * 256 * LANES..(i + 1) * 256 * LANES];
-        #[cfg(target_arch = "x86_64")]
-        if crate::Isa::supported().contains(&crate::Isa::Avx2) {
-            // SAFETY: the CPU has AVX2.
-            unsafe { super::x86::transpose_words(us.each_ref().map(|u| &u.q), dst) };
-        } else {
-            transpose_words(us, dst);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        transpose_words(us, dst);
+    /// Block `i`'s scales, mins and factors of every lane (the values are placed by `pack`).
+    fn put_scales(&mut self, i: usize, sb: usize, us: &[Unpacked; LANES]) {
         for j in 0..sb {
             for (lane, u) in us.iter().enumerate() {
                 self.sc[(i * sb + j) * LANES + lane] = u.sc[j];
-                self.m[(i * sb + j) * LANES + lane] = u.m[j];
             }
         }
         // 16-value half h lies in sub-block h · sb / 16 (sb sub-blocks per block)
@@ -262,9 +261,13 @@ impl Packed {
                     let q = self.q[((col / 4) * LANES + lane) * 4 + col % 4] as i64;
                     dot += q * a.qs[col] as i64;
                 }
-                let k = (i * per + j) * LANES + lane;
-                sumi += self.sc[k] as i64 * dot;
-                summ += self.m[k] as i64 * bsum(a, i, j, sbs) as i64;
+                sumi += self.sc[(i * per + j) * LANES + lane] as i64 * dot;
+            }
+            for k in 0..8 {
+                let pair = self.m16[(i * 8 + k) * LANES + lane];
+                let (lo, hi) = (pair as i16 as i64, (pair >> 16) as i64);
+                summ +=
+                    lo * a.bsums[16 * i + 2 * k] as i64 + hi * a.bsums[16 * i + 2 * k + 1] as i64;
             }
             let k = i * LANES + lane;
             total += a.d[i] * (self.d[k] * sumi as f32 - self.dmin[k] * summ as f32);
@@ -280,15 +283,6 @@ fn transpose_words(us: &[Unpacked; LANES], dst: &mut [u8]) {
             to.copy_from_slice(&u.q[4 * g..4 * g + 4]);
         }
     }
-}
-
-/// Σq of sub-block `j` (of `sbs` values) in block `i` of Q8K activations.
-#[cfg(test)]
-#[inline(always)]
-fn bsum(a: &ActRow, i: usize, j: usize, sbs: usize) -> i32 {
-    let per16 = sbs / 16;
-    let at = 16 * i + per16 * j;
-    (0..per16).map(|k| a.bsums[at + k] as i32).sum()
 }
 
 impl Unpacked {

@@ -586,12 +586,7 @@ unsafe fn q6_k_256<const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
                 _mm_srli_si128(sc8, 8)
             }));
             for (k, qk) in q.iter().enumerate() {
-                let lo = (((4 * k + 1) << 8) | (4 * k)) as i16;
-                let hi = (((4 * k + 3) << 8) | (4 * k + 2)) as i16;
-                let scale = _mm256_shuffle_epi8(
-                    sc,
-                    _mm256_setr_m128i(_mm_set1_epi16(lo), _mm_set1_epi16(hi)),
-                );
+                let scale = pick_scales(sc, k);
                 for t in 0..T {
                     let x = a
                         .get_unchecked(t)
