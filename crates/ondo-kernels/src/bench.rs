@@ -195,7 +195,9 @@ fn matvec_over(
             (0..copies)
                 .map(|_| {
                     let bytes = crate::Bytes::from_vec(w.bytes().to_vec());
-                    Weight::new(w.dtype(), rows, cols, bytes).unwrap()
+                    Weight::new(w.dtype(), rows, cols, bytes)
+                        .unwrap()
+                        .for_matmul()
                 })
                 .collect()
         })
@@ -256,6 +258,7 @@ pub fn batched(
         let Ok(w) = Weight::quantize(dtype, &values, rows, cols) else {
             continue;
         };
+        let w = w.for_matmul();
         for &t in threads {
             let pool = ThreadPool::new(t);
             let s = time(Duration::from_millis(300), || matmul(&pool, &x, &w, &mut y));

@@ -59,6 +59,9 @@ pub struct Weight {
     rows: usize,
     cols: usize,
     bytes: Bytes,
+    /// The first `rows / 16 · 16` rows again, interleaved for the AVX-512 VNNI kernels
+    /// (`matmul::interleave`), when made by `interleaved`.
+    tiles: Option<Bytes>,
 }
 
 impl Weight {
@@ -84,6 +87,7 @@ impl Weight {
             rows,
             cols,
             bytes,
+            tiles: None,
         })
     }
 
@@ -100,6 +104,7 @@ impl Weight {
             rows,
             cols,
             bytes: Bytes::from_vec(bytes),
+            tiles: None,
         }
     }
 
@@ -134,6 +139,39 @@ impl Weight {
             crate::quant::quantize_row(dtype, src, dst)?;
         }
         Weight::new(dtype, rows, cols, Bytes::from_vec(bytes))
+    }
+
+    /// This weight ready for the matmul kernels of this CPU (`Isa::detect`): on AVX-512 VNNI,
+    /// formats with an interleaved form get it (a copy made now, read by every matmul; the
+    /// plain bytes stay for row lookups such as embeddings). Load weights through this.
+    pub fn for_matmul(self) -> Weight {
+        if crate::Isa::detect() == crate::Isa::Avx512Vnni {
+            self.interleaved()
+        } else {
+            self
+        }
+    }
+
+    /// With the interleaved copy of its rows (on any CPU; the matmul reads it on AVX-512 VNNI).
+    /// Unchanged when the format has no interleaved form or there are fewer than 16 rows.
+    pub fn interleaved(mut self) -> Weight {
+        use crate::matmul::interleave;
+        if self.tiles.is_none()
+            && interleave::interleaves(self.dtype)
+            && self.rows >= interleave::ROWS
+        {
+            let tiles =
+                interleave::interleave(self.dtype, self.bytes(), self.rows, self.row_bytes());
+            let len = tiles.as_ref().len();
+            self.tiles = Some(Bytes::new(std::sync::Arc::new(tiles), 0, len));
+        }
+        self
+    }
+
+    /// The interleaved rows, when made (`interleaved`), and how many rows they cover.
+    pub(crate) fn tiles(&self) -> Option<(&[u8], usize)> {
+        let rows = self.rows / crate::matmul::interleave::ROWS * crate::matmul::interleave::ROWS;
+        self.tiles.as_ref().map(|t| (t.as_slice(), rows))
     }
 
     pub fn dtype(&self) -> DType {

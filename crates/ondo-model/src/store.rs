@@ -63,11 +63,17 @@ impl Tensors<'_> {
         Err(Error::TensorShape { path: self.path(), name: name.to_string(), expected: expected.to_vec(), got: got.to_vec() })
     }
 
-    /// A `[rows, cols]` matrix kept in its stored format.
+    /// A `[rows, cols]` matrix kept in its stored format (only read row by row: embeddings).
     pub fn matrix(&self, canonical: &str, rows: usize, cols: usize) -> Result<Weight, Error> {
         let (name, t) = self.fetch(canonical)?;
         self.check_shape(&name, &t.shape, &[rows, cols])?;
         Weight::new(t.dtype, rows, cols, t.bytes).map_err(|e| Error::Format { path: self.path(), msg: format!("tensor `{name}`: {e}") })
+    }
+
+    /// A `[rows, cols]` matrix the matmul reads: in its stored format, plus the layout this
+    /// CPU's kernels read fastest when there is one (`Weight::for_matmul`).
+    pub fn linear(&self, canonical: &str, rows: usize, cols: usize) -> Result<Weight, Error> {
+        Ok(self.matrix(canonical, rows, cols)?.for_matmul())
     }
 
     /// A 1-D vector of `len` values as f32 (norm weights, biases).

@@ -14,6 +14,7 @@
 //! beside it with the same `Dot` signature, chosen in `kernel_for`; `scalar` is the reference.
 
 mod act;
+pub(crate) mod interleave;
 mod packed;
 mod scalar;
 #[cfg(test)]
@@ -161,7 +162,7 @@ pub fn matmul_multi_with(
             );
             *slot = Some(Job {
                 w,
-                plan: Plan::new(w.dtype(), isa, n),
+                plan: Plan::new(w, isa, n),
                 out: OutPtr(out.as_mut_ptr()),
             });
         }
@@ -228,13 +229,28 @@ struct Plan {
     rows2: Option<Rows2>,
     /// Unpack eight rows at a time and run every token against them (`packed`).
     packed: bool,
+    /// Read the weight's interleaved rows (`interleave`), sixteen rows per kernel call.
+    interleaved: bool,
 }
 
 /// Batch size from which K-quant weights go through `packed` row blocks (on AVX-512 VNNI).
 const PACK_MIN_TOKENS: usize = 8;
 
 impl Plan {
-    fn new(dtype: DType, isa: Isa, n: usize) -> Plan {
+    /// Rows per unit of the split into tasks: a row group when interleaved.
+    fn row_block(&self) -> usize {
+        if self.interleaved {
+            interleave::ROWS
+        } else {
+            ROW_BLOCK
+        }
+    }
+}
+
+impl Plan {
+    fn new(w: &Weight, isa: Isa, n: usize) -> Plan {
+        let dtype = w.dtype();
+        let interleaved = isa == Isa::Avx512Vnni && w.tiles().is_some();
         let int_act = match dtype {
             DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 => {
                 Some(ActKind::Q8)
@@ -246,7 +262,8 @@ impl Plan {
         };
         let simd = kernel_for(dtype, isa);
         let rows2 = kernel_rows2(isa);
-        let packed = isa == Isa::Avx512Vnni && packed::packs(dtype) && n >= PACK_MIN_TOKENS;
+        let packed =
+            isa == Isa::Avx512Vnni && packed::packs(dtype) && n >= PACK_MIN_TOKENS && !interleaved;
         let plan = |act, dot, via_f32| Plan {
             isa,
             dtype,
@@ -254,6 +271,7 @@ impl Plan {
             dot,
             via_f32,
             packed,
+            interleaved,
             rows2: if via_f32 || dtype == DType::F32 {
                 rows2
             } else {
@@ -352,7 +370,9 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     // several per thread, claimed in order. Task sizes shrink towards the end (`task_start`), so
     // the thread that finishes last waits on a small task, not an average one.
     // (Block offsets per job are recomputed in each task.)
-    let total: usize = jobs().map(|j| j.w.rows().div_ceil(ROW_BLOCK)).sum();
+    let total: usize = jobs()
+        .map(|j| j.w.rows().div_ceil(j.plan.row_block()))
+        .sum();
     let tasks = if pool.threads() == 1 {
         1
     } else {
@@ -373,14 +393,18 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     let packs = PackPtr(scratch.packs.as_mut_ptr());
     let scratch = &*scratch;
     pool.run(tasks, |task| {
-        let (b0, b1) = (task_start(task, tasks, total), task_start(task + 1, tasks, total));
+        let (b0, b1) = (
+            task_start(task, tasks, total),
+            task_start(task + 1, tasks, total),
+        );
         let mut first = 0; // first block of the current job
         for job in jobs() {
-            let blocks = job.w.rows().div_ceil(ROW_BLOCK);
+            let unit = job.plan.row_block();
+            let blocks = job.w.rows().div_ceil(unit);
             let (lo, hi) = (b0.max(first), b1.min(first + blocks));
             if lo < hi {
                 let rows = job.w.rows();
-                let rs = (lo - first) * ROW_BLOCK..((hi - first) * ROW_BLOCK).min(rows);
+                let rs = (lo - first) * unit..((hi - first) * unit).min(rows);
                 let out = job.out;
                 let write = |t: usize, r: usize, v: f32| {
                     debug_assert!(t < n && r < rows);
@@ -393,7 +417,9 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
                     std::slice::from_raw_parts_mut(row_bufs.ptr().add(task * per_buf), per_buf)
                 };
                 let (plan, acts) = (&job.plan, scratch.acts(job.plan.act));
-                if plan.packed {
+                if plan.interleaved {
+                    rows_interleaved(plan, job.w, x, acts, rs, out);
+                } else if plan.packed {
                     // SAFETY: task `task` alone uses pack `task` (there are `tasks` of them).
                     let pack = unsafe { packs.get(task) };
                     rows_packed(job.w, x, acts, rs, pack, out);
@@ -446,6 +472,47 @@ fn rows_direct(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>
             }
         }
     }
+}
+
+/// Rows `rs` (starting on a row group) from the weight's interleaved tiles, sixteen rows ×
+/// up to `MAX_TOKENS` tokens per kernel call; rows past the interleaved ones go `rows_direct`.
+#[cfg(target_arch = "x86_64")]
+fn rows_interleaved(
+    plan: &Plan,
+    w: &Weight,
+    x: &[f32],
+    acts: &Acts,
+    rs: Range<usize>,
+    out: OutPtr,
+) {
+    use interleave::ROWS;
+    let (rows, n) = (w.rows(), x.len() / w.cols());
+    let (tiles, tile_rows) = w.tiles().expect("an interleaved plan has tiles");
+    let group_bytes = tiles.len() / (tile_rows / ROWS);
+    let split = rs.end.min(tile_rows).max(rs.start);
+    debug_assert_eq!(rs.start % ROWS, 0);
+    for g in (rs.start..split).step_by(ROWS) {
+        let group = &tiles[g / ROWS * group_bytes..][..group_bytes];
+        for t0 in (0..n).step_by(MAX_TOKENS) {
+            let k = (n - t0).min(MAX_TOKENS);
+            let act_rows: [ActRow; MAX_TOKENS] =
+                std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
+            // SAFETY: plans are only interleaved on AVX-512 VNNI CPUs; rows g..g+16 of tokens
+            // t0..t0+k are inside out ([n, rows]) and belong to this task.
+            unsafe {
+                let o = out.ptr().add(t0 * rows + g);
+                x86::group_dot(plan.dtype, group, &act_rows[..k], o, rows)
+            };
+        }
+    }
+    if split < rs.end {
+        rows_direct(plan, w, x, acts, split..rs.end, out);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn rows_interleaved(_: &Plan, _: &Weight, _: &[f32], _: &Acts, _: Range<usize>, _: OutPtr) {
+    unreachable!("interleaved plans are x86-64 only")
 }
 
 /// The tasks' packed row blocks, shared with the pool (each task takes its own).

@@ -21,13 +21,13 @@ use crate::DType;
 /// Rows per packed block (one lane each in a 256-bit vector of i32).
 pub(crate) const LANES: usize = 8;
 
-/// One 256-value block in the common form.
-struct Unpacked {
-    q: [u8; 256],
-    sc: [i32; 16],
-    m: [i32; 16],
-    d: f32,
-    dmin: f32,
+/// One 256-value block in the common form (also what `interleave` repacks K-quants from).
+pub(crate) struct Unpacked {
+    pub q: [u8; 256],
+    pub sc: [i32; 16],
+    pub m: [i32; 16],
+    pub d: f32,
+    pub dmin: f32,
 }
 
 /// Whether `dtype` has a packed form.
@@ -55,7 +55,7 @@ fn unpack(dtype: DType, b: &[u8]) -> Unpacked {
 }
 
 /// `unpack` into `u` (every field is written).
-fn unpack_into(dtype: DType, b: &[u8], u: &mut Unpacked) {
+pub(crate) fn unpack_into(dtype: DType, b: &[u8], u: &mut Unpacked) {
     match dtype {
         DType::Q4_K | DType::Q5_K => {
             let five = dtype == DType::Q5_K;
@@ -286,7 +286,7 @@ fn transpose_words(us: &[Unpacked; LANES], dst: &mut [u8]) {
 }
 
 impl Unpacked {
-    fn zero() -> Unpacked {
+    pub(crate) fn zero() -> Unpacked {
         Unpacked {
             q: [0; 256],
             sc: [0; 16],

@@ -104,6 +104,37 @@ fn simd_kernels_match_scalar_integer_kernels() {
     }
 }
 
+/// The interleaved tiles (read on AVX-512 VNNI) give what the plain kernels give, for every
+/// interleaved format, batch 1 to 17, rows not a multiple of the row group.
+#[test]
+fn interleaved_weights_match_the_plain_kernels() {
+    if !Isa::supported().contains(&Isa::Avx512Vnni) {
+        println!("skipped: this CPU has no AVX-512 VNNI (the only reader of interleaved tiles)");
+        return;
+    }
+    let pool = ThreadPool::new(3);
+    let mut rng = Rng::new(23);
+    for dtype in DType::ALL
+        .into_iter()
+        .filter(|d| interleave::interleaves(*d))
+    {
+        for (rows, cols, n) in shapes(dtype)
+            .into_iter()
+            .chain([(48, 512, 1), (33, 256, 4)])
+        {
+            let plain = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+            let tiled = plain.clone().interleaved();
+            assert_eq!(tiled.tiles().is_some(), rows >= 16, "{dtype} {rows}");
+            let x = rng.normals(n * cols);
+            let (mut got, mut want) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+            matmul_with(Isa::Avx512Vnni, &pool, &x, &tiled, &mut got);
+            matmul_with(Isa::Scalar, &pool, &x, &plain, &mut want);
+            let err = worst_rel(&got, &want, &x, &plain);
+            assert!(err <= 2e-6, "{dtype} {rows}x{cols} n={n}: {err} off scalar");
+        }
+    }
+}
+
 #[test]
 fn thread_counts_give_identical_results() {
     let mut rng = Rng::new(3);
@@ -206,7 +237,7 @@ fn kernel_cycles_probe() {
     let mut best = vec![f64::MAX; cases.len()];
     for _ in 0..40 {
         for (k, (dtype, isa, dot, w)) in cases.iter().enumerate() {
-            let plan = Plan::new(*dtype, *isa, 1);
+            let plan = Plan::new(w, *isa, 1);
             let mut acts = Acts::default();
             acts.prepare(plan.act, &x, cols, true);
             let row = [acts.row(&x, 0)];
@@ -237,9 +268,16 @@ fn kernel_cycles_probe() {
 fn task_starts_cover_every_block_once_with_shrinking_tasks() {
     for (tasks, total) in [(1, 5), (16, 16), (16, 32), (16, 1000), (7, 3)] {
         let starts: Vec<usize> = (0..=tasks).map(|k| task_start(k, tasks, total)).collect();
-        assert_eq!((starts[0], starts[tasks]), (0, total), "{tasks} tasks of {total}");
+        assert_eq!(
+            (starts[0], starts[tasks]),
+            (0, total),
+            "{tasks} tasks of {total}"
+        );
         let sizes: Vec<usize> = starts.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(sizes.windows(2).all(|w| w[0] + 1 >= w[1]), "not shrinking: {sizes:?}");
+        assert!(
+            sizes.windows(2).all(|w| w[0] + 1 >= w[1]),
+            "not shrinking: {sizes:?}"
+        );
         if total >= 4 * tasks && tasks > 1 {
             assert!(sizes[0] > sizes[tasks - 1], "{sizes:?}");
         }

@@ -18,8 +18,10 @@ use super::act::ActRow;
 use crate::DType;
 use std::arch::x86_64::*;
 
+mod interleave512;
 mod kquant512;
 mod packed512;
+pub(crate) use interleave512::group_dot;
 pub(crate) use packed512::{packed_dot, TOKENS as PACKED_TOKENS};
 
 // ---- helpers (inlined into the feature-enabled entry points) ----

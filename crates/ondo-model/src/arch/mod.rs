@@ -31,11 +31,16 @@ pub(crate) struct LayerSpec {
 
 /// The shared decoder skeleton: embeddings, `num_hidden_layers` layers, final norm, head.
 pub(crate) fn load_decoder(hp: Hparams, t: &Tensors, spec: &LayerSpec) -> Result<Decoder, Error> {
-    let embed = t.matrix("token_embd.weight", hp.vocab_size, hp.hidden_size)?;
+    // tied to the output head: the matmul reads it too
+    let embed = if t.has("output.weight") || !hp.tie_word_embeddings {
+        t.matrix("token_embd.weight", hp.vocab_size, hp.hidden_size)?
+    } else {
+        t.linear("token_embd.weight", hp.vocab_size, hp.hidden_size)?
+    };
     let layers = (0..hp.num_hidden_layers).map(|i| load_layer(&hp, t, i, spec)).collect::<Result<_, _>>()?;
     let output_norm = norm(t, "output_norm.weight", hp.hidden_size, spec)?;
     let output = if t.has("output.weight") || !hp.tie_word_embeddings {
-        Some(t.matrix("output.weight", hp.vocab_size, hp.hidden_size)?)
+        Some(t.linear("output.weight", hp.vocab_size, hp.hidden_size)?)
     } else {
         None
     };
@@ -69,7 +74,7 @@ fn load_layer(hp: &Hparams, t: &Tensors, i: usize, spec: &LayerSpec) -> Result<L
 
 /// A weight `[rows, cols]` and its bias when the file has one.
 fn linear(t: &Tensors, stem: &str, rows: usize, cols: usize) -> Result<Linear, Error> {
-    Ok(Linear { weight: t.matrix(&format!("{stem}.weight"), rows, cols)?, bias: t.opt_vector(&format!("{stem}.bias"), rows)? })
+    Ok(Linear { weight: t.linear(&format!("{stem}.weight"), rows, cols)?, bias: t.opt_vector(&format!("{stem}.bias"), rows)? })
 }
 
 fn norm(t: &Tensors, name: &str, len: usize, spec: &LayerSpec) -> Result<Vec<f32>, Error> {
