@@ -119,6 +119,17 @@ impl GgufFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Drop this file's mapped pages from the process's memory (`MADV_DONTNEED`): called after
+    /// a load that copied what the kernels read (`Weight::for_matmul`), so those bytes are not
+    /// counted twice. Anything touched later (embedding rows) is mapped again from the page cache.
+    pub fn release_pages(&self) {
+        if let Backing::Map(m) = &*self.data {
+            // SAFETY: the map is a read-only private file mapping: dropped pages read back the
+            // same bytes from the file on the next touch, so no reference sees a change.
+            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
     pub fn version(&self) -> u32 {
         self.version
     }

@@ -79,7 +79,9 @@ pub fn load_gguf(g: &GgufFile) -> Result<Box<dyn Model>, Error> {
     let hp = hparams_from_gguf(g)?;
     let name_of = |canonical: &str| canonical.to_string();
     let tensors = Tensors { store: g, format: Format::Gguf, name_of: &name_of };
-    arch::build(hp, &tensors)
+    let model = arch::build(hp, &tensors)?;
+    g.release_pages();
+    Ok(model)
 }
 
 /// Load an HF folder: config.json + safetensors.
