@@ -7,7 +7,7 @@
 //! `ROWS` rows × one block, and its values sit so that a single `vpdpbusd` against four
 //! broadcast activation bytes adds four columns to all sixteen rows' dot products, and the
 //! scales apply lane-wise with no horizontal sums. The nibbles stay packed, so a tile has the
-//! bytes its sixteen blocks had (Q4_K: +2.8%, its 6-bit scales are kept as bytes).
+//! bytes its sixteen blocks had (Q4_K +2.8% and Q5_K +2.3%: their 6-bit scales are kept as bytes).
 //!
 //! A weight's interleaved rows are the first `rows / ROWS · ROWS`; the rest (and everything on
 //! other instruction sets) reads the plain bytes. Tiles of a row group follow each other in
@@ -21,7 +21,8 @@
 //!   `4k..4k+4`. `qh` is eight u64: bit `4r + i` of word `k` is the fifth bit of value `4k + i`.
 //! - Q8_0 `{d[16], qs}`: eight 64-byte vectors, byte `4r + i` of vector `k` = value `4k + i` of
 //!   row `r` plus 128 (unsigned, for `vpdpbusd`; the kernel subtracts `128 · Σx`).
-//! - Q4_K `{d[16], dmin[16], sc[8][16] u8, m[8][16] u8, qs[8 sub-blocks] (as Q4_0's qs)}`.
+//! - Q4_K `{d[16], dmin[16], sc[8][16] u8, m[8][16] u8, then per sub-block j of 32 values: qs (as
+//!   Q4_0's)}`; Q5_K the same with each sub-block's `qs` followed by its `qh` (as Q5_0's).
 //! - Q6_K `{d[16], sc[8][16][2] i8, ql[8 sub-blocks] (as Q4_0's qs, low four bits),
 //!   qh[8][2][64]}`: byte `4r + i` of `qh[j][h]` holds, in bits `2s..2s+2`, the top two bits of
 //!   value `32j + 16h + 4s + i`. `sc[j][r]` are the scales of values `32j..32j+16` and `+16..+32`.
@@ -48,6 +49,7 @@ pub(crate) fn interleaves(dtype: DType) -> bool {
             | DType::Q5_1
             | DType::Q8_0
             | DType::Q4_K
+            | DType::Q5_K
             | DType::Q6_K
     )
 }
@@ -76,12 +78,20 @@ pub(crate) const fn parts32(dtype: DType) -> Parts32 {
     Parts32 { m, qh, qs, bytes }
 }
 
-/// Q4_K tile offsets: `dmin`, `sc`, `m`, `qs`, and the whole tile.
-pub(crate) const Q4_K_DMIN: usize = 32;
-pub(crate) const Q4_K_SC: usize = 64;
-pub(crate) const Q4_K_M: usize = 192;
-pub(crate) const Q4_K_QS: usize = 320;
-pub(crate) const Q4_K_BYTES: usize = 2368;
+/// Q4_K/Q5_K tile offsets: `dmin`, `sc`, `m`, the first sub-block.
+pub(crate) const K4_DMIN: usize = 32;
+pub(crate) const K4_SC: usize = 64;
+pub(crate) const K4_M: usize = 192;
+pub(crate) const K4_SUBS: usize = 320;
+
+/// Bytes per sub-block of a Q4_K (`qs`) or Q5_K (`qs`, `qh`) tile.
+pub(crate) const fn k4_sub_bytes(five: bool) -> usize {
+    if five {
+        320
+    } else {
+        256
+    }
+}
 /// Q6_K tile offsets: `sc`, the first sub-block, the bytes of a sub-block (`ql` then `qh`), and
 /// the whole tile (= sixteen plain blocks).
 pub(crate) const Q6_K_SC: usize = 32;
@@ -92,7 +102,8 @@ pub(crate) const Q6_K_BYTES: usize = 3360;
 /// Bytes of one tile (`ROWS` rows × one block) of `dtype`.
 pub(crate) fn tile_bytes(dtype: DType) -> usize {
     match dtype {
-        DType::Q4_K => Q4_K_BYTES,
+        DType::Q4_K => K4_SUBS + 8 * k4_sub_bytes(false),
+        DType::Q5_K => K4_SUBS + 8 * k4_sub_bytes(true),
         DType::Q6_K => Q6_K_BYTES,
         _ => parts32(dtype).bytes,
     }
@@ -207,13 +218,19 @@ pub(crate) fn interleave(dtype: DType, plain: &[u8], rows: usize, row_bytes: usi
 fn put_row(dtype: DType, block: &[u8], tile: &mut [u8], r: usize, u: &mut Unpacked) {
     tile[2 * r..2 * r + 2].copy_from_slice(&block[..2]);
     match dtype {
-        DType::Q4_K => {
+        DType::Q4_K | DType::Q5_K => {
             unpack_into(dtype, block, u);
-            put_f16(&mut tile[Q4_K_DMIN + 2 * r..], u.dmin);
+            put_f16(&mut tile[K4_DMIN + 2 * r..], u.dmin);
+            let sub_bytes = k4_sub_bytes(dtype == DType::Q5_K);
             for j in 0..8 {
-                tile[Q4_K_SC + 16 * j + r] = u.sc[j] as u8;
-                tile[Q4_K_M + 16 * j + r] = u.m[j] as u8;
-                put_nibbles(&mut tile[Q4_K_QS + 256 * j..], r, &u.q[32 * j..]);
+                tile[K4_SC + 16 * j + r] = u.sc[j] as u8;
+                tile[K4_M + 16 * j + r] = u.m[j] as u8;
+                let sub = &mut tile[K4_SUBS + sub_bytes * j..][..sub_bytes];
+                let q = &u.q[32 * j..32 * j + 32];
+                put_nibbles(sub, r, q);
+                if dtype == DType::Q5_K {
+                    put_fifth_bits(&mut sub[256..], r, q);
+                }
             }
         }
         DType::Q6_K => {
@@ -255,10 +272,24 @@ fn put_row32(dtype: DType, block: &[u8], tile: &mut [u8], r: usize) {
     }
     put_nibbles(&mut tile[p.qs..], r, &q);
     if let Some(qh) = p.qh {
-        for (c, q) in q.iter().enumerate() {
-            tile[qh + 8 * (c / 4) + (4 * r + c % 4) / 8] |= ((q >> 4) & 1) << ((4 * r + c % 4) % 8);
-        }
+        put_fifth_bits(&mut tile[qh..], r, &q);
     }
+}
+
+/// Bit 4 of row `r`'s 32 values `q` into eight u64 masks: bit `4r + i` of mask `k` is value
+/// `4k + i`'s.
+fn put_fifth_bits(masks: &mut [u8], r: usize, q: &[u8]) {
+    for (c, q) in q[..32].iter().enumerate() {
+        let bit = 4 * r + c % 4;
+        masks[8 * (c / 4) + bit / 8] |= ((q >> 4) & 1) << (bit % 8);
+    }
+}
+
+/// Bit 4 of value `c` (< 32) of row `r`, from masks made by `put_fifth_bits`.
+#[cfg(test)]
+fn fifth_bit(masks: &[u8], r: usize, c: usize) -> u8 {
+    let bit = 4 * r + c % 4;
+    (masks[8 * (c / 4) + bit / 8] >> (bit % 8)) & 1
 }
 
 /// The 32 unsigned values of a 32-value block (Q8_0: value + 128).
@@ -307,12 +338,19 @@ fn nibble(qs: &[u8], r: usize, col: usize) -> u8 {
 fn dequantize_tile_row(dtype: DType, tile: &[u8], r: usize, out: &mut [f32]) {
     let d = f16_at(&tile[2 * r..]);
     match dtype {
-        DType::Q4_K => {
-            let dmin = f16_at(&tile[Q4_K_DMIN + 2 * r..]);
+        DType::Q4_K | DType::Q5_K => {
+            let dmin = f16_at(&tile[K4_DMIN + 2 * r..]);
+            let five = dtype == DType::Q5_K;
             for (c, y) in out[..256].iter_mut().enumerate() {
                 let j = c / 32;
-                let q = nibble(&tile[Q4_K_QS + 256 * j..], r, c % 32) as f32;
-                let (sc, m) = (tile[Q4_K_SC + 16 * j + r], tile[Q4_K_M + 16 * j + r]);
+                let sub = &tile[K4_SUBS + k4_sub_bytes(five) * j..];
+                let high = if five {
+                    fifth_bit(&sub[256..], r, c % 32)
+                } else {
+                    0
+                };
+                let q = (nibble(sub, r, c % 32) | high << 4) as f32;
+                let (sc, m) = (tile[K4_SC + 16 * j + r], tile[K4_M + 16 * j + r]);
                 *y = d * sc as f32 * q - dmin * m as f32;
             }
         }
@@ -393,7 +431,12 @@ mod tests {
     #[test]
     fn tiles_are_cache_line_aligned_and_as_large_as_the_blocks() {
         for dtype in DType::ALL.into_iter().filter(|d| interleaves(*d)) {
-            let extra = if dtype == DType::Q4_K { 64 } else { 0 }; // its scales kept as bytes
+            // their scales kept as bytes
+            let extra = if matches!(dtype, DType::Q4_K | DType::Q5_K) {
+                64
+            } else {
+                0
+            };
             assert_eq!(
                 tile_bytes(dtype),
                 ROWS * dtype.block_bytes() + extra,

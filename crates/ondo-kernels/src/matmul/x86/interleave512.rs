@@ -29,7 +29,8 @@ pub(crate) unsafe fn group_dot(
         };
     }
     match dtype {
-        DType::Q4_K => by_tokens!(group_q4_k),
+        DType::Q4_K => by_tokens!(group_k4, false),
+        DType::Q5_K => by_tokens!(group_k4, true),
         DType::Q6_K => by_tokens!(group_q6_k),
         DType::Q4_0 => by_tokens!(group32, parts32(dtype), -8.0),
         DType::Q5_0 => by_tokens!(group32, parts32(dtype), -16.0),
@@ -89,13 +90,19 @@ unsafe fn quants32(tile: *const u8, p: Parts32) -> [__m512i; 8] {
     }
     let mut q = nibbles(tile.add(p.qs));
     if let Some(qh) = p.qh {
-        let high = _mm512_set1_epi8(0x10);
-        for (k, q) in q.iter_mut().enumerate() {
-            let bits = (tile.add(qh + 8 * k) as *const u64).read_unaligned();
-            *q = _mm512_mask_add_epi8(*q, bits, *q, high);
-        }
+        add_fifth_bits(&mut q, tile.add(qh));
     }
     q
+}
+
+/// Adds 16 to the bytes whose bit is set in the eight u64 `masks` (bit 4 of 5-bit values).
+#[inline(always)]
+unsafe fn add_fifth_bits(q: &mut [__m512i; 8], masks: *const u8) {
+    let high = _mm512_set1_epi8(0x10);
+    for (k, q) in q.iter_mut().enumerate() {
+        let bits = (masks.add(8 * k) as *const u64).read_unaligned();
+        *q = _mm512_mask_add_epi8(*q, bits, *q, high);
+    }
 }
 
 /// Σ over the group's tiles of `d_w · (d_x · Σ q·x + offset · s_x)`, or for the formats with
@@ -136,19 +143,31 @@ unsafe fn group32<const T: usize>(
 
 // ---- K-quants ----
 
-/// Q4_K: per sub-block `j`, `Σ_j sc_j · Σ q·x` and the mins `Σ_j m_j · Σx` in integers, then
-/// `d · sums − dmin · mins` per block.
+/// Q4_K (and Q5_K when `five`): per sub-block `j`, `Σ_j sc_j · Σ q·x` and the mins
+/// `Σ_j m_j · Σx` in integers, then `d · sums − dmin · mins` per block.
 #[inline(always)]
-unsafe fn group_q4_k<const T: usize>(tiles: &[u8], a: &[ActRow], out: *mut f32, stride: usize) {
+unsafe fn group_k4<const T: usize>(
+    tiles: &[u8],
+    a: &[ActRow],
+    out: *mut f32,
+    stride: usize,
+    five: bool,
+) {
+    let sub_bytes = il::k4_sub_bytes(five);
+    let tile_bytes = il::K4_SUBS + 8 * sub_bytes;
     let mut acc = [_mm512_setzero_ps(); T];
-    for b in 0..tiles.len() / il::Q4_K_BYTES {
-        let tile = tiles.as_ptr().add(b * il::Q4_K_BYTES);
+    for b in 0..tiles.len() / tile_bytes {
+        let tile = tiles.as_ptr().add(b * tile_bytes);
         let (mut sumi, mut summ) = ([_mm512_setzero_si512(); T], [_mm512_setzero_si512(); T]);
         for j in 0..8 {
-            let q = nibbles(tile.add(il::Q4_K_QS + 256 * j));
+            let sub = tile.add(il::K4_SUBS + sub_bytes * j);
+            let mut q = nibbles(sub);
+            if five {
+                add_fifth_bits(&mut q, sub.add(256));
+            }
             let bytes16 = |at: usize| _mm_loadu_si128(tile.add(at + 16 * j) as *const __m128i);
-            let sc = _mm512_cvtepu8_epi32(bytes16(il::Q4_K_SC));
-            let m = _mm512_cvtepu8_epi32(bytes16(il::Q4_K_M));
+            let sc = _mm512_cvtepu8_epi32(bytes16(il::K4_SC));
+            let m = _mm512_cvtepu8_epi32(bytes16(il::K4_M));
             let m2 = _mm512_or_si512(m, _mm512_slli_epi32(m, 16)); // (m, m) as two i16
             for t in 0..T {
                 let a = a.get_unchecked(t);
@@ -158,7 +177,7 @@ unsafe fn group_q4_k<const T: usize>(tiles: &[u8], a: &[ActRow], out: *mut f32, 
                 summ[t] = _mm512_dpwssd_epi32(summ[t], m2, _mm512_set1_epi32(bs));
             }
         }
-        let (d, dmin) = (f16x16(tile), f16x16(tile.add(il::Q4_K_DMIN)));
+        let (d, dmin) = (f16x16(tile), f16x16(tile.add(il::K4_DMIN)));
         for t in 0..T {
             let mins = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(summ[t]));
             let v = _mm512_fmsub_ps(d, _mm512_cvtepi32_ps(sumi[t]), mins);
