@@ -26,7 +26,9 @@ fn warm_matmul_does_not_allocate() {
         DType::F32,
         DType::Q3_K,
     ] {
-        let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+        let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols)
+            .unwrap()
+            .for_matmul();
         for n in [1, 7] {
             let x = rng.normals(n * cols);
             let mut y = vec![0f32; n * rows];
@@ -37,7 +39,11 @@ fn warm_matmul_does_not_allocate() {
             for _ in 0..5 {
                 matmul(&pool, &x, &w, &mut y);
             }
-            assert_eq!(ondo_testdata::allocations(), before, "{dtype} n={n} allocated");
+            assert_eq!(
+                ondo_testdata::allocations(),
+                before,
+                "{dtype} n={n} allocated"
+            );
         }
     }
 }
@@ -47,8 +53,12 @@ fn warm_matmul_multi_does_not_allocate() {
     let mut rng = Rng::new(2);
     let cols = 256;
     let (q, k, v) = (
-        Weight::quantize(DType::Q4_K, &rng.normals(64 * cols), 64, cols).unwrap(),
-        Weight::quantize(DType::Q6_K, &rng.normals(16 * cols), 16, cols).unwrap(),
+        Weight::quantize(DType::Q4_K, &rng.normals(64 * cols), 64, cols)
+            .unwrap()
+            .for_matmul(),
+        Weight::quantize(DType::Q6_K, &rng.normals(16 * cols), 16, cols)
+            .unwrap()
+            .for_matmul(),
         Weight::quantize(DType::Q8_0, &rng.normals(16 * cols), 16, cols).unwrap(),
     );
     let x = rng.normals(3 * cols);
@@ -67,5 +77,9 @@ fn warm_matmul_multi_does_not_allocate() {
     for _ in 0..5 {
         run();
     }
-    assert_eq!(ondo_testdata::allocations(), before, "matmul_multi allocated");
+    assert_eq!(
+        ondo_testdata::allocations(),
+        before,
+        "matmul_multi allocated"
+    );
 }

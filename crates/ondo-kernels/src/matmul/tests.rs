@@ -200,6 +200,9 @@ fn matmul_multi_equals_separate_calls() {
         .iter()
         .zip(rows)
         .map(|(&d, r)| Weight::quantize(d, &rng.normals(r * cols), r, cols).unwrap())
+        // row groups of 16 (interleaved) beside row blocks of 8 in one split
+        .enumerate()
+        .map(|(i, w)| if i % 2 == 0 { w.interleaved() } else { w })
         .collect();
     for n in [1, 5] {
         let x = rng.normals(n * cols);
