@@ -8,7 +8,9 @@
 //! - Formats: `DType` (ggml numbering), `dequantize_row` (bit-exact with ggml, the reference for
 //!   every format) and `quantize_row` (test data, load-time conversions), `Weight::quantize`.
 //! - `matmul` picks an instruction set once per process (`Isa::detect`: AVX-512 VNNI, AVX2, or
-//!   `Scalar` when `ONDO_FORCE_SCALAR=1`); `matmul_with` runs a chosen one (tests, benches).
+//!   `Scalar` when `ONDO_FORCE_SCALAR=1`, or the one `ONDO_ISA` names); `matmul_with` runs a
+//!   chosen one (tests, benches). `Weight::for_matmul` adds the interleaved layout the chosen
+//!   kernels read fastest (load weights through it).
 //!   Quantized weights meet activations quantized on the fly to 8-bit blocks (integer dots).
 //! - `ThreadPool`: persistent workers, `ONDO_NUM_THREADS` or the number of physical cores.
 //! - `ops`: norms, softmax, activations, rope, attention (vectorized, `ops::reference` plain).

@@ -59,7 +59,7 @@ pub struct Weight {
     rows: usize,
     cols: usize,
     bytes: Bytes,
-    /// The first `rows / 16 · 16` rows again, interleaved for the AVX-512 VNNI kernels
+    /// The first `rows / 16 · 16` rows again, interleaved for the SIMD kernels
     /// (`matmul::interleave`), when made by `interleaved`.
     tiles: Option<Bytes>,
 }
@@ -141,18 +141,19 @@ impl Weight {
         Weight::new(dtype, rows, cols, Bytes::from_vec(bytes))
     }
 
-    /// This weight ready for the matmul kernels of this CPU (`Isa::detect`): on AVX-512 VNNI,
-    /// formats with an interleaved form get it (a copy made now, read by every matmul; the
-    /// plain bytes stay for row lookups such as embeddings). Load weights through this.
+    /// This weight ready for the matmul kernels of this CPU (`Isa::detect`): when they read its
+    /// format interleaved (AVX-512 VNNI: Q4_0..Q8_0, Q4_K, Q5_K, Q6_K; AVX2: the 32-value ones),
+    /// the interleaved copy is made now (the plain bytes stay for row lookups such as
+    /// embeddings). Load weights through this.
     pub fn for_matmul(self) -> Weight {
-        if crate::Isa::detect() == crate::Isa::Avx512Vnni {
+        if crate::matmul::interleave::read_by(crate::Isa::detect(), self.dtype) {
             self.interleaved()
         } else {
             self
         }
     }
 
-    /// With the interleaved copy of its rows (on any CPU; the matmul reads it on AVX-512 VNNI).
+    /// With the interleaved copy of its rows (on any CPU; the SIMD matmuls read it).
     /// Unchanged when the format has no interleaved form or there are fewer than 16 rows.
     pub fn interleaved(mut self) -> Weight {
         use crate::matmul::interleave;

@@ -84,15 +84,34 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The best this CPU supports, or `Scalar` when `ONDO_FORCE_SCALAR=1`. Decided once.
+    /// The best this CPU supports, `Scalar` when `ONDO_FORCE_SCALAR=1`, or the one named by
+    /// `ONDO_ISA` (`scalar`, `avx2`, `avx512vnni`) when this CPU has it (to compare them).
+    /// Decided once.
     pub fn detect() -> Isa {
         static ISA: OnceLock<Isa> = OnceLock::new();
         *ISA.get_or_init(|| {
             if std::env::var("ONDO_FORCE_SCALAR").is_ok_and(|v| v == "1") {
                 return Isa::Scalar;
             }
-            Isa::supported().last().copied().unwrap_or(Isa::Scalar)
+            let named = std::env::var("ONDO_ISA").ok();
+            let supported = Isa::supported();
+            match supported
+                .iter()
+                .find(|i| Some(i.name()) == named.as_deref())
+            {
+                Some(isa) => *isa,
+                None => supported.last().copied().unwrap_or(Isa::Scalar),
+            }
         })
+    }
+
+    /// The name `ONDO_ISA` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512Vnni => "avx512vnni",
+        }
     }
 
     /// Every instruction set this CPU can run, best last (tests walk them).
@@ -250,7 +269,7 @@ impl Plan {
 impl Plan {
     fn new(w: &Weight, isa: Isa, n: usize) -> Plan {
         let dtype = w.dtype();
-        let interleaved = isa == Isa::Avx512Vnni && w.tiles().is_some();
+        let interleaved = interleave::read_by(isa, dtype) && w.tiles().is_some();
         let int_act = match dtype {
             DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 => {
                 Some(ActKind::Q8)
@@ -497,11 +516,14 @@ fn rows_interleaved(
             let k = (n - t0).min(MAX_TOKENS);
             let act_rows: [ActRow; MAX_TOKENS] =
                 std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
-            // SAFETY: plans are only interleaved on AVX-512 VNNI CPUs; rows g..g+16 of tokens
-            // t0..t0+k are inside out ([n, rows]) and belong to this task.
+            // SAFETY: plans are only interleaved on the ISA they run on (AVX2 or AVX-512 VNNI);
+            // rows g..g+16 of tokens t0..t0+k are inside out ([n, rows]) and belong to this task.
             unsafe {
                 let o = out.ptr().add(t0 * rows + g);
-                x86::group_dot(plan.dtype, group, &act_rows[..k], o, rows)
+                match plan.isa {
+                    Isa::Avx512Vnni => x86::group_dot(plan.dtype, group, &act_rows[..k], o, rows),
+                    _ => x86::group_dot_avx2(plan.dtype, group, &act_rows[..k], o, rows),
+                }
             };
         }
     }

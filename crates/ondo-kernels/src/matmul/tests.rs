@@ -104,33 +104,32 @@ fn simd_kernels_match_scalar_integer_kernels() {
     }
 }
 
-/// The interleaved tiles (read on AVX-512 VNNI) give what the plain kernels give, for every
-/// interleaved format, batch 1 to 17, rows not a multiple of the row group.
+/// The interleaved tiles give what the scalar kernels give on the plain rows, for every format
+/// each ISA reads interleaved, batch 1 to 17, rows not a multiple of the row group.
 #[test]
 fn interleaved_weights_match_the_plain_kernels() {
-    if !Isa::supported().contains(&Isa::Avx512Vnni) {
-        println!("skipped: this CPU has no AVX-512 VNNI (the only reader of interleaved tiles)");
-        return;
-    }
     let pool = ThreadPool::new(3);
     let mut rng = Rng::new(23);
-    for dtype in DType::ALL
-        .into_iter()
-        .filter(|d| interleave::interleaves(*d))
-    {
-        for (rows, cols, n) in shapes(dtype)
+    for &isa in Isa::supported().iter().filter(|i| **i != Isa::Scalar) {
+        for dtype in DType::ALL
             .into_iter()
-            .chain([(48, 512, 1), (33, 256, 4)])
+            .filter(|d| interleave::read_by(isa, *d))
         {
-            let plain = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
-            let tiled = plain.clone().interleaved();
-            assert_eq!(tiled.tiles().is_some(), rows >= 16, "{dtype} {rows}");
-            let x = rng.normals(n * cols);
-            let (mut got, mut want) = (vec![0f32; n * rows], vec![0f32; n * rows]);
-            matmul_with(Isa::Avx512Vnni, &pool, &x, &tiled, &mut got);
-            matmul_with(Isa::Scalar, &pool, &x, &plain, &mut want);
-            let err = worst_rel(&got, &want, &x, &plain);
-            assert!(err <= 2e-6, "{dtype} {rows}x{cols} n={n}: {err} off scalar");
+            let extra = [(48, 512, 1), (33, 256, 4), (21, 256, 17)];
+            for (rows, cols, n) in shapes(dtype).into_iter().chain(extra) {
+                let plain = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+                let tiled = plain.clone().interleaved();
+                assert_eq!(tiled.tiles().is_some(), rows >= 16, "{dtype} {rows}");
+                let x = rng.normals(n * cols);
+                let (mut got, mut want) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+                matmul_with(isa, &pool, &x, &tiled, &mut got);
+                matmul_with(Isa::Scalar, &pool, &x, &plain, &mut want);
+                let err = worst_rel(&got, &want, &x, &plain);
+                assert!(
+                    err <= 2e-6,
+                    "{isa:?} {dtype} {rows}x{cols} n={n}: {err} off scalar"
+                );
+            }
         }
     }
 }
@@ -172,8 +171,14 @@ fn known_q4_0_product() {
 #[test]
 fn force_scalar_env_is_read() {
     // Isa::detect is decided once per process; when CI sets ONDO_FORCE_SCALAR=1 it must be Scalar.
+    let named = std::env::var("ONDO_ISA").ok();
+    let named = Isa::supported()
+        .iter()
+        .find(|i| Some(i.name()) == named.as_deref());
     if std::env::var("ONDO_FORCE_SCALAR").is_ok_and(|v| v == "1") {
         assert_eq!(Isa::detect(), Isa::Scalar);
+    } else if let Some(isa) = named {
+        assert_eq!(Isa::detect(), *isa, "ONDO_ISA");
     } else {
         assert_eq!(Some(&Isa::detect()), Isa::supported().last());
     }

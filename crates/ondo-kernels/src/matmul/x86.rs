@@ -18,9 +18,11 @@ use super::act::ActRow;
 use crate::DType;
 use std::arch::x86_64::*;
 
+mod interleave256;
 mod interleave512;
 mod kquant512;
 mod packed512;
+pub(crate) use interleave256::group_dot as group_dot_avx2;
 pub(crate) use interleave512::group_dot;
 pub(crate) use packed512::{packed_dot, TOKENS as PACKED_TOKENS};
 
