@@ -169,6 +169,11 @@ impl Weight {
         self
     }
 
+    /// Whether the interleaved copy was made (`for_matmul`, `interleaved`).
+    pub fn is_interleaved(&self) -> bool {
+        self.tiles.is_some()
+    }
+
     /// The interleaved rows, when made (`interleaved`), and how many rows they cover.
     pub(crate) fn tiles(&self) -> Option<(&[u8], usize)> {
         let rows = self.rows / crate::matmul::interleave::ROWS * crate::matmul::interleave::ROWS;

@@ -120,6 +120,21 @@ impl GgufFile {
         &self.path
     }
 
+    /// Drop tensor `name`'s mapped pages from the process's memory (as `release_pages`, for one
+    /// tensor: called as soon as its bytes were copied, so a load's peak memory holds each
+    /// weight once).
+    pub fn release_tensor_pages(&self, name: &str) {
+        let (Some(info), Backing::Map(m)) = (self.tensor(name), &*self.data) else {
+            return;
+        };
+        if let Some(size) = info.size_bytes {
+            // SAFETY: as in `release_pages` (the range is widened to whole pages: a neighbour's
+            // dropped page reads back unchanged too).
+            let advice = memmap2::UncheckedAdvice::DontNeed;
+            let _ = unsafe { m.unchecked_advise_range(advice, info.start as usize, size as usize) };
+        }
+    }
+
     /// Drop this file's mapped pages from the process's memory (`MADV_DONTNEED`): called after
     /// a load that copied what the kernels read (`Weight::for_matmul`), so those bytes are not
     /// counted twice. Anything touched later (embedding rows) is mapped again from the page cache.

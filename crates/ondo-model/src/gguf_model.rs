@@ -131,4 +131,8 @@ impl TensorStore for GgufFile {
     fn names(&self) -> Vec<String> {
         self.tensors().iter().map(|t| t.name.clone()).collect()
     }
+
+    fn release(&self, name: &str) {
+        self.release_tensor_pages(name);
+    }
 }

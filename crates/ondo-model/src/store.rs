@@ -20,6 +20,10 @@ pub trait TensorStore: Send + Sync {
     /// The tensor `name`: None when absent, an error when present but unusable.
     fn get(&self, name: &str) -> Option<Result<TensorData, Error>>;
     fn names(&self) -> Vec<String>;
+    /// Tensor `name`'s bytes were copied (`Weight::for_matmul`): a memory-mapped store may let
+    /// the OS drop its pages now (they map again if touched), so a load never holds a weight
+    /// twice.
+    fn release(&self, _name: &str) {}
 }
 
 /// Which naming and storage conventions a store follows.
@@ -73,7 +77,11 @@ impl Tensors<'_> {
     /// A `[rows, cols]` matrix the matmul reads: in its stored format, plus the layout this
     /// CPU's kernels read fastest when there is one (`Weight::for_matmul`).
     pub fn linear(&self, canonical: &str, rows: usize, cols: usize) -> Result<Weight, Error> {
-        Ok(self.matrix(canonical, rows, cols)?.for_matmul())
+        let w = self.matrix(canonical, rows, cols)?.for_matmul();
+        if w.is_interleaved() {
+            self.store.release(&(self.name_of)(canonical));
+        }
+        Ok(w)
     }
 
     /// A 1-D vector of `len` values as f32 (norm weights, biases).

@@ -397,6 +397,8 @@ pub fn attention_tokens_f16(
 }
 
 thread_local! {
+    /// The calling thread's score rows, one per task (workers keep no scratch of their own: one
+    /// that first ran an attention task mid-generation would allocate then).
     static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -423,22 +425,25 @@ fn tokens_kv<E: KvElem + Sync>(
         items.min(pool.threads() * 4)
     };
     let per_task = items.div_ceil(tasks.max(1));
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    pool.run(tasks, |task| {
-        SCORES.with(|cell| {
-            let mut fresh = Vec::new();
-            let mut borrowed = cell.try_borrow_mut();
-            let scores = match borrowed.as_deref_mut() {
-                Ok(v) => v,
-                Err(_) => &mut fresh, // nested use on this thread: rare
-            };
-            // room for every position `keys` can hold (the cache's capacity), so a growing
-            // context never reallocates mid-generation
-            let positions = keys.len() / (p.n_kv_heads * p.head_dim).max(1);
-            let need = positions.max(pos0 + t);
-            if scores.len() < need {
-                scores.resize(need, 0.0);
-            }
+    // room for every position `keys` can hold (the cache's capacity), so a growing context
+    // never reallocates mid-generation
+    let positions = keys.len() / (p.n_kv_heads * p.head_dim).max(1);
+    let need = positions.max(pos0 + t);
+    SCORES.with(|cell| {
+        let mut fresh = Vec::new();
+        let mut borrowed = cell.try_borrow_mut();
+        let scores = match borrowed.as_deref_mut() {
+            Ok(v) => v,
+            Err(_) => &mut fresh, // nested use on this thread: rare
+        };
+        if scores.len() < tasks * need {
+            scores.resize(tasks * need, 0.0);
+        }
+        let (scores_ptr, out_ptr) = (SendPtr(scores.as_mut_ptr()), SendPtr(out.as_mut_ptr()));
+        pool.run(tasks, |task| {
+            // SAFETY: task `task` alone uses this part of the score rows.
+            let scores =
+                unsafe { std::slice::from_raw_parts_mut(scores_ptr.ptr().add(task * need), need) };
             for item in task * per_task..((task + 1) * per_task).min(items) {
                 let (i, h) = (item / p.n_heads, item % p.n_heads);
                 let hd = p.head_dim;
