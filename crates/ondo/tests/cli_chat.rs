@@ -47,10 +47,11 @@ impl Collected {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
-    /// The `--debug-prompt` records so far.
+    /// The `--debug-prompt` records so far (whole lines only: a record can arrive in pieces).
     fn debug_prompts(&self) -> Vec<Value> {
         let text = self.text();
-        let lines = text.lines().filter_map(|l| l.strip_prefix("[debug-prompt] "));
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let lines = complete.lines().filter_map(|l| l.strip_prefix("[debug-prompt] "));
         lines.map(|l| serde_json::from_str(l).expect("debug-prompt JSON")).collect()
     }
 }
