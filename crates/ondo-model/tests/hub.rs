@@ -392,7 +392,7 @@ fn hub_download_creates_huggingface_hub_layout() {
     assert_eq!(snap, root.join("snapshots").join(&repo.commit));
     assert_eq!(std::fs::read(root.join("refs/main")).unwrap(), repo.commit.as_bytes());
     assert_eq!(files_in(&root), ["blobs", "refs", "snapshots"]);
-    assert_eq!(files_in(&root.join("snapshots")), [repo.commit.clone()]);
+    assert_eq!(files_in(&root.join("snapshots")), std::slice::from_ref(&repo.commit));
     assert_eq!(files_in(&snap), sorted(&NEEDED));
     let etags: Vec<&str> = NEEDED.iter().map(|n| repo.file(n).etag.as_str()).collect();
     assert_eq!(files_in(&root.join("blobs")), sorted(&etags), "exactly the needed blobs, no .incomplete");
@@ -407,7 +407,7 @@ fn hub_download_creates_huggingface_hub_layout() {
     let reqs = server.requests();
     let lfs = repo.file("model.safetensors");
     let fetched = |method: &str, path: &str| reqs.iter().any(|r| r.method == method && r.path == path);
-    assert!(fetched("GET", &format!("/api/models/org/tiny/revision/main")));
+    assert!(fetched("GET", "/api/models/org/tiny/revision/main"));
     assert!(fetched("HEAD", &format!("/org/tiny/resolve/{}/model.safetensors", repo.commit)));
     assert!(fetched("GET", &format!("/cdn/{}", lfs.etag)), "followed the LFS redirect: {reqs:#?}");
     assert!(!reqs.iter().any(|r| r.path.contains("README") || r.path.contains("pytorch_model")), "{reqs:#?}");
@@ -483,7 +483,7 @@ fn hub_interrupted_download_resumes_on_next_run() {
 
     let snap = resolve_model("org/tiny", &opts(server.url(), &cache)).unwrap();
     assert_eq!(std::fs::read(snap.join("model.safetensors")).unwrap(), lfs.body);
-    let last = server.requests().into_iter().filter(|r| r.path.starts_with("/cdn/")).last().unwrap();
+    let last = server.requests().into_iter().rfind(|r| r.path.starts_with("/cdn/")).unwrap();
     assert_eq!(last.header("range"), Some("bytes=100000-"));
 }
 
