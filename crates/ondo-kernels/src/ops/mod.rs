@@ -58,6 +58,11 @@ dispatch!(
     silu_mul_body
 );
 dispatch!(
+    /// `gate = gelu_tanh(gate) * up` (GeGLU with the tanh approximation, `gelu_pytorch_tanh`).
+    gelu_tanh_mul(gate: &mut [f32], up: &[f32]),
+    gelu_tanh_mul_body
+);
+dispatch!(
     /// `x += y`.
     add(x: &mut [f32], y: &[f32]),
     add_body
@@ -94,7 +99,7 @@ dispatch!(
 );
 
 // The ops not worth a second build stay the reference.
-pub use reference::{erf, gelu_erf_mul, gelu_tanh_mul, layer_norm, log_softmax};
+pub use reference::{erf, gelu_erf_mul, layer_norm, log_softmax};
 
 /// Rotate the first `2 * inv_freq.len()` dims of each head in `x: [heads, head_dim]` by position
 /// `pos` (`inv_freq[i]`: angle per position of pair i, rope scaling included). Each angle's
@@ -227,6 +232,18 @@ fn softmax_body(x: &mut [f32]) {
 fn silu_mul_body(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + exp(-*g)) * u;
+    }
+}
+
+/// `0.5·x·(1 + tanh(u))` computed as `x · sigmoid(2u)` (the same function, with `exp` that
+/// vectorizes instead of libm's scalar `tanhf`: it was 12% of Gemma's prefill).
+#[inline(always)]
+fn gelu_tanh_mul_body(gate: &mut [f32], up: &[f32]) {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    for (g, u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        let inner = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+        *g = x / (1.0 + exp(-2.0 * inner)) * u;
     }
 }
 

@@ -33,7 +33,7 @@ fn exp_is_accurate() {
 }
 
 #[test]
-fn norms_softmax_silu_add_match_reference() {
+fn norms_softmax_silu_gelu_add_match_reference() {
     let mut rng = Rng::new(9);
     for n in LENS {
         let (x, w) = (rng.normals(n), rng.normals(n));
@@ -54,6 +54,16 @@ fn norms_softmax_silu_add_match_reference() {
         silu_mul(&mut a, &w);
         reference::silu_mul(&mut b, &w);
         close(&a, &b, 2e-6, "silu_mul");
+        // (the reference's 1 + tanh cancels for large negative inputs: compare against the scale
+        // of x · up, not of the result)
+        let wide: Vec<f32> = x.iter().map(|v| v * 6.0).collect();
+        let (mut a, mut b) = (wide.clone(), wide.clone());
+        gelu_tanh_mul(&mut a, &w);
+        reference::gelu_tanh_mul(&mut b, &w);
+        for (i, ((a, b), (x, w))) in a.iter().zip(&b).zip(wide.iter().zip(&w)).enumerate() {
+            let tol = 1e-6 * (1.0 + (x * w).abs());
+            assert!((a - b).abs() <= tol, "gelu_tanh_mul[{i}] of {x}: {a} vs {b}");
+        }
         let (mut a, mut b) = (x.clone(), x.clone());
         add(&mut a, &w);
         reference::add(&mut b, &w);
