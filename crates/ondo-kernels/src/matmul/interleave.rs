@@ -276,13 +276,16 @@ fn put_row32(dtype: DType, block: &[u8], tile: &mut [u8], r: usize) {
     if let Some(m) = p.m {
         tile[m + 2 * r..m + 2 * r + 2].copy_from_slice(&block[2..4]);
     }
-    let q = values32(dtype, block);
     if dtype == DType::Q8_0 {
-        for (c, q) in q.iter().enumerate() {
-            tile[p.qs + 64 * (c / 4) + 4 * r + c % 4] = *q;
+        // four values at a time, +128 each
+        for k in 0..8 {
+            let at = p.qs + 64 * k + 4 * r;
+            let w = word(&block[2 + 4 * k..]) ^ 0x8080_8080;
+            tile[at..at + 4].copy_from_slice(&w.to_le_bytes());
         }
         return;
     }
+    let q = values32(dtype, block);
     put_nibbles(&mut tile[p.qs..], r, &q);
     if let Some(qh) = p.qh {
         put_fifth_bits(&mut tile[qh..], r, &q);
@@ -305,14 +308,13 @@ fn fifth_bit(masks: &[u8], r: usize, c: usize) -> u8 {
     (masks[8 * (c / 4) + bit / 8] >> (bit % 8)) & 1
 }
 
-/// The 32 unsigned values of a 32-value block (Q8_0: value + 128).
+/// The 32 unsigned values of a 4- or 5-bit block.
 fn values32(dtype: DType, b: &[u8]) -> [u8; 32] {
     let (qh, qs) = match dtype {
         DType::Q4_0 => (0, &b[2..18]),
         DType::Q4_1 => (0, &b[4..20]),
         DType::Q5_0 => (u32::from_le_bytes([b[2], b[3], b[4], b[5]]), &b[6..22]),
-        DType::Q5_1 => (u32::from_le_bytes([b[4], b[5], b[6], b[7]]), &b[8..24]),
-        _ => return std::array::from_fn(|c| b[2 + c] ^ 0x80),
+        _ => (u32::from_le_bytes([b[4], b[5], b[6], b[7]]), &b[8..24]), // Q5_1
     };
     std::array::from_fn(|c| {
         let nibble = if c < 16 { qs[c] & 0xF } else { qs[c - 16] >> 4 };
