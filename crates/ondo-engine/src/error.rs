@@ -22,4 +22,10 @@ pub enum EngineError {
     NoTokenizer(String),
     #[error("{0}")]
     Load(String),
+    #[error("the prompt has {len} tokens, but the KV cache holds {max} (--kv-cache-memory): shorten the prompt or give the cache more memory")]
+    KvCacheTooSmall { len: usize, max: usize },
+    #[error("prompt token id {id} is outside the vocabulary of {vocab_size}")]
+    PromptToken { id: u32, vocab_size: usize },
+    #[error("internal error: {0}")]
+    Internal(String),
 }

@@ -2,8 +2,13 @@
 //!
 //! - [`params`]: `SamplingParams` with vLLM's fields, defaults and validation.
 //! - [`sampler`]: the logits-processor chain (penalties, temperature, min_p, top_k, top_p, draw).
-//! - [`generate`]: the loop of one request: prefill, then decode its sequences, stop, stream.
+//! - [`blocks`]: the KV block manager (free queue, sharing, prefix cache).
+//! - [`scheduler`]: each step, which tokens of which sequences run (token budget, preemption).
+//! - [`core`]: `EngineCore::step` = schedule → execute (one batched forward) → update (sample,
+//!   stop, stream); [`seq`] is one output sequence's decoding state.
+//! - [`engine`]: the thread that owns the core, and the handle any thread submits to.
 //! - [`llm`]: the `Llm` handle that owns a loaded model and its tokenizer.
+//! - [`metrics`]: what the engine counts (for `/metrics`).
 //! - [`output`]: `RequestOutput` / `CompletionOutput`, vLLM's shapes.
 //!
 //! It knows nothing of HTTP or JSON wire formats beyond serde derives.
@@ -16,16 +21,24 @@
 //! println!("{}", out[0].outputs[0].text);
 //! ```
 
+pub mod blocks;
+pub mod core;
+pub mod engine;
 mod error;
-pub mod generate;
 pub mod llm;
+pub mod metrics;
 pub mod load;
 pub mod output;
 pub mod params;
 pub mod rng;
 pub mod sampler;
+pub mod scheduler;
+mod seq;
 
+pub use crate::core::{EngineConfig, Event, Limits, NewRequest};
+pub use engine::EngineHandle;
 pub use error::EngineError;
+pub use metrics::EngineStats;
 pub use llm::{Llm, LoadOptions, Prompt, Stream, StreamItem};
 pub use output::{best_of_select, CompletionOutput, FinishReason, LogprobMap, RequestOutput, StopReason};
 pub use params::{LogprobsMode, ParamError, SamplingParams};

@@ -2,15 +2,18 @@
 //!
 //! `Llm::load` takes what a user types: a model folder, a `.gguf` file, or a hub id.
 
-use crate::generate::{generate, ModelRef};
+use crate::core::{EngineConfig, Event, ModelParts, NewRequest};
+use crate::engine::EngineHandle;
 use crate::{EngineError, RequestOutput, SamplingParams};
 use ondo_kernels::ThreadPool;
-use ondo_model::{KvDtype, Model, Workspace};
+use ondo_model::{KvDtype, Model};
 use ondo_text::{ChatTemplate, RenderOptions, Tokenizer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How to find and load a model.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +24,8 @@ pub struct LoadOptions {
     pub threads: Option<usize>,
     /// KV cache element type (default: f32 for HF folders, f16 for GGUF files).
     pub kv_dtype: Option<KvDtype>,
+    /// KV cache size, batch limits, prefix caching.
+    pub engine: EngineConfig,
 }
 
 /// A prompt as text (tokenized with the tokenizer's special tokens) or as token ids.
@@ -31,16 +36,16 @@ pub enum Prompt {
 }
 
 /// A loaded model ready to generate. Cloning is cheap (the weights are shared).
+/// Every clone submits to the same engine thread (started on first use), so requests from
+/// many threads are batched together.
 #[derive(Clone)]
 pub struct Llm {
-    model: Arc<dyn Model>,
-    tokenizer: Arc<Tokenizer>,
-    eos_ids: Vec<u32>,
+    parts: ModelParts,
     defaults: SamplingParams,
     chat_template: Option<Arc<ChatTemplate>>,
-    kv_dtype: KvDtype,
-    pool: Arc<ThreadPool>,
     source: PathBuf,
+    config: EngineConfig,
+    engine: Arc<OnceLock<Result<EngineHandle, String>>>,
 }
 
 impl Llm {
@@ -50,27 +55,42 @@ impl Llm {
         let loaded = crate::load::load_path(&path)?;
         let defaults = defaults_from(loaded.text.generation_config.as_ref());
         let threads = opts.threads.map_or_else(ThreadPool::from_env, ThreadPool::new);
-        Ok(Llm {
+        let parts = ModelParts {
             model: Arc::from(loaded.model),
             tokenizer: Arc::new(loaded.text.tokenizer),
-            eos_ids: loaded.text.eos_ids,
-            defaults,
-            chat_template: loaded.text.chat_template.map(Arc::new),
+            eos_ids: loaded.text.eos_ids.into(),
             kv_dtype: opts.kv_dtype.unwrap_or(loaded.kv_dtype),
             pool: Arc::new(threads),
+        };
+        Ok(Llm {
+            parts,
+            defaults,
+            chat_template: loaded.text.chat_template.map(Arc::new),
             source: loaded.path,
+            config: opts.engine.clone(),
+            engine: Arc::new(OnceLock::new()),
         })
     }
 
     pub fn model(&self) -> &dyn Model {
-        &*self.model
+        &*self.parts.model
     }
     pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+        &self.parts.tokenizer
     }
     /// Token ids that end a sequence.
     pub fn eos_ids(&self) -> &[u32] {
-        &self.eos_ids
+        &self.parts.eos_ids
+    }
+    /// The model, tokenizer and thread pool (for running the model directly: `ondo bench`).
+    pub fn parts(&self) -> &ModelParts {
+        &self.parts
+    }
+
+    /// The engine every request of this model runs on (started on first use).
+    pub fn engine(&self) -> Result<&EngineHandle, EngineError> {
+        let started = self.engine.get_or_init(|| EngineHandle::start(self.parts.clone(), &self.config).map_err(|e| e.to_string()));
+        started.as_ref().map_err(|e| EngineError::Internal(e.clone()))
     }
     /// Where the model was loaded from.
     pub fn source(&self) -> &Path {
@@ -103,7 +123,7 @@ impl Llm {
         let opts = RenderOptions { add_generation_prompt: true, ..Default::default() };
         let text = self.render_chat(messages, &opts)?;
         // The template already wrote the special tokens: add none again (no double BOS).
-        let ids = self.tokenizer.encode(&text, false)?;
+        let ids = self.parts.tokenizer.encode(&text, false)?;
         let mut out = self.run(Some(text), ids, params, sink)?;
         out.request_id = "chat".into();
         Ok(out)
@@ -112,22 +132,20 @@ impl Llm {
     /// Token ids of a prompt: text is tokenized as transformers' `tokenizer(text)` does.
     pub fn prompt_ids(&self, prompt: &Prompt) -> Result<Vec<u32>, EngineError> {
         match prompt {
-            Prompt::Text(text) => Ok(self.tokenizer.encode(text, true)?),
+            Prompt::Text(text) => Ok(self.parts.tokenizer.encode(text, true)?),
             Prompt::Ids(ids) => Ok(ids.clone()),
         }
     }
 
-    /// Run every prompt to completion, in order.
+    /// Run every prompt to completion, all scheduled together; outputs in prompt order.
     pub fn generate(&self, prompts: &[Prompt], params: &SamplingParams) -> Result<Vec<RequestOutput>, EngineError> {
-        prompts
+        let receivers = prompts
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                let mut out = self.generate_streaming(p, params, &mut |_, _| true)?;
-                out.request_id = i.to_string();
-                Ok(out)
-            })
-            .collect()
+            .map(|(i, p)| self.submit(i.to_string(), p, params, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        let never = AtomicBool::new(false);
+        receivers.into_iter().map(|mut rx| wait_done(&mut rx, &never, &mut |_, _| true)).collect()
     }
 
     /// Run one prompt, calling `sink(sequence_index, text_delta)` as text settles; `sink`
@@ -138,25 +156,45 @@ impl Llm {
         params: &SamplingParams,
         sink: &mut dyn FnMut(usize, &str) -> bool,
     ) -> Result<RequestOutput, EngineError> {
-        let ids = self.prompt_ids(prompt)?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut rx = self.submit_with(String::new(), prompt, params, true, Some(cancel.clone()))?;
+        wait_done(&mut rx, &cancel, sink)
+    }
+
+    /// Stream one prompt's deltas as the engine produces them. Dropping the stream cancels the
+    /// request at its next step.
+    pub fn stream(&self, prompt: Prompt, params: SamplingParams) -> Stream {
+        match self.submit(String::new(), &prompt, &params, true) {
+            Ok(rx) => Stream { rx: Some(rx), error: None },
+            Err(e) => Stream { rx: None, error: Some(e) },
+        }
+    }
+
+    /// Queue a prompt on the engine; its events come on the receiver.
+    pub fn submit(
+        &self,
+        id: String,
+        prompt: &Prompt,
+        params: &SamplingParams,
+        stream: bool,
+    ) -> Result<UnboundedReceiver<Event>, EngineError> {
+        self.submit_with(id, prompt, params, stream, None)
+    }
+
+    fn submit_with(
+        &self,
+        id: String,
+        prompt: &Prompt,
+        params: &SamplingParams,
+        stream: bool,
+        cancel: Option<Arc<AtomicBool>>,
+    ) -> Result<UnboundedReceiver<Event>, EngineError> {
+        let prompt_ids = self.prompt_ids(prompt)?;
         let text = match prompt {
             Prompt::Text(t) => Some(t.clone()),
             Prompt::Ids(_) => None,
         };
-        self.run(text, ids, params, sink)
-    }
-
-    /// Stream one prompt's deltas from a worker thread. Dropping the stream cancels the
-    /// request at its next token.
-    pub fn stream(&self, prompt: Prompt, params: SamplingParams) -> Stream {
-        let (tx, rx) = std::sync::mpsc::sync_channel(64);
-        let llm = self.clone();
-        std::thread::spawn(move || {
-            let mut sink = |index: usize, text: &str| tx.send(Ok(StreamItem::Delta { index, text: text.to_string() })).is_ok();
-            let result = llm.generate_streaming(&prompt, &params, &mut sink);
-            let _ = tx.send(result.map(StreamItem::Done));
-        });
-        Stream { rx }
+        self.engine()?.submit(NewRequest { id, prompt: text, prompt_ids, params: params.clone(), stream, cancel })
     }
 
     fn run(
@@ -166,10 +204,39 @@ impl Llm {
         params: &SamplingParams,
         sink: &mut dyn FnMut(usize, &str) -> bool,
     ) -> Result<RequestOutput, EngineError> {
-        let mut ws = Workspace::with_pool(self.model.hparams(), 64, self.pool.clone());
-        let m = ModelRef { model: &*self.model, tokenizer: &self.tokenizer, eos_ids: &self.eos_ids, kv_dtype: self.kv_dtype };
-        generate(&m, &mut ws, text, ids, params, sink)
+        let cancel = Arc::new(AtomicBool::new(false));
+        let req = NewRequest {
+            id: String::new(),
+            prompt: text,
+            prompt_ids: ids,
+            params: params.clone(),
+            stream: true,
+            cancel: Some(cancel.clone()),
+        };
+        let mut rx = self.engine()?.submit(req)?;
+        wait_done(&mut rx, &cancel, sink)
     }
+}
+
+/// Read a request's events until it is done, passing deltas to `sink`; `sink` returning false
+/// sets `cancel`: the engine aborts the request at its next step and reports its output.
+fn wait_done(
+    rx: &mut UnboundedReceiver<Event>,
+    cancel: &AtomicBool,
+    sink: &mut dyn FnMut(usize, &str) -> bool,
+) -> Result<RequestOutput, EngineError> {
+    while let Some(event) = rx.blocking_recv() {
+        match event {
+            Event::Delta { index, text } => {
+                if !cancel.load(Ordering::Relaxed) && !sink(index, &text) {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+            Event::Done(out) => return Ok(*out),
+            Event::Failed(e) => return Err(e),
+        }
+    }
+    Err(EngineError::Internal("the engine thread stopped".into()))
 }
 
 /// What a [`Stream`] yields: text deltas of sequence `index`, then the finished output.
@@ -179,15 +246,29 @@ pub enum StreamItem {
     Done(RequestOutput),
 }
 
-/// Deltas of a request running on a worker thread (see [`Llm::stream`]).
+/// Deltas of a request running on the engine (see [`Llm::stream`]).
 pub struct Stream {
-    rx: std::sync::mpsc::Receiver<Result<StreamItem, EngineError>>,
+    rx: Option<UnboundedReceiver<Event>>,
+    error: Option<EngineError>,
 }
 
 impl Iterator for Stream {
     type Item = Result<StreamItem, EngineError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.rx.recv().ok()
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
+        let rx = self.rx.as_mut()?;
+        let item = match rx.blocking_recv() {
+            Some(Event::Delta { index, text }) => Ok(StreamItem::Delta { index, text }),
+            Some(Event::Done(out)) => Ok(StreamItem::Done(*out)),
+            Some(Event::Failed(e)) => Err(e),
+            None => Err(EngineError::Internal("the engine thread stopped".into())),
+        };
+        if !matches!(item, Ok(StreamItem::Delta { .. })) {
+            self.rx = None;
+        }
+        Some(item)
     }
 }
 

@@ -3,9 +3,9 @@
 //! its differences from Llama are `Hparams` fields and optional weights here.
 
 use crate::config::{Activation, Hparams};
-use crate::kv::LayerKv;
-use crate::{Error, KvCache, LogitsFor, Model};
-use ondo_kernels::ops::{self, AttnParams};
+use crate::kv::{Batch, KvPool, LayerKv};
+use crate::{Error, Model};
+use ondo_kernels::ops::{self, AttnParams, AttnSeq, PagedKv};
 use ondo_kernels::{matmul, matmul_multi, ThreadPool, Weight};
 use std::sync::Arc;
 
@@ -93,7 +93,9 @@ pub struct Workspace {
     o: Vec<f32>,      // [chunk, hidden]
     gate: Vec<f32>,   // [chunk, intermediate]
     up: Vec<f32>,     // [chunk, intermediate]
-    logits: Vec<f32>, // [rows, vocab]
+    logits: Vec<f32>, // [logit rows, vocab]
+    seqs: Vec<AttnSeq>,          // the chunk's part of each sequence (rows relative to the chunk)
+    slots: Vec<(usize, usize)>,  // [chunk] (position, pool row = block * block_size + slot)
 }
 
 impl Workspace {
@@ -117,6 +119,32 @@ impl Workspace {
             gate: vec![0.0; chunk * hp.intermediate_size],
             up: vec![0.0; chunk * hp.intermediate_size],
             logits: vec![0.0; hp.vocab_size],
+            seqs: Vec::with_capacity(64),
+            slots: vec![(0, 0); chunk],
+        }
+    }
+
+    /// Tokens one pass computes at a time (longer batches run in chunks of this many).
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+
+    /// The part of `batch` in rows `rows`: each sequence's sub-span (rows relative to the chunk),
+    /// and every row's position and pool row.
+    fn load_chunk(&mut self, batch: &Batch, rows: std::ops::Range<usize>, block_size: usize) {
+        self.seqs.clear();
+        for s in &batch.seqs {
+            let (a, b) = (s.row0.max(rows.start), (s.row0 + s.rows).min(rows.end));
+            if a >= b {
+                continue;
+            }
+            let sub = AttnSeq { row0: a - rows.start, rows: b - a, pos0: s.pos0 + (a - s.row0), block0: s.block0 };
+            for i in 0..sub.rows {
+                let pos = sub.pos0 + i;
+                let block = batch.table[s.block0 + pos / block_size] as usize;
+                self.slots[sub.row0 + i] = (pos, block * block_size + pos % block_size);
+            }
+            self.seqs.push(sub);
         }
     }
 }
@@ -126,47 +154,65 @@ impl Model for Decoder {
         &self.hp
     }
 
-    fn forward<'w>(
-        &self,
-        tokens: &[u32],
-        kv: &mut KvCache,
-        ws: &'w mut Workspace,
-        logits_for: LogitsFor,
-    ) -> Result<&'w [f32], Error> {
-        self.check_input(tokens, kv)?;
+    fn forward<'w>(&self, batch: &Batch, kv: &mut KvPool, ws: &'w mut Workspace) -> Result<&'w [f32], Error> {
+        self.check_batch(batch, kv)?;
         let vocab = self.hp.vocab_size;
-        let rows = if logits_for == LogitsFor::All { tokens.len() } else { 1 };
-        if ws.logits.len() < rows * vocab {
-            ws.logits.resize(rows * vocab, 0.0);
+        let n_logits = batch.logit_rows.len();
+        if ws.logits.len() < n_logits * vocab {
+            ws.logits.resize(n_logits * vocab, 0.0);
         }
-        let chunk = ws.chunk;
-        for (c, span) in tokens.chunks(chunk).enumerate() {
-            self.forward_chunk(span, kv, ws);
-            match logits_for {
-                LogitsFor::All => self.logits(ws, 0..span.len(), c * chunk),
-                LogitsFor::Last if (c + 1) * chunk >= tokens.len() => self.logits(ws, span.len() - 1..span.len(), 0),
-                LogitsFor::Last => {}
-            }
+        let (total, chunk) = (batch.tokens.len(), ws.chunk);
+        let mut done_logits = 0;
+        for start in (0..total).step_by(chunk) {
+            let end = (start + chunk).min(total);
+            ws.load_chunk(batch, start..end, kv.block_size());
+            self.forward_chunk(&batch.tokens[start..end], &batch.table, kv, ws);
+            let wanted = batch.logit_rows[done_logits..].iter().take_while(|&&r| r < end).count();
+            let rows = &batch.logit_rows[done_logits..done_logits + wanted];
+            self.logits(ws, rows, start, done_logits);
+            done_logits += wanted;
         }
-        Ok(&ws.logits[..rows * vocab])
+        Ok(&ws.logits[..n_logits * vocab])
     }
 }
 
 impl Decoder {
-    fn check_input(&self, tokens: &[u32], kv: &KvCache) -> Result<(), Error> {
-        let end = kv.len() + tokens.len();
-        let max = kv.capacity().min(self.hp.max_position_embeddings);
-        if end > max {
-            return Err(Error::ContextTooLong { len: end, max });
+    /// Every row belongs to one sequence, in order; positions fit the context and the block
+    /// tables; tokens are in the vocabulary. Nothing is allocated.
+    fn check_batch(&self, batch: &Batch, kv: &KvPool) -> Result<(), Error> {
+        let bad = |msg: &str| Err(Error::BadBatch(msg.to_string()));
+        let mut next_row = 0;
+        for (i, s) in batch.seqs.iter().enumerate() {
+            if s.row0 != next_row {
+                return bad("sequences must cover the batch's tokens in order");
+            }
+            next_row += s.rows;
+            let end = s.pos0 + s.rows;
+            if end > self.hp.max_position_embeddings {
+                return Err(Error::ContextTooLong { len: end, max: self.hp.max_position_embeddings });
+            }
+            let blocks = batch.blocks_of(i);
+            if blocks.len() * kv.block_size() < end {
+                return bad("a sequence's block table is shorter than its positions");
+            }
+            if blocks.iter().any(|&b| b as usize >= kv.num_blocks()) {
+                return bad("a block id is outside the KV pool");
+            }
         }
-        match tokens.iter().find(|&&t| t as usize >= self.hp.vocab_size) {
+        if next_row != batch.tokens.len() {
+            return bad("sequences must cover the batch's tokens in order");
+        }
+        if batch.logit_rows.windows(2).any(|w| w[0] >= w[1]) || batch.logit_rows.last().is_some_and(|&r| r >= next_row) {
+            return bad("logit rows must be ascending rows of the batch");
+        }
+        match batch.tokens.iter().find(|&&t| t as usize >= self.hp.vocab_size) {
             Some(&id) => Err(Error::TokenOutOfRange { id, vocab_size: self.hp.vocab_size }),
             None => Ok(()),
         }
     }
 
     /// Run one chunk of tokens through every layer, leaving the final hidden states in `ws.x`.
-    fn forward_chunk(&self, tokens: &[u32], kv: &mut KvCache, ws: &mut Workspace) {
+    fn forward_chunk(&self, tokens: &[u32], table: &[u32], kv: &mut KvPool, ws: &mut Workspace) {
         let h = self.hp.hidden_size;
         let t = tokens.len();
         for (row, &tok) in ws.x[..t * h].chunks_exact_mut(h).zip(tokens) {
@@ -175,16 +221,14 @@ impl Decoder {
                 row.iter_mut().for_each(|v| *v *= s);
             }
         }
-        let pos0 = kv.len();
         for (li, layer) in self.layers.iter().enumerate() {
-            self.attention_block(li, layer, t, pos0, kv, ws);
+            self.attention_block(li, layer, t, table, kv, ws);
             self.mlp_block(layer, t, ws);
         }
-        kv.advance(t);
     }
 
     /// x += o(attn(norm(x)))
-    fn attention_block(&self, li: usize, layer: &Layer, t: usize, pos0: usize, kv: &mut KvCache, ws: &mut Workspace) {
+    fn attention_block(&self, li: usize, layer: &Layer, t: usize, table: &[u32], kv: &mut KvPool, ws: &mut Workspace) {
         let hp = &self.hp;
         let (h, qd, kvd, hd) = (hp.hidden_size, hp.q_dim(), hp.kv_dim(), hp.head_dim);
         norm_rows(&ws.x[..t * h], &layer.attn_norm, hp.rms_norm_eps, &mut ws.xn[..t * h]);
@@ -200,10 +244,11 @@ impl Decoder {
             (true, Some(local)) => (&self.inv_freq_local, local.style),
             _ => (&self.inv_freq, hp.rope.style),
         };
-        for i in 0..t {
-            ops::rope(&mut ws.q[i * qd..(i + 1) * qd], hd, pos0 + i, inv_freq, style);
-            ops::rope(&mut ws.k[i * kvd..(i + 1) * kvd], hd, pos0 + i, inv_freq, style);
-            kv.write(li, pos0 + i, &ws.k[i * kvd..(i + 1) * kvd], &ws.v[i * kvd..(i + 1) * kvd]);
+        let bs = kv.block_size();
+        for (i, &(pos, at)) in ws.slots[..t].iter().enumerate() {
+            ops::rope(&mut ws.q[i * qd..(i + 1) * qd], hd, pos, inv_freq, style);
+            ops::rope(&mut ws.k[i * kvd..(i + 1) * kvd], hd, pos, inv_freq, style);
+            kv.write(li, at / bs, at % bs, &ws.k[i * kvd..(i + 1) * kvd], &ws.v[i * kvd..(i + 1) * kvd]);
         }
         let params = AttnParams {
             n_heads: hp.num_attention_heads,
@@ -213,10 +258,14 @@ impl Decoder {
             softcap: hp.attn_logit_softcapping,
             window: if sliding { hp.sliding_window } else { None },
         };
-        let (q, out) = (&ws.q[..t * qd], &mut ws.attn[..t * qd]);
+        let (q, out, seqs) = (&ws.q[..t * qd], &mut ws.attn[..t * qd], &ws.seqs);
         match kv.layer(li) {
-            LayerKv::F32(keys, values) => ops::attention_tokens(pool, q, keys, values, pos0, &params, out),
-            LayerKv::F16(keys, values) => ops::attention_tokens_f16(pool, q, keys, values, pos0, &params, out),
+            LayerKv::F32(keys, values) => {
+                ops::paged_attention(pool, q, PagedKv { keys, values, block_size: bs }, table, seqs, &params, out)
+            }
+            LayerKv::F16(keys, values) => {
+                ops::paged_attention_f16(pool, q, PagedKv { keys, values, block_size: bs }, table, seqs, &params, out)
+            }
         }
         layer.o.forward(pool, &ws.attn[..t * qd], &mut ws.o[..t * h]);
         if let Some(n) = &layer.post_attn_norm {
@@ -245,12 +294,18 @@ impl Decoder {
         ops::add(&mut ws.x[..t * h], &ws.o[..t * h]);
     }
 
-    /// Logits of chunk rows `rows`, written to `ws.logits` from row `first_out` on.
-    fn logits(&self, ws: &mut Workspace, rows: std::ops::Range<usize>, first_out: usize) {
+    /// Logits of the batch rows `rows` (all in the chunk starting at batch row `chunk_start`),
+    /// written to `ws.logits` from output row `first_out` on.
+    fn logits(&self, ws: &mut Workspace, rows: &[usize], chunk_start: usize, first_out: usize) {
+        if rows.is_empty() {
+            return;
+        }
         let (h, vocab) = (self.hp.hidden_size, self.hp.vocab_size);
         let n = rows.len();
-        let x = &ws.x[rows.start * h..rows.end * h];
-        norm_rows(x, &self.output_norm, self.hp.rms_norm_eps, &mut ws.xn[..n * h]);
+        for (i, &r) in rows.iter().enumerate() {
+            let x = &ws.x[(r - chunk_start) * h..][..h];
+            ops::rms_norm(x, &self.output_norm, self.hp.rms_norm_eps, &mut ws.xn[i * h..(i + 1) * h]);
+        }
         let head = self.output.as_ref().unwrap_or(&self.embed);
         let out = &mut ws.logits[first_out * vocab..(first_out + n) * vocab];
         matmul(&ws.pool, &ws.xn[..n * h], head, out);

@@ -26,6 +26,8 @@ pub enum Error {
     Gguf(Box<crate::gguf::GgufError>),
     #[error("sequence of {len} tokens exceeds the model's context of {max} (max_position_embeddings)")]
     ContextTooLong { len: usize, max: usize },
+    #[error("invalid batch: {0}")]
+    BadBatch(String),
     #[error("token id {id} is outside the vocabulary of {vocab_size}")]
     TokenOutOfRange { id: u32, vocab_size: usize },
 }

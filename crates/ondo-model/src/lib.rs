@@ -5,17 +5,19 @@
 //!   [`TensorStore`] of named tensors (memory-mapped, nothing copied).
 //! - [`names`]: one table from HF and GGUF tensor names to ondo's canonical names.
 //! - [`arch`]: one file per architecture, built from the shared [`blocks`]; the registry picks it.
-//! - [`Model::forward`]: tokens + a [`KvCache`] passed in + a [`Workspace`] of preallocated buffers
-//!   → logits. Models keep no state between calls.
+//! - [`Model::forward`]: a [`Batch`] of token spans (each sequence's tokens, first position and
+//!   block table) + the paged [`KvPool`] passed in + a [`Workspace`] of preallocated buffers →
+//!   logits of the rows asked for. Every linear layer runs once over all tokens of the batch;
+//!   attention runs per sequence over its blocks. Models keep no state between calls.
 //!
 //! It knows nothing of requests, sampling or text.
 //!
 //! ```no_run
-//! use ondo_model::{load_model, KvCache, Workspace, LogitsFor};
+//! use ondo_model::{load_model, KvDtype, LogitsFor, SeqCache, Workspace};
 //! let model = load_model(std::path::Path::new("models/SmolLM2-135M-Instruct")).unwrap();
-//! let mut kv = KvCache::new(model.hparams(), 64);
+//! let mut kv = SeqCache::new(model.hparams(), 64, KvDtype::F32); // one sequence, its own pool
 //! let mut ws = Workspace::new(model.hparams(), 16);
-//! let logits = model.forward(&[1, 2, 3], &mut kv, &mut ws, LogitsFor::Last).unwrap(); // [1, vocab]
+//! let logits = kv.forward(&*model, &[1, 2, 3], &mut ws, LogitsFor::Last).unwrap(); // [1, vocab]
 //! assert_eq!(logits.len(), model.hparams().vocab_size);
 //! ```
 
@@ -34,35 +36,20 @@ pub mod store;
 
 pub use config::Hparams;
 pub use error::Error;
-pub use kv::{KvCache, KvDtype};
+pub use kv::{Batch, KvDtype, KvPool, LogitsFor, SeqCache};
 pub use load::{load_model, ModelFiles};
 pub use store::{TensorData, TensorStore};
 
 use std::sync::Arc;
 
-/// Which positions of a forward pass need logits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogitsFor {
-    /// Only the last token (decoding, plain prefill).
-    Last,
-    /// Every token (prompt logprobs).
-    All,
-}
-
-/// A loaded model. Stateless: the KV cache and scratch buffers are passed in.
+/// A loaded model. Stateless: the KV pool and scratch buffers are passed in.
 pub trait Model: Send + Sync {
     fn hparams(&self) -> &Hparams;
 
-    /// Run `tokens` at positions `kv.len()..`, append their keys/values to `kv`, and return the
-    /// logits `[rows, vocab]` (rows = 1 for [`LogitsFor::Last`], else `tokens.len()`), which live in
-    /// `ws` until the next call.
-    fn forward<'w>(
-        &self,
-        tokens: &[u32],
-        kv: &mut KvCache,
-        ws: &'w mut Workspace,
-        logits_for: LogitsFor,
-    ) -> Result<&'w [f32], Error>;
+    /// Run every sequence of `batch` (its tokens at positions `pos0..`), write their keys and
+    /// values into their blocks of `kv`, and return the logits `[batch.logit_rows.len(), vocab]`,
+    /// which live in `ws` until the next call.
+    fn forward<'w>(&self, batch: &Batch, kv: &mut KvPool, ws: &'w mut Workspace) -> Result<&'w [f32], Error>;
 }
 
 pub use blocks::Workspace;

@@ -4,7 +4,7 @@
 //! Runs without the libtest harness (`harness = false`): the counting allocator sees every
 //! thread, and the harness's own threads allocate at times of their choosing.
 
-use ondo_model::{load_model, KvCache, KvDtype, LogitsFor, Workspace};
+use ondo_model::{load_model, Batch, KvDtype, KvPool, LogitsFor, SeqCache, Workspace};
 use std::path::Path;
 
 #[global_allocator]
@@ -15,6 +15,7 @@ fn main() {
     let stories = ondo_testdata::shared("models/stories260K").map(|d| d.join("stories260K.gguf"));
     for path in [smollm2, stories].into_iter().flatten() {
         decode_steps_do_not_allocate(&path);
+        batched_steps_do_not_allocate(&path, 16);
     }
     println!("decode_no_alloc: ok");
 }
@@ -22,12 +23,12 @@ fn main() {
 fn decode_steps_do_not_allocate(path: &Path) {
     let model = load_model(path).unwrap();
     let hp = model.hparams();
-    let mut kv = KvCache::with_dtype(hp, 64, KvDtype::F16);
+    let mut kv = SeqCache::new(hp, 64, KvDtype::F16);
     let mut ws = Workspace::new(hp, 16);
-    let logits = model.forward(&[1, 45, 99], &mut kv, &mut ws, LogitsFor::Last).unwrap();
+    let logits = kv.forward(&*model, &[1, 45, 99], &mut ws, LogitsFor::Last).unwrap();
     let mut token = ondo_testdata::argmax(logits);
     let mut step = |token: &mut u32| {
-        let logits = model.forward(&[*token], &mut kv, &mut ws, LogitsFor::Last).unwrap();
+        let logits = kv.forward(&*model, &[*token], &mut ws, LogitsFor::Last).unwrap();
         *token = ondo_testdata::argmax(logits);
     };
     for _ in 0..4 {
@@ -40,4 +41,43 @@ fn decode_steps_do_not_allocate(path: &Path) {
     let allocs = ondo_testdata::allocations() - before;
     assert_eq!(allocs, 0, "{}: 16 decode steps allocated {allocs} times", path.display());
     println!("{}: 16 decode steps, 0 allocations", path.display());
+}
+
+/// `n` sequences decoding side by side in one batch per step, on one shared pool.
+fn batched_steps_do_not_allocate(path: &Path, n: usize) {
+    let model = load_model(path).unwrap();
+    let hp = model.hparams();
+    let (block, per_seq) = (16, 4); // 64 positions each
+    let mut pool = KvPool::new(hp, n * per_seq, block, KvDtype::F16);
+    let tables: Vec<Vec<u32>> = (0..n).map(|s| (0..per_seq as u32).map(|b| b * n as u32 + s as u32).collect()).collect();
+    let mut ws = Workspace::new(hp, 64);
+    let mut batch = Batch::default();
+    for (s, table) in tables.iter().enumerate() {
+        batch.push(&[1, 45 + s as u32, 99], 0, table, LogitsFor::Last);
+    }
+    let logits = model.forward(&batch, &mut pool, &mut ws).unwrap();
+    let vocab = hp.vocab_size;
+    let mut tokens: Vec<u32> = logits.chunks_exact(vocab).map(ondo_testdata::argmax).collect();
+    let mut len = 3;
+    let mut step = |tokens: &mut Vec<u32>, len: &mut usize| {
+        batch.clear();
+        for (s, table) in tables.iter().enumerate() {
+            batch.push(&[tokens[s]], *len, table, LogitsFor::Last);
+        }
+        let logits = model.forward(&batch, &mut pool, &mut ws).unwrap();
+        for (t, row) in tokens.iter_mut().zip(logits.chunks_exact(vocab)) {
+            *t = ondo_testdata::argmax(row);
+        }
+        *len += 1;
+    };
+    for _ in 0..4 {
+        step(&mut tokens, &mut len);
+    }
+    let before = ondo_testdata::allocations();
+    for _ in 0..16 {
+        step(&mut tokens, &mut len);
+    }
+    let allocs = ondo_testdata::allocations() - before;
+    assert_eq!(allocs, 0, "{}: 16 batched decode steps of {n} sequences allocated {allocs} times", path.display());
+    println!("{}: 16 decode steps of {n} sequences, 0 allocations", path.display());
 }

@@ -4,7 +4,7 @@
 //! way: identical until the first step where the two sides differ, where each side's token must
 //! be in the other's top-5; comparing stops there.
 
-use ondo_model::{load_model, KvCache, KvDtype, LogitsFor, Model, Workspace};
+use ondo_model::{load_model, KvDtype, LogitsFor, Model, SeqCache, Workspace};
 use serde_json::Value;
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -37,9 +37,9 @@ fn compare(model: &dyn Model, case: &Value, prob_tol: f32, exact: bool) -> usize
     let expected = ids(&case["generated_token_ids"]);
     let hp = model.hparams();
     // f16 keys and values, as llama.cpp caches them.
-    let mut kv = KvCache::with_dtype(hp, prompt.len() + expected.len() + 1, KvDtype::F16);
+    let mut kv = SeqCache::new(hp, prompt.len() + expected.len() + 1, KvDtype::F16);
     let mut ws = Workspace::new(hp, 16);
-    let mut probs = model.forward(&prompt, &mut kv, &mut ws, LogitsFor::Last).unwrap().to_vec();
+    let mut probs = kv.forward(&*model, &prompt, &mut ws, LogitsFor::Last).unwrap().to_vec();
     for (step, &want) in expected.iter().enumerate() {
         ondo_kernels::ops::softmax(&mut probs);
         let ours = top5(&probs);
@@ -54,7 +54,7 @@ fn compare(model: &dyn Model, case: &Value, prob_tol: f32, exact: bool) -> usize
             let got = probs[id as usize];
             assert!((got - p).abs() < prob_tol, "step {step}: p({id}) = {got}, reference {p}");
         }
-        probs = model.forward(&[want], &mut kv, &mut ws, LogitsFor::Last).unwrap().to_vec();
+        probs = kv.forward(&*model, &[want], &mut ws, LogitsFor::Last).unwrap().to_vec();
     }
     expected.len()
 }

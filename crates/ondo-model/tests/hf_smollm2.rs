@@ -1,7 +1,7 @@
 //! SmolLM2-135M-Instruct from its HF folder (bf16 safetensors): greedy decoding equals
 //! transformers' reference token for token, and the top-5 probabilities agree.
 
-use ondo_model::{load_model, KvCache, LogitsFor, Workspace};
+use ondo_model::{load_model, KvDtype, LogitsFor, SeqCache, Workspace};
 use serde_json::Value;
 
 use ondo_testdata::argmax;
@@ -20,9 +20,9 @@ fn greedy_matches_transformers() {
     for case in refs["transformers"]["cases"].as_array().unwrap() {
         let prompt = ids(&case["prompt_token_ids"]);
         let expected = ids(&case["generated_token_ids"]);
-        let mut kv = KvCache::new(hp, 256);
+        let mut kv = SeqCache::new(hp, 256, KvDtype::F32);
         let mut ws = Workspace::new(hp, 32);
-        let mut logits = model.forward(&prompt, &mut kv, &mut ws, LogitsFor::Last).unwrap().to_vec();
+        let mut logits = kv.forward(&*model, &prompt, &mut ws, LogitsFor::Last).unwrap().to_vec();
         let mut got = vec![];
         for (step, want) in expected.iter().enumerate() {
             let mut probs = logits.clone();
@@ -34,7 +34,7 @@ fn greedy_matches_transformers() {
             let next = argmax(&logits);
             got.push(next);
             assert_eq!(next, *want, "step {step}: ids so far {got:?}");
-            logits = model.forward(&[next], &mut kv, &mut ws, LogitsFor::Last).unwrap().to_vec();
+            logits = kv.forward(&*model, &[next], &mut ws, LogitsFor::Last).unwrap().to_vec();
         }
     }
 }

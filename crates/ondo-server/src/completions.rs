@@ -6,7 +6,8 @@
 //! close each choice with its finish_reason, add a usage chunk with empty choices when
 //! `stream_options.include_usage` is set, and end with `data: [DONE]`.
 
-use crate::engine::{Event, GenRequest};
+use crate::engine::GenRequest;
+use ondo_engine::Event;
 use crate::error::ApiError;
 use crate::params::{chat_logprobs, check_vocab, completion_logprobs, sampling_params};
 use crate::prompt::{chat_ids, fit, max_model_len, normalize_messages, parse_prompts, prompt_ids};
@@ -40,6 +41,16 @@ struct Plan {
     include_usage: bool,
 }
 
+impl Plan {
+    /// The request field a prompt error names.
+    fn prompt_param(&self) -> &'static str {
+        match self.kind {
+            Kind::Chat => "messages",
+            Kind::Completion => "prompt",
+        }
+    }
+}
+
 pub async fn chat(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     match plan_chat(&app, body).await {
         Ok(plan) => respond(&app, plan).await,
@@ -71,7 +82,7 @@ async fn plan_chat(app: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
     let request = blocking(move || {
         check_vocab(&params, llm.model().hparams().vocab_size)?;
         let ids = chat_ids(&llm, &messages)?;
-        let params = fit(&ids, &params, max_model_len(&llm, limit), &llm, "messages")?;
+        let params = fit(&ids, &params, max_model_len(&llm, limit), "messages")?;
         Ok(GenRequest { prompt_ids: ids, params, stream, prompt_param: "messages" })
     })
     .await?;
@@ -106,7 +117,7 @@ async fn plan_completion(app: &AppState, body: Result<Bytes, BytesRejection>) ->
             .iter()
             .map(|p| {
                 let ids = prompt_ids(&llm, p)?;
-                let params = fit(&ids, &params, max_len, &llm, "prompt")?;
+                let params = fit(&ids, &params, max_len, "prompt")?;
                 Ok(GenRequest { prompt_ids: ids, params, stream, prompt_param: "prompt" })
             })
             .collect()
@@ -154,7 +165,7 @@ async fn complete(plan: &Plan, receivers: Vec<UnboundedReceiver<Event>>, llm: &L
     let mut choices = vec![];
     let mut usage = Usage::default();
     for (p, rx) in receivers.into_iter().enumerate() {
-        let out = wait_done(rx).await?;
+        let out = wait_done(rx, plan.prompt_param()).await?;
         usage.add(usage_of(&out));
         for o in &out.outputs {
             choices.push(choice(plan, p * plan.n + o.index, o, llm.tokenizer()));
@@ -167,12 +178,12 @@ async fn complete(plan: &Plan, receivers: Vec<UnboundedReceiver<Event>>, llm: &L
     Ok(plan.header.object(object, choices, Some(usage.json())))
 }
 
-async fn wait_done(mut rx: UnboundedReceiver<Event>) -> Result<RequestOutput, ApiError> {
+async fn wait_done(mut rx: UnboundedReceiver<Event>, prompt_param: &str) -> Result<RequestOutput, ApiError> {
     loop {
         match rx.recv().await {
             Some(Event::Delta { .. }) => continue,
             Some(Event::Done(out)) => return Ok(*out),
-            Some(Event::Failed(e)) => return Err(e),
+            Some(Event::Failed(e)) => return Err(ApiError::from_engine(e, prompt_param)),
             None => return Err(ApiError::internal("the engine dropped the request")),
         }
     }
@@ -300,7 +311,7 @@ async fn forward_events(
             match rx.recv().await {
                 Some(Event::Delta { index, text }) => send(tx, delta_chunk(plan, p * plan.n + index, &text)).await?,
                 Some(Event::Done(out)) => break *out,
-                Some(Event::Failed(e)) => return fail(tx, e).await,
+                Some(Event::Failed(e)) => return fail(tx, ApiError::from_engine(e, plan.prompt_param())).await,
                 None => return fail(tx, ApiError::internal("the engine dropped the request")).await,
             }
         };

@@ -95,12 +95,13 @@ impl ApiError {
         match &e {
             EngineError::Param(p) => Self::bad_param(p.field(), p.to_string()),
             EngineError::EmptyPrompt => Self::bad_param(prompt_param, e.to_string()),
-            EngineError::PromptTooLong { .. } => {
+            EngineError::PromptTooLong { .. } | EngineError::KvCacheTooSmall { .. } => {
                 Self::bad_param(prompt_param, e.to_string()).with_code("context_length_exceeded")
             }
             EngineError::Template(_) | EngineError::NoChatTemplate(_) | EngineError::Text(_) => {
                 Self::bad_param(prompt_param, e.to_string())
             }
+            EngineError::PromptToken { .. } => Self::bad_param(prompt_param, e.to_string()),
             _ => Self::internal(e.to_string()),
         }
     }

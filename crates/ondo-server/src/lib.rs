@@ -20,6 +20,7 @@
 pub mod completions;
 pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod params;
 pub mod prompt;
 pub mod routes;

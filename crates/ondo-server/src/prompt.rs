@@ -10,9 +10,6 @@ use serde_json::{Map, Value};
 
 const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
 
-/// Largest KV cache memory one request may ask for (all its sequences together).
-const KV_BUDGET_BYTES: usize = 4 << 30;
-
 /// A completion prompt as sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PromptInput {
@@ -128,28 +125,17 @@ pub fn check_ids(llm: &Llm, ids: &[u32], param: &str) -> Result<(), ApiError> {
 
 /// The context a request may use: the model's, or less with --max-model-len.
 pub fn max_model_len(llm: &Llm, limit: Option<usize>) -> usize {
-    let ctx = llm.model().hparams().max_position_embeddings;
+    let ctx = llm.engine().map_or(0, |e| e.limits().context);
     limit.map_or(ctx, |l| l.min(ctx))
 }
 
-/// Non-empty ids that fit the context with the parameters, and a KV cache within budget.
-pub fn fit(ids: &[u32], params: &SamplingParams, max_len: usize, llm: &Llm, param: &str) -> Result<SamplingParams, ApiError> {
+/// Non-empty ids that fit the context with the parameters (the engine checks the rest when the
+/// request is submitted: vocabulary, parameters, the KV pool's size).
+pub fn fit(ids: &[u32], params: &SamplingParams, max_len: usize, param: &str) -> Result<SamplingParams, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::bad_param(param, format!("the {param} is empty: nothing to continue from")));
     }
-    let p = fit_context(params.clone(), ids.len(), max_len, param)?;
-    let hp = llm.model().hparams();
-    let per_token = hp.num_hidden_layers * hp.kv_dim() * 2 * std::mem::size_of::<f32>();
-    let tokens = ids.len() + p.max_tokens.unwrap_or(0);
-    if p.best_of().saturating_mul(tokens).saturating_mul(per_token) > KV_BUDGET_BYTES {
-        let msg = format!(
-            "{} sequences of {tokens} tokens need more than {} GiB of KV cache: lower n, best_of or max_tokens",
-            p.best_of(),
-            KV_BUDGET_BYTES >> 30
-        );
-        return Err(ApiError::bad_param("max_tokens", msg));
-    }
-    Ok(p)
+    fit_context(params.clone(), ids.len(), max_len, param)
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 use subtle::ConstantTimeEq;
 
@@ -151,18 +150,11 @@ async fn detokenize(State(app): State<AppState>, body: Result<Bytes, BytesReject
     Ok(Json(json!({"prompt": text})))
 }
 
-/// Prometheus text: request and token counters, queue depth.
-async fn metrics(State(app): State<AppState>) -> String {
-    let s = app.stats();
-    let rows = [
-        ("ondo_requests_total", &s.requests),
-        ("ondo_requests_waiting", &s.waiting),
-        ("ondo_requests_running", &s.running),
-        ("ondo_requests_finished_total", &s.finished),
-        ("ondo_requests_aborted_total", &s.aborted),
-        ("ondo_requests_failed_total", &s.failed),
-        ("ondo_prompt_tokens_total", &s.prompt_tokens),
-        ("ondo_generation_tokens_total", &s.generation_tokens),
-    ];
-    rows.iter().map(|(name, v)| format!("{name} {}\n", v.load(Ordering::Relaxed))).collect()
+/// Prometheus text, with vLLM's metric names where they exist (and ondo's earlier names for
+/// the request counters).
+async fn metrics(State(app): State<AppState>) -> Response {
+    match app.engine() {
+        Ok(engine) => crate::metrics::render(engine).into_response(),
+        Err(e) => e.into_response(),
+    }
 }

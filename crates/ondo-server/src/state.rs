@@ -1,7 +1,7 @@
 //! The server's configuration and the state every handler shares: the served name, the key, and
 //! the engine once the model has loaded (503 until then).
 
-use crate::engine::{Engine, Stats};
+use crate::engine::Engine;
 use crate::error::ApiError;
 use ondo_engine::Llm;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +48,6 @@ pub struct AppState {
 struct Inner {
     config: Config,
     engine: OnceLock<Engine>,
-    stats: Arc<Stats>,
     stopping: Arc<AtomicBool>,
     created: u64,
 }
@@ -58,7 +57,6 @@ impl AppState {
         let inner = Inner {
             config,
             engine: OnceLock::new(),
-            stats: Arc::default(),
             stopping: Arc::default(),
             created: crate::wire::unix_now(),
         };
@@ -67,7 +65,10 @@ impl AppState {
 
     /// The model has loaded: start its engine thread and begin serving requests.
     pub fn install(&self, llm: Llm) {
-        let engine = Engine::start(llm, self.inner.stats.clone(), self.inner.stopping.clone());
+        let engine = match Engine::start(llm) {
+            Ok(e) => e,
+            Err(e) => return eprintln!("error: {}", e.message),
+        };
         if self.inner.engine.set(engine).is_err() {
             eprintln!("warning: a model was already installed; keeping the first");
         }
@@ -88,14 +89,13 @@ impl AppState {
     /// Shutdown began: running generations stop at their next token, new ones get 503.
     pub fn begin_shutdown(&self) {
         self.inner.stopping.store(true, Ordering::Relaxed);
+        if let Some(engine) = self.inner.engine.get() {
+            engine.handle().abort_all();
+        }
     }
 
     pub fn config(&self) -> &Config {
         &self.inner.config
-    }
-
-    pub fn stats(&self) -> &Stats {
-        &self.inner.stats
     }
 
     pub fn created(&self) -> u64 {

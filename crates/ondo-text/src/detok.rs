@@ -8,15 +8,17 @@
 
 use crate::error::Result;
 use crate::tokenizer::Tokenizer;
+use std::ops::Deref;
 
 /// How many prompt tokens the first window reaches back (vLLM uses 5 too).
 const PROMPT_CONTEXT: usize = 5;
 
 /// Turns generated token ids into text deltas; their concatenation is the text the generated
 /// tokens add to the prompt (with no prompt: `decode(all_output_ids)`).
+/// `T` is how it holds the tokenizer: `&Tokenizer`, or an `Arc<Tokenizer>` to own a share.
 #[derive(Debug)]
-pub struct IncrementalDetokenizer<'t> {
-    tokenizer: &'t Tokenizer,
+pub struct IncrementalDetokenizer<T: Deref<Target = Tokenizer>> {
+    tokenizer: T,
     skip_special_tokens: bool,
     ids: Vec<u32>,
     /// Start of the window decoded as context.
@@ -25,9 +27,9 @@ pub struct IncrementalDetokenizer<'t> {
     read_offset: usize,
 }
 
-impl<'t> IncrementalDetokenizer<'t> {
+impl<T: Deref<Target = Tokenizer>> IncrementalDetokenizer<T> {
     /// Starts after `prompt_ids` (they give the first token its context; their text is not emitted).
-    pub fn new(tokenizer: &'t Tokenizer, prompt_ids: &[u32], skip_special_tokens: bool) -> Self {
+    pub fn new(tokenizer: T, prompt_ids: &[u32], skip_special_tokens: bool) -> Self {
         let start = prompt_ids.len().saturating_sub(PROMPT_CONTEXT);
         IncrementalDetokenizer {
             tokenizer,

@@ -5,8 +5,10 @@
 //! AVX2+FMA, picked at run time like the matmul kernels. `reference` holds the plain versions
 //! they are tested against; `ONDO_FORCE_SCALAR=1` (or a CPU without AVX2) runs those.
 
+mod paged;
 pub mod reference;
 
+pub use paged::{paged_attention, paged_attention_f16, AttnSeq, PagedKv};
 pub use reference::{AttnParams, RopeStyle};
 
 use crate::matmul::Isa;

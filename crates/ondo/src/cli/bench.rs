@@ -1,21 +1,22 @@
-//! `ondo bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]`: prompt processing and
-//! generation speed, measured as llama-bench measures them.
+//! `ondo bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] [--concurrent 1,4,16] [--json]`:
+//! prompt processing and generation speed, measured as llama-bench measures them, on the same
+//! engine every request runs on.
 //!
-//! - `ppN`: N token ids in one `Model::forward` call on an empty KV cache.
-//! - `tgN`: N forward calls of one token each, from an empty KV cache.
+//! - `ppN`: one request of N token ids and one output token (time to first token).
+//! - `tgN`: one request of one token generating N tokens (greedy, eos ignored).
+//! - `--concurrent B,..`: B requests at once, each with its own `-p`-token prompt generating `-n`
+//!   tokens, as llama-batched-bench reports them: aggregate and per-stream tokens/s.
 //!
 //! The ids are deterministic pseudo-random draws from the vocabulary (no tokenizer involved).
 //! Each test runs once untimed to page the weights in, then REPS timed times; the result is
 //! the mean tokens/s and its sample standard deviation.
 
-use super::tokenize::resolve;
 use anyhow::{bail, Context};
-use ondo_kernels::ThreadPool;
-use ondo_model::{KvCache, KvDtype, LogitsFor, Model, Workspace};
+use ondo_engine::{EngineConfig, Event, Llm, LoadOptions, NewRequest, SamplingParams};
 use serde::Serialize;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,9 +34,12 @@ pub struct Args {
     /// Timed repetitions of each test
     #[arg(short = 'r', long, default_value_t = 5)]
     reps: usize,
-    /// Tokens per forward chunk (the engine's default is 64)
-    #[arg(long, default_value_t = 64)]
+    /// Tokens per engine step (--max-num-batched-tokens); llama-bench's default batch is 512
+    #[arg(long, default_value_t = 512)]
     chunk: usize,
+    /// Concurrent requests to measure, e.g. 1,4,16,64 (each -p prompt tokens, -n generated)
+    #[arg(long, value_delimiter = ',')]
+    concurrent: Vec<usize>,
     /// Print a JSON list of results
     #[arg(long)]
     json: bool,
@@ -52,73 +56,94 @@ struct Sample {
     tokens_per_second: f64,
     stddev: f64,
     reps: usize,
+    /// Requests at once (`--concurrent`); tokens_per_second is their aggregate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concurrent: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.reps == 0 {
         bail!("--reps must be at least 1");
     }
-    let path = resolve(&args.model, args.offline)?;
-    let loaded = ondo_engine::load::load_path(&path)?;
-    // The KV cache type the engine would use for this format (f16 for GGUF, as llama-bench).
-    let kv_dtype = loaded.kv_dtype;
-    let model = loaded.model;
-    let hp = model.hparams();
-    let needed = args.n_prompt.max(args.n_gen);
+    let max_seqs = args.concurrent.iter().copied().max().unwrap_or(1).max(1);
+    let engine = EngineConfig {
+        max_num_batched_tokens: args.chunk.max(1),
+        max_num_seqs: max_seqs,
+        enable_prefix_caching: false,
+        ..EngineConfig::default()
+    };
+    let opts = LoadOptions { offline: args.offline, threads: args.threads, engine, ..LoadOptions::default() };
+    let llm = Llm::load(&args.model, &opts)?;
+    let hp = llm.model().hparams();
+    let needed = args.n_prompt + args.n_gen;
     if needed > hp.max_position_embeddings {
-        bail!("{}: {needed} tokens exceed the context length {}", path.display(), hp.max_position_embeddings);
+        bail!("{}: {needed} tokens exceed the context length {}", llm.source().display(), hp.max_position_embeddings);
     }
-    let pool = Arc::new(args.threads.map_or_else(ThreadPool::from_env, ThreadPool::new));
-    let ws = Workspace::with_pool(hp, args.chunk, pool.clone());
-    let mut bench = Bench { model: &*model, ws, kv_dtype, ids: Ids(0x5eed) };
+    let threads = llm.parts().pool.threads();
+    let mut bench = Bench { llm: &llm, ids: Ids(0x5eed) };
     let mut results = vec![];
-    if args.n_prompt > 0 {
-        let times = bench.repeat(args.reps, |b| b.prompt(args.n_prompt))?;
-        results.push(summarize(format!("pp{}", args.n_prompt), pool.threads(), args.n_prompt, &times));
+    if args.n_prompt > 0 && args.concurrent.is_empty() {
+        let times = bench.repeat(args.reps, |b| b.run(1, args.n_prompt, 1).map(|t| t.first))?;
+        results.push(summarize(format!("pp{}", args.n_prompt), threads, args.n_prompt, &times));
     }
-    if args.n_gen > 0 {
-        let times = bench.repeat(args.reps, |b| b.generate(args.n_gen))?;
-        results.push(summarize(format!("tg{}", args.n_gen), pool.threads(), args.n_gen, &times));
+    if args.n_gen > 0 && args.concurrent.is_empty() {
+        let times = bench.repeat(args.reps, |b| b.run(1, 1, args.n_gen).map(|t| t.total))?;
+        results.push(summarize(format!("tg{}", args.n_gen), threads, args.n_gen, &times));
     }
-    print(&args, &path, hp, &results)
+    for &b in &args.concurrent {
+        let (prompt, gen) = (args.n_prompt.max(1), args.n_gen.max(1));
+        let times = bench.repeat(args.reps, |bench| bench.run(b.max(1), prompt, gen).map(|t| t.total))?;
+        let mut sample = summarize(format!("pp{prompt}+tg{gen} x{b}"), threads, b * gen, &times);
+        sample.concurrent = Some(b);
+        results.push(sample);
+    }
+    print(&args, &llm, &results)
 }
 
 struct Bench<'m> {
-    model: &'m dyn Model,
-    ws: Workspace,
-    kv_dtype: KvDtype,
+    llm: &'m Llm,
     ids: Ids,
+}
+
+/// Seconds to the first token of the last request, and to the end of all.
+struct Timing {
+    first: f64,
+    total: f64,
 }
 
 impl Bench<'_> {
     /// One untimed warm-up run, then `reps` timed ones (seconds each).
-    fn repeat(&mut self, reps: usize, test: impl Fn(&mut Self) -> anyhow::Result<()>) -> anyhow::Result<Vec<f64>> {
+    fn repeat(&mut self, reps: usize, test: impl Fn(&mut Self) -> anyhow::Result<f64>) -> anyhow::Result<Vec<f64>> {
         test(self)?;
-        (0..reps)
-            .map(|_| {
-                let start = Instant::now();
-                test(self)?;
-                Ok(start.elapsed().as_secs_f64())
+        (0..reps).map(|_| test(self)).collect()
+    }
+
+    /// `b` requests at once, each `prompt` random ids generating `gen` tokens.
+    fn run(&mut self, b: usize, prompt: usize, gen: usize) -> anyhow::Result<Timing> {
+        let vocab = self.llm.model().hparams().vocab_size;
+        let params = SamplingParams { temperature: 0.0, max_tokens: Some(gen), ignore_eos: true, ..Default::default() };
+        let engine = self.llm.engine()?;
+        let start = Instant::now();
+        let receivers: Vec<UnboundedReceiver<Event>> = (0..b)
+            .map(|i| {
+                let prompt_ids = (0..prompt).map(|_| self.ids.next(vocab)).collect();
+                let req = NewRequest { id: i.to_string(), prompt: None, prompt_ids, params: params.clone(), stream: true, cancel: None };
+                engine.submit(req).context("bench request")
             })
-            .collect()
-    }
-
-    fn prompt(&mut self, n: usize) -> anyhow::Result<()> {
-        let vocab = self.model.hparams().vocab_size;
-        let tokens: Vec<u32> = (0..n).map(|_| self.ids.next(vocab)).collect();
-        let mut kv = KvCache::with_dtype(self.model.hparams(), n, self.kv_dtype);
-        self.model.forward(&tokens, &mut kv, &mut self.ws, LogitsFor::Last).context("prompt processing")?;
-        Ok(())
-    }
-
-    fn generate(&mut self, n: usize) -> anyhow::Result<()> {
-        let vocab = self.model.hparams().vocab_size;
-        let mut kv = KvCache::with_dtype(self.model.hparams(), n, self.kv_dtype);
-        for _ in 0..n {
-            let token = self.ids.next(vocab);
-            self.model.forward(&[token], &mut kv, &mut self.ws, LogitsFor::Last).context("generation")?;
+            .collect::<anyhow::Result<_>>()?;
+        let mut first = 0.0;
+        for mut rx in receivers {
+            while let Some(event) = rx.blocking_recv() {
+                match event {
+                    Event::Delta { .. } if first == 0.0 => first = start.elapsed().as_secs_f64(),
+                    Event::Delta { .. } => {}
+                    Event::Done(_) => break,
+                    Event::Failed(e) => return Err(e.into()),
+                }
+            }
         }
-        Ok(())
+        let total = start.elapsed().as_secs_f64();
+        Ok(Timing { first: if first == 0.0 { total } else { first }, total })
     }
 }
 
@@ -144,21 +169,35 @@ fn summarize(test: String, threads: usize, tokens: usize, seconds: &[f64]) -> Sa
     } else {
         0.0
     };
-    Sample { test, threads, tokens_per_second: mean, stddev: var.sqrt(), reps: seconds.len() }
+    Sample { test, threads, tokens_per_second: mean, stddev: var.sqrt(), reps: seconds.len(), concurrent: None }
 }
 
-fn print(args: &Args, path: &std::path::Path, hp: &ondo_model::Hparams, results: &[Sample]) -> anyhow::Result<()> {
+fn print(args: &Args, llm: &Llm, results: &[Sample]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(results)?)?;
         return Ok(());
     }
+    let path = llm.source();
+    let arch = &llm.model().hparams().arch_name;
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    writeln!(out, "| model | arch | threads | test | t/s |")?;
-    writeln!(out, "| --- | --- | ---: | ---: | ---: |")?;
+    if !args.concurrent.is_empty() {
+        writeln!(out, "| model | threads | B | PP | TG | S t/s (aggregate) | per stream t/s |")?;
+        writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+    } else {
+        writeln!(out, "| model | arch | threads | test | t/s |")?;
+        writeln!(out, "| --- | --- | ---: | ---: | ---: |")?;
+    }
     for r in results {
         let rate = format!("{:.2} ± {:.2}", r.tokens_per_second, r.stddev);
-        writeln!(out, "| {name} | {} | {} | {} | {rate} |", hp.arch_name, r.threads, r.test)?;
+        match r.concurrent {
+            Some(b) => {
+                let per = r.tokens_per_second / b as f64;
+                let (pp, tg) = (args.n_prompt.max(1), args.n_gen.max(1));
+                writeln!(out, "| {name} | {} | {b} | {pp} | {tg} | {rate} | {per:.2} |", r.threads)?;
+            }
+            None => writeln!(out, "| {name} | {arch} | {} | {} | {rate} |", r.threads, r.test)?,
+        }
     }
     Ok(())
 }

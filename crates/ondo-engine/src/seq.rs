@@ -1,0 +1,147 @@
+//! One output sequence's decoding state: what happens to a logits row once the model has
+//! produced it. Per step: sample (sampler chain) → record logprobs → stop checks on the token
+//! (eos, stop_token_ids, max_tokens, context) → detokenize the delta → hold back a possible stop
+//! string → the settled delta the caller may see now.
+
+use crate::output::{CompletionOutput, FinishReason, StopReason};
+use crate::params::SamplingParams;
+use crate::rng::Rng;
+use crate::sampler::{Sampler, SeqHistory};
+use crate::EngineError;
+use ondo_text::{IncrementalDetokenizer, StopMatcher, Tokenizer};
+use std::sync::Arc;
+
+pub(crate) struct Decoding {
+    history: SeqHistory,
+    sampler: Sampler,
+    rng: Rng,
+    detok: IncrementalDetokenizer<Arc<Tokenizer>>,
+    stops: StopMatcher,
+    pub out: CompletionOutput,
+    cumulative: f64,
+    /// The row being sampled (the sampler edits it in place).
+    logits: Vec<f32>,
+    /// Longest the sequence may grow (prompt + output), the model's context.
+    max_len: usize,
+}
+
+impl Decoding {
+    pub fn new(
+        tokenizer: &Arc<Tokenizer>,
+        eos_ids: &[u32],
+        params: &SamplingParams,
+        prompt_ids: &[u32],
+        seed: u64,
+        index: usize,
+        limits: (usize, usize),
+    ) -> Decoding {
+        let (vocab, max_len) = limits;
+        let track = params.logprobs.is_some() || params.best_of() > params.n;
+        Decoding {
+            history: SeqHistory::new(prompt_ids.to_vec()),
+            sampler: Sampler::new(params, eos_ids).with_logprobs(track),
+            rng: Rng::for_sequence(seed, index),
+            detok: IncrementalDetokenizer::new(tokenizer.clone(), prompt_ids, params.skip_special_tokens),
+            stops: StopMatcher::new(&params.stop, params.include_stop_str_in_output),
+            out: CompletionOutput {
+                index,
+                text: String::new(),
+                token_ids: vec![],
+                cumulative_logprob: track.then_some(0.0),
+                logprobs: params.logprobs.map(|_| vec![]),
+                finish_reason: None,
+                stop_reason: None,
+            },
+            cumulative: 0.0,
+            logits: vec![0.0; vocab],
+            max_len,
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        self.out.finish_reason.is_some()
+    }
+
+    /// Sample the next token from `logits`, apply the stop rules and return it with the
+    /// settled text delta.
+    pub fn step(
+        &mut self,
+        logits: &[f32],
+        params: &SamplingParams,
+        eos_ids: &[u32],
+        len: usize,
+    ) -> Result<(u32, String), EngineError> {
+        self.logits.copy_from_slice(logits);
+        let token = self.sample(params);
+        let delta = self.settle_text(params, eos_ids, token, len + 1)?;
+        Ok((token, delta))
+    }
+
+    /// End the sequence early (cancelled, or no KV room left); returns the text held back.
+    pub fn finish(&mut self, reason: FinishReason) -> String {
+        if self.finished() {
+            return String::new();
+        }
+        self.out.finish_reason = Some(reason);
+        let mut delta = self.detok.finish().unwrap_or_default();
+        delta = self.stops.push(&delta).text;
+        delta.push_str(&self.stops.finish());
+        self.out.text.push_str(&delta);
+        delta
+    }
+
+    /// Draw the next token and record it with its logprobs.
+    fn sample(&mut self, params: &SamplingParams) -> u32 {
+        let token = self.sampler.sample(&mut self.logits, &self.history.ctx(), &mut self.rng);
+        self.history.push(token);
+        self.out.token_ids.push(token);
+        if let Some(lp) = self.sampler.logprob_of(token) {
+            self.cumulative += lp as f64;
+            self.out.cumulative_logprob = Some(self.cumulative);
+        }
+        if let (Some(k), Some(list)) = (params.logprobs, self.out.logprobs.as_mut()) {
+            let top = self.sampler.top_logprobs(k, token).unwrap_or_default();
+            list.push(top.into_iter().collect());
+        }
+        token
+    }
+
+    /// Apply the token-level stop rules, then turn the token into settled text; `len` is the
+    /// sequence's length with the token.
+    fn settle_text(
+        &mut self,
+        params: &SamplingParams,
+        eos_ids: &[u32],
+        token: u32,
+        len: usize,
+    ) -> Result<String, EngineError> {
+        let n_out = self.out.token_ids.len();
+        let past_min = n_out > params.min_tokens;
+        if past_min && !params.ignore_eos && eos_ids.contains(&token) {
+            self.out.finish_reason = Some(FinishReason::Stop);
+        } else if past_min && params.stop_token_ids.contains(&token) {
+            self.out.finish_reason = Some(FinishReason::Stop);
+            self.out.stop_reason = Some(StopReason::Token(token));
+        }
+        let mut raw = self.detok.push(token)?;
+        let at_limit = params.max_tokens.is_some_and(|max| n_out >= max) || len >= self.max_len;
+        let will_end = self.out.finish_reason.is_some() || at_limit;
+        if will_end {
+            raw.push_str(&self.detok.finish()?);
+        }
+        let step = self.stops.push(&raw);
+        let mut delta = step.text;
+        if let Some(stop) = step.stop {
+            self.out.finish_reason = Some(FinishReason::Stop);
+            self.out.stop_reason = Some(StopReason::Str(stop));
+        }
+        if self.out.finish_reason.is_none() && will_end {
+            self.out.finish_reason = Some(FinishReason::Length);
+        }
+        if self.finished() && !matches!(self.out.stop_reason, Some(StopReason::Str(_))) {
+            delta.push_str(&self.stops.finish());
+        }
+        self.out.text.push_str(&delta);
+        Ok(delta)
+    }
+}
