@@ -181,6 +181,11 @@ impl Llm {
         self.submit_with(id, prompt, params, stream, None)
     }
 
+    /// Wait for a submitted request's output (its deltas are skipped).
+    pub fn wait(mut rx: UnboundedReceiver<Event>) -> Result<RequestOutput, EngineError> {
+        wait_done(&mut rx, &AtomicBool::new(false), &mut |_, _| true)
+    }
+
     fn submit_with(
         &self,
         id: String,

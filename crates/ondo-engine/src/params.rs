@@ -362,22 +362,28 @@ fn py_float(v: f32) -> String {
     }
 }
 
+// ---- counts given as signed integers (JSON, CLI flags, HTTP fields): the one place their
+// minimums are checked and worded ----
+
+/// A count field (`n`, `best_of`, `max_tokens`, `min_tokens`, `logprobs`, `prompt_logprobs`,
+/// or any other non-negative count) given as a signed integer, checked against its minimum.
+pub fn count_param(field: &'static str, v: i64) -> Result<usize, ParamError> {
+    let (min, rule) = match field {
+        "n" | "best_of" | "max_tokens" => (1, "at least 1"),
+        "min_tokens" => (0, "greater than or equal to 0"),
+        _ => (0, "non-negative"),
+    };
+    if v < min {
+        return Err(ParamError::range(field, rule, v.to_string()));
+    }
+    usize::try_from(v).map_err(|_| ParamError::range(field, format!("at most {}", usize::MAX), v.to_string()))
+}
+
 // ---- serde helpers: counts that JSON may give as negative numbers, `stop` as string or list ----
 
-fn non_negative<'de, D: Deserializer<'de>>(
-    d: D,
-    field: &str,
-    rule: &str,
-    min: i64,
-) -> Result<Option<usize>, D::Error> {
-    let v = Option::<i64>::deserialize(d)?;
-    match v {
-        Some(v) if v < min => Err(serde::de::Error::custom(format!(
-            "{field} must be {rule}, got {v}"
-        ))),
-        Some(v) => usize::try_from(v)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
+fn non_negative<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<Option<usize>, D::Error> {
+    match Option::<i64>::deserialize(d)? {
+        Some(v) => count_param(field, v).map(Some).map_err(serde::de::Error::custom),
         None => Ok(None),
     }
 }
@@ -387,27 +393,27 @@ fn required<'de, D: Deserializer<'de>>(v: Option<usize>, field: &str) -> Result<
 }
 
 fn de_n<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    required::<D>(non_negative(d, "n", "at least 1", 1)?, "n")
+    required::<D>(non_negative(d, "n")?, "n")
 }
 
 fn de_best_of<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    non_negative(d, "best_of", "at least 1", 1)
+    non_negative(d, "best_of")
 }
 
 fn de_max_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    non_negative(d, "max_tokens", "at least 1", 1)
+    non_negative(d, "max_tokens")
 }
 
 fn de_min_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    Ok(non_negative(d, "min_tokens", "greater than or equal to 0", 0)?.unwrap_or(0))
+    Ok(non_negative(d, "min_tokens")?.unwrap_or(0))
 }
 
 fn de_logprobs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    non_negative(d, "logprobs", "non-negative", 0)
+    non_negative(d, "logprobs")
 }
 
 fn de_prompt_logprobs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    non_negative(d, "prompt_logprobs", "non-negative", 0)
+    non_negative(d, "prompt_logprobs")
 }
 
 /// Seeds are Python ints: negative ones are taken modulo 2^64.

@@ -40,6 +40,8 @@ struct Shared {
     panicked: AtomicBool,
     shutdown: AtomicBool,
     sleeping: Vec<AtomicBool>,
+    /// Workers that have started and made their first-use allocations.
+    started: AtomicUsize,
 }
 
 impl Shared {
@@ -98,6 +100,7 @@ impl ThreadPool {
             panicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             sleeping: (1..threads).map(|_| AtomicBool::new(false)).collect(),
+            started: AtomicUsize::new(0),
         });
         let handles = (1..threads)
             .map(|w| {
@@ -109,6 +112,12 @@ impl ThreadPool {
                 (h.thread().clone(), h)
             })
             .collect();
+        // Wait for every worker to start: on a loaded machine a new thread may first run much
+        // later, and its start-up allocations would then land in the middle of generation
+        // (decode_no_alloc failed so under CI load).
+        while shared.started.load(Acquire) < threads - 1 {
+            thread::yield_now();
+        }
         ThreadPool {
             threads,
             shared,
@@ -180,6 +189,7 @@ fn worker(sh: &Shared, idx: usize) {
     // the first `park` would otherwise create this thread's handle, an allocation at a random
     // later moment (tests/no_alloc.rs saw it)
     let _ = thread::current();
+    sh.started.fetch_add(1, Release);
     loop {
         let mut spins = 0u32;
         while !sh.has_work() {

@@ -11,12 +11,27 @@ use std::path::Path;
 static GLOBAL: ondo_testdata::CountingAlloc = ondo_testdata::CountingAlloc;
 
 fn main() {
+    // Two threads that keep both cores busy, as other jobs do on a loaded CI machine: pool
+    // workers then start late and run at odd moments (an allocation hid there once).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
     let smollm2 = ondo_testdata::fetched("smollm2-135m-instruct-q4_1.gguf");
     let stories = ondo_testdata::shared("models/stories260K").map(|d| d.join("stories260K.gguf"));
     for path in [smollm2, stories].into_iter().flatten() {
         decode_steps_do_not_allocate(&path);
         batched_steps_do_not_allocate(&path, 16);
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.into_iter().for_each(|t| t.join().unwrap());
     println!("decode_no_alloc: ok");
 }
 

@@ -4,6 +4,7 @@
 
 use crate::error::ApiError;
 use crate::wire::{SamplingFields, Seed, StringOrList};
+use ondo_engine::params::count_param;
 use ondo_engine::SamplingParams;
 
 /// At most this many sequences per request (n, best_of): each holds its own KV cache.
@@ -21,8 +22,8 @@ pub fn sampling_params(
 ) -> Result<SamplingParams, ApiError> {
     let d = SamplingParams::default();
     let p = SamplingParams {
-        n: count("n", f.n, 1)?.unwrap_or(1),
-        best_of: count("best_of", f.best_of, 1)?,
+        n: count("n", f.n)?.unwrap_or(1),
+        best_of: count("best_of", f.best_of)?,
         presence_penalty: f.presence_penalty.unwrap_or(0.0),
         frequency_penalty: f.frequency_penalty.unwrap_or(0.0),
         repetition_penalty: f.repetition_penalty.unwrap_or(1.0),
@@ -35,8 +36,8 @@ pub fn sampling_params(
         stop_token_ids: f.stop_token_ids.clone().unwrap_or_default(),
         include_stop_str_in_output: f.include_stop_str_in_output.unwrap_or(false),
         ignore_eos: f.ignore_eos.unwrap_or(false),
-        max_tokens: count("max_tokens", max_tokens, 1)?,
-        min_tokens: count("min_tokens", f.min_tokens, 0)?.unwrap_or(0),
+        max_tokens: count("max_tokens", max_tokens)?,
+        min_tokens: count("min_tokens", f.min_tokens)?.unwrap_or(0),
         logprobs,
         skip_special_tokens: f.skip_special_tokens.unwrap_or(true),
         spaces_between_special_tokens: f.spaces_between_special_tokens.unwrap_or(true),
@@ -62,7 +63,7 @@ pub fn check_vocab(p: &SamplingParams, vocab_size: usize) -> Result<(), ApiError
 
 /// `logprobs` of chat: a bool plus `top_logprobs` in 0..=20.
 pub fn chat_logprobs(logprobs: Option<bool>, top: Option<i64>) -> Result<Option<usize>, ApiError> {
-    let top = count("top_logprobs", top, 0)?;
+    let top = count("top_logprobs", top)?;
     if top.is_some_and(|k| k > MAX_LOGPROBS) {
         return Err(ApiError::bad_param("top_logprobs", format!("top_logprobs must be at most {MAX_LOGPROBS}")));
     }
@@ -77,7 +78,7 @@ pub fn chat_logprobs(logprobs: Option<bool>, top: Option<i64>) -> Result<Option<
 
 /// `logprobs` of completions: the number of top logprobs, 0..=20.
 pub fn completion_logprobs(logprobs: Option<i64>) -> Result<Option<usize>, ApiError> {
-    let k = count("logprobs", logprobs, 0)?;
+    let k = count("logprobs", logprobs)?;
     if k.is_some_and(|k| k > MAX_LOGPROBS) {
         return Err(ApiError::bad_param("logprobs", format!("logprobs must be at most {MAX_LOGPROBS}")));
     }
@@ -119,18 +120,9 @@ pub fn fit_context(
     }
 }
 
-/// An integer count that must be at least `min`.
-fn count(field: &'static str, v: Option<i64>, min: i64) -> Result<Option<usize>, ApiError> {
-    match v {
-        None => Ok(None),
-        Some(v) if v < min => {
-            let rule = if min == 0 { "non-negative".to_string() } else { format!("at least {min}") };
-            Err(ApiError::bad_param(field, format!("{field} must be {rule}, got {v}")))
-        }
-        Some(v) => usize::try_from(v)
-            .map(Some)
-            .map_err(|_| ApiError::bad_param(field, format!("{field} is too large: {v}"))),
-    }
+/// An integer count, checked where every count is (`ondo_engine::params::count_param`).
+fn count(field: &'static str, v: Option<i64>) -> Result<Option<usize>, ApiError> {
+    v.map(|v| count_param(field, v).map_err(|e| ApiError::bad_param(field, e.to_string()))).transpose()
 }
 
 fn top_k(v: Option<i64>) -> Result<i32, ApiError> {

@@ -802,9 +802,13 @@ unsafe fn dot_f<F: Floats, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f3
     let p = w.as_ptr();
     let n = a[0].f.len();
     let xs: [*const f32; T] = std::array::from_fn(|t| a.get_unchecked(t).f.as_ptr());
+    // One order for every token count and for `dot_f_rows4`: 16 values per step into two
+    // accumulators, an 8-value remainder into the first, then the scalar tail. So a token's
+    // result does not depend on the batch it came in (the batched engine's outputs equal the
+    // same prompts run alone).
     let mut acc = [[_mm256_setzero_ps(); T]; 4];
     let mut i = 0;
-    let step = if T == 1 { 32 } else { 16 };
+    let step = 16;
     while i + step <= n {
         for c in 0..step / 8 {
             let wv = F::load8(p, i + 8 * c);
@@ -1073,6 +1077,13 @@ unsafe fn dot_f_rows4<F: Floats>(w: &[u8], row_bytes: usize, x: &[f32], out: *mu
                 }
             }
             i += 16;
+        }
+        if i + 8 <= n {
+            let xv = _mm256_loadu_ps(x.as_ptr().add(i));
+            for k in 0..4 {
+                acc[0][k] = _mm256_fmadd_ps(F::load8(p[k], i), xv, acc[0][k]);
+            }
+            i += 8;
         }
         for k in 0..4 {
             let mut s = hsum(_mm256_add_ps(acc[0][k], acc[1][k]));

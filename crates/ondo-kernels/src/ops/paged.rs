@@ -1,23 +1,24 @@
 //! Attention for a batch of sequences over a paged KV cache, flash-style.
 //!
-//! The pool of one layer holds keys and values as `[num_blocks, block_size, n_kv_heads,
-//! head_dim]`; each sequence reaches its positions through its own run of a block table. One
-//! call attends every query row of every sequence (decode rows and prefill chunks mixed).
+//! A layer's pool holds keys and values as `[num_blocks, block_size, n_kv_heads, head_dim]`; a
+//! sequence finds its positions through its run of the block table. One call attends every query
+//! row of every sequence (decode rows and prefill chunks mixed).
 //!
-//! Plan per call:
-//! 1. Work items are (sequence, kv head, tile of up to `(*QTV)` consecutive query tokens): the `g =
-//!    n_heads / n_kv_heads` query heads sharing the kv head times the tile's tokens make one
-//!    block of `g · tile` query rows. A decode row is a tile of one token: `g` rows.
-//! 2. A few tasks (one per thread) claim items from a shared counter, the last (longest) tiles
-//!    of each sequence first, so the threads finish close together.
-//! 3. One item walks the key blocks its rows can see (causality and the window), one block at a
-//!    time: f16 keys/values are converted to f32 once per block, then each row takes the scores
-//!    of its visible slots, folds them into a running max `m`, sum `l` and accumulator `acc`
-//!    (rescaled when the max grows) and adds `p · V`. No `[tokens × context]` score matrix.
-//! 4. `out = acc / l`, written straight into the item's own rows and heads of `out`.
+//! 1. Work items are (sequence, kv head, tile of up to `QT` consecutive tokens): the `g =
+//!    n_heads / n_kv_heads` query heads of the kv head times the tile's tokens are `g · tile`
+//!    query rows that share every key and value read. A decode row is a tile of one token.
+//! 2. One task per thread claims items from a shared counter, each sequence's last (longest)
+//!    tiles first, so the threads finish close together.
+//! 3. An item walks the positions its rows can see (causality, window) in steps: one block of an
+//!    f32 pool, read in place, or `KC / head_dim` positions of an f16 pool, converted to f32 once
+//!    per step (not per row) while the next step's lines are prefetched. Each row scores its
+//!    visible positions of the step and folds them into its running max `m`, sum `l` and
+//!    accumulator `acc` (rescaled when the max grows): `acc += p · V`. No `[tokens × context]`
+//!    score matrix exists.
+//! 4. `out = acc / l`, written straight into the item's rows and heads of `out`.
 //!
-//! Scratch is the calling thread's (one region per task, sized from `(*QTV)`, `g`, `head_dim` and
-//! `block_size`, never from the context), so a warm call allocates nothing.
+//! Scratch is the calling thread's, one region per task, sized from `QT`, `g`, `head_dim` and the
+//! step (never the context), so a warm call allocates nothing.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -47,12 +48,13 @@ pub struct PagedKv<'a, E> {
     pub block_size: usize,
 }
 
-/// Query tokens per work item (`g · (*QTV)` query rows share each key/value block while it is hot).
-static QTV: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| std::env::var("QT").map_or(16, |v| v.parse().unwrap()));
-static KCV: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| std::env::var("KC").map_or(32, |v| v.parse().unwrap()));
-/// Positions per step over an f16 pool (converted into scratch whatever the block size: fewer,
-/// longer steps than 16-slot blocks; an f32 pool is read in place one block per step).
-
+/// Query tokens per work item (`g · QT` query rows share each key and value while it is hot).
+const QT: usize = 16;
+/// Floats of converted keys per step over an f16 pool (`KC / head_dim` positions, 16 to 64; with
+/// the values 32 KiB, beside the accumulators in L1). Steps span blocks, so they stay long when
+/// blocks are short: per-step costs dominated steps of one 16-slot block, and 64 positions were
+/// ~6% faster than 32 in prefill.
+const KC: usize = 4096;
 
 /// `out[row] = softmax(q[row] · Kᵀ · scale (softcapped)) · V` for every query row of every sequence,
 /// reading each sequence's keys through its block table. q, out: [rows, n_heads * head_dim].
@@ -81,30 +83,29 @@ pub fn paged_attention_f16(
     run(pool, q, kv, table, seqs, p, out)
 }
 
-/// A pool element: f32 is read in place, anything else converted `(*KCV)` positions at a time.
+/// A pool element: f32 is read in place, f16 converted a step at a time.
 trait PagedElem: KvElem + Sync {
     /// The slice itself when it already is f32.
     fn as_f32(src: &[Self]) -> Option<&[f32]>;
-
-    /// Positions per step of an item.
-    fn span(block_size: usize) -> usize {
-        (*KCV).max(block_size)
-    }
 }
 
 impl PagedElem for f32 {
     fn as_f32(src: &[f32]) -> Option<&[f32]> {
         Some(src)
     }
-
-    fn span(block_size: usize) -> usize {
-        block_size
-    }
 }
 
 impl PagedElem for half::f16 {
     fn as_f32(_: &[half::f16]) -> Option<&[f32]> {
         None
+    }
+}
+
+/// Positions per step of an item: a block when read in place, else `KC / head_dim` (16 to 64).
+fn span<E: PagedElem>(block_size: usize, head_dim: usize) -> usize {
+    match E::as_f32(&[]) {
+        Some(_) => block_size,
+        None => (KC / head_dim).clamp(16, 64),
     }
 }
 
@@ -131,16 +132,12 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Floats of scratch one task needs: `acc [g·(*QTV), head_dim]`, `m`, `l [g·(*QTV)]`, one score row
-/// `[span]` with its partial sums `[span, 8]`, and converted keys and values `[span, head_dim]`
-/// each, rounded up to a cache line so tasks never share one.
+/// Floats of scratch one task needs: `acc [g·QT, head_dim]`, `m`, `l [g·QT]`, one score row
+/// `[span]` with its lane sums `[span, 8]`, and converted keys and values `[span, head_dim]` each,
+/// rounded up to a cache line so tasks never share one.
 fn task_scratch(p: &AttnParams, span: usize) -> usize {
-    let (rows, hd) = (p.n_heads / p.n_kv_heads * (*QTV), p.head_dim);
+    let (rows, hd) = (p.n_heads / p.n_kv_heads * QT, p.head_dim);
     (rows * (hd + 2) + span * (9 + 2 * hd)).next_multiple_of(16)
-}
-
-fn items_of(s: &AttnSeq, n_kv_heads: usize) -> usize {
-    s.rows.div_ceil((*QTV)) * n_kv_heads
 }
 
 fn run<E: PagedElem>(
@@ -152,13 +149,23 @@ fn run<E: PagedElem>(
     p: &AttnParams,
     out: &mut [f32],
 ) {
-    check(q, kv, table, seqs, p, out);
-    let total: usize = seqs.iter().map(|s| items_of(s, p.n_kv_heads)).sum();
+    let out_len = out.len();
+    let call = Call {
+        q,
+        kv,
+        table,
+        p,
+        out: SendPtr(out.as_mut_ptr()),
+    };
+    check(&call, seqs, out_len);
+    let n_kv = p.n_kv_heads;
+    let items_of = |s: &AttnSeq| s.rows.div_ceil(QT) * n_kv;
+    let total: usize = seqs.iter().map(items_of).sum();
     if total == 0 {
         return;
     }
     let tasks = total.min(pool.threads());
-    let need = task_scratch(p, E::span(kv.block_size));
+    let need = task_scratch(p, span::<E>(kv.block_size, p.head_dim));
     SCRATCH.with(|cell| {
         let mut fresh = Vec::new();
         let mut borrowed = cell.try_borrow_mut();
@@ -170,19 +177,20 @@ fn run<E: PagedElem>(
             scratch.resize(tasks * need, 0.0);
         }
         let scratch_ptr = SendPtr(scratch.as_mut_ptr());
+        let out = SendPtr(out.as_mut_ptr());
         let call = Call {
             q,
             kv,
             table,
             p,
-            out: SendPtr(out.as_mut_ptr()),
+            out,
         };
         let next = AtomicUsize::new(0);
         pool.run(tasks, |task| {
             // SAFETY: task `task` alone uses this region of the scratch.
             let scratch =
                 unsafe { std::slice::from_raw_parts_mut(scratch_ptr.ptr().add(task * need), need) };
-            // the items claimed here only grow, so the sequence cursor only moves forward:
+            // the items this task claims only grow, so its cursor into `seqs` only moves on:
             // seqs[si] holds items first..first + items_of(seqs[si])
             let (mut si, mut first) = (0, 0);
             loop {
@@ -190,70 +198,45 @@ fn run<E: PagedElem>(
                 if i >= total {
                     break;
                 }
-                while i >= first + items_of(&seqs[si], p.n_kv_heads) {
-                    first += items_of(&seqs[si], p.n_kv_heads);
+                while i >= first + items_of(&seqs[si]) {
+                    first += items_of(&seqs[si]);
                     si += 1;
                 }
                 let (seq, j) = (seqs[si], i - first);
-                let tile = seq.rows.div_ceil((*QTV)) - 1 - j / p.n_kv_heads;
-                let t0 = tile * (*QTV);
-                let item = Item {
-                    seq,
-                    kvh: j % p.n_kv_heads,
-                    t0,
-                    nt: (*QTV).min(seq.rows - t0),
-                };
-                item_dispatch(&call, &item, scratch);
+                let t0 = (seq.rows.div_ceil(QT) - 1 - j / n_kv) * QT;
+                let (kvh, nt) = (j % n_kv, QT.min(seq.rows - t0));
+                item_dispatch(&call, &Item { seq, kvh, t0, nt }, scratch);
             }
         });
     });
 }
 
 /// The shapes, the block table's reach and (for the raw writes) that no two sequences share a row.
-fn check<E>(
-    q: &[f32],
-    kv: PagedKv<'_, E>,
-    table: &[u32],
-    seqs: &[AttnSeq],
-    p: &AttnParams,
-    out: &[f32],
-) {
-    let (width, bs) = (p.n_heads * p.head_dim, kv.block_size);
-    assert!(
-        p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0 && bs > 0,
-        "paged_attention: bad heads or block size"
+fn check<E>(c: &Call<'_, E>, seqs: &[AttnSeq], out: usize) {
+    let need = |ok: bool, what: &str| assert!(ok, "paged_attention: {what}");
+    let (p, bs, n) = (c.p, c.kv.block_size, c.q.len());
+    let (width, block) = (p.n_heads * p.head_dim, bs * p.n_kv_heads * p.head_dim);
+    let grouped = p.n_kv_heads > 0 && p.n_heads.is_multiple_of(p.n_kv_heads);
+    need(grouped && width > 0 && block > 0, "heads or block size");
+    need(n == out && n.is_multiple_of(width), "q, out shapes");
+    let (keys, values) = (c.kv.keys.len(), c.kv.values.len());
+    need(
+        keys == values && keys.is_multiple_of(block),
+        "keys, values shapes",
     );
-    assert!(
-        q.len() == out.len() && q.len() % width.max(1) == 0,
-        "paged_attention: q and out must both be [rows, n_heads * head_dim]"
-    );
-    let block = bs * p.n_kv_heads * p.head_dim;
-    assert!(
-        kv.keys.len() == kv.values.len() && kv.keys.len() % block.max(1) == 0,
-        "paged_attention: keys and values must both be [num_blocks, block_size, n_kv_heads, head_dim]"
-    );
-    let rows = q.len() / width.max(1);
     for s in seqs.iter().filter(|s| s.rows > 0) {
-        assert!(
-            s.row0 + s.rows <= rows,
-            "paged_attention: {s:?} past the last row"
-        );
         let blocks = (s.pos0 + s.rows).div_ceil(bs);
-        assert!(
-            s.block0 + blocks <= table.len(),
-            "paged_attention: {s:?} past the block table"
-        );
+        let fits = s.row0 + s.rows <= n / width && s.block0 + blocks <= c.table.len();
+        need(fits, "a sequence past the rows or the table");
     }
-    let overlap = |a: &AttnSeq, b: &AttnSeq| {
-        a.rows > 0 && b.rows > 0 && a.row0 < b.row0 + b.rows && b.row0 < a.row0 + a.rows
+    let apart = |a: &AttnSeq, b: &AttnSeq| {
+        a.rows == 0 || b.rows == 0 || a.row0 + a.rows <= b.row0 || b.row0 + b.rows <= a.row0
     };
-    let in_order = seqs.windows(2).all(|w| w[0].row0 + w[0].rows <= w[1].row0);
-    if !in_order {
+    // in row order: one pass, else every pair
+    if !seqs.windows(2).all(|w| w[0].row0 + w[0].rows <= w[1].row0) {
         for (i, a) in seqs.iter().enumerate() {
-            assert!(
-                !seqs[i + 1..].iter().any(|b| overlap(a, b)),
-                "paged_attention: sequences share query rows"
-            );
+            let ok = seqs[i + 1..].iter().all(|b| apart(a, b));
+            need(ok, "sequences share query rows");
         }
     }
 }
@@ -272,18 +255,18 @@ fn item_dispatch<E: PagedElem>(call: &Call<'_, E>, item: &Item, scratch: &mut [f
     attend(call, item, scratch)
 }
 
-/// One item: rows `r = i·g + j` (token i of the tile, query head `kvh·g + j`) over the key
-/// blocks any of them sees, then `out = acc / l`.
+/// One item: rows `r = i·g + h` (token i of the tile, query head `kvh·g + h`) over the positions
+/// any of them sees, a step at a time, then `out = acc / l`.
 #[inline(always)]
 fn attend<E: PagedElem>(call: &Call<'_, E>, item: &Item, scratch: &mut [f32]) {
     let (p, s, bs) = (call.p, &item.seq, call.kv.block_size);
     let (hd, g) = (p.head_dim, p.n_heads / p.n_kv_heads);
+    let span = span::<E>(bs, hd);
     let (width, slot) = (p.n_heads * hd, p.n_kv_heads * hd);
     let rows = g * item.nt;
-    let (acc, rest) = scratch.split_at_mut(g * (*QTV) * hd);
-    let (m, rest) = rest.split_at_mut(g * (*QTV));
-    let (l, rest) = rest.split_at_mut(g * (*QTV));
-    let span = E::span(bs);
+    let (acc, rest) = scratch.split_at_mut(g * QT * hd);
+    let (m, rest) = rest.split_at_mut(g * QT);
+    let (l, rest) = rest.split_at_mut(g * QT);
     let (srow, rest) = rest.split_at_mut(span);
     let (part, rest) = rest.split_at_mut(8 * span);
     let (kbuf, rest) = rest.split_at_mut(span * hd);
@@ -302,22 +285,22 @@ fn attend<E: PagedElem>(call: &Call<'_, E>, item: &Item, scratch: &mut [f32]) {
         let block = call.table[s.block0 + pos / bs] as usize;
         (block * bs + pos % bs) * slot + item.kvh * hd
     };
-    // steps of `span` positions: b0.. (one block when read in place)
+    // the step b0..b0 + span (one block when read in place)
     for b in start / span..end.div_ceil(span) {
         let b0 = b * span;
         // positions b0 + j0..b0 + j1 are the ones some row sees
         let (j0, j1) = (start.saturating_sub(b0), (end - b0).min(span));
-        // key/value of position b0 + j at `k[j * stride..][..hd]`
+        // the key and value of position b0 + j at `k[j * stride..][..hd]`, `v[..]`
         let (k, v, stride): (&[f32], &[f32], usize) =
             match (E::as_f32(call.kv.keys), E::as_f32(call.kv.values)) {
                 (Some(k), Some(v)) => (&k[at(b0)..], &v[at(b0)..], slot),
                 _ => {
-                    let pf = std::env::var_os("PF").is_some(); // TEMP
                     for j in j0..j1 {
-                        if pf && b0 + span + j < end {
-                            let ahead = at(b0 + span + j);
-                            prefetch(call.kv.keys, ahead, hd);
-                            prefetch(call.kv.values, ahead, hd);
+                        // ask for the next step's position j now (~20% off a decode batch
+                        // whose pool is out of cache)
+                        if b0 + span + j < end {
+                            prefetch(call.kv.keys, at(b0 + span + j), hd);
+                            prefetch(call.kv.values, at(b0 + span + j), hd);
                         }
                         let from = at(b0 + j);
                         to_f32(&call.kv.keys[from..][..hd], &mut kbuf[j * hd..][..hd]);
@@ -347,7 +330,7 @@ fn attend<E: PagedElem>(call: &Call<'_, E>, item: &Item, scratch: &mut [f32]) {
                 let acc = &mut acc[r * hd..][..hd];
                 let new_max = m[r].max(max_of(sc));
                 if new_max > m[r] {
-                    let alpha = exp(m[r] - new_max); // 0 on the first block (m = -inf)
+                    let alpha = exp(m[r] - new_max); // 0 on the first step (m = -inf)
                     l[r] *= alpha;
                     acc.iter_mut().for_each(|a| *a *= alpha);
                     m[r] = new_max;
@@ -361,34 +344,15 @@ fn attend<E: PagedElem>(call: &Call<'_, E>, item: &Item, scratch: &mut [f32]) {
     for r in 0..rows {
         let (i, h) = (r / g, r % g);
         let at = (s.row0 + item.t0 + i) * width + (item.kvh * g + h) * hd;
-        // SAFETY: item (seq, kvh, tile) alone owns these rows' heads kvh·g..(kvh+1)·g of out,
-        // and `check` saw that no two sequences share a row.
+        // SAFETY: item (seq, kvh, tile) alone owns heads kvh·g..(kvh+1)·g of the tile's rows of
+        // out, and `check` saw that no two sequences share a row.
         let o = unsafe { std::slice::from_raw_parts_mut(call.out.ptr().add(at), hd) };
         // (a window of 0 sees nothing: zeros, as the reference)
         let inv = if l[r] > 0.0 { 1.0 / l[r] } else { 0.0 };
         o.iter_mut()
-            .zip(&acc[r * hd..][..hd])
+            .zip(&acc[r * hd..])
             .for_each(|(o, a)| *o = a * inv);
     }
-}
-
-/// Ask for the cache lines of `src[at..at + n]` ahead of their use.
-#[inline(always)]
-fn prefetch<E>(src: &[E], at: usize, n: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-        let p = src[at..at + n].as_ptr() as *const i8;
-        for off in (0..n * size_of::<E>()).step_by(64) {
-            // SAFETY: SSE is part of x86_64; a prefetch never faults.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(off)) };
-        }
-    }
-}
-
-#[inline(always)]
-fn to_f32<E: KvElem>(src: &[E], dst: &mut [f32]) {
-    dst.iter_mut().zip(src).for_each(|(d, s)| *d = s.to_f32());
 }
 
 /// `x = e^(x - max)` in place; returns `Σ x` (eight lanes).
@@ -412,7 +376,7 @@ fn exp_shifted(x: &mut [f32], max: f32) -> f32 {
 
 /// `s[j] = q · k[j * stride..][..hd] · scale`. Each key's dot is left as eight lane sums in
 /// `part [keys, 8]`, reduced in a second pass over all keys: a horizontal sum inside the key loop
-/// makes the vectorizer split the lanes into shuffled halves (3x slower).
+/// makes the vectorizer split the lanes into shuffled 128-bit halves (ops::dot has that problem).
 #[inline(always)]
 fn scores(q: &[f32], k: &[f32], stride: usize, part: &mut [f32], s: &mut [f32], scale: f32) {
     let (hd, n) = (q.len(), s.len());
@@ -491,6 +455,7 @@ fn add_weighted(acc: &mut [f32], w: &[f32], v: &[f32], stride: usize) {
     }
 }
 
+/// `add_weighted` for the first `N` lanes of `acc`.
 #[inline(always)]
 fn add_weighted_lanes<const N: usize>(acc: &mut [f32], w: &[f32], v: &[f32], stride: usize) {
     let mut a: [f32; N] = acc[..N].try_into().unwrap();
@@ -501,6 +466,25 @@ fn add_weighted_lanes<const N: usize>(acc: &mut [f32], w: &[f32], v: &[f32], str
         }
     }
     acc[..N].copy_from_slice(&a);
+}
+
+/// Ask for the cache lines of `src[at..at + n]` ahead of their use.
+#[inline(always)]
+fn prefetch<E>(src: &[E], at: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = src[at..at + n].as_ptr() as *const i8;
+        for off in (0..n * size_of::<E>()).step_by(64) {
+            // SAFETY: SSE is part of x86_64, and a prefetch never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
+        }
+    }
+}
+
+#[inline(always)]
+fn to_f32<E: KvElem>(src: &[E], dst: &mut [f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d = s.to_f32());
 }
 
 #[cfg(test)]

@@ -241,59 +241,58 @@ fn paged_attention_timing_probe() {
     let mut rng = Rng::new(45);
     let p = params(9, 3, 64);
     let width = p.n_heads * p.head_dim;
-    let pool = ThreadPool::new(std::env::var("THREADS").map_or(2, |v| v.parse().unwrap()));
     // the best of five rounds (other work on the machine only ever adds time)
     let time = |reps: usize, f: &mut dyn FnMut()| {
         f();
-        let cpu = || { let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 }; unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) }; t.tv_sec as f64 * 1e9 + t.tv_nsec as f64 }; // TEMP
         let round = |f: &mut dyn FnMut()| {
             let t = std::time::Instant::now();
-            let c = cpu();
             (0..reps).for_each(|_| f());
-            if std::env::var("CPU").is_ok() { return (cpu() - c) / reps as f64; }
             t.elapsed().as_nanos() as f64 / reps as f64
         };
-        (0..std::env::var("ROUNDS").map_or(5, |v| v.parse().unwrap())).map(|_| round(f)).fold(f64::INFINITY, f64::min)
+        (0..5).map(|_| round(f)).fold(f64::INFINITY, f64::min)
     };
     for (name, shape, reps) in [
-        ("decode 16 seqs x 1 row at 512", vec![(511, 1); 16], 20),
+        ("decode 16 seqs x 1 row at 512", vec![(511, 1); 16], 50),
         ("prefill 2048 rows from 0", vec![(0, 2048)], 1),
-        ("bigdecode", vec![(4095, 1); 16], 4), // TEMP
     ] {
-        if std::env::var("PROBE").is_ok_and(|v| !name.starts_with(&v)) {
-            continue;
-        } // TEMP
-        for bs in [16, 32] {
-            let b = batch(&mut rng, &p, bs, &shape, true);
-            let (k, v) = (to_f16(&b.pool_k), to_f16(&b.pool_v));
-            let kv = PagedKv {
-                keys: &k[..],
-                values: &v[..],
-                block_size: bs,
-            };
-            let mut out = vec![0f32; b.q.len()];
-            let ns = time(reps, &mut || {
-                paged_attention_f16(&pool, &b.q, kv, &b.table, &b.seqs, &p, &mut out)
-            });
-            println!("{name}, block {bs}: paged {ns:.0} ns");
-        }
         let b = batch(&mut rng, &p, 16, &shape, true);
-        let kv: Vec<(Vec<half::f16>, Vec<half::f16>)> = b
+        let (k, v) = (to_f16(&b.pool_k), to_f16(&b.pool_v));
+        let kv = PagedKv {
+            keys: &k[..],
+            values: &v[..],
+            block_size: 16,
+        };
+        let contiguous: Vec<_> = b
             .keys
             .iter()
             .zip(&b.values)
             .map(|(k, v)| (to_f16(k), to_f16(v)))
             .collect();
         let mut out = vec![0f32; b.q.len()];
-        let ns = time(reps, &mut || {
-            for (s, (k, v)) in b.seqs.iter().zip(&kv) {
-                let (q, o) = (
-                    &b.q[s.row0 * width..][..s.rows * width],
-                    &mut out[s.row0 * width..][..s.rows * width],
-                );
-                attention_tokens_f16(&pool, q, k, v, s.pos0, &p, o);
-            }
-        });
-        println!("{name}: attention_tokens_f16 {ns:.0} ns");
+        for threads in [1, 2] {
+            let pool = ThreadPool::new(threads);
+            let paged = time(reps, &mut || {
+                paged_attention_f16(&pool, &b.q, kv, &b.table, &b.seqs, &p, &mut out)
+            });
+            let old = time(reps, &mut || {
+                for (s, (k, v)) in b.seqs.iter().zip(&contiguous) {
+                    let rows = s.row0 * width..(s.row0 + s.rows) * width;
+                    attention_tokens_f16(
+                        &pool,
+                        &b.q[rows.clone()],
+                        k,
+                        v,
+                        s.pos0,
+                        &p,
+                        &mut out[rows],
+                    );
+                }
+            });
+            println!(
+                "{name}, {threads} thread(s): paged_attention_f16 {paged:.0} ns, \
+                 attention_tokens_f16 {old:.0} ns ({:.1}x)",
+                old / paged
+            );
+        }
     }
 }

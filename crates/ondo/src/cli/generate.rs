@@ -37,10 +37,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (_, _, Some(file)) => read_jsonl(file, &base)?,
         _ => bail!("give --prompt, --prompt-ids or --prompts"),
     };
+    // every prompt is queued at once: the engine batches them
+    let receivers = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, (prompt, params))| llm.submit(i.to_string(), prompt, params, false).with_context(|| prompt_name(&args, i)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut stdout = std::io::stdout().lock();
-    for (i, (prompt, params)) in jobs.iter().enumerate() {
-        let mut out = llm.generate_streaming(prompt, params, &mut |_, _| true)?;
-        out.request_id = i.to_string();
+    for (i, rx) in receivers.into_iter().enumerate() {
+        let out = ondo::Llm::wait(rx).with_context(|| prompt_name(&args, i))?;
         if args.json {
             writeln!(stdout, "{}", serde_json::to_string(&out)?)?;
         } else {
@@ -50,6 +55,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Which prompt an error is about: the JSONL line, or the one prompt.
+fn prompt_name(args: &Args, i: usize) -> String {
+    match &args.prompts {
+        Some(file) => format!("{}: prompt {}", file.display(), i + 1),
+        None => "the prompt".to_string(),
+    }
 }
 
 /// Each line: a prompt plus optional per-prompt sampling fields over `base`. Errors name the

@@ -7,7 +7,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use ondo::SamplingParams;
-use ondo_engine::params::LogprobsMode;
+use ondo_engine::params::{count_param, LogprobsMode};
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct SamplingArgs {
@@ -82,22 +82,22 @@ impl SamplingArgs {
         }
         set!(temperature, top_k, top_p, min_p, presence_penalty, frequency_penalty, repetition_penalty);
         if let Some(v) = self.n {
-            p.n = count("n", v, 1, "at least 1")?;
+            p.n = count_param("n", v)?;
         }
         if let Some(v) = self.best_of {
-            p.best_of = Some(count("best_of", v, 1, "at least 1")?);
+            p.best_of = Some(count_param("best_of", v)?);
         }
         if let Some(v) = self.max_tokens {
-            p.max_tokens = Some(count("max_tokens", v, 1, "at least 1")?);
+            p.max_tokens = Some(count_param("max_tokens", v)?);
         }
         if let Some(v) = self.min_tokens {
-            p.min_tokens = count("min_tokens", v, 0, "greater than or equal to 0")?;
+            p.min_tokens = count_param("min_tokens", v)?;
         }
         if let Some(v) = self.logprobs {
-            p.logprobs = Some(count("logprobs", v, 0, "non-negative")?);
+            p.logprobs = Some(count_param("logprobs", v)?);
         }
         if let Some(v) = self.prompt_logprobs {
-            p.prompt_logprobs = Some(count("prompt_logprobs", v, 0, "non-negative")?);
+            p.prompt_logprobs = Some(count_param("prompt_logprobs", v)?);
         }
         if let Some(seed) = self.seed {
             p.seed = Some(python_seed(seed)?);
@@ -124,14 +124,6 @@ impl SamplingArgs {
         p.validate()?;
         Ok(p)
     }
-}
-
-/// A count flag at or above `min`, with the message `SamplingParams` parsing gives otherwise.
-fn count(field: &str, v: i64, min: i64, rule: &str) -> anyhow::Result<usize> {
-    if v < min {
-        bail!("{field} must be {rule}, got {v}");
-    }
-    usize::try_from(v).map_err(|_| anyhow!("{field} must be at most {}, got {v}", usize::MAX))
 }
 
 /// Python's int seed: negative values wrap modulo 2^64; values outside [-2^63, 2^64) are refused.

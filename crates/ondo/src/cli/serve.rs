@@ -41,6 +41,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cors: args.cors,
     };
     let model = args.model;
-    ondo_server::run_blocking(config, move || model.load().map_err(|e| format!("{e:#}")))?;
+    ondo_server::run_blocking(config, move || {
+        let llm = model.load().map_err(|e| format!("{e:#}"))?;
+        let engine = llm.engine().map_err(|e| format!("{e:#}"))?;
+        let limits = engine.limits();
+        eprintln!(
+            "KV cache: {} tokens ({} blocks of {}); up to {} sequences and {} tokens per step",
+            limits.kv_tokens,
+            limits.kv_tokens / engine.block_size(),
+            engine.block_size(),
+            model.max_num_seqs,
+            model.max_num_batched_tokens
+        );
+        Ok(llm)
+    })?;
     Ok(())
 }
