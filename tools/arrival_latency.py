@@ -47,13 +47,13 @@ def main():
     a = ap.parse_args()
     stop = threading.Event()
     stamps = [[] for _ in range(a.streams)]
-    threads = [threading.Thread(target=stream, args=(a.port, i, 100000, stamps[i], stop), daemon=True)
+    threads = [threading.Thread(target=stream, args=(a.port, i, 4000, stamps[i], stop), daemon=True)
                for i in range(a.streams)]
     for t in threads:
         t.start()
     time.sleep(a.warmup)
-    # about one token per word on these tokenizers; the server reports the real count
-    words = " ".join(f"w{i % 97}" for i in range(a.prompt_tokens // 2))
+    # about three tokens per "wNN" word on these tokenizers; the server reports the real count
+    words = f"run {time.time_ns()}: " + " ".join(f"w{i % 97}" for i in range(a.prompt_tokens // 3))
     arrived = time.perf_counter()
     c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=600)
     c.request("POST", "/v1/completions", json.dumps({"prompt": words, "max_tokens": 1}),

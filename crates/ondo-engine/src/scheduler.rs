@@ -4,6 +4,12 @@
 //! token budget and a cap on running sequences. The plan it returns is plain data the executor
 //! runs: which tokens of which sequence, and which partial blocks to copy first.
 //!
+//! Prompt tokens cost a CPU about what decode tokens cost (both compute bound), so a step's time
+//! grows with all its tokens: while sequences decode, prompt chunks are capped at
+//! `prefill_per_decode` tokens per decoding sequence (at least `min_prefill_chunk`), which keeps
+//! a step with a prompt chunk within about (1 + prefill_per_decode)× a decode-only step. With no
+//! sequence decoding, prompts get the whole budget.
+//!
 //! Order: running sequences first (oldest first), then waiting ones in arrival order. When
 //! blocks run out, the newest running sequence is preempted: its blocks are freed and it waits
 //! at the front of the queue to be recomputed (its tokens are kept, so its output does not
@@ -25,6 +31,10 @@ pub struct SchedulerConfig {
     pub max_num_seqs: usize,
     /// Tokens in one step at most (`--max-num-batched-tokens`).
     pub max_num_batched_tokens: usize,
+    /// While sequences decode, a step carries at most this many prompt tokens per decoding
+    /// sequence (at least `min_prefill_chunk`): see `schedule`.
+    pub prefill_per_decode: f32,
+    pub min_prefill_chunk: usize,
     pub num_blocks: usize,
     pub block_size: usize,
     pub enable_prefix_caching: bool,
@@ -202,11 +212,24 @@ impl Scheduler {
         plan.copies.clear();
         plan.out_of_blocks.clear();
         let mut budget = self.cfg.max_num_batched_tokens;
+        let need = |s: &Seq| s.tokens.len() - s.computed;
+        let decoding = self.running.iter().filter(|&&id| need(self.seq(id)) == 1).count();
+        let mut prefill_room = match decoding {
+            0 => usize::MAX,
+            d => ((d as f32 * self.cfg.prefill_per_decode) as usize).max(self.cfg.min_prefill_chunk),
+        };
         let mut i = 0;
         while i < self.running.len() && budget > 0 {
             let id = self.running[i];
-            let seq = self.seq(id);
-            let n = (seq.tokens.len() - seq.computed).min(budget);
+            let left = need(self.seq(id));
+            let n = if left == 1 { 1 } else { left.min(budget).min(prefill_room) };
+            if n == 0 {
+                i += 1;
+                continue;
+            }
+            if left > 1 {
+                prefill_room -= n;
+            }
             if !self.make_room(id, n, plan) {
                 continue; // `id` left the running list; the same index holds the next one
             }
@@ -214,11 +237,10 @@ impl Scheduler {
             budget -= n;
             i += 1;
         }
-        while budget > 0 && self.running.len() < self.cfg.max_num_seqs {
+        while budget > 0 && prefill_room > 0 && self.running.len() < self.cfg.max_num_seqs {
             let Some(&id) = self.waiting.front() else { break };
             self.take_cache_hits(id);
-            let seq = self.seq(id);
-            let n = (seq.tokens.len() - seq.computed).min(budget);
+            let n = need(self.seq(id)).min(budget).min(prefill_room);
             if !self.grow(id, n, plan) {
                 self.undo_admission(id);
                 if self.running.is_empty() {
@@ -235,6 +257,7 @@ impl Scheduler {
             plan.items.push(Scheduled { seq: id, start: seq.computed, len: n });
             self.running.push(id);
             budget -= n;
+            prefill_room = prefill_room.saturating_sub(n);
         }
     }
 

@@ -7,6 +7,8 @@ fn sched(blocks: usize, budget: usize, max_seqs: usize) -> Scheduler {
     Scheduler::new(SchedulerConfig {
         max_num_seqs: max_seqs,
         max_num_batched_tokens: budget,
+        prefill_per_decode: 1.5,
+        min_prefill_chunk: 16,
         num_blocks: blocks,
         block_size: 4,
         enable_prefix_caching: true,
@@ -185,4 +187,28 @@ fn forks_share_blocks_and_copy_the_partial_one_on_write() {
     let full = s.seq(a).table[0];
     assert!([a].iter().chain(&kids).all(|&id| s.seq(id).table[0] == full), "the full block stays shared");
     assert_eq!(s.blocks.refs(full), 4);
+}
+
+#[test]
+fn prompt_chunks_beside_decoding_sequences_are_capped_per_decoder() {
+    let mut s = sched(400, 512, 64);
+    let mut plan = Plan::default();
+    let done = [999; 40];
+    let decoders: Vec<SeqId> = (0..20).map(|_| s.add(vec![1; 2], true)).collect();
+    step(&mut s, &mut plan, &done); // their prompts
+    let long = s.add(vec![2; 500], true);
+    let items = step(&mut s, &mut plan, &done);
+    assert!(items.iter().filter(|i| decoders.contains(&i.0)).all(|i| i.2 == 1));
+    let chunk = items.iter().find(|i| i.0 == long).expect("the prompt is admitted").2;
+    assert_eq!(chunk, 30, "1.5 prompt tokens per decoding sequence (20 decode)");
+    // alone, a prompt takes the whole budget
+    let mut s = sched(400, 512, 64);
+    let alone = s.add(vec![2; 500], true);
+    assert_eq!(step(&mut s, &mut plan, &done), vec![(alone, 0, 500)]);
+    // one decoding sequence: the floor of 16 prompt tokens
+    let mut s = sched(400, 512, 64);
+    let d = s.add(vec![1; 2], true);
+    step(&mut s, &mut plan, &done);
+    let p = s.add(vec![2; 500], true);
+    assert_eq!(step(&mut s, &mut plan, &done), vec![(d, 2, 1), (p, 0, 16)]);
 }
