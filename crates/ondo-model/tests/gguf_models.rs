@@ -39,7 +39,7 @@ fn compare(model: &dyn Model, case: &Value, prob_tol: f32, exact: bool) -> usize
     // f16 keys and values, as llama.cpp caches them.
     let mut kv = SeqCache::new(hp, prompt.len() + expected.len() + 1, KvDtype::F16);
     let mut ws = Workspace::new(hp, 16);
-    let mut probs = kv.forward(&*model, &prompt, &mut ws, LogitsFor::Last).unwrap().to_vec();
+    let mut probs = kv.forward(model, &prompt, &mut ws, LogitsFor::Last).unwrap().to_vec();
     for (step, &want) in expected.iter().enumerate() {
         ondo_kernels::ops::softmax(&mut probs);
         let ours = top5(&probs);
@@ -54,7 +54,7 @@ fn compare(model: &dyn Model, case: &Value, prob_tol: f32, exact: bool) -> usize
             let got = probs[id as usize];
             assert!((got - p).abs() < prob_tol, "step {step}: p({id}) = {got}, reference {p}");
         }
-        probs = kv.forward(&*model, &[want], &mut ws, LogitsFor::Last).unwrap().to_vec();
+        probs = kv.forward(model, &[want], &mut ws, LogitsFor::Last).unwrap().to_vec();
     }
     expected.len()
 }

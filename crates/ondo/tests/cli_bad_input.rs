@@ -48,7 +48,7 @@ fn edit_safetensors(dir: &Path, f: impl FnOnce(&mut serde_json::Map<String, serd
     let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     f(&mut header);
     let mut text = serde_json::to_vec(&header).unwrap();
-    while (8 + text.len()) % 8 != 0 {
+    while !(8 + text.len()).is_multiple_of(8) {
         text.push(b' ');
     }
     let mut out = (text.len() as u64).to_le_bytes().to_vec();

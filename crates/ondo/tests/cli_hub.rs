@@ -222,7 +222,7 @@ fn run_pulls_a_hub_id_into_the_cache_then_runs_offline() {
     let (online, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!online.trim().is_empty(), "no text; stderr: {stderr}");
-    assert!(hub.requests.load(Ordering::SeqCst) >= 1 + FILES.len(), "the hub was not asked for every file");
+    assert!(hub.requests.load(Ordering::SeqCst) > FILES.len(), "the hub was not asked for every file");
 
     // huggingface_hub's layout: blobs, a snapshot of symlinks named by the commit, refs/main.
     let repo = home.join("hub").join("models--tiny-org--tiny-llama");
