@@ -252,10 +252,6 @@ struct Plan {
     interleaved: bool,
 }
 
-/// Whether float weights may use the two-row kernel at batches above one. Off: it sums in another
-/// order than the one-token kernels, so outputs would depend on the batch.
-const BATCH_VARIANT_ROWS2: bool = false;
-
 /// Batch size from which K-quant weights go through `packed` row blocks (on AVX-512 VNNI).
 const PACK_MIN_TOKENS: usize = 8;
 
@@ -284,9 +280,7 @@ impl Plan {
             _ => None,
         };
         let simd = kernel_for(dtype, isa);
-        // The two-row f32 kernel sums in another order than the one-token kernels, so a token's
-        // result would depend on its batch: float weights go through `dot` at every batch size.
-        let rows2 = kernel_rows2(isa).filter(|_| BATCH_VARIANT_ROWS2);
+        let rows2 = kernel_rows2(isa);
         let packed =
             isa == Isa::Avx512Vnni && packed::packs(dtype) && n >= PACK_MIN_TOKENS && !interleaved;
         let plan = |act, dot, via_f32| Plan {

@@ -796,41 +796,26 @@ impl Floats for Bf16s {
     }
 }
 
-/// `out[t] = Σ w·x_t`, 16 values per step on two accumulator chains per token (four for one).
+/// `out[t] = Σ w·x_t`: 8 values per step into one accumulator per token, then its lane sum and
+/// the scalar tail. Every float kernel (`dot_f_rows4`, `f32_rows2`) sums in exactly this order,
+/// so a token's result does not depend on how many tokens or rows share the call (the batched
+/// engine's outputs equal the same prompts run alone, bit for bit).
 #[inline(always)]
 unsafe fn dot_f<F: Floats, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let p = w.as_ptr();
     let n = a[0].f.len();
     let xs: [*const f32; T] = std::array::from_fn(|t| a.get_unchecked(t).f.as_ptr());
-    // One order for every token count and for `dot_f_rows4`: 16 values per step into two
-    // accumulators, an 8-value remainder into the first, then the scalar tail. So a token's
-    // result does not depend on the batch it came in (the batched engine's outputs equal the
-    // same prompts run alone).
-    let mut acc = [[_mm256_setzero_ps(); T]; 4];
+    let mut acc = [_mm256_setzero_ps(); T];
     let mut i = 0;
-    let step = 16;
-    while i + step <= n {
-        for c in 0..step / 8 {
-            let wv = F::load8(p, i + 8 * c);
-            for t in 0..T {
-                acc[c][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xs[t].add(i + 8 * c)), acc[c][t]);
-            }
-        }
-        i += step;
-    }
     while i + 8 <= n {
         let wv = F::load8(p, i);
         for t in 0..T {
-            acc[0][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xs[t].add(i)), acc[0][t]);
+            acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xs[t].add(i)), acc[t]);
         }
         i += 8;
     }
     for t in 0..T {
-        let s = _mm256_add_ps(
-            _mm256_add_ps(acc[0][t], acc[1][t]),
-            _mm256_add_ps(acc[2][t], acc[3][t]),
-        );
-        let mut s = hsum(s);
+        let mut s = hsum(acc[t]);
         for j in i..n {
             s += F::one(p, j) * *xs[t].add(j);
         }
@@ -917,7 +902,7 @@ unsafe fn quant32_half(x: *const f32, id: f32, q: *mut i8) -> i32 {
 }
 
 /// Two f32 rows (as bytes, any alignment) against `T` tokens: `out[r][t] = Σ row_r · x_t`.
-/// Each activation load feeds two FMAs, each weight load `T`.
+/// Each activation load feeds two FMAs, each weight load `T`. Sums in `dot_f`'s order.
 #[inline(always)]
 unsafe fn f32_rows2<const T: usize>(
     w0: &[u8],
@@ -1067,26 +1052,18 @@ unsafe fn dot_f_rows4<F: Floats>(w: &[u8], row_bytes: usize, x: &[f32], out: *mu
     let mut r = 0;
     while r + 4 <= rows {
         let p: [*const u8; 4] = std::array::from_fn(|k| w.as_ptr().add((r + k) * row_bytes));
-        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        // the order of `dot_f`: one accumulator per row, 8 values per step
+        let mut acc = [_mm256_setzero_ps(); 4];
         let mut i = 0;
-        while i + 16 <= n {
-            for (c, acc) in acc.iter_mut().enumerate() {
-                let xv = _mm256_loadu_ps(x.as_ptr().add(i + 8 * c));
-                for k in 0..4 {
-                    acc[k] = _mm256_fmadd_ps(F::load8(p[k], i + 8 * c), xv, acc[k]);
-                }
-            }
-            i += 16;
-        }
-        if i + 8 <= n {
+        while i + 8 <= n {
             let xv = _mm256_loadu_ps(x.as_ptr().add(i));
             for k in 0..4 {
-                acc[0][k] = _mm256_fmadd_ps(F::load8(p[k], i), xv, acc[0][k]);
+                acc[k] = _mm256_fmadd_ps(F::load8(p[k], i), xv, acc[k]);
             }
             i += 8;
         }
         for k in 0..4 {
-            let mut s = hsum(_mm256_add_ps(acc[0][k], acc[1][k]));
+            let mut s = hsum(acc[k]);
             for j in i..n {
                 s += F::one(p[k], j) * x[j];
             }
