@@ -199,6 +199,25 @@ fn bench_json_shape_on_stories260k() {
 }
 
 #[test]
+fn bench_concurrent_runs_every_level_on_the_engine() {
+    let Some(dir) = ondo_testdata::shared("models/stories260K") else { return };
+    let model = dir.join("stories260K.gguf");
+    let r = ok_json(&["bench", s(&model), "-p", "6", "-n", "5", "-r", "2", "--concurrent", "1,3", "--json"]);
+    let list = r.as_array().unwrap();
+    assert_eq!(list.len(), 2, "one entry per level, no pp/tg: {r}");
+    for (entry, b) in list.iter().zip([1, 3]) {
+        let c = &entry["concurrent"];
+        assert_eq!(c["b"], b, "{entry}");
+        assert_eq!((c["pp"].as_u64(), c["tg"].as_u64()), (Some(6), Some(5)), "{entry}");
+        let (t_pp, t) = (c["t_pp"].as_f64().unwrap(), c["t"].as_f64().unwrap());
+        assert!(t_pp > 0.0 && t_pp <= t, "{entry}");
+        assert!(entry["tokens_per_second"].as_f64().unwrap() > 0.0, "{entry}");
+    }
+    let table = ok(&["bench", s(&model), "-p", "4", "-n", "3", "-r", "1", "--concurrent", "2"]);
+    assert!(table.contains("S_TG t/s") && table.contains("|     4 |      3 |    2 |     14 |"), "{table}");
+}
+
+#[test]
 fn bench_refuses_more_tokens_than_the_context() {
     let Some(dir) = ondo_testdata::shared("models/stories260K") else { return };
     let out = ondo(&["bench", s(&dir.join("stories260K.gguf")), "-p", "512", "-n", "1", "-r", "1"]);

@@ -56,9 +56,21 @@ struct Sample {
     tokens_per_second: f64,
     stddev: f64,
     reps: usize,
-    /// Requests at once (`--concurrent`); tokens_per_second is their aggregate.
+    /// `--concurrent` runs: tokens_per_second is the aggregate of generated tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
-    concurrent: Option<usize>,
+    concurrent: Option<Batched>,
+}
+
+/// One `--concurrent` level, as llama-batched-bench reports it (mean seconds over the reps).
+#[derive(Serialize, Debug, Clone, Copy)]
+struct Batched {
+    b: usize,
+    pp: usize,
+    tg: usize,
+    /// Until every prompt was processed (each request had its first token).
+    t_pp: f64,
+    /// Until every request finished.
+    t: f64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -91,10 +103,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         results.push(summarize(format!("tg{}", args.n_gen), threads, args.n_gen, &times));
     }
     for &b in &args.concurrent {
-        let (prompt, gen) = (args.n_prompt.max(1), args.n_gen.max(1));
-        let times = bench.repeat(args.reps, |bench| bench.run(b.max(1), prompt, gen).map(|t| t.total))?;
-        let mut sample = summarize(format!("pp{prompt}+tg{gen} x{b}"), threads, b * gen, &times);
-        sample.concurrent = Some(b);
+        let (prompt, gen, b) = (args.n_prompt.max(1), args.n_gen.max(1), b.max(1));
+        let mut timings = vec![];
+        bench.repeat(args.reps, |bench| {
+            let t = bench.run(b, prompt, gen)?;
+            timings.push(t.first.min(t.total));
+            timings.push(t.total);
+            Ok(t.total)
+        })?;
+        // the warm-up run's pair is first: drop it
+        let pairs: Vec<(f64, f64)> = timings.chunks_exact(2).skip(1).map(|c| (c[0], c[1])).collect();
+        let n = pairs.len().max(1) as f64;
+        let (t_pp, t) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
+        let totals: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let mut sample = summarize(format!("pp{prompt}+tg{gen} x{b}"), threads, b * gen, &totals);
+        sample.concurrent = Some(Batched { b, pp: prompt, tg: gen, t_pp, t });
         results.push(sample);
     }
     print(&args, &llm, &results)
@@ -105,7 +128,7 @@ struct Bench<'m> {
     ids: Ids,
 }
 
-/// Seconds to the first token of the last request, and to the end of all.
+/// Seconds until every request had its first token (all prompts processed), and to the end.
 struct Timing {
     first: f64,
     total: f64,
@@ -113,7 +136,7 @@ struct Timing {
 
 impl Bench<'_> {
     /// One untimed warm-up run, then `reps` timed ones (seconds each).
-    fn repeat(&mut self, reps: usize, test: impl Fn(&mut Self) -> anyhow::Result<f64>) -> anyhow::Result<Vec<f64>> {
+    fn repeat(&mut self, reps: usize, mut test: impl FnMut(&mut Self) -> anyhow::Result<f64>) -> anyhow::Result<Vec<f64>> {
         test(self)?;
         (0..reps).map(|_| test(self)).collect()
     }
@@ -131,19 +154,31 @@ impl Bench<'_> {
                 engine.submit(req).context("bench request")
             })
             .collect::<anyhow::Result<_>>()?;
-        let mut first = 0.0;
-        for mut rx in receivers {
-            while let Some(event) = rx.blocking_recv() {
-                match event {
-                    Event::Delta { .. } if first == 0.0 => first = start.elapsed().as_secs_f64(),
-                    Event::Delta { .. } => {}
-                    Event::Done(_) => break,
-                    Event::Failed(e) => return Err(e.into()),
-                }
-            }
-        }
+        // each request read on its own thread, so every first token is timed when it comes
+        let firsts: Vec<anyhow::Result<f64>> = std::thread::scope(|scope| {
+            let readers: Vec<_> = receivers
+                .into_iter()
+                .map(|mut rx| {
+                    scope.spawn(move || {
+                        let mut first = None;
+                        while let Some(event) = rx.blocking_recv() {
+                            match event {
+                                Event::Delta { .. } => {
+                                    first.get_or_insert_with(|| start.elapsed().as_secs_f64());
+                                }
+                                Event::Done(_) => break,
+                                Event::Failed(e) => return Err(e.into()),
+                            }
+                        }
+                        Ok(first.unwrap_or_else(|| start.elapsed().as_secs_f64()))
+                    })
+                })
+                .collect();
+            readers.into_iter().map(|r| r.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a reader panicked")))).collect()
+        });
         let total = start.elapsed().as_secs_f64();
-        Ok(Timing { first: if first == 0.0 { total } else { first }, total })
+        let first = firsts.into_iter().collect::<anyhow::Result<Vec<f64>>>()?.into_iter().fold(0.0, f64::max);
+        Ok(Timing { first, total })
     }
 }
 
@@ -182,8 +217,9 @@ fn print(args: &Args, llm: &Llm, results: &[Sample]) -> anyhow::Result<()> {
     let arch = &llm.model().hparams().arch_name;
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     if !args.concurrent.is_empty() {
-        writeln!(out, "| model | threads | B | PP | TG | S t/s (aggregate) | per stream t/s |")?;
-        writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+        writeln!(out, "{name}, {} threads (llama-batched-bench columns; S_TG per stream in the last)", results.first().map_or(0, |r| r.threads))?;
+        writeln!(out, "|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s | S_TG/B t/s |")?;
+        writeln!(out, "|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|------------|")?;
     } else {
         writeln!(out, "| model | arch | threads | test | t/s |")?;
         writeln!(out, "| --- | --- | ---: | ---: | ---: |")?;
@@ -191,10 +227,25 @@ fn print(args: &Args, llm: &Llm, results: &[Sample]) -> anyhow::Result<()> {
     for r in results {
         let rate = format!("{:.2} ± {:.2}", r.tokens_per_second, r.stddev);
         match r.concurrent {
-            Some(b) => {
-                let per = r.tokens_per_second / b as f64;
-                let (pp, tg) = (args.n_prompt.max(1), args.n_gen.max(1));
-                writeln!(out, "| {name} | {} | {b} | {pp} | {tg} | {rate} | {per:.2} |", r.threads)?;
+            Some(c) => {
+                let t_tg = (c.t - c.t_pp).max(1e-9);
+                // after its first token each request generates tg - 1 more
+                let s_tg = (c.b * (c.tg - 1)) as f64 / t_tg;
+                writeln!(
+                    out,
+                    "| {:5} | {:6} | {:4} | {:6} | {:8.3} | {:8.2} | {:8.3} | {:8.2} | {:8.3} | {:8.2} | {:10.2} |",
+                    c.pp,
+                    c.tg,
+                    c.b,
+                    c.b * (c.pp + c.tg),
+                    c.t_pp,
+                    (c.b * c.pp) as f64 / c.t_pp.max(1e-9),
+                    t_tg,
+                    s_tg,
+                    c.t,
+                    (c.b * (c.pp + c.tg)) as f64 / c.t.max(1e-9),
+                    s_tg / c.b as f64
+                )?;
             }
             None => writeln!(out, "| {name} | {arch} | {} | {} | {rate} |", r.threads, r.test)?,
         }
