@@ -148,6 +148,13 @@ struct Request {
     last_token: Option<Instant>,
 }
 
+impl Request {
+    /// Send settled text of sequence `index` to a streaming caller; false when it is gone.
+    fn send_delta(&self, index: usize, text: String) -> bool {
+        !self.stream || text.is_empty() || self.events.send(Event::Delta { index, text }).is_ok()
+    }
+}
+
 /// Runs a step's plan on the model.
 struct Executor {
     parts: ModelParts,
@@ -234,7 +241,15 @@ impl EngineCore {
     /// Queue a request; its events go to `events`. Checked here, so a bad request never
     /// reaches a batch.
     pub fn add_request(&mut self, req: NewRequest, events: Events) -> Result<(), EngineError> {
-        self.state.add(req, events)
+        self.state.limits.check(&req.prompt_ids, &req.params)?;
+        self.state.add(req, events);
+        Ok(())
+    }
+
+    /// `add_request` for a request `Limits::check` has passed (the engine thread's handle
+    /// checks in the submitting thread).
+    pub(crate) fn add_checked(&mut self, req: NewRequest, events: Events) {
+        self.state.add(req, events);
     }
 
     /// Cancel everything (server shutdown): each request reports finish_reason "abort".
@@ -242,10 +257,7 @@ impl EngineCore {
         for slot in 0..self.state.requests.len() {
             self.state.finish_request(slot, Some(FinishReason::Abort));
         }
-        self.state.publish_gauges();
-        for (events, event) in self.state.outbox.drain(..) {
-            let _ = events.send(event);
-        }
+        self.state.flush();
     }
 
     /// One step: schedule → execute → update. Returns the tokens computed.
@@ -266,10 +278,8 @@ impl EngineCore {
                 Err(e) => state.fail_plan(plan, &e),
             }
         }
-        state.publish_gauges();
-        for (events, event) in state.outbox.drain(..) {
-            let _ = events.send(event);
-        }
+        state.stats.steps.fetch_add(1, Relaxed);
+        state.flush();
         plan.items.iter().map(|i| i.len).sum()
     }
 }
@@ -290,8 +300,8 @@ impl Executor {
 }
 
 impl State {
-    fn add(&mut self, req: NewRequest, events: Events) -> Result<(), EngineError> {
-        self.limits.check(&req.prompt_ids, &req.params)?;
+    /// Queue a checked request.
+    fn add(&mut self, req: NewRequest, events: Events) {
         let p = &req.params;
         let seed = p.seed.unwrap_or_else(Rng::entropy_seed);
         let limits = (self.limits.vocab_size, self.limits.context);
@@ -323,7 +333,6 @@ impl State {
             arrived: Instant::now(),
             last_token: None,
         });
-        Ok(())
     }
 
     fn set_owner(&mut self, id: SeqId, slot: usize, index: usize) {
@@ -413,7 +422,7 @@ impl State {
             let sid = req.sched[i].expect("a sampled sequence is live");
             match req.seqs[i].step(row, &req.params, &self.parts.eos_ids, len) {
                 Ok((token, delta)) => {
-                    if req.stream && !delta.is_empty() && req.events.send(Event::Delta { index: i, text: delta }).is_err() {
+                    if !req.send_delta(i, delta) {
                         req.seqs[i].finish(FinishReason::Abort);
                     }
                     if req.seqs[i].finished() {
@@ -445,9 +454,7 @@ impl State {
     fn out_of_blocks(&mut self, id: SeqId) {
         let (slot, index, req) = self.request(id);
         let delta = req.seqs[index].finish(FinishReason::Length);
-        if req.stream && !delta.is_empty() {
-            let _ = req.events.send(Event::Delta { index, text: delta });
-        }
+        req.send_delta(index, delta);
         let forked = req.forked;
         req.sched[index] = None;
         self.sched.remove(id);
@@ -463,14 +470,12 @@ impl State {
     /// End request `slot`: unfinished sequences end with `reason`, the output goes to its queue.
     fn finish_request(&mut self, slot: usize, reason: Option<FinishReason>) {
         let Some(mut req) = self.requests[slot].take() else { return };
-        for (seq, id) in req.seqs.iter_mut().zip(&req.sched) {
-            if let Some(id) = id {
-                self.sched.remove(*id);
+        for i in 0..req.seqs.len() {
+            if let Some(id) = req.sched[i] {
+                self.sched.remove(id);
             }
-            let delta = seq.finish(reason.unwrap_or(FinishReason::Abort));
-            if req.stream && !delta.is_empty() {
-                let _ = req.events.send(Event::Delta { index: seq.out.index, text: delta });
-            }
+            let delta = req.seqs[i].finish(reason.unwrap_or(FinishReason::Abort));
+            req.send_delta(i, delta);
         }
         let outputs: Vec<_> = req.seqs.into_iter().map(|s| s.out).collect();
         let aborted = outputs.iter().any(|o| o.finish_reason == Some(FinishReason::Abort));
@@ -519,6 +524,15 @@ impl State {
         }
     }
 
+    /// Publish the gauges and counters, then send the step's final outputs: a caller that has
+    /// its output sees the counters that include it.
+    fn flush(&mut self) {
+        self.publish_gauges();
+        for (events, event) in self.outbox.drain(..) {
+            let _ = events.send(event);
+        }
+    }
+
     fn publish_gauges(&self) {
         let s = &self.stats;
         let (free, total) = (self.sched.blocks.num_free(), self.sched.blocks.num_blocks());
@@ -531,7 +545,6 @@ impl State {
         s.prefix_cache_hits.store(c.prefix_hits, Relaxed);
         s.preemptions.store(c.preemptions, Relaxed);
         s.computed_tokens.store(c.computed_tokens, Relaxed);
-        s.steps.fetch_add(1, Relaxed);
     }
 }
 

@@ -91,10 +91,6 @@ fn run(mut core: EngineCore, rx: mpsc::Receiver<Command>, stop: &AtomicBool) {
 
 fn take(core: &mut EngineCore, cmd: Command) {
     match cmd {
-        Command::Add(req, events) => {
-            if let Err(e) = core.add_request(req, events.clone()) {
-                let _ = events.send(Event::Failed(e));
-            }
-        }
+        Command::Add(req, events) => core.add_checked(req, events),
     }
 }

@@ -82,7 +82,7 @@ impl Llm {
     pub fn eos_ids(&self) -> &[u32] {
         &self.parts.eos_ids
     }
-    /// The model, tokenizer and thread pool (for running the model directly: `ondo bench`).
+    /// The model, tokenizer, stop ids, KV type and thread pool an engine is built from.
     pub fn parts(&self) -> &ModelParts {
         &self.parts
     }
@@ -144,8 +144,7 @@ impl Llm {
             .enumerate()
             .map(|(i, p)| self.submit(i.to_string(), p, params, false))
             .collect::<Result<Vec<_>, _>>()?;
-        let never = AtomicBool::new(false);
-        receivers.into_iter().map(|mut rx| wait_done(&mut rx, &never, &mut |_, _| true)).collect()
+        receivers.into_iter().map(Llm::wait).collect()
     }
 
     /// Run one prompt, calling `sink(sequence_index, text_delta)` as text settles; `sink`
@@ -156,9 +155,8 @@ impl Llm {
         params: &SamplingParams,
         sink: &mut dyn FnMut(usize, &str) -> bool,
     ) -> Result<RequestOutput, EngineError> {
-        let cancel = Arc::new(AtomicBool::new(false));
-        let mut rx = self.submit_with(String::new(), prompt, params, true, Some(cancel.clone()))?;
-        wait_done(&mut rx, &cancel, sink)
+        let ids = self.prompt_ids(prompt)?;
+        self.run(prompt_text(prompt), ids, params, sink)
     }
 
     /// Stream one prompt's deltas as the engine produces them. Dropping the stream cancels the
@@ -178,7 +176,9 @@ impl Llm {
         params: &SamplingParams,
         stream: bool,
     ) -> Result<UnboundedReceiver<Event>, EngineError> {
-        self.submit_with(id, prompt, params, stream, None)
+        let prompt_ids = self.prompt_ids(prompt)?;
+        let req = NewRequest { id, prompt: prompt_text(prompt), prompt_ids, params: params.clone(), stream, cancel: None };
+        self.engine()?.submit(req)
     }
 
     /// Wait for a submitted request's output (its deltas are skipped).
@@ -186,22 +186,7 @@ impl Llm {
         wait_done(&mut rx, &AtomicBool::new(false), &mut |_, _| true)
     }
 
-    fn submit_with(
-        &self,
-        id: String,
-        prompt: &Prompt,
-        params: &SamplingParams,
-        stream: bool,
-        cancel: Option<Arc<AtomicBool>>,
-    ) -> Result<UnboundedReceiver<Event>, EngineError> {
-        let prompt_ids = self.prompt_ids(prompt)?;
-        let text = match prompt {
-            Prompt::Text(t) => Some(t.clone()),
-            Prompt::Ids(_) => None,
-        };
-        self.engine()?.submit(NewRequest { id, prompt: text, prompt_ids, params: params.clone(), stream, cancel })
-    }
-
+    /// Stream `ids` to `sink` until done; `sink` returning false cancels the request.
     fn run(
         &self,
         text: Option<String>,
@@ -220,6 +205,14 @@ impl Llm {
         };
         let mut rx = self.engine()?.submit(req)?;
         wait_done(&mut rx, &cancel, sink)
+    }
+}
+
+/// The text of a prompt given as text (what `RequestOutput::prompt` reports).
+fn prompt_text(prompt: &Prompt) -> Option<String> {
+    match prompt {
+        Prompt::Text(t) => Some(t.clone()),
+        Prompt::Ids(_) => None,
     }
 }
 

@@ -124,11 +124,6 @@ impl Workspace {
         }
     }
 
-    /// Tokens one pass computes at a time (longer batches run in chunks of this many).
-    pub fn chunk(&self) -> usize {
-        self.chunk
-    }
-
     /// The part of `batch` in rows `rows`: each sequence's sub-span (rows relative to the chunk),
     /// and every row's position and pool row.
     fn load_chunk(&mut self, batch: &Batch, rows: std::ops::Range<usize>, block_size: usize) {
@@ -248,7 +243,7 @@ impl Decoder {
         for (i, &(pos, at)) in ws.slots[..t].iter().enumerate() {
             ops::rope(&mut ws.q[i * qd..(i + 1) * qd], hd, pos, inv_freq, style);
             ops::rope(&mut ws.k[i * kvd..(i + 1) * kvd], hd, pos, inv_freq, style);
-            kv.write(li, at / bs, at % bs, &ws.k[i * kvd..(i + 1) * kvd], &ws.v[i * kvd..(i + 1) * kvd]);
+            kv.write(li, at, &ws.k[i * kvd..(i + 1) * kvd], &ws.v[i * kvd..(i + 1) * kvd]);
         }
         let params = AttnParams {
             n_heads: hp.num_attention_heads,

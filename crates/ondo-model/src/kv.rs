@@ -90,9 +90,9 @@ impl KvPool {
         }
     }
 
-    /// Write one position's key and value `[kv_dim]` of `layer` into `slot` of `block`.
-    pub fn write(&mut self, layer: usize, block: usize, slot: usize, key: &[f32], value: &[f32]) {
-        let row = block * self.block_size + slot;
+    /// Write one position's key and value `[kv_dim]` of `layer` into pool row `row`
+    /// (`block * block_size + slot`).
+    pub fn write(&mut self, layer: usize, row: usize, key: &[f32], value: &[f32]) {
         let at = row * self.kv_dim..(row + 1) * self.kv_dim;
         match &mut self.layers[layer] {
             Layer::F32(k, v) => {
@@ -110,17 +110,16 @@ impl KvPool {
     /// (copy-on-write of a shared partial block).
     pub fn copy_block(&mut self, src: usize, dst: usize, slots: usize) {
         let per_block = self.block_size * self.kv_dim;
-        let n = slots.min(self.block_size) * self.kv_dim;
+        let (from, to) = (src * per_block, dst * per_block);
+        let from = from..from + slots.min(self.block_size) * self.kv_dim;
+        fn copy<T: Copy>(k: &mut [T], v: &mut [T], from: std::ops::Range<usize>, to: usize) {
+            k.copy_within(from.clone(), to);
+            v.copy_within(from, to);
+        }
         for layer in &mut self.layers {
             match layer {
-                Layer::F32(k, v) => {
-                    k.copy_within(src * per_block..src * per_block + n, dst * per_block);
-                    v.copy_within(src * per_block..src * per_block + n, dst * per_block);
-                }
-                Layer::F16(k, v) => {
-                    k.copy_within(src * per_block..src * per_block + n, dst * per_block);
-                    v.copy_within(src * per_block..src * per_block + n, dst * per_block);
-                }
+                Layer::F32(k, v) => copy(k, v, from.clone(), to),
+                Layer::F16(k, v) => copy(k, v, from.clone(), to),
             }
         }
     }
@@ -217,10 +216,6 @@ impl SeqCache {
     }
     pub fn capacity(&self) -> usize {
         self.blocks.len() * self.pool.block_size()
-    }
-    /// Forget positions from `len` on.
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
     }
 
     /// Run `tokens` at positions `len()..` and return their logits (`[rows, vocab]`).

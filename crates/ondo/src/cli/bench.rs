@@ -95,29 +95,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut bench = Bench { llm: &llm, ids: Ids(0x5eed) };
     let mut results = vec![];
     if args.n_prompt > 0 && args.concurrent.is_empty() {
-        let times = bench.repeat(args.reps, |b| b.run(1, args.n_prompt, 1).map(|t| t.first))?;
+        let times: Vec<f64> = bench.repeat(args.reps, 1, args.n_prompt, 1)?.iter().map(|t| t.first).collect();
         results.push(summarize(format!("pp{}", args.n_prompt), threads, args.n_prompt, &times));
     }
     if args.n_gen > 0 && args.concurrent.is_empty() {
-        let times = bench.repeat(args.reps, |b| b.run(1, 1, args.n_gen).map(|t| t.total))?;
+        let times: Vec<f64> = bench.repeat(args.reps, 1, 1, args.n_gen)?.iter().map(|t| t.total).collect();
         results.push(summarize(format!("tg{}", args.n_gen), threads, args.n_gen, &times));
     }
     for &b in &args.concurrent {
         let (prompt, gen, b) = (args.n_prompt.max(1), args.n_gen.max(1), b.max(1));
-        let mut timings = vec![];
-        bench.repeat(args.reps, |bench| {
-            let t = bench.run(b, prompt, gen)?;
-            timings.push(t.first.min(t.total));
-            timings.push(t.total);
-            Ok(t.total)
-        })?;
-        // the warm-up run's pair is first: drop it
-        let pairs: Vec<(f64, f64)> = timings.chunks_exact(2).skip(1).map(|c| (c[0], c[1])).collect();
-        let n = pairs.len().max(1) as f64;
-        let (t_pp, t) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
-        let totals: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let timings = bench.repeat(args.reps, b, prompt, gen)?;
+        let mean = |f: fn(&Timing) -> f64| timings.iter().map(f).sum::<f64>() / timings.len() as f64;
+        let totals: Vec<f64> = timings.iter().map(|t| t.total).collect();
         let mut sample = summarize(format!("pp{prompt}+tg{gen} x{b}"), threads, b * gen, &totals);
-        sample.concurrent = Some(Batched { b, pp: prompt, tg: gen, t_pp, t });
+        sample.concurrent = Some(Batched { b, pp: prompt, tg: gen, t_pp: mean(|t| t.first), t: mean(|t| t.total) });
         results.push(sample);
     }
     print(&args, &llm, &results)
@@ -135,10 +126,10 @@ struct Timing {
 }
 
 impl Bench<'_> {
-    /// One untimed warm-up run, then `reps` timed ones (seconds each).
-    fn repeat(&mut self, reps: usize, mut test: impl FnMut(&mut Self) -> anyhow::Result<f64>) -> anyhow::Result<Vec<f64>> {
-        test(self)?;
-        (0..reps).map(|_| test(self)).collect()
+    /// One untimed warm-up run, then `reps` timed ones.
+    fn repeat(&mut self, reps: usize, b: usize, prompt: usize, gen: usize) -> anyhow::Result<Vec<Timing>> {
+        self.run(b, prompt, gen)?;
+        (0..reps).map(|_| self.run(b, prompt, gen)).collect()
     }
 
     /// `b` requests at once, each `prompt` random ids generating `gen` tokens.
