@@ -512,17 +512,27 @@ fn rows_interleaved(
     debug_assert_eq!(rs.start % ROWS, 0);
     for g in (rs.start..split).step_by(ROWS) {
         let group = &tiles[g / ROWS * group_bytes..][..group_bytes];
+        // the first token group asks for the next group's tiles (read from memory once per
+        // call; its later token groups find this group in cache): +10% at 16 tokens
+        let next = g + ROWS < split;
         for t0 in (0..n).step_by(MAX_TOKENS) {
             let k = (n - t0).min(MAX_TOKENS);
             let act_rows: [ActRow; MAX_TOKENS] =
                 std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
+            let ahead = if t0 == 0 && next {
+                group.as_ptr().wrapping_add(group_bytes)
+            } else {
+                std::ptr::null()
+            };
             // SAFETY: plans are only interleaved on the ISA they run on (AVX2 or AVX-512 VNNI);
             // rows g..g+16 of tokens t0..t0+k are inside out ([n, rows]) and belong to this task.
             unsafe {
                 let o = out.ptr().add(t0 * rows + g);
                 match plan.isa {
-                    Isa::Avx512Vnni => x86::group_dot(plan.dtype, group, &act_rows[..k], o, rows),
-                    _ => x86::group_dot_avx2(plan.dtype, group, &act_rows[..k], o, rows),
+                    Isa::Avx512Vnni => {
+                        x86::group_dot(plan.dtype, group, &act_rows[..k], o, rows, ahead)
+                    }
+                    _ => x86::group_dot_avx2(plan.dtype, group, &act_rows[..k], o, rows, ahead),
                 }
             };
         }

@@ -24,6 +24,17 @@ mod kquant512;
 mod packed512;
 pub(crate) use interleave256::group_dot as group_dot_avx2;
 pub(crate) use interleave512::group_dot;
+
+/// Asks for the cache lines of `ahead[at..at + len]` (nothing when `ahead` is null).
+#[inline(always)]
+pub(crate) unsafe fn prefetch(ahead: *const u8, at: usize, len: usize) {
+    if !ahead.is_null() {
+        for off in (at..at + len).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off) as *const i8);
+        }
+    }
+}
+
 pub(crate) use packed512::{packed_dot, TOKENS as PACKED_TOKENS};
 
 // ---- helpers (inlined into the feature-enabled entry points) ----

@@ -108,7 +108,13 @@ pub fn gelu_erf_mul(gate: &mut [f32], up: &[f32]) {
 /// The error function to ~1e-7 absolute (Abramowitz & Stegun 7.1.26), ample for f32 results.
 pub fn erf(x: f64) -> f64 {
     const P: f64 = 0.327_591_1;
-    const A: [f64; 5] = [0.254_829_592, -0.284_496_736, 1.421_413_741, -1.453_152_027, 1.061_405_429];
+    const A: [f64; 5] = [
+        0.254_829_592,
+        -0.284_496_736,
+        1.421_413_741,
+        -1.453_152_027,
+        1.061_405_429,
+    ];
     let t = 1.0 / (1.0 + P * x.abs());
     let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
     let y = 1.0 - poly * (-x * x).exp();

@@ -62,7 +62,10 @@ fn norms_softmax_silu_gelu_add_match_reference() {
         reference::gelu_tanh_mul(&mut b, &w);
         for (i, ((a, b), (x, w))) in a.iter().zip(&b).zip(wide.iter().zip(&w)).enumerate() {
             let tol = 1e-6 * (1.0 + (x * w).abs());
-            assert!((a - b).abs() <= tol, "gelu_tanh_mul[{i}] of {x}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= tol,
+                "gelu_tanh_mul[{i}] of {x}: {a} vs {b}"
+            );
         }
         let (mut a, mut b) = (x.clone(), x.clone());
         add(&mut a, &w);
@@ -237,8 +240,18 @@ fn attention_tokens_matches_one_token_at_a_time() {
 #[test]
 fn erf_and_exact_gelu_match_known_values() {
     // erf values from tables (Abramowitz & Stegun table 7.1)
-    for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_877_8), (1.0, 0.842_700_792_9), (-2.0, -0.995_322_265_0), (3.0, 0.999_977_909_5)] {
-        assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {} vs {want}", erf(x));
+    for (x, want) in [
+        (0.0, 0.0),
+        (0.5, 0.520_499_877_8),
+        (1.0, 0.842_700_792_9),
+        (-2.0, -0.995_322_265_0),
+        (3.0, 0.999_977_909_5),
+    ] {
+        assert!(
+            (erf(x) - want).abs() < 3e-7,
+            "erf({x}) = {} vs {want}",
+            erf(x)
+        );
     }
     // gelu(x) = x · Φ(x): Φ(1) = 0.841344746, Φ(-1.5) = 0.066807201
     let mut g = [1.0f32, -1.5, 0.0];

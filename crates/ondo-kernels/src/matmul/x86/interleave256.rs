@@ -6,12 +6,12 @@
 //! (K-quant tiles measured no faster than the plain AVX2 K-quant kernels: see `read_by`.)
 
 use super::super::interleave::{parts32, Parts32};
-use super::{bits_to_0x10, ActRow};
+use super::{bits_to_0x10, prefetch, ActRow};
 use crate::DType;
 use std::arch::x86_64::*;
 
 /// `*out.add(t · stride + r) = row_r · a[t]` for the sixteen rows of one group (as
-/// `interleave512::group_dot`).
+/// `interleave512::group_dot`, `ahead` included; the first half prefetches it).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn group_dot(
     dtype: DType,
@@ -19,14 +19,16 @@ pub(crate) unsafe fn group_dot(
     a: &[ActRow],
     out: *mut f32,
     stride: usize,
+    ahead: *const u8,
 ) {
+    let ahead_of = |h: usize| if h == 0 { ahead } else { std::ptr::null() };
     macro_rules! by_tokens {
         ($f:ident, $h:expr $(, $p:expr)*) => {
             match a.len() {
-                1 => $f::<1>(tiles, a, out.add(8 * $h), stride, $h $(, $p)*),
-                2 => $f::<2>(tiles, a, out.add(8 * $h), stride, $h $(, $p)*),
-                3 => $f::<3>(tiles, a, out.add(8 * $h), stride, $h $(, $p)*),
-                _ => $f::<4>(tiles, a, out.add(8 * $h), stride, $h $(, $p)*),
+                1 => $f::<1>(tiles, a, out.add(8 * $h), stride, ahead_of($h), $h $(, $p)*),
+                2 => $f::<2>(tiles, a, out.add(8 * $h), stride, ahead_of($h), $h $(, $p)*),
+                3 => $f::<3>(tiles, a, out.add(8 * $h), stride, ahead_of($h), $h $(, $p)*),
+                _ => $f::<4>(tiles, a, out.add(8 * $h), stride, ahead_of($h), $h $(, $p)*),
             }
         };
     }
@@ -101,6 +103,7 @@ unsafe fn half32<const T: usize>(
     a: &[ActRow],
     out: *mut f32,
     stride: usize,
+    ahead: *const u8,
     h: usize,
     p: Parts32,
     offset: f32,
@@ -109,6 +112,7 @@ unsafe fn half32<const T: usize>(
     let mut acc = [_mm256_setzero_ps(); T];
     for b in 0..tiles.len() / p.bytes {
         let tile = tiles.as_ptr().add(b * p.bytes);
+        prefetch(ahead, b * p.bytes, p.bytes);
         let mut q = if signed {
             std::array::from_fn(|k| {
                 let v = _mm256_loadu_si256(tile.add(p.qs + 64 * k + 32 * h) as *const __m256i);
