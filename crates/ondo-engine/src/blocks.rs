@@ -122,7 +122,8 @@ impl BlockManager {
         let h = Self::hash(parent, tokens);
         let &b = self.cached.get(&h)?;
         let at = b as usize * self.block_size;
-        let same = self.parent[b as usize] == parent && self.tokens[at..at + self.block_size] == *tokens;
+        let same =
+            self.parent[b as usize] == parent && self.tokens[at..at + self.block_size] == *tokens;
         same.then_some((b, h))
     }
 
@@ -154,7 +155,13 @@ struct FreeQueue {
 impl FreeQueue {
     /// Every block free, in id order.
     fn full(n: usize) -> FreeQueue {
-        let mut q = FreeQueue { prev: vec![NONE; n], next: vec![NONE; n], head: NONE, tail: NONE, len: 0 };
+        let mut q = FreeQueue {
+            prev: vec![NONE; n],
+            next: vec![NONE; n],
+            head: NONE,
+            tail: NONE,
+            len: 0,
+        };
         (0..n as u32).for_each(|b| q.push_back(b));
         q
     }
@@ -201,7 +208,11 @@ mod tests {
     #[test]
     fn allocate_release_share() {
         let mut m = BlockManager::new(3, 4, true);
-        let (a, b, c) = (m.allocate().unwrap(), m.allocate().unwrap(), m.allocate().unwrap());
+        let (a, b, c) = (
+            m.allocate().unwrap(),
+            m.allocate().unwrap(),
+            m.allocate().unwrap(),
+        );
         assert_eq!((a, b, c), (0, 1, 2));
         assert_eq!(m.allocate(), None);
         m.share(b);
@@ -221,14 +232,26 @@ mod tests {
         let h = m.register(a, ROOT_HASH, &[5, 6]);
         assert_eq!(m.lookup(ROOT_HASH, &[5, 6]), Some((a, h)));
         assert_eq!(m.lookup(ROOT_HASH, &[5, 7]), None);
-        assert_eq!(m.lookup(h, &[5, 6]), None, "same tokens after another parent");
+        assert_eq!(
+            m.lookup(h, &[5, 6]),
+            None,
+            "same tokens after another parent"
+        );
         m.release(a);
-        assert_eq!(m.lookup(ROOT_HASH, &[5, 6]), Some((a, h)), "a free block keeps its prefix");
+        assert_eq!(
+            m.lookup(ROOT_HASH, &[5, 6]),
+            Some((a, h)),
+            "a free block keeps its prefix"
+        );
         m.share(a); // a hit takes it out of the free queue
         assert_eq!(m.num_free(), 1);
         m.release(a);
         let (x, y) = (m.allocate().unwrap(), m.allocate().unwrap());
-        assert_eq!((x, y), (1, a), "the uncached block first, then the cached one is evicted");
+        assert_eq!(
+            (x, y),
+            (1, a),
+            "the uncached block first, then the cached one is evicted"
+        );
         assert_eq!(m.lookup(ROOT_HASH, &[5, 6]), None);
     }
 

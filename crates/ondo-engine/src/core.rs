@@ -16,7 +16,7 @@ use crate::metrics::EngineStats;
 use crate::output::{best_of_select, FinishReason, LogprobMap, RequestOutput};
 use crate::params::SamplingParams;
 use crate::rng::Rng;
-use crate::scheduler::{Plan, SchedulerConfig, SeqId, Scheduler};
+use crate::scheduler::{Plan, Scheduler, SchedulerConfig, SeqId};
 use crate::seq::Decoding;
 use crate::EngineError;
 use ondo_kernels::ops::log_softmax;
@@ -90,7 +90,10 @@ pub struct NewRequest {
 #[derive(Debug)]
 pub enum Event {
     /// Settled text of sequence `index` (streaming requests only).
-    Delta { index: usize, text: String },
+    Delta {
+        index: usize,
+        text: String,
+    },
     /// The request finished (also when cancelled: finish_reason "abort").
     Done(Box<RequestOutput>),
     Failed(EngineError),
@@ -117,13 +120,22 @@ impl Limits {
             return Err(EngineError::EmptyPrompt);
         }
         if let Some(&id) = prompt_ids.iter().find(|&&t| t as usize >= self.vocab_size) {
-            return Err(EngineError::PromptToken { id, vocab_size: self.vocab_size });
+            return Err(EngineError::PromptToken {
+                id,
+                vocab_size: self.vocab_size,
+            });
         }
         if prompt_ids.len() >= self.context {
-            return Err(EngineError::PromptTooLong { len: prompt_ids.len(), max: self.context });
+            return Err(EngineError::PromptTooLong {
+                len: prompt_ids.len(),
+                max: self.context,
+            });
         }
         if prompt_ids.len() >= self.kv_tokens {
-            return Err(EngineError::KvCacheTooSmall { len: prompt_ids.len(), max: self.kv_tokens });
+            return Err(EngineError::KvCacheTooSmall {
+                len: prompt_ids.len(),
+                max: self.kv_tokens,
+            });
         }
         Ok(())
     }
@@ -195,8 +207,11 @@ impl EngineCore {
         let budget = cfg.max_num_batched_tokens.max(1);
         let kv = KvPool::new(hp, num_blocks, block_size, parts.kv_dtype);
         let ws = Workspace::with_pool(hp, budget, parts.pool.clone());
-        let limits =
-            Limits { vocab_size: hp.vocab_size, context: hp.max_position_embeddings, kv_tokens: num_blocks * block_size };
+        let limits = Limits {
+            vocab_size: hp.vocab_size,
+            context: hp.max_position_embeddings,
+            kv_tokens: num_blocks * block_size,
+        };
         let sched = Scheduler::new(SchedulerConfig {
             max_num_seqs: cfg.max_num_seqs.max(1),
             max_num_batched_tokens: budget,
@@ -209,8 +224,7 @@ impl EngineCore {
         stats.kv_blocks_total.store(num_blocks as u64, Relaxed);
         stats.kv_blocks_free.store(num_blocks as u64, Relaxed);
         let row = vec![0.0; hp.vocab_size];
-        let state =
-            State {
+        let state = State {
             parts: parts.clone(),
             limits,
             sched,
@@ -221,7 +235,16 @@ impl EngineCore {
             stats,
             outbox: vec![],
         };
-        EngineCore { exec: Executor { parts, kv, ws, batch: Batch::default() }, state, plan: Plan::default() }
+        EngineCore {
+            exec: Executor {
+                parts,
+                kv,
+                ws,
+                batch: Batch::default(),
+            },
+            state,
+            plan: Plan::default(),
+        }
     }
 
     pub fn limits(&self) -> Limits {
@@ -286,16 +309,29 @@ impl EngineCore {
 
 impl Executor {
     /// Copy shared partial blocks, then run every scheduled span in one forward pass.
-    fn run(&mut self, plan: &Plan, sched: &Scheduler, modes: &[LogitsFor]) -> Result<&[f32], EngineError> {
+    fn run(
+        &mut self,
+        plan: &Plan,
+        sched: &Scheduler,
+        modes: &[LogitsFor],
+    ) -> Result<&[f32], EngineError> {
         for c in &plan.copies {
             self.kv.copy_block(c.src as usize, c.dst as usize, c.slots);
         }
         self.batch.clear();
         for (item, &mode) in plan.items.iter().zip(modes) {
             let seq = sched.seq(item.seq);
-            self.batch.push(&seq.tokens[item.start..item.start + item.len], item.start, &seq.table, mode);
+            self.batch.push(
+                &seq.tokens[item.start..item.start + item.len],
+                item.start,
+                &seq.table,
+                mode,
+            );
         }
-        Ok(self.parts.model.forward(&self.batch, &mut self.kv, &mut self.ws)?)
+        Ok(self
+            .parts
+            .model
+            .forward(&self.batch, &mut self.kv, &mut self.ws)?)
     }
 }
 
@@ -307,14 +343,28 @@ impl State {
         let limits = (self.limits.vocab_size, self.limits.context);
         let parts = &self.parts;
         let seqs = (0..p.best_of())
-            .map(|i| Decoding::new(&parts.tokenizer, &parts.eos_ids, p, &req.prompt_ids, seed, i, limits))
+            .map(|i| {
+                Decoding::new(
+                    &parts.tokenizer,
+                    &parts.eos_ids,
+                    p,
+                    &req.prompt_ids,
+                    seed,
+                    i,
+                    limits,
+                )
+            })
             .collect();
         let cacheable = p.prompt_logprobs.is_none();
         let id = self.sched.add(req.prompt_ids.clone(), cacheable);
-        let slot = self.requests.iter().position(Option::is_none).unwrap_or_else(|| {
-            self.requests.push(None);
-            self.requests.len() - 1
-        });
+        let slot = self
+            .requests
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or_else(|| {
+                self.requests.push(None);
+                self.requests.len() - 1
+            });
         self.set_owner(id, slot, 0);
         let mut sched = vec![None; p.best_of()];
         sched[0] = Some(id);
@@ -344,7 +394,13 @@ impl State {
 
     fn request(&mut self, id: SeqId) -> (usize, usize, &mut Request) {
         let (slot, index) = self.owner[id];
-        (slot, index, self.requests[slot].as_mut().expect("owned sequence has a request"))
+        (
+            slot,
+            index,
+            self.requests[slot]
+                .as_mut()
+                .expect("owned sequence has a request"),
+        )
     }
 
     /// Which logits each scheduled span needs: its last row when it reaches the end of its
@@ -353,9 +409,12 @@ impl State {
         self.modes.clear();
         for item in &plan.items {
             let (slot, _) = self.owner[item.seq];
-            let req = self.requests[slot].as_ref().expect("scheduled sequences have requests");
+            let req = self.requests[slot]
+                .as_ref()
+                .expect("scheduled sequences have requests");
             let samples = item.start + item.len == self.sched.seq(item.seq).tokens.len();
-            let prompt_rows = req.prompt_logprobs.is_some() && item.start + 1 < req.prompt_ids.len();
+            let prompt_rows =
+                req.prompt_logprobs.is_some() && item.start + 1 < req.prompt_ids.len();
             self.modes.push(match (prompt_rows, samples) {
                 (true, _) => LogitsFor::All,
                 (false, true) => LogitsFor::Last,
@@ -380,7 +439,10 @@ impl State {
                     self.sample(item.seq, last);
                 }
             } else if samples {
-                self.sample(item.seq, rows.next().expect("a logits row per sampling span"));
+                self.sample(
+                    item.seq,
+                    rows.next().expect("a logits row per sampling span"),
+                );
             }
         }
     }
@@ -388,8 +450,13 @@ impl State {
     /// The logprobs of prompt token `pos + 1` from the logits at `pos`.
     fn prompt_logprob(&mut self, id: SeqId, pos: usize, row: &[f32]) {
         let (slot, _) = self.owner[id];
-        let req = self.requests[slot].as_mut().expect("owned sequence has a request");
-        let (Some(k), Some(list)) = (req.params.prompt_logprobs, req.prompt_logprobs.as_mut()) else { return };
+        let req = self.requests[slot]
+            .as_mut()
+            .expect("owned sequence has a request");
+        let (Some(k), Some(list)) = (req.params.prompt_logprobs, req.prompt_logprobs.as_mut())
+        else {
+            return;
+        };
         // a recomputed prompt (after preemption) has its earlier entries already
         if pos + 1 >= req.prompt_ids.len() || list.len() != pos + 1 {
             return;
@@ -397,7 +464,11 @@ impl State {
         let actual = req.prompt_ids[pos + 1];
         self.row.copy_from_slice(row);
         log_softmax(&mut self.row);
-        list.push(Some(crate::sampler::top_logprobs(&self.row, k, actual).into_iter().collect()));
+        list.push(Some(
+            crate::sampler::top_logprobs(&self.row, k, actual)
+                .into_iter()
+                .collect(),
+        ));
     }
 
     /// Sample the next token of `id` (of every sequence of its request, when this is the end
@@ -440,10 +511,18 @@ impl State {
                 }
             }
         }
-        self.stats.generation_tokens.fetch_add(targets.len() as u64, Relaxed);
+        self.stats
+            .generation_tokens
+            .fetch_add(targets.len() as u64, Relaxed);
         match req.last_token.replace(now) {
-            None => self.stats.time_to_first_token.observe((now - req.arrived).as_secs_f64()),
-            Some(prev) => self.stats.inter_token_latency.observe((now - prev).as_secs_f64()),
+            None => self
+                .stats
+                .time_to_first_token
+                .observe((now - req.arrived).as_secs_f64()),
+            Some(prev) => self
+                .stats
+                .inter_token_latency
+                .observe((now - prev).as_secs_f64()),
         }
         if req.seqs.iter().all(Decoding::finished) {
             self.finish_request(slot, None);
@@ -469,7 +548,9 @@ impl State {
 
     /// End request `slot`: unfinished sequences end with `reason`, the output goes to its queue.
     fn finish_request(&mut self, slot: usize, reason: Option<FinishReason>) {
-        let Some(mut req) = self.requests[slot].take() else { return };
+        let Some(mut req) = self.requests[slot].take() else {
+            return;
+        };
         for i in 0..req.seqs.len() {
             if let Some(id) = req.sched[i] {
                 self.sched.remove(id);
@@ -478,12 +559,24 @@ impl State {
             req.send_delta(i, delta);
         }
         let outputs: Vec<_> = req.seqs.into_iter().map(|s| s.out).collect();
-        let aborted = outputs.iter().any(|o| o.finish_reason == Some(FinishReason::Abort));
-        let counter = if aborted { &self.stats.requests_aborted } else { &self.stats.requests_finished };
+        let aborted = outputs
+            .iter()
+            .any(|o| o.finish_reason == Some(FinishReason::Abort));
+        let counter = if aborted {
+            &self.stats.requests_aborted
+        } else {
+            &self.stats.requests_finished
+        };
         counter.fetch_add(1, Relaxed);
-        self.stats.prompt_tokens.fetch_add(req.prompt_ids.len() as u64, Relaxed);
+        self.stats
+            .prompt_tokens
+            .fetch_add(req.prompt_ids.len() as u64, Relaxed);
         let p = &req.params;
-        let outputs = if p.best_of() > p.n { best_of_select(outputs, p.n) } else { outputs };
+        let outputs = if p.best_of() > p.n {
+            best_of_select(outputs, p.n)
+        } else {
+            outputs
+        };
         let out = RequestOutput {
             request_id: req.id,
             prompt: req.prompt,
@@ -497,14 +590,21 @@ impl State {
 
     /// Remove a request without reporting (its failure was sent).
     fn drop_request(&mut self, slot: usize) {
-        let Some(req) = self.requests[slot].take() else { return };
-        req.sched.iter().flatten().for_each(|&id| self.sched.remove(id));
+        let Some(req) = self.requests[slot].take() else {
+            return;
+        };
+        req.sched
+            .iter()
+            .flatten()
+            .for_each(|&id| self.sched.remove(id));
     }
 
     /// Cancel requests whose caller went away.
     fn reap_cancelled(&mut self) {
         for slot in 0..self.requests.len() {
-            let gone = |r: &Request| r.events.is_closed() || r.cancel.as_ref().is_some_and(|c| c.load(Relaxed));
+            let gone = |r: &Request| {
+                r.events.is_closed() || r.cancel.as_ref().is_some_and(|c| c.load(Relaxed))
+            };
             if self.requests[slot].as_ref().is_some_and(gone) {
                 self.finish_request(slot, Some(FinishReason::Abort));
             }
@@ -517,7 +617,9 @@ impl State {
         for item in &plan.items {
             let (slot, _) = self.owner[item.seq];
             if let Some(req) = self.requests[slot].as_ref() {
-                let _ = req.events.send(Event::Failed(EngineError::Internal(e.to_string())));
+                let _ = req
+                    .events
+                    .send(Event::Failed(EngineError::Internal(e.to_string())));
                 self.stats.requests_failed.fetch_add(1, Relaxed);
                 self.drop_request(slot);
             }
@@ -536,8 +638,10 @@ impl State {
     fn publish_gauges(&self) {
         let s = &self.stats;
         let (free, total) = (self.sched.blocks.num_free(), self.sched.blocks.num_blocks());
-        s.requests_running.store(self.sched.num_running() as u64, Relaxed);
-        s.requests_waiting.store(self.sched.num_waiting() as u64, Relaxed);
+        s.requests_running
+            .store(self.sched.num_running() as u64, Relaxed);
+        s.requests_waiting
+            .store(self.sched.num_waiting() as u64, Relaxed);
         s.kv_blocks_free.store(free as u64, Relaxed);
         s.kv_blocks_used.store((total - free) as u64, Relaxed);
         let c = &self.sched.counters;
@@ -551,7 +655,12 @@ impl State {
 /// A quarter of the memory the OS calls available, at most 4 GiB (1 GiB when unknown).
 fn default_kv_memory() -> usize {
     let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        s.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse::<usize>().ok()
+        s.lines()
+            .find(|l| l.starts_with("MemAvailable:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<usize>()
+            .ok()
     });
     available.map_or(1 << 30, |kib| (kib * 1024 / 4).min(4 << 30))
 }

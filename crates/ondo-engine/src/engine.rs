@@ -38,7 +38,13 @@ impl EngineHandle {
             .name("ondo-engine".into())
             .spawn(move || run(core, rx, &thread_stop))
             .map_err(|e| EngineError::Internal(format!("cannot start the engine thread: {e}")))?;
-        Ok(EngineHandle { commands, limits, block_size, stats, stop })
+        Ok(EngineHandle {
+            commands,
+            limits,
+            block_size,
+            stats,
+            stop,
+        })
     }
 
     /// Check `req` and queue it; its events arrive on the returned receiver.

@@ -26,8 +26,8 @@ pub mod core;
 pub mod engine;
 mod error;
 pub mod llm;
-pub mod metrics;
 pub mod load;
+pub mod metrics;
 pub mod output;
 pub mod params;
 pub mod rng;
@@ -38,9 +38,11 @@ mod seq;
 pub use crate::core::{EngineConfig, Event, Limits, NewRequest};
 pub use engine::EngineHandle;
 pub use error::EngineError;
-pub use metrics::EngineStats;
 pub use llm::{Llm, LoadOptions, Prompt, Stream, StreamItem};
-pub use output::{best_of_select, CompletionOutput, FinishReason, LogprobMap, RequestOutput, StopReason};
+pub use metrics::EngineStats;
+pub use output::{
+    best_of_select, CompletionOutput, FinishReason, LogprobMap, RequestOutput, StopReason,
+};
 pub use params::{LogprobsMode, ParamError, SamplingParams};
 pub use rng::Rng;
 pub use sampler::{LogitsProcessor, Sampler, SeqContext, SeqHistory, TokenCounts};

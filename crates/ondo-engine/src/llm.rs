@@ -54,7 +54,9 @@ impl Llm {
         let path = crate::load::resolve(model, opts.offline)?;
         let loaded = crate::load::load_path(&path)?;
         let defaults = defaults_from(loaded.text.generation_config.as_ref());
-        let threads = opts.threads.map_or_else(ThreadPool::from_env, ThreadPool::new);
+        let threads = opts
+            .threads
+            .map_or_else(ThreadPool::from_env, ThreadPool::new);
         let parts = ModelParts {
             model: Arc::from(loaded.model),
             tokenizer: Arc::new(loaded.text.tokenizer),
@@ -89,8 +91,12 @@ impl Llm {
 
     /// The engine every request of this model runs on (started on first use).
     pub fn engine(&self) -> Result<&EngineHandle, EngineError> {
-        let started = self.engine.get_or_init(|| EngineHandle::start(self.parts.clone(), &self.config).map_err(|e| e.to_string()));
-        started.as_ref().map_err(|e| EngineError::Internal(e.clone()))
+        let started = self.engine.get_or_init(|| {
+            EngineHandle::start(self.parts.clone(), &self.config).map_err(|e| e.to_string())
+        });
+        started
+            .as_ref()
+            .map_err(|e| EngineError::Internal(e.clone()))
     }
     /// Where the model was loaded from.
     pub fn source(&self) -> &Path {
@@ -107,9 +113,15 @@ impl Llm {
 
     /// The chat prompt for `messages` (`{"role", "content"}` objects), rendered by the model's
     /// template with the assistant's turn opened, as transformers' `apply_chat_template` does.
-    pub fn render_chat(&self, messages: &[Value], opts: &RenderOptions) -> Result<String, EngineError> {
-        let template =
-            self.chat_template.as_ref().ok_or_else(|| EngineError::NoChatTemplate(self.source.display().to_string()))?;
+    pub fn render_chat(
+        &self,
+        messages: &[Value],
+        opts: &RenderOptions,
+    ) -> Result<String, EngineError> {
+        let template = self
+            .chat_template
+            .as_ref()
+            .ok_or_else(|| EngineError::NoChatTemplate(self.source.display().to_string()))?;
         Ok(template.render(messages, opts)?)
     }
 
@@ -120,7 +132,10 @@ impl Llm {
         params: &SamplingParams,
         sink: &mut dyn FnMut(usize, &str) -> bool,
     ) -> Result<RequestOutput, EngineError> {
-        let opts = RenderOptions { add_generation_prompt: true, ..Default::default() };
+        let opts = RenderOptions {
+            add_generation_prompt: true,
+            ..Default::default()
+        };
         let text = self.render_chat(messages, &opts)?;
         // The template already wrote the special tokens: add none again (no double BOS).
         let ids = self.parts.tokenizer.encode(&text, false)?;
@@ -138,7 +153,11 @@ impl Llm {
     }
 
     /// Run every prompt to completion, all scheduled together; outputs in prompt order.
-    pub fn generate(&self, prompts: &[Prompt], params: &SamplingParams) -> Result<Vec<RequestOutput>, EngineError> {
+    pub fn generate(
+        &self,
+        prompts: &[Prompt],
+        params: &SamplingParams,
+    ) -> Result<Vec<RequestOutput>, EngineError> {
         let receivers = prompts
             .iter()
             .enumerate()
@@ -163,8 +182,14 @@ impl Llm {
     /// request at its next step.
     pub fn stream(&self, prompt: Prompt, params: SamplingParams) -> Stream {
         match self.submit(String::new(), &prompt, &params, true) {
-            Ok(rx) => Stream { rx: Some(rx), error: None },
-            Err(e) => Stream { rx: None, error: Some(e) },
+            Ok(rx) => Stream {
+                rx: Some(rx),
+                error: None,
+            },
+            Err(e) => Stream {
+                rx: None,
+                error: Some(e),
+            },
         }
     }
 
@@ -177,7 +202,14 @@ impl Llm {
         stream: bool,
     ) -> Result<UnboundedReceiver<Event>, EngineError> {
         let prompt_ids = self.prompt_ids(prompt)?;
-        let req = NewRequest { id, prompt: prompt_text(prompt), prompt_ids, params: params.clone(), stream, cancel: None };
+        let req = NewRequest {
+            id,
+            prompt: prompt_text(prompt),
+            prompt_ids,
+            params: params.clone(),
+            stream,
+            cancel: None,
+        };
         self.engine()?.submit(req)
     }
 

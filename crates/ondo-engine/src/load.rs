@@ -29,7 +29,9 @@ pub fn resolve(model: &str, offline: bool) -> Result<PathBuf, EngineError> {
         return Ok(path);
     }
     if !hub::is_hub_id(model) {
-        return Err(EngineError::Load(format!("{model}: no such file or folder, and not a hub id (org/name)")));
+        return Err(EngineError::Load(format!(
+            "{model}: no such file or folder, and not a hub id (org/name)"
+        )));
     }
     let mut opts = HubOptions::from_env();
     opts.offline |= offline;
@@ -70,13 +72,23 @@ pub fn load_path(path: &Path) -> Result<Loaded, EngineError> {
         Source::Gguf(file) => {
             let g = open_gguf(&file)?;
             let text = text_from_gguf(&g)?;
-            Ok(Loaded { model: load_gguf(&g)?, text, kv_dtype: KvDtype::F16, path: file })
+            Ok(Loaded {
+                model: load_gguf(&g)?,
+                text,
+                kv_dtype: KvDtype::F16,
+                path: file,
+            })
         }
         Source::Hf(dir) => {
             let files = ModelFiles::locate(&dir)?;
             let model = load_hf(&files)?;
             let text = text_from_hf(&dir)?;
-            Ok(Loaded { model, text, kv_dtype: KvDtype::F32, path: dir })
+            Ok(Loaded {
+                model,
+                text,
+                kv_dtype: KvDtype::F32,
+                path: dir,
+            })
         }
     }
 }
@@ -90,14 +102,16 @@ pub fn load_text(path: &Path) -> Result<TextSide, EngineError> {
     }
 }
 
-
 fn open_gguf(path: &Path) -> Result<GgufFile, EngineError> {
     Ok(GgufFile::open(path).map_err(ondo_model::Error::from)?)
 }
 
 /// The only `.gguf` file in a folder.
 fn single_gguf(dir: &Path) -> Option<PathBuf> {
-    let mut found = std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_gguf(p));
+    let mut found = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_gguf(p));
     let first = found.next()?;
     found.next().is_none().then_some(first)
 }
@@ -105,19 +119,37 @@ fn single_gguf(dir: &Path) -> Option<PathBuf> {
 /// tokenizer.json (+ tokenizer_config.json), generation_config.json, the chat template.
 fn text_from_hf(dir: &Path) -> Result<TextSide, EngineError> {
     let file = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
-    let tokenizer_json = file("tokenizer.json").ok_or_else(|| EngineError::NoTokenizer(dir.display().to_string()))?;
-    let tokenizer = Tokenizer::from_files(&tokenizer_json, file("tokenizer_config.json").as_deref())?;
-    let generation_config = file("generation_config.json").as_deref().map(read_json).transpose()?;
+    let tokenizer_json = file("tokenizer.json")
+        .ok_or_else(|| EngineError::NoTokenizer(dir.display().to_string()))?;
+    let tokenizer =
+        Tokenizer::from_files(&tokenizer_json, file("tokenizer_config.json").as_deref())?;
+    let generation_config = file("generation_config.json")
+        .as_deref()
+        .map(read_json)
+        .transpose()?;
     let config = file("config.json").as_deref().map(read_json).transpose()?;
-    let listed = listed_eos(generation_config.as_ref().or(config.as_ref()).unwrap_or(&Value::Null));
+    let listed = listed_eos(
+        generation_config
+            .as_ref()
+            .or(config.as_ref())
+            .unwrap_or(&Value::Null),
+    );
     let eos_ids = merge_ids(tokenizer.eos_token_id().into_iter().chain(listed));
     let chat_template = hf_chat_template(file("chat_template.jinja").as_deref(), &tokenizer)?;
-    Ok(TextSide { tokenizer, chat_template, eos_ids, generation_config })
+    Ok(TextSide {
+        tokenizer,
+        chat_template,
+        eos_ids,
+        generation_config,
+    })
 }
 
 /// chat_template.jinja when present (transformers >= 4.43 saves it there), else the
 /// tokenizer_config.json `chat_template`.
-fn hf_chat_template(jinja: Option<&Path>, tokenizer: &Tokenizer) -> Result<Option<ChatTemplate>, EngineError> {
+fn hf_chat_template(
+    jinja: Option<&Path>,
+    tokenizer: &Tokenizer,
+) -> Result<Option<ChatTemplate>, EngineError> {
     let null = Value::Null;
     let config = tokenizer.config().unwrap_or(&null);
     let Some(file) = jinja else {
@@ -128,7 +160,11 @@ fn hf_chat_template(jinja: Option<&Path>, tokenizer: &Tokenizer) -> Result<Optio
         Some(v) => v.get("content").and_then(Value::as_str).map(str::to_string),
         None => None,
     };
-    Ok(Some(ChatTemplate::from_file(file, content("bos_token").as_deref(), content("eos_token").as_deref())?))
+    Ok(Some(ChatTemplate::from_file(
+        file,
+        content("bos_token").as_deref(),
+        content("eos_token").as_deref(),
+    )?))
 }
 
 /// The vocabulary, its end-of-generation ids and `tokenizer.chat_template` of a GGUF.
@@ -137,27 +173,47 @@ pub fn text_from_gguf(g: &GgufFile) -> Result<TextSide, EngineError> {
     let tokenizer = Tokenizer::from_gguf_vocab(&vocab)?;
     // llama.cpp's end-of-generation set: eos, eot, eom and the named end-of-turn control tokens.
     let eos_ids = merge_ids(tokenizer.end_of_generation_ids().iter().copied());
-    let token = |id: Option<u32>| id.and_then(|i| vocab.tokens.get(i as usize)).map(String::as_str);
+    let token = |id: Option<u32>| {
+        id.and_then(|i| vocab.tokens.get(i as usize))
+            .map(String::as_str)
+    };
     let chat_template = vocab
         .chat_template
         .as_deref()
         .map(|t| ChatTemplate::new(t, token(vocab.bos_id), token(vocab.eos_id)))
         .transpose()?;
-    Ok(TextSide { tokenizer, chat_template, eos_ids, generation_config: None })
+    Ok(TextSide {
+        tokenizer,
+        chat_template,
+        eos_ids,
+        generation_config: None,
+    })
 }
 
 /// The tokenizer fields of a GGUF's metadata.
 pub fn vocab_from_gguf(g: &GgufFile) -> Result<GgufVocab, GgufError> {
     let string = |key| Ok::<_, GgufError>(g.get_str(key)?.map(str::to_string));
-    let strings = |key| Ok::<_, GgufError>(g.get_str_array(key)?.map(<[String]>::to_vec).unwrap_or_default());
+    let strings = |key| {
+        Ok::<_, GgufError>(
+            g.get_str_array(key)?
+                .map(<[String]>::to_vec)
+                .unwrap_or_default(),
+        )
+    };
     // A token id; negative values (GGUF writers use -1 for "none") give None.
     let id = |key| Ok::<_, GgufError>(g.get_i64(key)?.and_then(|x| u32::try_from(x).ok()));
     Ok(GgufVocab {
         model: string(KEY_MODEL)?.unwrap_or_default(),
         pre: string(KEY_PRE)?,
         tokens: strings(KEY_TOKENS)?,
-        scores: g.get_f32_array(KEY_SCORES)?.map(<[f32]>::to_vec).unwrap_or_default(),
-        token_types: g.get_i32_array(KEY_TOKEN_TYPE)?.map(|t| t.into_owned()).unwrap_or_default(),
+        scores: g
+            .get_f32_array(KEY_SCORES)?
+            .map(<[f32]>::to_vec)
+            .unwrap_or_default(),
+        token_types: g
+            .get_i32_array(KEY_TOKEN_TYPE)?
+            .map(|t| t.into_owned())
+            .unwrap_or_default(),
         merges: strings(KEY_MERGES)?,
         bos_id: id(KEY_BOS_ID)?,
         eos_id: id(KEY_EOS_ID)?,
@@ -175,7 +231,11 @@ pub fn vocab_from_gguf(g: &GgufFile) -> Result<GgufVocab, GgufError> {
 /// `eos_token_id` of a config: one id or a list.
 fn listed_eos(config: &Value) -> Vec<u32> {
     match config.get("eos_token_id") {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|v| v as u32)
+            .collect(),
         Some(v) => v.as_u64().map(|v| v as u32).into_iter().collect(),
         None => vec![],
     }

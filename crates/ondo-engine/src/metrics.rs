@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Upper bounds (seconds) of the latency histogram buckets (vLLM's for time to first token,
 /// which also covers inter-token latency on a CPU).
-pub const LATENCY_BUCKETS: [f64; 16] =
-    [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
 
 /// A cumulative histogram of seconds.
 #[derive(Debug, Default)]
@@ -31,8 +32,11 @@ impl Histogram {
 
     /// `(bound, cumulative count)` per bucket, then `(+Inf, count)`.
     pub fn buckets(&self) -> Vec<(f64, u64)> {
-        let mut out: Vec<(f64, u64)> =
-            LATENCY_BUCKETS.iter().zip(&self.buckets).map(|(b, c)| (*b, c.load(Relaxed))).collect();
+        let mut out: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(b, c)| (*b, c.load(Relaxed)))
+            .collect();
         out.push((f64::INFINITY, self.count()));
         out
     }

@@ -376,14 +376,20 @@ pub fn count_param(field: &'static str, v: i64) -> Result<usize, ParamError> {
     if v < min {
         return Err(ParamError::range(field, rule, v.to_string()));
     }
-    usize::try_from(v).map_err(|_| ParamError::range(field, format!("at most {}", usize::MAX), v.to_string()))
+    usize::try_from(v)
+        .map_err(|_| ParamError::range(field, format!("at most {}", usize::MAX), v.to_string()))
 }
 
 // ---- serde helpers: counts that JSON may give as negative numbers, `stop` as string or list ----
 
-fn non_negative<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<Option<usize>, D::Error> {
+fn non_negative<'de, D: Deserializer<'de>>(
+    d: D,
+    field: &'static str,
+) -> Result<Option<usize>, D::Error> {
     match Option::<i64>::deserialize(d)? {
-        Some(v) => count_param(field, v).map(Some).map_err(serde::de::Error::custom),
+        Some(v) => count_param(field, v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
         None => Ok(None),
     }
 }

@@ -146,7 +146,15 @@ impl Scheduler {
     pub fn add(&mut self, tokens: Vec<u32>, cacheable: bool) -> SeqId {
         let order = self.next_order;
         self.next_order += 1;
-        let seq = Seq { tokens, computed: 0, table: vec![], hashes: vec![], cacheable, state: State::Waiting, order };
+        let seq = Seq {
+            tokens,
+            computed: 0,
+            table: vec![],
+            hashes: vec![],
+            cacheable,
+            state: State::Waiting,
+            order,
+        };
         let id = self.insert(seq);
         self.waiting.push_back(id);
         id
@@ -171,7 +179,9 @@ impl Scheduler {
         if waiting {
             self.waiting.push_back(id);
         } else {
-            let at = self.running.partition_point(|&r| self.seq(r).order <= self.seq(id).order);
+            let at = self
+                .running
+                .partition_point(|&r| self.seq(r).order <= self.seq(id).order);
             self.running.insert(at, id);
         }
         id
@@ -213,16 +223,26 @@ impl Scheduler {
         plan.out_of_blocks.clear();
         let mut budget = self.cfg.max_num_batched_tokens;
         let need = |s: &Seq| s.tokens.len() - s.computed;
-        let decoding = self.running.iter().filter(|&&id| need(self.seq(id)) == 1).count();
+        let decoding = self
+            .running
+            .iter()
+            .filter(|&&id| need(self.seq(id)) == 1)
+            .count();
         let mut prefill_room = match decoding {
             0 => usize::MAX,
-            d => ((d as f32 * self.cfg.prefill_per_decode) as usize).max(self.cfg.min_prefill_chunk),
+            d => {
+                ((d as f32 * self.cfg.prefill_per_decode) as usize).max(self.cfg.min_prefill_chunk)
+            }
         };
         let mut i = 0;
         while i < self.running.len() && budget > 0 {
             let id = self.running[i];
             let left = need(self.seq(id));
-            let n = if left == 1 { 1 } else { left.min(budget).min(prefill_room) };
+            let n = if left == 1 {
+                1
+            } else {
+                left.min(budget).min(prefill_room)
+            };
             if n == 0 {
                 i += 1;
                 continue;
@@ -233,12 +253,18 @@ impl Scheduler {
             if !self.make_room(id, n, plan) {
                 continue; // `id` left the running list; the same index holds the next one
             }
-            plan.items.push(Scheduled { seq: id, start: self.seq(id).computed, len: n });
+            plan.items.push(Scheduled {
+                seq: id,
+                start: self.seq(id).computed,
+                len: n,
+            });
             budget -= n;
             i += 1;
         }
         while budget > 0 && prefill_room > 0 && self.running.len() < self.cfg.max_num_seqs {
-            let Some(&id) = self.waiting.front() else { break };
+            let Some(&id) = self.waiting.front() else {
+                break;
+            };
             self.take_cache_hits(id);
             let n = need(self.seq(id)).min(budget).min(prefill_room);
             if !self.grow(id, n, plan) {
@@ -254,7 +280,11 @@ impl Scheduler {
             self.waiting.pop_front();
             let seq = self.seq_mut(id);
             seq.state = State::Running;
-            plan.items.push(Scheduled { seq: id, start: seq.computed, len: n });
+            plan.items.push(Scheduled {
+                seq: id,
+                start: seq.computed,
+                len: n,
+            });
             self.running.push(id);
             budget -= n;
             prefill_room = prefill_room.saturating_sub(n);
@@ -308,8 +338,15 @@ impl Scheduler {
         }
         let seq = self.seqs[id].as_mut().expect("live sequence");
         if partial {
-            let (src, dst) = (seq.table[start / bs], self.blocks.allocate().expect("counted"));
-            plan.copies.push(BlockCopy { src, dst, slots: start % bs });
+            let (src, dst) = (
+                seq.table[start / bs],
+                self.blocks.allocate().expect("counted"),
+            );
+            plan.copies.push(BlockCopy {
+                src,
+                dst,
+                slots: start % bs,
+            });
             self.blocks.release(src);
             seq.table[start / bs] = dst;
         }
@@ -331,7 +368,9 @@ impl Scheduler {
         let max_blocks = (seq.tokens.len() - 1) / bs;
         for chunk in seq.tokens.chunks_exact(bs).take(max_blocks) {
             let parent = seq.hashes.last().copied().unwrap_or(ROOT_HASH);
-            let Some((b, h)) = self.blocks.lookup(parent, chunk) else { break };
+            let Some((b, h)) = self.blocks.lookup(parent, chunk) else {
+                break;
+            };
             self.blocks.share(b);
             seq.table.push(b);
             seq.hashes.push(h);
@@ -362,7 +401,9 @@ impl Scheduler {
             while seq.cacheable && (seq.hashes.len() + 1) * bs <= seq.computed {
                 let i = seq.hashes.len();
                 let parent = seq.hashes.last().copied().unwrap_or(ROOT_HASH);
-                let h = self.blocks.register(seq.table[i], parent, &seq.tokens[i * bs..(i + 1) * bs]);
+                let h =
+                    self.blocks
+                        .register(seq.table[i], parent, &seq.tokens[i * bs..(i + 1) * bs]);
                 seq.hashes.push(h);
             }
         }

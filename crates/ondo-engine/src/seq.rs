@@ -41,7 +41,11 @@ impl Decoding {
             history: SeqHistory::new(prompt_ids.to_vec()),
             sampler: Sampler::new(params, eos_ids).with_logprobs(track),
             rng: Rng::for_sequence(seed, index),
-            detok: IncrementalDetokenizer::new(tokenizer.clone(), prompt_ids, params.skip_special_tokens),
+            detok: IncrementalDetokenizer::new(
+                tokenizer.clone(),
+                prompt_ids,
+                params.skip_special_tokens,
+            ),
             stops: StopMatcher::new(&params.stop, params.include_stop_str_in_output),
             out: CompletionOutput {
                 index,
@@ -92,7 +96,9 @@ impl Decoding {
 
     /// Draw the next token and record it with its logprobs.
     fn sample(&mut self, params: &SamplingParams) -> u32 {
-        let token = self.sampler.sample(&mut self.logits, &self.history.ctx(), &mut self.rng);
+        let token = self
+            .sampler
+            .sample(&mut self.logits, &self.history.ctx(), &mut self.rng);
         self.history.push(token);
         self.out.token_ids.push(token);
         if let Some(lp) = self.sampler.logprob_of(token) {

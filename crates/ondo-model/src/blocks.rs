@@ -27,7 +27,8 @@ impl Linear {
 
     fn add_bias(&self, out: &mut [f32]) {
         if let Some(b) = &self.bias {
-            out.chunks_exact_mut(b.len()).for_each(|row| ops::add(row, b));
+            out.chunks_exact_mut(b.len())
+                .for_each(|row| ops::add(row, b));
         }
     }
 }
@@ -35,7 +36,12 @@ impl Linear {
 /// Several linear layers over the same input in one pass (q/k/v, gate/up): the activations are
 /// quantized once and all rows share one fork/join.
 /// Arrays, not Vecs: nothing is allocated per call.
-fn linear_multi<const N: usize>(pool: &ThreadPool, x: &[f32], layers: [&Linear; N], outs: [&mut [f32]; N]) {
+fn linear_multi<const N: usize>(
+    pool: &ThreadPool,
+    x: &[f32],
+    layers: [&Linear; N],
+    outs: [&mut [f32]; N],
+) {
     let mut i = 0;
     let mut jobs: [(&Weight, &mut [f32]); N] = outs.map(|out| {
         i += 1;
@@ -84,18 +90,18 @@ pub struct Decoder {
 pub struct Workspace {
     pub pool: Arc<ThreadPool>,
     chunk: usize,
-    x: Vec<f32>,      // [chunk, hidden] residual stream
-    xn: Vec<f32>,     // [chunk, hidden] normed
-    q: Vec<f32>,      // [chunk, q_dim]
-    k: Vec<f32>,      // [chunk, kv_dim]
-    v: Vec<f32>,      // [chunk, kv_dim]
-    attn: Vec<f32>,   // [chunk, q_dim]
-    o: Vec<f32>,      // [chunk, hidden]
-    gate: Vec<f32>,   // [chunk, intermediate]
-    up: Vec<f32>,     // [chunk, intermediate]
-    logits: Vec<f32>, // [logit rows, vocab]
-    seqs: Vec<AttnSeq>,          // the chunk's part of each sequence (rows relative to the chunk)
-    slots: Vec<(usize, usize)>,  // [chunk] (position, pool row = block * block_size + slot)
+    x: Vec<f32>,                // [chunk, hidden] residual stream
+    xn: Vec<f32>,               // [chunk, hidden] normed
+    q: Vec<f32>,                // [chunk, q_dim]
+    k: Vec<f32>,                // [chunk, kv_dim]
+    v: Vec<f32>,                // [chunk, kv_dim]
+    attn: Vec<f32>,             // [chunk, q_dim]
+    o: Vec<f32>,                // [chunk, hidden]
+    gate: Vec<f32>,             // [chunk, intermediate]
+    up: Vec<f32>,               // [chunk, intermediate]
+    logits: Vec<f32>,           // [logit rows, vocab]
+    seqs: Vec<AttnSeq>,         // the chunk's part of each sequence (rows relative to the chunk)
+    slots: Vec<(usize, usize)>, // [chunk] (position, pool row = block * block_size + slot)
 }
 
 impl Workspace {
@@ -133,7 +139,12 @@ impl Workspace {
             if a >= b {
                 continue;
             }
-            let sub = AttnSeq { row0: a - rows.start, rows: b - a, pos0: s.pos0 + (a - s.row0), block0: s.block0 };
+            let sub = AttnSeq {
+                row0: a - rows.start,
+                rows: b - a,
+                pos0: s.pos0 + (a - s.row0),
+                block0: s.block0,
+            };
             for i in 0..sub.rows {
                 let pos = sub.pos0 + i;
                 let block = batch.table[s.block0 + pos / block_size] as usize;
@@ -149,7 +160,12 @@ impl Model for Decoder {
         &self.hp
     }
 
-    fn forward<'w>(&self, batch: &Batch, kv: &mut KvPool, ws: &'w mut Workspace) -> Result<&'w [f32], Error> {
+    fn forward<'w>(
+        &self,
+        batch: &Batch,
+        kv: &mut KvPool,
+        ws: &'w mut Workspace,
+    ) -> Result<&'w [f32], Error> {
         self.check_batch(batch, kv)?;
         let vocab = self.hp.vocab_size;
         let n_logits = batch.logit_rows.len();
@@ -162,7 +178,10 @@ impl Model for Decoder {
             let end = (start + chunk).min(total);
             ws.load_chunk(batch, start..end, kv.block_size());
             self.forward_chunk(&batch.tokens[start..end], &batch.table, kv, ws);
-            let wanted = batch.logit_rows[done_logits..].iter().take_while(|&&r| r < end).count();
+            let wanted = batch.logit_rows[done_logits..]
+                .iter()
+                .take_while(|&&r| r < end)
+                .count();
             let rows = &batch.logit_rows[done_logits..done_logits + wanted];
             self.logits(ws, rows, start, done_logits);
             done_logits += wanted;
@@ -184,7 +203,10 @@ impl Decoder {
             next_row += s.rows;
             let end = s.pos0 + s.rows;
             if end > self.hp.max_position_embeddings {
-                return Err(Error::ContextTooLong { len: end, max: self.hp.max_position_embeddings });
+                return Err(Error::ContextTooLong {
+                    len: end,
+                    max: self.hp.max_position_embeddings,
+                });
             }
             let blocks = batch.blocks_of(i);
             if blocks.len() * kv.block_size() < end {
@@ -197,11 +219,20 @@ impl Decoder {
         if next_row != batch.tokens.len() {
             return bad("sequences must cover the batch's tokens in order");
         }
-        if batch.logit_rows.windows(2).any(|w| w[0] >= w[1]) || batch.logit_rows.last().is_some_and(|&r| r >= next_row) {
+        if batch.logit_rows.windows(2).any(|w| w[0] >= w[1])
+            || batch.logit_rows.last().is_some_and(|&r| r >= next_row)
+        {
             return bad("logit rows must be ascending rows of the batch");
         }
-        match batch.tokens.iter().find(|&&t| t as usize >= self.hp.vocab_size) {
-            Some(&id) => Err(Error::TokenOutOfRange { id, vocab_size: self.hp.vocab_size }),
+        match batch
+            .tokens
+            .iter()
+            .find(|&&t| t as usize >= self.hp.vocab_size)
+        {
+            Some(&id) => Err(Error::TokenOutOfRange {
+                id,
+                vocab_size: self.hp.vocab_size,
+            }),
             None => Ok(()),
         }
     }
@@ -223,16 +254,42 @@ impl Decoder {
     }
 
     /// x += o(attn(norm(x)))
-    fn attention_block(&self, li: usize, layer: &Layer, t: usize, table: &[u32], kv: &mut KvPool, ws: &mut Workspace) {
+    fn attention_block(
+        &self,
+        li: usize,
+        layer: &Layer,
+        t: usize,
+        table: &[u32],
+        kv: &mut KvPool,
+        ws: &mut Workspace,
+    ) {
         let hp = &self.hp;
         let (h, qd, kvd, hd) = (hp.hidden_size, hp.q_dim(), hp.kv_dim(), hp.head_dim);
-        norm_rows(&ws.x[..t * h], &layer.attn_norm, hp.rms_norm_eps, &mut ws.xn[..t * h]);
+        norm_rows(
+            &ws.x[..t * h],
+            &layer.attn_norm,
+            hp.rms_norm_eps,
+            &mut ws.xn[..t * h],
+        );
         let pool = &*ws.pool;
-        let qkv_outs = [&mut ws.q[..t * qd], &mut ws.k[..t * kvd], &mut ws.v[..t * kvd]];
-        linear_multi(pool, &ws.xn[..t * h], [&layer.q, &layer.k, &layer.v], qkv_outs);
+        let qkv_outs = [
+            &mut ws.q[..t * qd],
+            &mut ws.k[..t * kvd],
+            &mut ws.v[..t * kvd],
+        ];
+        linear_multi(
+            pool,
+            &ws.xn[..t * h],
+            [&layer.q, &layer.k, &layer.v],
+            qkv_outs,
+        );
         if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
-            ws.q[..t * qd].chunks_exact_mut(hd).for_each(|head| ops::rms_norm_inplace(head, qn, hp.rms_norm_eps));
-            ws.k[..t * kvd].chunks_exact_mut(hd).for_each(|head| ops::rms_norm_inplace(head, kn, hp.rms_norm_eps));
+            ws.q[..t * qd]
+                .chunks_exact_mut(hd)
+                .for_each(|head| ops::rms_norm_inplace(head, qn, hp.rms_norm_eps));
+            ws.k[..t * kvd]
+                .chunks_exact_mut(hd)
+                .for_each(|head| ops::rms_norm_inplace(head, kn, hp.rms_norm_eps));
         }
         let sliding = hp.is_sliding(li);
         let (inv_freq, style) = match (sliding, hp.rope_local) {
@@ -243,7 +300,12 @@ impl Decoder {
         for (i, &(pos, at)) in ws.slots[..t].iter().enumerate() {
             ops::rope(&mut ws.q[i * qd..(i + 1) * qd], hd, pos, inv_freq, style);
             ops::rope(&mut ws.k[i * kvd..(i + 1) * kvd], hd, pos, inv_freq, style);
-            kv.write(li, at, &ws.k[i * kvd..(i + 1) * kvd], &ws.v[i * kvd..(i + 1) * kvd]);
+            kv.write(
+                li,
+                at,
+                &ws.k[i * kvd..(i + 1) * kvd],
+                &ws.v[i * kvd..(i + 1) * kvd],
+            );
         }
         let params = AttnParams {
             n_heads: hp.num_attention_heads,
@@ -255,16 +317,40 @@ impl Decoder {
         };
         let (q, out, seqs) = (&ws.q[..t * qd], &mut ws.attn[..t * qd], &ws.seqs);
         match kv.layer(li) {
-            LayerKv::F32(keys, values) => {
-                ops::paged_attention(pool, q, PagedKv { keys, values, block_size: bs }, table, seqs, &params, out)
-            }
-            LayerKv::F16(keys, values) => {
-                ops::paged_attention_f16(pool, q, PagedKv { keys, values, block_size: bs }, table, seqs, &params, out)
-            }
+            LayerKv::F32(keys, values) => ops::paged_attention(
+                pool,
+                q,
+                PagedKv {
+                    keys,
+                    values,
+                    block_size: bs,
+                },
+                table,
+                seqs,
+                &params,
+                out,
+            ),
+            LayerKv::F16(keys, values) => ops::paged_attention_f16(
+                pool,
+                q,
+                PagedKv {
+                    keys,
+                    values,
+                    block_size: bs,
+                },
+                table,
+                seqs,
+                &params,
+                out,
+            ),
         }
-        layer.o.forward(pool, &ws.attn[..t * qd], &mut ws.o[..t * h]);
+        layer
+            .o
+            .forward(pool, &ws.attn[..t * qd], &mut ws.o[..t * h]);
         if let Some(n) = &layer.post_attn_norm {
-            ws.o[..t * h].chunks_exact_mut(h).for_each(|row| ops::rms_norm_inplace(row, n, hp.rms_norm_eps));
+            ws.o[..t * h]
+                .chunks_exact_mut(h)
+                .for_each(|row| ops::rms_norm_inplace(row, n, hp.rms_norm_eps));
         }
         ops::add(&mut ws.x[..t * h], &ws.o[..t * h]);
     }
@@ -273,18 +359,29 @@ impl Decoder {
     fn mlp_block(&self, layer: &Layer, t: usize, ws: &mut Workspace) {
         let hp = &self.hp;
         let (h, inter) = (hp.hidden_size, layer.gate.out_dim());
-        norm_rows(&ws.x[..t * h], &layer.ffn_norm, hp.rms_norm_eps, &mut ws.xn[..t * h]);
+        norm_rows(
+            &ws.x[..t * h],
+            &layer.ffn_norm,
+            hp.rms_norm_eps,
+            &mut ws.xn[..t * h],
+        );
         let pool = &*ws.pool;
         let outs = [&mut ws.gate[..t * inter], &mut ws.up[..t * inter]];
         linear_multi(pool, &ws.xn[..t * h], [&layer.gate, &layer.up], outs);
         match hp.hidden_act {
             Activation::Silu => ops::silu_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
-            Activation::GeluTanh => ops::gelu_tanh_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
+            Activation::GeluTanh => {
+                ops::gelu_tanh_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter])
+            }
             Activation::Gelu => ops::gelu_erf_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
         }
-        layer.down.forward(pool, &ws.gate[..t * inter], &mut ws.o[..t * h]);
+        layer
+            .down
+            .forward(pool, &ws.gate[..t * inter], &mut ws.o[..t * h]);
         if let Some(n) = &layer.post_ffn_norm {
-            ws.o[..t * h].chunks_exact_mut(h).for_each(|row| ops::rms_norm_inplace(row, n, hp.rms_norm_eps));
+            ws.o[..t * h]
+                .chunks_exact_mut(h)
+                .for_each(|row| ops::rms_norm_inplace(row, n, hp.rms_norm_eps));
         }
         ops::add(&mut ws.x[..t * h], &ws.o[..t * h]);
     }
@@ -299,7 +396,12 @@ impl Decoder {
         let n = rows.len();
         for (i, &r) in rows.iter().enumerate() {
             let x = &ws.x[(r - chunk_start) * h..][..h];
-            ops::rms_norm(x, &self.output_norm, self.hp.rms_norm_eps, &mut ws.xn[i * h..(i + 1) * h]);
+            ops::rms_norm(
+                x,
+                &self.output_norm,
+                self.hp.rms_norm_eps,
+                &mut ws.xn[i * h..(i + 1) * h],
+            );
         }
         let head = self.output.as_ref().unwrap_or(&self.embed);
         let out = &mut ws.logits[first_out * vocab..(first_out + n) * vocab];

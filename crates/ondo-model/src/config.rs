@@ -21,8 +21,15 @@ pub enum Arch {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RopeScaling {
     None,
-    Linear { factor: f32 },
-    Llama3 { factor: f32, low_freq_factor: f32, high_freq_factor: f32, original_max_position_embeddings: f32 },
+    Linear {
+        factor: f32,
+    },
+    Llama3 {
+        factor: f32,
+        low_freq_factor: f32,
+        high_freq_factor: f32,
+        original_max_position_embeddings: f32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,12 +55,18 @@ impl Rope {
     /// Angle per position for each rotary pair: `[rot_dim / 2]`.
     pub fn inv_freq(&self) -> Vec<f32> {
         let d = self.rot_dim;
-        let base: Vec<f32> =
-            (0..d / 2).map(|i| 1.0 / self.theta.powf((2 * i) as f32 / d as f32)).collect();
+        let base: Vec<f32> = (0..d / 2)
+            .map(|i| 1.0 / self.theta.powf((2 * i) as f32 / d as f32))
+            .collect();
         match self.scaling {
             RopeScaling::None => base,
             RopeScaling::Linear { factor } => base.iter().map(|f| f / factor).collect(),
-            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => {
                 let low_wavelen = original_max_position_embeddings / low_freq_factor;
                 let high_wavelen = original_max_position_embeddings / high_freq_factor;
                 let scale = |f: f32| {
@@ -131,52 +144,60 @@ impl<'a> Fields<'a> {
         self.json.get(key).filter(|v| !v.is_null())
     }
     pub fn usize(&self, key: &str) -> Result<usize, Error> {
-        self.opt_usize(key)?.ok_or_else(|| Error::config(self.path, key, "is missing"))
+        self.opt_usize(key)?
+            .ok_or_else(|| Error::config(self.path, key, "is missing"))
     }
     pub fn opt_usize(&self, key: &str) -> Result<Option<usize>, Error> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|n| Some(n as usize))
-                .ok_or_else(|| Error::config(self.path, key, format!("expected a non-negative integer, got {v}"))),
+            Some(v) => v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
+                Error::config(
+                    self.path,
+                    key,
+                    format!("expected a non-negative integer, got {v}"),
+                )
+            }),
         }
     }
     pub fn opt_f32(&self, key: &str) -> Result<Option<f32>, Error> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .map(|n| Some(n as f32))
-                .ok_or_else(|| Error::config(self.path, key, format!("expected a number, got {v}"))),
+            Some(v) => v.as_f64().map(|n| Some(n as f32)).ok_or_else(|| {
+                Error::config(self.path, key, format!("expected a number, got {v}"))
+            }),
         }
     }
     pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, Error> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_bool()
-                .map(Some)
-                .ok_or_else(|| Error::config(self.path, key, format!("expected true or false, got {v}"))),
+            Some(v) => v.as_bool().map(Some).ok_or_else(|| {
+                Error::config(self.path, key, format!("expected true or false, got {v}"))
+            }),
         }
     }
     pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>, Error> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(Some)
-                .ok_or_else(|| Error::config(self.path, key, format!("expected a string, got {v}"))),
+            Some(v) => v.as_str().map(Some).ok_or_else(|| {
+                Error::config(self.path, key, format!("expected a string, got {v}"))
+            }),
         }
     }
     /// An id or a list of ids (`eos_token_id`).
     pub fn ids(&self, key: &str) -> Result<Vec<u32>, Error> {
-        let bad = |v: &Value| Error::config(self.path, key, format!("expected a token id or a list of ids, got {v}"));
+        let bad = |v: &Value| {
+            Error::config(
+                self.path,
+                key,
+                format!("expected a token id or a list of ids, got {v}"),
+            )
+        };
         match self.get(key) {
             None => Ok(vec![]),
-            Some(Value::Array(items)) => {
-                items.iter().map(|v| v.as_u64().map(|n| n as u32).ok_or_else(|| bad(v))).collect()
-            }
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_u64().map(|n| n as u32).ok_or_else(|| bad(v)))
+                .collect(),
             Some(v) => Ok(vec![v.as_u64().ok_or_else(|| bad(v))? as u32]),
         }
     }
@@ -195,33 +216,74 @@ pub fn hparams_from_hf(path: &Path, json: &Value) -> Result<Hparams, Error> {
     let json = json.get("text_config").unwrap_or(json);
     let f = Fields { path, json };
     let arch_name = hf_arch_name(&f)?;
-    let arch = HF_ARCHS.iter().find(|(n, _)| *n == arch_name).map(|(_, a)| *a).ok_or_else(|| {
-        Error::UnknownArch {
+    let arch = HF_ARCHS
+        .iter()
+        .find(|(n, _)| *n == arch_name)
+        .map(|(_, a)| *a)
+        .ok_or_else(|| Error::UnknownArch {
             path: path.to_path_buf(),
             name: arch_name.clone(),
-            supported: HF_ARCHS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-        }
-    })?;
+            supported: HF_ARCHS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
     let hidden_size = f.usize("hidden_size")?;
     let num_attention_heads = f.usize("num_attention_heads")?;
-    let num_key_value_heads = f.opt_usize("num_key_value_heads")?.unwrap_or(num_attention_heads);
-    let head_dim = f.opt_usize("head_dim")?.unwrap_or(hidden_size / num_attention_heads.max(1));
+    let num_key_value_heads = f
+        .opt_usize("num_key_value_heads")?
+        .unwrap_or(num_attention_heads);
+    let head_dim = f
+        .opt_usize("head_dim")?
+        .unwrap_or(hidden_size / num_attention_heads.max(1));
     let num_hidden_layers = f.usize("num_hidden_layers")?;
-    check_nonzero(path, &[("hidden_size", hidden_size), ("num_attention_heads", num_attention_heads), ("head_dim", head_dim)])?;
+    check_nonzero(
+        path,
+        &[
+            ("hidden_size", hidden_size),
+            ("num_attention_heads", num_attention_heads),
+            ("head_dim", head_dim),
+        ],
+    )?;
     if num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
-        return Err(Error::config(path, "num_key_value_heads", format!(
-            "{num_key_value_heads} does not divide num_attention_heads {num_attention_heads}")));
+        return Err(Error::config(
+            path,
+            "num_key_value_heads",
+            format!(
+                "{num_key_value_heads} does not divide num_attention_heads {num_attention_heads}"
+            ),
+        ));
     }
     let is_gemma = arch == Arch::Gemma3;
     let rot_dim = (head_dim as f32 * f.opt_f32("partial_rotary_factor")?.unwrap_or(1.0)) as usize;
     let style = ondo_kernels::ops::RopeStyle::Neox;
-    let (theta, scaling) = rope_params(&f, if is_gemma { Some("full_attention") } else { None })?;
-    let rope = Rope { theta, scaling, rot_dim, style };
-    let rope_local = if is_gemma { Some(gemma_local_rope(&f, rope)?) } else { None };
+    let (theta, scaling) = rope_params(
+        &f,
+        if is_gemma {
+            Some("full_attention")
+        } else {
+            None
+        },
+    )?;
+    let rope = Rope {
+        theta,
+        scaling,
+        rot_dim,
+        style,
+    };
+    let rope_local = if is_gemma {
+        Some(gemma_local_rope(&f, rope)?)
+    } else {
+        None
+    };
     let sliding_window = f.opt_usize("sliding_window")?;
     let sliding_layers = sliding_layers(&f, num_hidden_layers, is_gemma, sliding_window)?;
     let hidden_act = activation(&f)?;
-    let attn_scale = 1.0 / f.opt_f32("query_pre_attn_scalar")?.unwrap_or(head_dim as f32).sqrt();
+    let attn_scale = 1.0
+        / f.opt_f32("query_pre_attn_scalar")?
+            .unwrap_or(head_dim as f32)
+            .sqrt();
     Ok(Hparams {
         arch,
         arch_name,
@@ -258,9 +320,16 @@ fn check_nonzero(path: &Path, fields: &[(&str, usize)]) -> Result<(), Error> {
 
 fn hf_arch_name(f: &Fields) -> Result<String, Error> {
     if let Some(list) = f.get("architectures") {
-        let first = list.as_array().and_then(|a| a.first()).and_then(|v| v.as_str());
+        let first = list
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|v| v.as_str());
         return first.map(str::to_string).ok_or_else(|| {
-            Error::config(f.path, "architectures", format!("expected a list of names, got {list}"))
+            Error::config(
+                f.path,
+                "architectures",
+                format!("expected a list of names, got {list}"),
+            )
         });
     }
     let model_type = f.opt_str("model_type")?.ok_or_else(|| {
@@ -277,22 +346,31 @@ fn hf_arch_name(f: &Fields) -> Result<String, Error> {
 }
 
 fn activation(f: &Fields) -> Result<Activation, Error> {
-    let name = f.opt_str("hidden_act")?.or(f.opt_str("hidden_activation")?).unwrap_or("silu");
+    let name = f
+        .opt_str("hidden_act")?
+        .or(f.opt_str("hidden_activation")?)
+        .unwrap_or("silu");
     match name {
         "silu" | "swish" => Ok(Activation::Silu),
         "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Activation::GeluTanh),
         "gelu" => Ok(Activation::Gelu),
-        other => Err(Error::config(f.path, "hidden_act", format!("unsupported activation `{other}`"))),
+        other => Err(Error::config(
+            f.path,
+            "hidden_act",
+            format!("unsupported activation `{other}`"),
+        )),
     }
 }
 
 /// rope_theta and scaling, from transformers 4's `rope_theta` + `rope_scaling` or transformers 5's
 /// `rope_parameters` (optionally one entry per layer type).
 fn rope_params(f: &Fields, layer_type: Option<&str>) -> Result<(f32, RopeScaling), Error> {
-    let params = f.get("rope_parameters").map(|p| match layer_type.and_then(|t| p.get(t)) {
-        Some(per_type) => per_type,
-        None => p,
-    });
+    let params = f
+        .get("rope_parameters")
+        .map(|p| match layer_type.and_then(|t| p.get(t)) {
+            Some(per_type) => per_type,
+            None => p,
+        });
     let scaling_json = params.or(f.get("rope_scaling"));
     let theta = params
         .and_then(|p| p.get("rope_theta"))
@@ -308,8 +386,14 @@ fn rope_params(f: &Fields, layer_type: Option<&str>) -> Result<(f32, RopeScaling
 }
 
 fn rope_scaling(f: &Fields, s: &Value) -> Result<RopeScaling, Error> {
-    let sub = Fields { path: f.path, json: s };
-    let kind = sub.opt_str("rope_type")?.or(sub.opt_str("type")?).unwrap_or("default");
+    let sub = Fields {
+        path: f.path,
+        json: s,
+    };
+    let kind = sub
+        .opt_str("rope_type")?
+        .or(sub.opt_str("type")?)
+        .unwrap_or("default");
     let factor = || sub.opt_f32("factor").map(|v| v.unwrap_or(1.0));
     match kind {
         "default" => Ok(RopeScaling::None),
@@ -318,29 +402,56 @@ fn rope_scaling(f: &Fields, s: &Value) -> Result<RopeScaling, Error> {
             factor: factor()?,
             low_freq_factor: sub.opt_f32("low_freq_factor")?.unwrap_or(1.0),
             high_freq_factor: sub.opt_f32("high_freq_factor")?.unwrap_or(4.0),
-            original_max_position_embeddings: sub.opt_usize("original_max_position_embeddings")?.unwrap_or(8192)
-                as f32,
+            original_max_position_embeddings: sub
+                .opt_usize("original_max_position_embeddings")?
+                .unwrap_or(8192) as f32,
         }),
-        other => Err(Error::config(f.path, "rope_scaling.rope_type", format!("unsupported rope type `{other}`"))),
+        other => Err(Error::config(
+            f.path,
+            "rope_scaling.rope_type",
+            format!("unsupported rope type `{other}`"),
+        )),
     }
 }
 
 fn gemma_local_rope(f: &Fields, global: Rope) -> Result<Rope, Error> {
-    let (theta, scaling) = match f.get("rope_parameters").and_then(|p| p.get("sliding_attention")) {
+    let (theta, scaling) = match f
+        .get("rope_parameters")
+        .and_then(|p| p.get("sliding_attention"))
+    {
         Some(_) => rope_params(f, Some("sliding_attention"))?,
-        None => (f.opt_f32("rope_local_base_freq")?.unwrap_or(10000.0), RopeScaling::None),
+        None => (
+            f.opt_f32("rope_local_base_freq")?.unwrap_or(10000.0),
+            RopeScaling::None,
+        ),
     };
-    Ok(Rope { theta, scaling, ..global })
+    Ok(Rope {
+        theta,
+        scaling,
+        ..global
+    })
 }
 
-fn sliding_layers(f: &Fields, layers: usize, is_gemma: bool, window: Option<usize>) -> Result<Vec<bool>, Error> {
+fn sliding_layers(
+    f: &Fields,
+    layers: usize,
+    is_gemma: bool,
+    window: Option<usize>,
+) -> Result<Vec<bool>, Error> {
     if let Some(types) = f.get("layer_types").and_then(Value::as_array) {
-        return Ok(types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect());
+        return Ok(types
+            .iter()
+            .map(|t| t.as_str() == Some("sliding_attention"))
+            .collect());
     }
     if is_gemma {
         let pattern = f.opt_usize("sliding_window_pattern")?.unwrap_or(6).max(1);
         return Ok((0..layers).map(|i| (i + 1) % pattern != 0).collect());
     }
     // Mistral-style: every layer slides when a window is set.
-    Ok(vec![window.is_some() && f.opt_bool("use_sliding_window")?.unwrap_or(true); layers])
+    Ok(vec![
+        window.is_some()
+            && f.opt_bool("use_sliding_window")?.unwrap_or(true);
+        layers
+    ])
 }

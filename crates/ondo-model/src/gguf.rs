@@ -98,7 +98,10 @@ impl AsRef<[u8]> for Backing {
 impl GgufFile {
     /// Map and parse `path`. Tensor data stays on disk until touched.
     pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
-        let io = |source| GgufError::Io { path: path.to_path_buf(), source };
+        let io = |source| GgufError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         let backing = if len == 0 {
@@ -170,7 +173,9 @@ impl GgufFile {
 
     /// Any integer value that fits a u32.
     pub fn get_u32(&self, key: &str) -> Result<Option<u32>, GgufError> {
-        self.typed(key, "u32", |v| v.as_u64().and_then(|x| u32::try_from(x).ok()))
+        self.typed(key, "u32", |v| {
+            v.as_u64().and_then(|x| u32::try_from(x).ok())
+        })
     }
     /// Any non-negative integer value.
     pub fn get_u64(&self, key: &str) -> Result<Option<u64>, GgufError> {
@@ -178,7 +183,9 @@ impl GgufFile {
     }
     /// Any integer value that fits an i32.
     pub fn get_i32(&self, key: &str) -> Result<Option<i32>, GgufError> {
-        self.typed(key, "i32", |v| v.as_i64().and_then(|x| i32::try_from(x).ok()))
+        self.typed(key, "i32", |v| {
+            v.as_i64().and_then(|x| i32::try_from(x).ok())
+        })
     }
     /// Any integer value that fits an i64.
     pub fn get_i64(&self, key: &str) -> Result<Option<i64>, GgufError> {
@@ -218,13 +225,17 @@ impl GgufFile {
         expected: &'static str,
         convert: impl FnOnce(&'a Value) -> Option<T>,
     ) -> Result<Option<T>, GgufError> {
-        let Some(value) = self.metadata.get(key) else { return Ok(None) };
-        convert(value).map(Some).ok_or_else(|| GgufError::WrongType {
-            path: self.path.clone(),
-            key: key.to_string(),
-            expected,
-            found: value.type_name(),
-        })
+        let Some(value) = self.metadata.get(key) else {
+            return Ok(None);
+        };
+        convert(value)
+            .map(Some)
+            .ok_or_else(|| GgufError::WrongType {
+                path: self.path.clone(),
+                key: key.to_string(),
+                expected,
+                found: value.type_name(),
+            })
     }
 
     /// All tensors, in file order.
@@ -254,10 +265,12 @@ impl GgufFile {
         let (rows, cols) = info.rows_cols();
         let bytes = self.bytes(info)?;
         // rows·cols is a checked element count, and the bytes are in memory: both fit usize.
-        Weight::new(dtype, rows as usize, cols as usize, bytes).map_err(|source| GgufError::Weight {
-            path: self.path.clone(),
-            name: name.to_string(),
-            source,
+        Weight::new(dtype, rows as usize, cols as usize, bytes).map_err(|source| {
+            GgufError::Weight {
+                path: self.path.clone(),
+                name: name.to_string(),
+                source,
+            }
         })
     }
 
@@ -287,7 +300,12 @@ impl std::fmt::Debug for GgufFile {
 
 fn parse(path: PathBuf, data: Arc<Backing>) -> Result<GgufFile, GgufError> {
     let buf: &[u8] = (*data).as_ref();
-    let mut r = Reader { buf, pos: 0, path: &path, warnings: Vec::new() };
+    let mut r = Reader {
+        buf,
+        pos: 0,
+        path: &path,
+        warnings: Vec::new(),
+    };
     let (version, n_tensors, n_kv) = read_header(&mut r)?;
     let metadata = read_metadata(&mut r, n_kv)?;
     let alignment = read_alignment(&path, &metadata)?;
@@ -295,18 +313,34 @@ fn parse(path: PathBuf, data: Arc<Backing>) -> Result<GgufFile, GgufError> {
     let data_start = align_up(r.pos as u64, alignment);
     let by_name = locate_tensors(&path, &mut tensors, data_start, alignment, buf.len() as u64)?;
     let warnings = r.warnings;
-    Ok(GgufFile { path, data, version, alignment, data_start, metadata, tensors, by_name, warnings })
+    Ok(GgufFile {
+        path,
+        data,
+        version,
+        alignment,
+        data_start,
+        metadata,
+        tensors,
+        by_name,
+        warnings,
+    })
 }
 
 fn read_header(r: &mut Reader) -> Result<(u32, u64, u64), GgufError> {
     let magic = r.take(4, || "the magic \"GGUF\"".into())?;
     if magic != b"GGUF" {
         let found = [magic[0], magic[1], magic[2], magic[3]];
-        return Err(GgufError::Magic { path: r.path.to_path_buf(), found });
+        return Err(GgufError::Magic {
+            path: r.path.to_path_buf(),
+            found,
+        });
     }
     let version = r.u32(|| "the version".into())?;
     if version != 2 && version != 3 {
-        return Err(GgufError::Version { path: r.path.to_path_buf(), version });
+        return Err(GgufError::Version {
+            path: r.path.to_path_buf(),
+            version,
+        });
     }
     let n_tensors = r.u64(|| "the tensor count".into())?;
     let n_kv = r.u64(|| "the metadata count".into())?;
@@ -322,7 +356,10 @@ fn read_metadata(r: &mut Reader, n_kv: u64) -> Result<BTreeMap<String, Value>, G
         let type_id = r.u32(|| format!("the value type of {key}"))?;
         let value = r.value(&key, type_id)?;
         if metadata.insert(key.clone(), value).is_some() {
-            return Err(GgufError::DuplicateKey { path: r.path.to_path_buf(), key });
+            return Err(GgufError::DuplicateKey {
+                path: r.path.to_path_buf(),
+                key,
+            });
         }
     }
     Ok(metadata)
@@ -330,13 +367,23 @@ fn read_metadata(r: &mut Reader, n_kv: u64) -> Result<BTreeMap<String, Value>, G
 
 fn read_alignment(path: &Path, metadata: &BTreeMap<String, Value>) -> Result<u64, GgufError> {
     let key = "general.alignment";
-    let Some(value) = metadata.get(key) else { return Ok(DEFAULT_ALIGNMENT) };
+    let Some(value) = metadata.get(key) else {
+        return Ok(DEFAULT_ALIGNMENT);
+    };
     let Some(alignment) = value.as_u64().filter(|&a| a <= u32::MAX as u64) else {
         let found = value.type_name();
-        return Err(GgufError::WrongType { path: path.into(), key: key.into(), expected: "u32", found });
+        return Err(GgufError::WrongType {
+            path: path.into(),
+            key: key.into(),
+            expected: "u32",
+            found,
+        });
     };
     if !alignment.is_power_of_two() {
-        return Err(GgufError::Alignment { path: path.into(), alignment });
+        return Err(GgufError::Alignment {
+            path: path.into(),
+            alignment,
+        });
     }
     Ok(alignment)
 }
@@ -351,7 +398,11 @@ fn read_tensor_info(r: &mut Reader, index: u64) -> Result<TensorInfo, GgufError>
     let name = r.name(|| format!("the name of tensor #{index}"))?;
     let n_dims = r.u32(|| format!("the dimension count of tensor {name}"))?;
     if n_dims as usize > MAX_DIMS {
-        return Err(GgufError::Dims { path: r.path.to_path_buf(), name, n_dims });
+        return Err(GgufError::Dims {
+            path: r.path.to_path_buf(),
+            name,
+            n_dims,
+        });
     }
     let dims = (0..n_dims)
         .map(|d| r.u64(|| format!("dimension {d} of tensor {name}")))
@@ -359,7 +410,15 @@ fn read_tensor_info(r: &mut Reader, index: u64) -> Result<TensorInfo, GgufError>
     let ggml_type = r.u32(|| format!("the type of tensor {name}"))?;
     let offset = r.u64(|| format!("the offset of tensor {name}"))?;
     let dtype = DType::from_ggml_id(ggml_type);
-    Ok(TensorInfo { name, dims, ggml_type, dtype, offset, start: 0, size_bytes: None })
+    Ok(TensorInfo {
+        name,
+        dims,
+        ggml_type,
+        dtype,
+        offset,
+        start: 0,
+        size_bytes: None,
+    })
 }
 
 /// Fill in each tensor's absolute start and size, checking shape, alignment and bounds.
@@ -375,7 +434,12 @@ fn locate_tensors(
         t.size_bytes = tensor_size(path, t)?;
         if t.offset % alignment != 0 {
             let (name, offset) = (t.name.clone(), t.offset);
-            return Err(GgufError::Misaligned { path: path.into(), name, offset, alignment });
+            return Err(GgufError::Misaligned {
+                path: path.into(),
+                name,
+                offset,
+                alignment,
+            });
         }
         let start = data_start.checked_add(t.offset);
         let end = start.and_then(|s| s.checked_add(t.size_bytes.unwrap_or(0)));
@@ -392,7 +456,10 @@ fn locate_tensors(
             }
         }
         if by_name.insert(t.name.clone(), i).is_some() {
-            return Err(GgufError::DuplicateTensor { path: path.into(), name: t.name.clone() });
+            return Err(GgufError::DuplicateTensor {
+                path: path.into(),
+                name: t.name.clone(),
+            });
         }
     }
     Ok(by_name)
@@ -412,18 +479,26 @@ fn tensor_size(path: &Path, t: &TensorInfo) -> Result<Option<u64>, GgufError> {
     // The rows alone must fit too: with dims[0] = 0 the total is 0 however many rows there are.
     let product = |dims: &[u64]| {
         let n = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-        n.filter(|&n| n <= i64::MAX as u64).ok_or_else(|| shape_err("too many elements"))
+        n.filter(|&n| n <= i64::MAX as u64)
+            .ok_or_else(|| shape_err("too many elements"))
     };
     product(t.dims.get(1..).unwrap_or_default())?;
     let n = product(&t.dims)?;
-    let Some((block, block_bytes)) = ggml_block_layout(t.ggml_type) else { return Ok(None) };
+    let Some((block, block_bytes)) = ggml_block_layout(t.ggml_type) else {
+        return Ok(None);
+    };
     let cols = t.dims.first().copied().unwrap_or(1);
     if cols % block != 0 {
-        return Err(shape_err("rows are not a whole number of quantization blocks"));
+        return Err(shape_err(
+            "rows are not a whole number of quantization blocks",
+        ));
     }
     // Also bound one row: with another dim 0 the total is 0 however wide the rows are.
     let too_big = || shape_err("too many bytes");
-    (cols / block).checked_mul(block_bytes).filter(|&b| b <= i64::MAX as u64).ok_or_else(too_big)?;
+    (cols / block)
+        .checked_mul(block_bytes)
+        .filter(|&b| b <= i64::MAX as u64)
+        .ok_or_else(too_big)?;
     let size = (n / block).checked_mul(block_bytes).ok_or_else(too_big)?;
     Ok(Some(size))
 }
@@ -502,7 +577,11 @@ impl<'a> Reader<'a> {
     }
 
     fn truncated(&self, what: String) -> GgufError {
-        GgufError::Truncated { path: self.path.to_path_buf(), offset: self.pos as u64, what }
+        GgufError::Truncated {
+            path: self.path.to_path_buf(),
+            offset: self.pos as u64,
+            what,
+        }
     }
 
     fn take(&mut self, n: usize, what: impl FnOnce() -> String) -> Result<&'a [u8], GgufError> {
@@ -527,7 +606,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn fixed<const N: usize>(&mut self, what: impl FnOnce() -> String) -> Result<[u8; N], GgufError> {
+    fn fixed<const N: usize>(
+        &mut self,
+        what: impl FnOnce() -> String,
+    ) -> Result<[u8; N], GgufError> {
         let bytes = self.take(N, what)?;
         let mut out = [0u8; N];
         out.copy_from_slice(bytes);
@@ -554,7 +636,11 @@ impl<'a> Reader<'a> {
         let bytes = self.string_bytes(&what)?;
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_string()),
-            Err(_) => Err(GgufError::Utf8 { path: self.path.to_path_buf(), what: what(), offset: start }),
+            Err(_) => Err(GgufError::Utf8 {
+                path: self.path.to_path_buf(),
+                what: what(),
+                offset: start,
+            }),
         }
     }
 
@@ -565,7 +651,8 @@ impl<'a> Reader<'a> {
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_string()),
             Err(_) => {
-                self.warnings.push(format!("{} at byte {start} is not valid UTF-8", what()));
+                self.warnings
+                    .push(format!("{} at byte {start} is not valid UTF-8", what()));
                 Ok(String::from_utf8_lossy(bytes).into_owned())
             }
         }
@@ -573,37 +660,49 @@ impl<'a> Reader<'a> {
 
     fn value(&mut self, key: &str, type_id: u32) -> Result<Value, GgufError> {
         let what = || format!("the value of {key}");
-        Ok(match ValueType::from_id(type_id).ok_or_else(|| self.bad_type(key, type_id))? {
-            ValueType::U8 => Value::U8(self.prim(what)?),
-            ValueType::I8 => Value::I8(self.prim(what)?),
-            ValueType::U16 => Value::U16(self.prim(what)?),
-            ValueType::I16 => Value::I16(self.prim(what)?),
-            ValueType::U32 => Value::U32(self.prim(what)?),
-            ValueType::I32 => Value::I32(self.prim(what)?),
-            ValueType::F32 => Value::F32(self.prim(what)?),
-            ValueType::Bool => Value::Bool(self.prim(what)?),
-            ValueType::String => Value::String(self.string_value(what)?),
-            ValueType::Array => Value::Array(self.array(key, 1)?),
-            ValueType::U64 => Value::U64(self.prim(what)?),
-            ValueType::I64 => Value::I64(self.prim(what)?),
-            ValueType::F64 => Value::F64(self.prim(what)?),
-        })
+        Ok(
+            match ValueType::from_id(type_id).ok_or_else(|| self.bad_type(key, type_id))? {
+                ValueType::U8 => Value::U8(self.prim(what)?),
+                ValueType::I8 => Value::I8(self.prim(what)?),
+                ValueType::U16 => Value::U16(self.prim(what)?),
+                ValueType::I16 => Value::I16(self.prim(what)?),
+                ValueType::U32 => Value::U32(self.prim(what)?),
+                ValueType::I32 => Value::I32(self.prim(what)?),
+                ValueType::F32 => Value::F32(self.prim(what)?),
+                ValueType::Bool => Value::Bool(self.prim(what)?),
+                ValueType::String => Value::String(self.string_value(what)?),
+                ValueType::Array => Value::Array(self.array(key, 1)?),
+                ValueType::U64 => Value::U64(self.prim(what)?),
+                ValueType::I64 => Value::I64(self.prim(what)?),
+                ValueType::F64 => Value::F64(self.prim(what)?),
+            },
+        )
     }
 
     fn bad_type(&self, key: &str, type_id: u32) -> GgufError {
-        GgufError::ValueType { path: self.path.to_path_buf(), key: key.to_string(), type_id }
+        GgufError::ValueType {
+            path: self.path.to_path_buf(),
+            key: key.to_string(),
+            type_id,
+        }
     }
 
     fn prim<T: Prim>(&mut self, what: impl FnOnce() -> String) -> Result<T, GgufError> {
         let at = self.pos as u64;
         let bytes = self.take(T::SIZE, what)?;
-        T::decode(bytes).ok_or_else(|| GgufError::InvalidBool { path: self.path.to_path_buf(), offset: at })
+        T::decode(bytes).ok_or_else(|| GgufError::InvalidBool {
+            path: self.path.to_path_buf(),
+            offset: at,
+        })
     }
 
     /// An array (element type, count, elements) of `key`, `depth` levels deep.
     fn array(&mut self, key: &str, depth: usize) -> Result<Array, GgufError> {
         if depth > MAX_ARRAY_NESTING {
-            return Err(GgufError::Nesting { path: self.path.to_path_buf(), key: key.to_string() });
+            return Err(GgufError::Nesting {
+                path: self.path.to_path_buf(),
+                key: key.to_string(),
+            });
         }
         let type_id = self.u32(|| format!("the element type of array {key}"))?;
         let elem = ValueType::from_id(type_id).ok_or_else(|| self.bad_type(key, type_id))?;
@@ -626,7 +725,9 @@ impl<'a> Reader<'a> {
                     .collect::<Result<_, _>>()?,
             ),
             ValueType::Array => Array::Array(
-                (0..n).map(|_| self.array(key, depth + 1)).collect::<Result<_, _>>()?,
+                (0..n)
+                    .map(|_| self.array(key, depth + 1))
+                    .collect::<Result<_, _>>()?,
             ),
             ValueType::U64 => Array::U64(self.prims(n, key)?),
             ValueType::I64 => Array::I64(self.prims(n, key)?),
@@ -642,7 +743,10 @@ impl<'a> Reader<'a> {
             .chunks_exact(T::SIZE)
             .map(T::decode)
             .collect::<Option<Vec<T>>>()
-            .ok_or_else(|| GgufError::InvalidBool { path: self.path.to_path_buf(), offset: at })
+            .ok_or_else(|| GgufError::InvalidBool {
+                path: self.path.to_path_buf(),
+                offset: at,
+            })
     }
 }
 
@@ -697,7 +801,9 @@ enum ValueType {
 impl ValueType {
     fn from_id(id: u32) -> Option<ValueType> {
         use ValueType::*;
-        const ALL: [ValueType; 13] = [U8, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64];
+        const ALL: [ValueType; 13] = [
+            U8, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64,
+        ];
         ALL.get(id as usize).copied()
     }
 
@@ -957,43 +1063,92 @@ impl Array {
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: file is truncated: {what} at byte {offset} runs past the end", path.display())]
-    Truncated { path: PathBuf, offset: u64, what: String },
+    Truncated {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
     #[error("{}: not a GGUF file (starts with {found:?}, expected \"GGUF\")", path.display())]
     Magic { path: PathBuf, found: [u8; 4] },
     #[error("{}: unsupported GGUF version {version} (ondo reads versions 2 and 3)", path.display())]
     Version { path: PathBuf, version: u32 },
     #[error("{}: metadata {key} has unknown value type {type_id}", path.display())]
-    ValueType { path: PathBuf, key: String, type_id: u32 },
+    ValueType {
+        path: PathBuf,
+        key: String,
+        type_id: u32,
+    },
     #[error("{}: bool at byte {offset} is neither 0 nor 1", path.display())]
     InvalidBool { path: PathBuf, offset: u64 },
     #[error("{}: arrays in metadata {key} are nested too deeply", path.display())]
     Nesting { path: PathBuf, key: String },
     #[error("{}: {what} (at byte {offset}) is not valid UTF-8", path.display())]
-    Utf8 { path: PathBuf, what: String, offset: u64 },
+    Utf8 {
+        path: PathBuf,
+        what: String,
+        offset: u64,
+    },
     #[error("{}: metadata key {key} appears twice", path.display())]
     DuplicateKey { path: PathBuf, key: String },
     #[error("{}: metadata {key} is {found}, expected {expected}", path.display())]
-    WrongType { path: PathBuf, key: String, expected: &'static str, found: String },
+    WrongType {
+        path: PathBuf,
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
     #[error("{}: general.alignment {alignment} is not a power of two", path.display())]
     Alignment { path: PathBuf, alignment: u64 },
     #[error("{}: tensor {name} has {n_dims} dimensions (at most 4)", path.display())]
-    Dims { path: PathBuf, name: String, n_dims: u32 },
+    Dims {
+        path: PathBuf,
+        name: String,
+        n_dims: u32,
+    },
     #[error("{}: tensor {name} with dims {dims:?}: {why}", path.display())]
-    Shape { path: PathBuf, name: String, dims: Vec<u64>, why: &'static str },
+    Shape {
+        path: PathBuf,
+        name: String,
+        dims: Vec<u64>,
+        why: &'static str,
+    },
     #[error("{}: tensor {name} offset {offset} is not a multiple of the alignment {alignment}", path.display())]
-    Misaligned { path: PathBuf, name: String, offset: u64, alignment: u64 },
+    Misaligned {
+        path: PathBuf,
+        name: String,
+        offset: u64,
+        alignment: u64,
+    },
     #[error("{}: tensor {name} data (offset {offset}, {size:?} bytes) is past the end of the file ({file_len} bytes)", path.display())]
-    PastEnd { path: PathBuf, name: String, offset: u64, size: Option<u64>, file_len: u64 },
+    PastEnd {
+        path: PathBuf,
+        name: String,
+        offset: u64,
+        size: Option<u64>,
+        file_len: u64,
+    },
     #[error("{}: tensor {name} appears twice", path.display())]
     DuplicateTensor { path: PathBuf, name: String },
     #[error("{}: no tensor named {name}", path.display())]
     MissingTensor { path: PathBuf, name: String },
     #[error("{}: tensor {name} has ggml type {type_id} ({type_name}), which ondo cannot compute", path.display())]
-    UnsupportedType { path: PathBuf, name: String, type_id: u32, type_name: &'static str },
+    UnsupportedType {
+        path: PathBuf,
+        name: String,
+        type_id: u32,
+        type_name: &'static str,
+    },
     #[error("{}: tensor {name}: {source}", path.display())]
-    Weight { path: PathBuf, name: String, source: ondo_kernels::Error },
+    Weight {
+        path: PathBuf,
+        name: String,
+        source: ondo_kernels::Error,
+    },
 }
 
 #[cfg(test)]
@@ -1025,7 +1180,10 @@ mod tests {
         assert_eq!(a.to_i32s().as_deref(), Some(&[1, 2, 255][..]));
         assert_eq!(Array::I64(vec![1, -1]).to_u32s(), None);
         assert_eq!(Array::F32(vec![1.0]).to_i32s(), None);
-        assert!(matches!(Array::I32(vec![3]).to_i32s(), Some(Cow::Borrowed(_))));
+        assert!(matches!(
+            Array::I32(vec![3]).to_i32s(),
+            Some(Cow::Borrowed(_))
+        ));
     }
 
     #[test]

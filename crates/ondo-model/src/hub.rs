@@ -54,19 +54,30 @@ pub enum HubError {
     #[error("not a hub id: {0:?} (expected org/name or org/name@revision)")]
     BadId(String),
     #[error("{id} is not in the HF cache at {} ({detail}) and offline mode is on (--offline or HF_HUB_OFFLINE); pull it while online", cache.display())]
-    NotCached { id: String, cache: PathBuf, detail: String },
+    NotCached {
+        id: String,
+        cache: PathBuf,
+        detail: String,
+    },
     #[error("model not found on the hub: {id} (a private repo needs HF_TOKEN)")]
     NotFound { id: String },
     #[error("revision {revision:?} not found for {id} on the hub")]
     RevisionNotFound { id: String, revision: String },
     #[error("{file} not found in {id} at {revision}")]
-    FileNotFound { id: String, file: String, revision: String },
+    FileNotFound {
+        id: String,
+        file: String,
+        revision: String,
+    },
     #[error("access to {id} refused (HTTP {status}): the repo may be gated or private; request access on its hub page and set HF_TOKEN to a token that has it")]
     Unauthorized { id: String, status: u16 },
     #[error("HTTP {status} from {url}")]
     Http { url: String, status: u16 },
     #[error("network error for {url}: {source}")]
-    Network { url: String, source: Box<dyn std::error::Error + Send + Sync> },
+    Network {
+        url: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("unexpected response from {url}: {reason}")]
     BadResponse { url: String, reason: String },
     #[error("{id} has no weights ondo can load (config.json with model.safetensors or {WEIGHTS_INDEX_FILE}); repo files: {files}")]
@@ -74,12 +85,18 @@ pub enum HubError {
     #[error("download of {url} stopped at {got} of {want} bytes; run again to resume")]
     Truncated { url: String, got: u64, want: u64 },
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl HubError {
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HubError + '_ {
-        move |source| HubError::Io { path: path.to_path_buf(), source }
+        move |source| HubError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -122,7 +139,10 @@ impl HubOptions {
 
     /// The endpoint in use, without a trailing slash.
     pub fn endpoint(&self) -> &str {
-        self.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/')
+        self.endpoint
+            .as_deref()
+            .unwrap_or(DEFAULT_ENDPOINT)
+            .trim_end_matches('/')
     }
 
     /// The cache folder in use.
@@ -133,7 +153,10 @@ impl HubOptions {
 
 /// huggingface_hub's notion of a true environment value.
 fn is_true(v: &str) -> bool {
-    matches!(v.trim().to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")
+    matches!(
+        v.trim().to_ascii_uppercase().as_str(),
+        "1" | "ON" | "YES" | "TRUE"
+    )
 }
 
 fn env_token(var: &impl Fn(&str) -> Option<String>) -> Option<String> {
@@ -152,11 +175,16 @@ fn hf_home_from(var: &impl Fn(&str) -> Option<String>) -> PathBuf {
         return expand_tilde(&home, var);
     }
     let xdg = var("XDG_CACHE_HOME").map(|x| expand_tilde(&x, var));
-    xdg.unwrap_or_else(|| home_dir(var).join(".cache")).join("huggingface")
+    xdg.unwrap_or_else(|| home_dir(var).join(".cache"))
+        .join("huggingface")
 }
 
 fn cache_dir_from(var: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    let named = ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE"];
+    let named = [
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "TRANSFORMERS_CACHE",
+    ];
     match named.iter().find_map(|&n| var(n)) {
         Some(dir) => expand_tilde(&dir, var),
         None => hf_home_from(var).join("hub"),
@@ -164,11 +192,17 @@ fn cache_dir_from(var: &impl Fn(&str) -> Option<String>) -> PathBuf {
 }
 
 fn home_dir(var: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    var("HOME").or_else(|| var("USERPROFILE")).map(PathBuf::from).unwrap_or_default()
+    var("HOME")
+        .or_else(|| var("USERPROFILE"))
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 fn expand_tilde(path: &str, var: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    match path.strip_prefix("~/").or_else(|| (path == "~").then_some("")) {
+    match path
+        .strip_prefix("~/")
+        .or_else(|| (path == "~").then_some(""))
+    {
         Some(rest) => home_dir(var).join(rest),
         None => PathBuf::from(path),
     }
@@ -197,7 +231,10 @@ impl HubId {
         if !valid_repo(repo) || !revision.is_none_or(valid_revision) {
             return Err(bad());
         }
-        Ok(HubId { repo: repo.to_string(), revision: revision.map(str::to_string) })
+        Ok(HubId {
+            repo: repo.to_string(),
+            revision: revision.map(str::to_string),
+        })
     }
 
     /// `org/name`.
@@ -235,13 +272,21 @@ impl std::str::FromStr for HubId {
 /// huggingface_hub's repo id rule, restricted to `org/name`: word characters, `-` and `.`, each
 /// part starting and ending with a letter, digit or `_`, no `--` or `..`, at most 96 characters.
 fn valid_repo(repo: &str) -> bool {
-    let Some((org, name)) = repo.split_once('/') else { return false };
-    repo.len() <= 96 && !repo.contains("--") && !repo.contains("..") && valid_part(org) && valid_part(name)
+    let Some((org, name)) = repo.split_once('/') else {
+        return false;
+    };
+    repo.len() <= 96
+        && !repo.contains("--")
+        && !repo.contains("..")
+        && valid_part(org)
+        && valid_part(name)
 }
 
 fn valid_part(part: &str) -> bool {
     let word = |c: char| c.is_alphanumeric() || c == '_';
-    let (Some(first), Some(last)) = (part.chars().next(), part.chars().last()) else { return false };
+    let (Some(first), Some(last)) = (part.chars().next(), part.chars().last()) else {
+        return false;
+    };
     word(first) && word(last) && part.chars().all(|c| word(c) || c == '-' || c == '.')
 }
 
@@ -272,7 +317,11 @@ pub fn resolve_model(id: &str, opts: &HubOptions) -> Result<PathBuf, HubError> {
     }
     if opts.offline {
         let detail = cache::why_not_cached(&hub_id, &cache_dir);
-        return Err(HubError::NotCached { id: hub_id.to_string(), cache: cache_dir, detail });
+        return Err(HubError::NotCached {
+            id: hub_id.to_string(),
+            cache: cache_dir,
+            detail,
+        });
     }
     download::pull(&hub_id, &cache_dir, opts)
 }
@@ -284,7 +333,11 @@ pub fn pull_model(id: &str, opts: &HubOptions) -> Result<PathBuf, HubError> {
     let cache_dir = opts.cache_dir();
     if opts.offline {
         let detail = "pull needs the network".to_string();
-        return Err(HubError::NotCached { id: hub_id.to_string(), cache: cache_dir, detail });
+        return Err(HubError::NotCached {
+            id: hub_id.to_string(),
+            cache: cache_dir,
+            detail,
+        });
     }
     download::pull(&hub_id, &cache_dir, opts)
 }
@@ -299,10 +352,26 @@ mod tests {
         assert!(is_hub_id("Qwen/Qwen2.5-0.5B-Instruct"));
         assert!(is_hub_id("meta-llama/Llama-3.2-1B-Instruct@main"));
         assert!(is_hub_id("EleutherAI/polyglot-ko-1.3b@refs/pr/3"));
-        for bad in ["gpt2", "a/b/c", "/abs/path", "./dir/x", "org/", "/name", "org/-x", "o--rg/x",
-            "org/na..me", "org/name@", "org/name@a..b", "org/name@x//y", "org/name@v 1", "a/b@c@d",
-            "dir\\x/y", "", "org/name ", "~/models/x"]
-        {
+        for bad in [
+            "gpt2",
+            "a/b/c",
+            "/abs/path",
+            "./dir/x",
+            "org/",
+            "/name",
+            "org/-x",
+            "o--rg/x",
+            "org/na..me",
+            "org/name@",
+            "org/name@a..b",
+            "org/name@x//y",
+            "org/name@v 1",
+            "a/b@c@d",
+            "dir\\x/y",
+            "",
+            "org/name ",
+            "~/models/x",
+        ] {
             assert!(!is_hub_id(bad), "{bad:?} accepted");
         }
     }
@@ -319,37 +388,66 @@ mod tests {
         assert_eq!(plain.revision(), "main");
         assert!(!is_commit_hash("main"));
         let err = HubId::parse("nope").unwrap_err().to_string();
-        assert!(err.contains("\"nope\"") && err.contains("org/name"), "{err}");
+        assert!(
+            err.contains("\"nope\"") && err.contains("org/name"),
+            "{err}"
+        );
     }
 
     fn opts_from(vars: &[(&str, &str)]) -> HubOptions {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         HubOptions::from_vars(|name| map.get(name).cloned())
     }
 
     #[test]
     fn hub_env_cache_dir_order() {
         let home = [("HOME", "/home/u")];
-        assert_eq!(opts_from(&home).cache_dir(), PathBuf::from("/home/u/.cache/huggingface/hub"));
+        assert_eq!(
+            opts_from(&home).cache_dir(),
+            PathBuf::from("/home/u/.cache/huggingface/hub")
+        );
         let xdg = [("HOME", "/home/u"), ("XDG_CACHE_HOME", "/x")];
-        assert_eq!(opts_from(&xdg).cache_dir(), PathBuf::from("/x/huggingface/hub"));
-        let hf_home = [("HOME", "/home/u"), ("HF_HOME", "~/hf"), ("XDG_CACHE_HOME", "/x")];
-        assert_eq!(opts_from(&hf_home).cache_dir(), PathBuf::from("/home/u/hf/hub"));
+        assert_eq!(
+            opts_from(&xdg).cache_dir(),
+            PathBuf::from("/x/huggingface/hub")
+        );
+        let hf_home = [
+            ("HOME", "/home/u"),
+            ("HF_HOME", "~/hf"),
+            ("XDG_CACHE_HOME", "/x"),
+        ];
+        assert_eq!(
+            opts_from(&hf_home).cache_dir(),
+            PathBuf::from("/home/u/hf/hub")
+        );
         let tc = [("HF_HOME", "/hf"), ("TRANSFORMERS_CACHE", "/tc")];
         assert_eq!(opts_from(&tc).cache_dir(), PathBuf::from("/tc"));
-        let all = [("HF_HOME", "/hf"), ("TRANSFORMERS_CACHE", "/tc"), ("HF_HUB_CACHE", "/hc")];
+        let all = [
+            ("HF_HOME", "/hf"),
+            ("TRANSFORMERS_CACHE", "/tc"),
+            ("HF_HUB_CACHE", "/hc"),
+        ];
         assert_eq!(opts_from(&all).cache_dir(), PathBuf::from("/hc"));
     }
 
     #[test]
     fn hub_env_flags_endpoint_token() {
-        let o = opts_from(&[("HF_HUB_OFFLINE", "1"), ("HF_ENDPOINT", "http://mirror/"),
-            ("HF_TOKEN", " hf_abc\n"), ("HF_HUB_DISABLE_PROGRESS_BARS", "true")]);
+        let o = opts_from(&[
+            ("HF_HUB_OFFLINE", "1"),
+            ("HF_ENDPOINT", "http://mirror/"),
+            ("HF_TOKEN", " hf_abc\n"),
+            ("HF_HUB_DISABLE_PROGRESS_BARS", "true"),
+        ]);
         assert!(o.offline && o.quiet);
         assert_eq!(o.endpoint(), "http://mirror");
         assert_eq!(o.token.as_deref(), Some("hf_abc"));
-        let o = opts_from(&[("HF_HUB_OFFLINE", "0"), ("HF_HOME", "/nonexistent-ondo-hf-home")]);
+        let o = opts_from(&[
+            ("HF_HUB_OFFLINE", "0"),
+            ("HF_HOME", "/nonexistent-ondo-hf-home"),
+        ]);
         assert!(!o.offline && !o.quiet && o.token.is_none());
         assert_eq!(o.endpoint(), DEFAULT_ENDPOINT);
         assert!(opts_from(&[("TRANSFORMERS_OFFLINE", "yes")]).offline);

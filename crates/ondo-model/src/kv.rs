@@ -64,7 +64,13 @@ impl KvPool {
             KvDtype::F16 => Layer::F16(zeroed_f16(n), zeroed_f16(n)),
         };
         let layers = (0..hp.num_hidden_layers).map(|_| layer()).collect();
-        KvPool { layers, kv_dim, block_size, num_blocks, dtype }
+        KvPool {
+            layers,
+            kv_dim,
+            block_size,
+            num_blocks,
+            dtype,
+        }
     }
 
     /// Bytes one block takes over all layers (keys and values).
@@ -100,8 +106,14 @@ impl KvPool {
                 v[at].copy_from_slice(value);
             }
             Layer::F16(k, v) => {
-                k[at.clone()].iter_mut().zip(key).for_each(|(d, s)| *d = f16::from_f32(*s));
-                v[at].iter_mut().zip(value).for_each(|(d, s)| *d = f16::from_f32(*s));
+                k[at.clone()]
+                    .iter_mut()
+                    .zip(key)
+                    .for_each(|(d, s)| *d = f16::from_f32(*s));
+                v[at]
+                    .iter_mut()
+                    .zip(value)
+                    .for_each(|(d, s)| *d = f16::from_f32(*s));
             }
         }
     }
@@ -172,7 +184,12 @@ impl Batch {
     pub fn push(&mut self, tokens: &[u32], pos0: usize, blocks: &[u32], logits: LogitsFor) {
         let row0 = self.tokens.len();
         self.tokens.extend_from_slice(tokens);
-        self.seqs.push(AttnSeq { row0, rows: tokens.len(), pos0, block0: self.table.len() });
+        self.seqs.push(AttnSeq {
+            row0,
+            rows: tokens.len(),
+            pos0,
+            block0: self.table.len(),
+        });
         self.table.extend_from_slice(blocks);
         match logits {
             LogitsFor::None => {}
@@ -185,7 +202,10 @@ impl Batch {
     /// Blocks the table of `seq` names (all of the rest of `table` for the last sequence).
     pub fn blocks_of(&self, seq: usize) -> &[u32] {
         let start = self.seqs[seq].block0;
-        let end = self.seqs.get(seq + 1).map_or(self.table.len(), |s| s.block0);
+        let end = self
+            .seqs
+            .get(seq + 1)
+            .map_or(self.table.len(), |s| s.block0);
         &self.table[start..end]
     }
 }
@@ -204,7 +224,12 @@ impl SeqCache {
         const BLOCK: usize = 16;
         let capacity = capacity.min(hp.max_position_embeddings).max(1);
         let n = capacity.div_ceil(BLOCK);
-        SeqCache { pool: KvPool::new(hp, n, BLOCK, dtype), blocks: (0..n as u32).collect(), len: 0, batch: Batch::default() }
+        SeqCache {
+            pool: KvPool::new(hp, n, BLOCK, dtype),
+            blocks: (0..n as u32).collect(),
+            len: 0,
+            batch: Batch::default(),
+        }
     }
 
     /// Positions filled so far.
@@ -227,7 +252,10 @@ impl SeqCache {
         logits: LogitsFor,
     ) -> Result<&'w [f32], Error> {
         if self.len + tokens.len() > self.capacity() {
-            return Err(Error::ContextTooLong { len: self.len + tokens.len(), max: self.capacity() });
+            return Err(Error::ContextTooLong {
+                len: self.len + tokens.len(),
+                max: self.capacity(),
+            });
         }
         self.batch.clear();
         self.batch.push(tokens, self.len, &self.blocks, logits);

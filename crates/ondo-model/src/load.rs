@@ -24,14 +24,23 @@ impl ModelFiles {
     /// Locate the files of an HF model folder. config.json must exist; the others are optional.
     pub fn locate(dir: &Path) -> Result<ModelFiles, Error> {
         if !dir.exists() {
-            return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder")));
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+            ));
         }
         if !dir.is_dir() {
-            return Err(Error::NotAModel { path: dir.into(), msg: "expected a model folder or a .gguf file".into() });
+            return Err(Error::NotAModel {
+                path: dir.into(),
+                msg: "expected a model folder or a .gguf file".into(),
+            });
         }
         let config = dir.join("config.json");
         if !config.exists() {
-            return Err(Error::NotAModel { path: dir.into(), msg: "config.json is missing".into() });
+            return Err(Error::NotAModel {
+                path: dir.into(),
+                msg: "config.json is missing".into(),
+            });
         }
         let opt = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
         Ok(ModelFiles {
@@ -48,7 +57,10 @@ impl ModelFiles {
 /// Read and parse a JSON file, naming it in errors.
 pub fn read_json(path: &Path) -> Result<Value, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|source| Error::Json { path: path.to_path_buf(), source })
+    serde_json::from_str(&text).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `Hparams` of an HF model folder.
@@ -58,11 +70,18 @@ pub fn read_hparams(files: &ModelFiles) -> Result<Hparams, Error> {
 
 /// Whether `path` names a GGUF file (by extension or by its magic bytes).
 pub fn is_gguf(path: &Path) -> bool {
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    {
         return true;
     }
     let mut magic = [0u8; 4];
-    path.is_file() && std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == b"GGUF"
+    path.is_file()
+        && std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+        && &magic == b"GGUF"
 }
 
 /// Load the model at `path`: an HF folder or a `.gguf` file.
@@ -78,7 +97,11 @@ pub fn load_model(path: &Path) -> Result<Box<dyn Model>, Error> {
 pub fn load_gguf(g: &GgufFile) -> Result<Box<dyn Model>, Error> {
     let hp = hparams_from_gguf(g)?;
     let name_of = |canonical: &str| canonical.to_string();
-    let tensors = Tensors { store: g, format: Format::Gguf, name_of: &name_of };
+    let tensors = Tensors {
+        store: g,
+        format: Format::Gguf,
+        name_of: &name_of,
+    };
     let model = arch::build(hp, &tensors)?;
     g.release_pages();
     Ok(model)
@@ -90,6 +113,10 @@ pub fn load_hf(files: &ModelFiles) -> Result<Box<dyn Model>, Error> {
     let store = SafetensorsStore::open_dir(&files.dir)?;
     let arch = hp.arch;
     let name_of = move |canonical: &str| names::hf_name(arch, canonical);
-    let tensors = Tensors { store: &store, format: Format::Hf, name_of: &name_of };
+    let tensors = Tensors {
+        store: &store,
+        format: Format::Hf,
+        name_of: &name_of,
+    };
     arch::build(hp, &tensors)
 }

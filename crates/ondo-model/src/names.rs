@@ -28,14 +28,24 @@ const GLOBAL: &[(&str, &str)] = &[
 /// The HF name of a canonical tensor name, for `arch`.
 pub fn hf_name(arch: Arch, canonical: &str) -> String {
     let (stem, kind) = canonical.rsplit_once('.').unwrap_or((canonical, ""));
-    let mapped = match stem.strip_prefix("blk.").and_then(|rest| rest.split_once('.')) {
+    let mapped = match stem
+        .strip_prefix("blk.")
+        .and_then(|rest| rest.split_once('.'))
+    {
         Some((layer, part)) => {
             let hf = layer_part(arch, part).unwrap_or(part);
             format!("model.layers.{layer}.{hf}")
         }
-        None => GLOBAL.iter().find(|(g, _)| *g == stem).map_or(stem.to_string(), |(_, h)| h.to_string()),
+        None => GLOBAL
+            .iter()
+            .find(|(g, _)| *g == stem)
+            .map_or(stem.to_string(), |(_, h)| h.to_string()),
     };
-    if kind.is_empty() { mapped } else { format!("{mapped}.{kind}") }
+    if kind.is_empty() {
+        mapped
+    } else {
+        format!("{mapped}.{kind}")
+    }
 }
 
 /// The norm HF calls `post_attention_layernorm` is Llama's pre-MLP norm but Gemma's
@@ -55,12 +65,30 @@ mod tests {
 
     #[test]
     fn maps_llama_and_gemma_names() {
-        assert_eq!(hf_name(Arch::Llama, "blk.3.attn_q.weight"), "model.layers.3.self_attn.q_proj.weight");
-        assert_eq!(hf_name(Arch::Llama, "blk.0.attn_k.bias"), "model.layers.0.self_attn.k_proj.bias");
-        assert_eq!(hf_name(Arch::Llama, "blk.1.ffn_norm.weight"), "model.layers.1.post_attention_layernorm.weight");
-        assert_eq!(hf_name(Arch::Gemma3, "blk.1.ffn_norm.weight"), "model.layers.1.pre_feedforward_layernorm.weight");
-        assert_eq!(hf_name(Arch::Gemma3, "blk.1.post_attention_norm.weight"), "model.layers.1.post_attention_layernorm.weight");
-        assert_eq!(hf_name(Arch::Llama, "token_embd.weight"), "model.embed_tokens.weight");
+        assert_eq!(
+            hf_name(Arch::Llama, "blk.3.attn_q.weight"),
+            "model.layers.3.self_attn.q_proj.weight"
+        );
+        assert_eq!(
+            hf_name(Arch::Llama, "blk.0.attn_k.bias"),
+            "model.layers.0.self_attn.k_proj.bias"
+        );
+        assert_eq!(
+            hf_name(Arch::Llama, "blk.1.ffn_norm.weight"),
+            "model.layers.1.post_attention_layernorm.weight"
+        );
+        assert_eq!(
+            hf_name(Arch::Gemma3, "blk.1.ffn_norm.weight"),
+            "model.layers.1.pre_feedforward_layernorm.weight"
+        );
+        assert_eq!(
+            hf_name(Arch::Gemma3, "blk.1.post_attention_norm.weight"),
+            "model.layers.1.post_attention_layernorm.weight"
+        );
+        assert_eq!(
+            hf_name(Arch::Llama, "token_embd.weight"),
+            "model.embed_tokens.weight"
+        );
         assert_eq!(hf_name(Arch::Llama, "output.weight"), "lm_head.weight");
     }
 }

@@ -49,7 +49,10 @@ impl SafetensorsStore {
         for file in &files {
             read_file(file, &mut tensors)?;
         }
-        Ok(SafetensorsStore { path: files[0].clone(), tensors })
+        Ok(SafetensorsStore {
+            path: files[0].clone(),
+            tensors,
+        })
     }
 }
 
@@ -68,17 +71,29 @@ impl TensorStore for SafetensorsStore {
 /// The distinct shard files named by an index, in order.
 fn shard_files(index: &Path) -> Result<Vec<PathBuf>, Error> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| Error::Json { path: index.to_path_buf(), source })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json {
+        path: index.to_path_buf(),
+        source,
+    })?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| Error::config(index, "weight_map", "is missing or not an object"))?;
     let mut files: BTreeMap<String, ()> = BTreeMap::new();
     for (tensor, file) in map {
-        let file = file.as_str().ok_or_else(|| Error::config(index, &format!("weight_map.{tensor}"), "expected a file name"))?;
+        let file = file.as_str().ok_or_else(|| {
+            Error::config(
+                index,
+                &format!("weight_map.{tensor}"),
+                "expected a file name",
+            )
+        })?;
         if file.contains('/') || file.contains("..") {
-            return Err(Error::config(index, &format!("weight_map.{tensor}"), format!("`{file}` is not a file in this folder")));
+            return Err(Error::config(
+                index,
+                &format!("weight_map.{tensor}"),
+                format!("`{file}` is not a file in this folder"),
+            ));
         }
         files.insert(file.to_string(), ());
     }
@@ -89,7 +104,10 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>, Error> {
 /// Map one safetensors file and add its tensors.
 fn read_file(path: &Path, out: &mut HashMap<String, TensorData>) -> Result<(), Error> {
     let map = map_file(path)?;
-    let bad = |msg: String| Error::Format { path: path.to_path_buf(), msg };
+    let bad = |msg: String| Error::Format {
+        path: path.to_path_buf(),
+        msg,
+    };
     let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map.0[..])
         .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
     let data_start = 8 + header_len;
@@ -99,15 +117,28 @@ fn read_file(path: &Path, out: &mut HashMap<String, TensorData>) -> Result<(), E
             safetensors::Dtype::F16 => DType::F16,
             safetensors::Dtype::BF16 => DType::BF16,
             other => {
-                return Err(Error::TensorDType { path: path.to_path_buf(), name, dtype: format!("{other:?}") })
+                return Err(Error::TensorDType {
+                    path: path.to_path_buf(),
+                    name,
+                    dtype: format!("{other:?}"),
+                })
             }
         };
         let (start, end) = info.data_offsets;
         if data_start + end > map.0.len() || start > end {
-            return Err(bad(format!("tensor `{name}` lies past the end of the file (truncated?)")));
+            return Err(bad(format!(
+                "tensor `{name}` lies past the end of the file (truncated?)"
+            )));
         }
         let bytes = Bytes::new(map.clone(), data_start + start, end - start);
-        out.insert(name, TensorData { dtype, shape: info.shape.clone(), bytes });
+        out.insert(
+            name,
+            TensorData {
+                dtype,
+                shape: info.shape.clone(),
+                bytes,
+            },
+        );
     }
     Ok(())
 }

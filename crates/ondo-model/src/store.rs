@@ -56,7 +56,10 @@ impl Tensors<'_> {
         let name = (self.name_of)(canonical);
         match self.store.get(&name) {
             Some(t) => Ok((name, t?)),
-            None => Err(Error::MissingTensor { path: self.path(), name }),
+            None => Err(Error::MissingTensor {
+                path: self.path(),
+                name,
+            }),
         }
     }
 
@@ -64,14 +67,22 @@ impl Tensors<'_> {
         if got == expected {
             return Ok(());
         }
-        Err(Error::TensorShape { path: self.path(), name: name.to_string(), expected: expected.to_vec(), got: got.to_vec() })
+        Err(Error::TensorShape {
+            path: self.path(),
+            name: name.to_string(),
+            expected: expected.to_vec(),
+            got: got.to_vec(),
+        })
     }
 
     /// A `[rows, cols]` matrix kept in its stored format (only read row by row: embeddings).
     pub fn matrix(&self, canonical: &str, rows: usize, cols: usize) -> Result<Weight, Error> {
         let (name, t) = self.fetch(canonical)?;
         self.check_shape(&name, &t.shape, &[rows, cols])?;
-        Weight::new(t.dtype, rows, cols, t.bytes).map_err(|e| Error::Format { path: self.path(), msg: format!("tensor `{name}`: {e}") })
+        Weight::new(t.dtype, rows, cols, t.bytes).map_err(|e| Error::Format {
+            path: self.path(),
+            msg: format!("tensor `{name}`: {e}"),
+        })
     }
 
     /// A `[rows, cols]` matrix the matmul reads: in its stored format, plus the layout this
@@ -88,12 +99,18 @@ impl Tensors<'_> {
     pub fn vector(&self, canonical: &str, len: usize) -> Result<Vec<f32>, Error> {
         let (name, t) = self.fetch(canonical)?;
         self.check_shape(&name, &t.shape, &[len])?;
-        let w = Weight::new(t.dtype, 1, len, t.bytes)
-            .map_err(|e| Error::Format { path: self.path(), msg: format!("tensor `{name}`: {e}") })?;
+        let w = Weight::new(t.dtype, 1, len, t.bytes).map_err(|e| Error::Format {
+            path: self.path(),
+            msg: format!("tensor `{name}`: {e}"),
+        })?;
         Ok(w.to_f32())
     }
 
     pub fn opt_vector(&self, canonical: &str, len: usize) -> Result<Option<Vec<f32>>, Error> {
-        if self.has(canonical) { self.vector(canonical, len).map(Some) } else { Ok(None) }
+        if self.has(canonical) {
+            self.vector(canonical, len).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 }

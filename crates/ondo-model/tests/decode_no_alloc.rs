@@ -40,10 +40,14 @@ fn decode_steps_do_not_allocate(path: &Path) {
     let hp = model.hparams();
     let mut kv = SeqCache::new(hp, 64, KvDtype::F16);
     let mut ws = Workspace::new(hp, 16);
-    let logits = kv.forward(&*model, &[1, 45, 99], &mut ws, LogitsFor::Last).unwrap();
+    let logits = kv
+        .forward(&*model, &[1, 45, 99], &mut ws, LogitsFor::Last)
+        .unwrap();
     let mut token = ondo_testdata::argmax(logits);
     let mut step = |token: &mut u32| {
-        let logits = kv.forward(&*model, &[*token], &mut ws, LogitsFor::Last).unwrap();
+        let logits = kv
+            .forward(&*model, &[*token], &mut ws, LogitsFor::Last)
+            .unwrap();
         *token = ondo_testdata::argmax(logits);
     };
     for _ in 0..4 {
@@ -54,7 +58,12 @@ fn decode_steps_do_not_allocate(path: &Path) {
         step(&mut token);
     }
     let allocs = ondo_testdata::allocations() - before;
-    assert_eq!(allocs, 0, "{}: 16 decode steps allocated {allocs} times", path.display());
+    assert_eq!(
+        allocs,
+        0,
+        "{}: 16 decode steps allocated {allocs} times",
+        path.display()
+    );
     println!("{}: 16 decode steps, 0 allocations", path.display());
 }
 
@@ -64,7 +73,13 @@ fn batched_steps_do_not_allocate(path: &Path, n: usize) {
     let hp = model.hparams();
     let (block, per_seq) = (16, 4); // 64 positions each
     let mut pool = KvPool::new(hp, n * per_seq, block, KvDtype::F16);
-    let tables: Vec<Vec<u32>> = (0..n).map(|s| (0..per_seq as u32).map(|b| b * n as u32 + s as u32).collect()).collect();
+    let tables: Vec<Vec<u32>> = (0..n)
+        .map(|s| {
+            (0..per_seq as u32)
+                .map(|b| b * n as u32 + s as u32)
+                .collect()
+        })
+        .collect();
     let mut ws = Workspace::new(hp, 64);
     let mut batch = Batch::default();
     for (s, table) in tables.iter().enumerate() {
@@ -72,7 +87,10 @@ fn batched_steps_do_not_allocate(path: &Path, n: usize) {
     }
     let logits = model.forward(&batch, &mut pool, &mut ws).unwrap();
     let vocab = hp.vocab_size;
-    let mut tokens: Vec<u32> = logits.chunks_exact(vocab).map(ondo_testdata::argmax).collect();
+    let mut tokens: Vec<u32> = logits
+        .chunks_exact(vocab)
+        .map(ondo_testdata::argmax)
+        .collect();
     let mut len = 3;
     let mut step = |tokens: &mut Vec<u32>, len: &mut usize| {
         batch.clear();
@@ -93,6 +111,14 @@ fn batched_steps_do_not_allocate(path: &Path, n: usize) {
         step(&mut tokens, &mut len);
     }
     let allocs = ondo_testdata::allocations() - before;
-    assert_eq!(allocs, 0, "{}: 16 batched decode steps of {n} sequences allocated {allocs} times", path.display());
-    println!("{}: 16 decode steps of {n} sequences, 0 allocations", path.display());
+    assert_eq!(
+        allocs,
+        0,
+        "{}: 16 batched decode steps of {n} sequences allocated {allocs} times",
+        path.display()
+    );
+    println!(
+        "{}: 16 decode steps of {n} sequences, 0 allocations",
+        path.display()
+    );
 }

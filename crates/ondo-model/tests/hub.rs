@@ -2,7 +2,9 @@
 //! headers (ETag / X-Linked-Etag / X-Repo-Commit), a 302 to "LFS storage", Range requests, 401
 //! for a gated repo and 404 for a missing one. Every test has its own cache folder and server.
 
-use ondo_model::hub::{cached_models, is_complete_snapshot, pull_model, resolve_model, HubError, HubOptions};
+use ondo_model::hub::{
+    cached_models, is_complete_snapshot, pull_model, resolve_model, HubError, HubOptions,
+};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Write};
@@ -48,11 +50,18 @@ fn hex(seed: &str, len: usize) -> String {
 
 fn file(name: &str, body: &[u8], lfs: bool) -> FakeFile {
     let etag = hex(&format!("{name}{body:?}"), if lfs { 64 } else { 40 });
-    FakeFile { name: name.to_string(), body: body.to_vec(), lfs, etag }
+    FakeFile {
+        name: name.to_string(),
+        body: body.to_vec(),
+        lfs,
+        etag,
+    }
 }
 
 fn weights(seed: &str, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed.len() as u8)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed.len() as u8))
+        .collect()
 }
 
 /// A small model repo: configs, tokenizer, single-file weights, and files ondo must not fetch.
@@ -88,8 +97,16 @@ fn sharded_repo(id: &str) -> FakeRepo {
             file("config.json", br#"{"model_type":"qwen2"}"#, false),
             file("tokenizer.json", br#"{}"#, false),
             file("model.safetensors.index.json", index, false),
-            file("model-00001-of-00002.safetensors", &weights("s1", 70_000), true),
-            file("model-00002-of-00002.safetensors", &weights("s22", 50_000), true),
+            file(
+                "model-00001-of-00002.safetensors",
+                &weights("s1", 70_000),
+                true,
+            ),
+            file(
+                "model-00002-of-00002.safetensors",
+                &weights("s22", 50_000),
+                true,
+            ),
             file("consolidated.safetensors", &weights("c", 500), true),
         ],
         token: None,
@@ -98,7 +115,10 @@ fn sharded_repo(id: &str) -> FakeRepo {
 
 impl FakeRepo {
     fn file(&self, name: &str) -> &FakeFile {
-        self.files.iter().find(|f| f.name == name).expect("fake file")
+        self.files
+            .iter()
+            .find(|f| f.name == name)
+            .expect("fake file")
     }
 }
 
@@ -113,7 +133,10 @@ struct Logged {
 
 impl Logged {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -135,7 +158,12 @@ impl Server {
     fn start(repos: Vec<FakeRepo>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let hub = Arc::new(Hub { repos, base, log: Mutex::new(vec![]), cut_next_cdn: Mutex::new(None) });
+        let hub = Arc::new(Hub {
+            repos,
+            base,
+            log: Mutex::new(vec![]),
+            cut_next_cdn: Mutex::new(None),
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let (hub2, stop2) = (hub.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
@@ -148,7 +176,11 @@ impl Server {
                 }
             }
         });
-        Server { hub, stop, thread: Some(thread) }
+        Server {
+            hub,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     fn url(&self) -> &str {
@@ -181,24 +213,39 @@ struct Reply {
 }
 
 fn reply(status: u16, headers: &[(&str, String)], body: Vec<u8>) -> Reply {
-    let headers = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    Reply { status, headers, body }
+    let headers = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn error_reply(status: u16, code: Option<&str>) -> Reply {
-    let headers: Vec<(&str, String)> = code.map(|c| vec![("X-Error-Code", c.to_string())]).unwrap_or_default();
+    let headers: Vec<(&str, String)> = code
+        .map(|c| vec![("X-Error-Code", c.to_string())])
+        .unwrap_or_default();
     reply(status, &headers, b"{\"error\":\"nope\"}".to_vec())
 }
 
 impl Hub {
     fn serve(&self, mut stream: TcpStream) {
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let Some(req) = read_request(&stream) else { return };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let Some(req) = read_request(&stream) else {
+            return;
+        };
         self.log.lock().unwrap().push(req.clone());
         let mut reply = self.route(&req);
         let limit = self.cut_for(&req, &reply);
         let full_len = reply.body.len();
-        reply.headers.push(("Content-Length".into(), full_len.to_string()));
+        reply
+            .headers
+            .push(("Content-Length".into(), full_len.to_string()));
         reply.headers.push(("Connection".into(), "close".into()));
         let mut head = format!("HTTP/1.1 {} X\r\n", reply.status);
         for (k, v) in &reply.headers {
@@ -229,21 +276,31 @@ impl Hub {
         }
         let parts: Vec<&str> = path.trim_start_matches('/').splitn(5, '/').collect();
         match parts.as_slice() {
-            [org, name, "resolve", rev, file] => self.resolve(req, &format!("{org}/{name}"), rev, file),
+            [org, name, "resolve", rev, file] => {
+                self.resolve(req, &format!("{org}/{name}"), rev, file)
+            }
             _ => error_reply(404, None),
         }
     }
 
     fn repo(&self, id: &str, req: &Logged) -> Result<&FakeRepo, Reply> {
-        let repo = self.repos.iter().find(|r| r.id == id).ok_or_else(|| error_reply(404, None))?;
+        let repo = self
+            .repos
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| error_reply(404, None))?;
         match &repo.token {
-            Some(t) if req.header("authorization") != Some(format!("Bearer {t}").as_str()) => Err(error_reply(401, None)),
+            Some(t) if req.header("authorization") != Some(format!("Bearer {t}").as_str()) => {
+                Err(error_reply(401, None))
+            }
             _ => Ok(repo),
         }
     }
 
     fn api(&self, req: &Logged, rest: &str) -> Reply {
-        let Some((id, rev)) = rest.split_once("/revision/") else { return error_reply(404, None) };
+        let Some((id, rev)) = rest.split_once("/revision/") else {
+            return error_reply(404, None);
+        };
         let repo = match self.repo(id, req) {
             Ok(repo) => repo,
             Err(reply) => return reply,
@@ -251,9 +308,22 @@ impl Hub {
         if rev != "main" && rev != repo.commit && !repo.tags.iter().any(|t| t == rev) {
             return error_reply(404, Some("RevisionNotFound"));
         }
-        let siblings: Vec<String> = repo.files.iter().map(|f| format!("{{\"rfilename\":\"{}\"}}", f.name)).collect();
-        let json = format!("{{\"id\":\"{}\",\"sha\":\"{}\",\"siblings\":[{}]}}", repo.id, repo.commit, siblings.join(","));
-        reply(200, &[("Content-Type", "application/json".into())], json.into_bytes())
+        let siblings: Vec<String> = repo
+            .files
+            .iter()
+            .map(|f| format!("{{\"rfilename\":\"{}\"}}", f.name))
+            .collect();
+        let json = format!(
+            "{{\"id\":\"{}\",\"sha\":\"{}\",\"siblings\":[{}]}}",
+            repo.id,
+            repo.commit,
+            siblings.join(",")
+        );
+        reply(
+            200,
+            &[("Content-Type", "application/json".into())],
+            json.into_bytes(),
+        )
     }
 
     fn resolve(&self, req: &Logged, id: &str, rev: &str, name: &str) -> Reply {
@@ -282,7 +352,11 @@ impl Hub {
     }
 
     fn cdn(&self, req: &Logged, etag: &str) -> Reply {
-        let found = self.repos.iter().flat_map(|r| &r.files).find(|f| f.etag == etag);
+        let found = self
+            .repos
+            .iter()
+            .flat_map(|r| &r.files)
+            .find(|f| f.etag == etag);
         match found {
             Some(f) => ranged(req, &f.body, &[("ETag", "\"cdn-etag\"".to_string())]),
             None => error_reply(404, None),
@@ -292,13 +366,23 @@ impl Hub {
 
 /// 200 with the body, or 206 / 416 for a `Range: bytes=N-` request.
 fn ranged(req: &Logged, body: &[u8], headers: &[(&str, String)]) -> Reply {
-    let start = req.header("range").and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse::<usize>().ok());
-    let Some(start) = start else { return reply(200, headers, body.to_vec()) };
+    let start = req.header("range").and_then(|r| {
+        r.strip_prefix("bytes=")?
+            .strip_suffix('-')?
+            .parse::<usize>()
+            .ok()
+    });
+    let Some(start) = start else {
+        return reply(200, headers, body.to_vec());
+    };
     if start >= body.len() {
         return error_reply(416, None);
     }
     let mut headers = headers.to_vec();
-    headers.push(("Content-Range", format!("bytes {start}-{}/{}", body.len() - 1, body.len())));
+    headers.push((
+        "Content-Range",
+        format!("bytes {start}-{}/{}", body.len() - 1, body.len()),
+    ));
     reply(206, &headers, body[start..].to_vec())
 }
 
@@ -318,7 +402,11 @@ fn read_request(stream: &TcpStream) -> Option<Logged> {
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    Some(Logged { method, path, headers })
+    Some(Logged {
+        method,
+        path,
+        headers,
+    })
 }
 
 // ---------------------------------------------------------------- helpers
@@ -359,12 +447,20 @@ fn opts(server_url: &str, cache: &Path) -> HubOptions {
 }
 
 fn offline(cache: &Path) -> HubOptions {
-    HubOptions { offline: true, endpoint: Some("http://127.0.0.1:9".into()), ..opts("", cache) }
+    HubOptions {
+        offline: true,
+        endpoint: Some("http://127.0.0.1:9".into()),
+        ..opts("", cache)
+    }
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -378,8 +474,13 @@ fn sorted(names: &[&str]) -> Vec<String> {
 
 // ---------------------------------------------------------------- tests
 
-const NEEDED: [&str; 5] =
-    ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"];
+const NEEDED: [&str; 5] = [
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "model.safetensors",
+];
 
 #[test]
 fn hub_download_creates_huggingface_hub_layout() {
@@ -390,27 +491,53 @@ fn hub_download_creates_huggingface_hub_layout() {
 
     let root = cache.join("models--org--tiny");
     assert_eq!(snap, root.join("snapshots").join(&repo.commit));
-    assert_eq!(std::fs::read(root.join("refs/main")).unwrap(), repo.commit.as_bytes());
+    assert_eq!(
+        std::fs::read(root.join("refs/main")).unwrap(),
+        repo.commit.as_bytes()
+    );
     assert_eq!(files_in(&root), ["blobs", "refs", "snapshots"]);
-    assert_eq!(files_in(&root.join("snapshots")), std::slice::from_ref(&repo.commit));
+    assert_eq!(
+        files_in(&root.join("snapshots")),
+        std::slice::from_ref(&repo.commit)
+    );
     assert_eq!(files_in(&snap), sorted(&NEEDED));
     let etags: Vec<&str> = NEEDED.iter().map(|n| repo.file(n).etag.as_str()).collect();
-    assert_eq!(files_in(&root.join("blobs")), sorted(&etags), "exactly the needed blobs, no .incomplete");
+    assert_eq!(
+        files_in(&root.join("blobs")),
+        sorted(&etags),
+        "exactly the needed blobs, no .incomplete"
+    );
     for name in NEEDED {
         let f = repo.file(name);
         let link = std::fs::read_link(snap.join(name)).unwrap();
-        assert_eq!(link, PathBuf::from(format!("../../blobs/{}", f.etag)), "{name}");
+        assert_eq!(
+            link,
+            PathBuf::from(format!("../../blobs/{}", f.etag)),
+            "{name}"
+        );
         assert_eq!(std::fs::read(snap.join(name)).unwrap(), f.body, "{name}");
     }
     assert!(is_complete_snapshot(&snap));
 
     let reqs = server.requests();
     let lfs = repo.file("model.safetensors");
-    let fetched = |method: &str, path: &str| reqs.iter().any(|r| r.method == method && r.path == path);
+    let fetched =
+        |method: &str, path: &str| reqs.iter().any(|r| r.method == method && r.path == path);
     assert!(fetched("GET", "/api/models/org/tiny/revision/main"));
-    assert!(fetched("HEAD", &format!("/org/tiny/resolve/{}/model.safetensors", repo.commit)));
-    assert!(fetched("GET", &format!("/cdn/{}", lfs.etag)), "followed the LFS redirect: {reqs:#?}");
-    assert!(!reqs.iter().any(|r| r.path.contains("README") || r.path.contains("pytorch_model")), "{reqs:#?}");
+    assert!(fetched(
+        "HEAD",
+        &format!("/org/tiny/resolve/{}/model.safetensors", repo.commit)
+    ));
+    assert!(
+        fetched("GET", &format!("/cdn/{}", lfs.etag)),
+        "followed the LFS redirect: {reqs:#?}"
+    );
+    assert!(
+        !reqs
+            .iter()
+            .any(|r| r.path.contains("README") || r.path.contains("pytorch_model")),
+        "{reqs:#?}"
+    );
     assert!(reqs.iter().all(|r| r.header("authorization").is_none()));
 }
 
@@ -423,13 +550,20 @@ fn hub_cached_model_resolves_with_server_gone() {
     let snap = resolve_model("org/tiny", &online).unwrap();
     server.shutdown();
 
-    assert_eq!(resolve_model("org/tiny", &online).unwrap(), snap, "complete cache needs no network");
+    assert_eq!(
+        resolve_model("org/tiny", &online).unwrap(),
+        snap,
+        "complete cache needs no network"
+    );
     assert_eq!(resolve_model("org/tiny", &offline(&cache)).unwrap(), snap);
     let by_commit = format!("org/tiny@{}", repo.commit);
     assert_eq!(resolve_model(&by_commit, &offline(&cache)).unwrap(), snap);
 
     let err = resolve_model("org/tiny@v1", &offline(&cache)).unwrap_err();
-    assert!(matches!(err, HubError::NotCached { .. }), "no refs/v1 yet: {err}");
+    assert!(
+        matches!(err, HubError::NotCached { .. }),
+        "no refs/v1 yet: {err}"
+    );
     let other = format!("org/tiny@{}", "f".repeat(40));
     assert!(resolve_model(&other, &offline(&cache)).is_err());
 }
@@ -438,12 +572,23 @@ fn hub_cached_model_resolves_with_server_gone() {
 fn hub_offline_with_empty_cache_is_a_clear_error() {
     let server = Server::start(vec![tiny_repo("org/tiny")]);
     let cache = temp_cache("offline-empty");
-    let o = HubOptions { offline: true, ..opts(server.url(), &cache) };
+    let o = HubOptions {
+        offline: true,
+        ..opts(server.url(), &cache)
+    };
     let err = resolve_model("org/tiny", &o).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, HubError::NotCached { .. }), "{msg}");
-    assert!(msg.contains("org/tiny") && msg.contains("offline") && msg.contains(&cache.display().to_string()), "{msg}");
-    assert!(server.requests().is_empty(), "offline must not touch the network");
+    assert!(
+        msg.contains("org/tiny")
+            && msg.contains("offline")
+            && msg.contains(&cache.display().to_string()),
+        "{msg}"
+    );
+    assert!(
+        server.requests().is_empty(),
+        "offline must not touch the network"
+    );
 }
 
 #[test]
@@ -455,14 +600,28 @@ fn hub_incomplete_blob_is_resumed_with_range() {
     let half = lfs.body.len() / 2;
     let blobs = cache.join("models--org--tiny/blobs");
     std::fs::create_dir_all(&blobs).unwrap();
-    std::fs::write(blobs.join(format!("{}.incomplete", lfs.etag)), &lfs.body[..half]).unwrap();
+    std::fs::write(
+        blobs.join(format!("{}.incomplete", lfs.etag)),
+        &lfs.body[..half],
+    )
+    .unwrap();
 
     let snap = resolve_model("org/tiny", &opts(server.url(), &cache)).unwrap();
 
-    assert_eq!(std::fs::read(snap.join("model.safetensors")).unwrap(), lfs.body);
-    let gets: Vec<Logged> = server.requests().into_iter().filter(|r| r.path == format!("/cdn/{}", lfs.etag)).collect();
+    assert_eq!(
+        std::fs::read(snap.join("model.safetensors")).unwrap(),
+        lfs.body
+    );
+    let gets: Vec<Logged> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == format!("/cdn/{}", lfs.etag))
+        .collect();
     assert_eq!(gets.len(), 1, "{gets:#?}");
-    assert_eq!(gets[0].header("range"), Some(format!("bytes={half}-").as_str()));
+    assert_eq!(
+        gets[0].header("range"),
+        Some(format!("bytes={half}-").as_str())
+    );
     assert!(!blobs.join(format!("{}.incomplete", lfs.etag)).exists());
 }
 
@@ -476,14 +635,27 @@ fn hub_interrupted_download_resumes_on_next_run() {
 
     let err = resolve_model("org/tiny", &opts(server.url(), &cache)).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains(&format!("/cdn/{}", lfs.etag)), "error names the URL: {msg}");
+    assert!(
+        msg.contains(&format!("/cdn/{}", lfs.etag)),
+        "error names the URL: {msg}"
+    );
     let part = cache.join(format!("models--org--tiny/blobs/{}.incomplete", lfs.etag));
     assert_eq!(std::fs::metadata(&part).unwrap().len(), 100_000);
-    assert!(resolve_model("org/tiny", &offline(&cache)).is_err(), "half a model is not cached");
+    assert!(
+        resolve_model("org/tiny", &offline(&cache)).is_err(),
+        "half a model is not cached"
+    );
 
     let snap = resolve_model("org/tiny", &opts(server.url(), &cache)).unwrap();
-    assert_eq!(std::fs::read(snap.join("model.safetensors")).unwrap(), lfs.body);
-    let last = server.requests().into_iter().rfind(|r| r.path.starts_with("/cdn/")).unwrap();
+    assert_eq!(
+        std::fs::read(snap.join("model.safetensors")).unwrap(),
+        lfs.body
+    );
+    let last = server
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path.starts_with("/cdn/"))
+        .unwrap();
     assert_eq!(last.header("range"), Some("bytes=100000-"));
 }
 
@@ -495,14 +667,33 @@ fn hub_gated_repo_needs_a_token() {
     let cache = temp_cache("gated");
     let err = resolve_model("org/gated", &opts(server.url(), &cache)).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, HubError::Unauthorized { status: 401, .. }), "{msg}");
-    assert!(msg.contains("org/gated") && msg.contains("gated") && msg.contains("HF_TOKEN"), "{msg}");
+    assert!(
+        matches!(err, HubError::Unauthorized { status: 401, .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("org/gated") && msg.contains("gated") && msg.contains("HF_TOKEN"),
+        "{msg}"
+    );
 
-    let with_token = HubOptions { token: Some("hf_secret".into()), ..opts(server.url(), &cache) };
+    let with_token = HubOptions {
+        token: Some("hf_secret".into()),
+        ..opts(server.url(), &cache)
+    };
     let snap = resolve_model("org/gated", &with_token).unwrap();
     assert!(is_complete_snapshot(&snap));
-    let hub_reqs: Vec<Logged> = server.requests().into_iter().filter(|r| !r.path.starts_with("/cdn/")).skip(1).collect();
-    assert!(hub_reqs.iter().all(|r| r.header("authorization") == Some("Bearer hf_secret")), "{hub_reqs:#?}");
+    let hub_reqs: Vec<Logged> = server
+        .requests()
+        .into_iter()
+        .filter(|r| !r.path.starts_with("/cdn/"))
+        .skip(1)
+        .collect();
+    assert!(
+        hub_reqs
+            .iter()
+            .all(|r| r.header("authorization") == Some("Bearer hf_secret")),
+        "{hub_reqs:#?}"
+    );
 }
 
 #[test]
@@ -511,16 +702,29 @@ fn hub_missing_repo_revision_and_network_errors() {
     let cache = temp_cache("missing");
     let o = opts(server.url(), &cache);
     let msg = resolve_model("org/missing", &o).unwrap_err().to_string();
-    assert!(msg.contains("model not found on the hub: org/missing"), "{msg}");
+    assert!(
+        msg.contains("model not found on the hub: org/missing"),
+        "{msg}"
+    );
     let err = resolve_model("org/tiny@nope", &o).unwrap_err();
-    assert!(matches!(err, HubError::RevisionNotFound { .. }) && err.to_string().contains("nope"), "{err}");
+    assert!(
+        matches!(err, HubError::RevisionNotFound { .. }) && err.to_string().contains("nope"),
+        "{err}"
+    );
     assert!(matches!(resolve_model("tiny", &o), Err(HubError::BadId(_))));
 
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let dead = format!("http://{closed}");
     let err = resolve_model("org/tiny", &opts(&dead, &cache)).unwrap_err();
     assert!(matches!(err, HubError::Network { .. }), "{err}");
-    assert!(err.to_string().contains(&format!("{dead}/api/models/org/tiny/revision/main")), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("{dead}/api/models/org/tiny/revision/main")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -530,15 +734,24 @@ fn hub_tag_revision_writes_its_ref() {
     let cache = temp_cache("tag");
     let snap = resolve_model("org/tiny@v1", &opts(server.url(), &cache)).unwrap();
     let root = cache.join("models--org--tiny");
-    assert_eq!(std::fs::read_to_string(root.join("refs/v1")).unwrap(), repo.commit);
+    assert_eq!(
+        std::fs::read_to_string(root.join("refs/v1")).unwrap(),
+        repo.commit
+    );
     assert!(!root.join("refs/main").exists());
-    assert_eq!(resolve_model("org/tiny@v1", &offline(&cache)).unwrap(), snap);
+    assert_eq!(
+        resolve_model("org/tiny@v1", &offline(&cache)).unwrap(),
+        snap
+    );
 
     let by_commit = format!("org/tiny@{}", repo.commit);
     let cache2 = temp_cache("commit");
     let snap2 = resolve_model(&by_commit, &opts(server.url(), &cache2)).unwrap();
     assert!(snap2.ends_with(&repo.commit));
-    assert!(!cache2.join("models--org--tiny/refs").exists(), "a commit id writes no ref");
+    assert!(
+        !cache2.join("models--org--tiny/refs").exists(),
+        "a commit id writes no ref"
+    );
 }
 
 #[test]
@@ -547,17 +760,33 @@ fn hub_sharded_weights_download_every_shard() {
     let server = Server::start(vec![repo.clone()]);
     let cache = temp_cache("sharded");
     let snap = resolve_model("org/sharded", &opts(server.url(), &cache)).unwrap();
-    let want = ["config.json", "tokenizer.json", "model.safetensors.index.json",
-        "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    let want = [
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors.index.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ];
     assert_eq!(files_in(&snap), sorted(&want));
     for name in want {
-        assert_eq!(std::fs::read(snap.join(name)).unwrap(), repo.file(name).body, "{name}");
+        assert_eq!(
+            std::fs::read(snap.join(name)).unwrap(),
+            repo.file(name).body,
+            "{name}"
+        );
     }
     assert!(is_complete_snapshot(&snap));
     std::fs::remove_file(snap.join("model-00002-of-00002.safetensors")).unwrap();
-    assert!(!is_complete_snapshot(&snap), "a missing shard makes the snapshot incomplete");
+    assert!(
+        !is_complete_snapshot(&snap),
+        "a missing shard makes the snapshot incomplete"
+    );
     assert!(resolve_model("org/sharded", &offline(&cache)).is_err());
-    assert_eq!(resolve_model("org/sharded", &opts(server.url(), &cache)).unwrap(), snap, "re-links the blob");
+    assert_eq!(
+        resolve_model("org/sharded", &opts(server.url(), &cache)).unwrap(),
+        snap,
+        "re-links the blob"
+    );
 }
 
 #[test]
@@ -571,13 +800,24 @@ fn hub_cached_models_lists_complete_snapshots() {
     let sharded_snap = pull_model("org/sharded", &o).unwrap();
     std::fs::create_dir_all(cache.join("datasets--org--data/refs")).unwrap();
     std::fs::create_dir_all(cache.join("models--noorg")).unwrap();
-    std::fs::create_dir_all(cache.join(format!("models--org--tiny/snapshots/{}", "0".repeat(40)))).unwrap();
+    std::fs::create_dir_all(cache.join(format!("models--org--tiny/snapshots/{}", "0".repeat(40))))
+        .unwrap();
 
     let models = cached_models(&cache);
     let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["org/sharded", "org/tiny"]);
-    assert_eq!(models[0].refs, [("main".to_string(), sharded.commit.clone())]);
+    assert_eq!(
+        models[0].refs,
+        [("main".to_string(), sharded.commit.clone())]
+    );
     assert_eq!(models[0].snapshots, [sharded_snap]);
-    assert_eq!(models[1].snapshots, [tiny_snap], "the empty snapshot is not listed");
-    assert!(matches!(pull_model("org/tiny", &offline(&cache)), Err(HubError::NotCached { .. })));
+    assert_eq!(
+        models[1].snapshots,
+        [tiny_snap],
+        "the empty snapshot is not listed"
+    );
+    assert!(matches!(
+        pull_model("org/tiny", &offline(&cache)),
+        Err(HubError::NotCached { .. })
+    ));
 }

@@ -7,17 +7,19 @@
 //! `stream_options.include_usage` is set, and end with `data: [DONE]`.
 
 use crate::engine::GenRequest;
-use ondo_engine::Event;
 use crate::error::ApiError;
 use crate::params::{chat_logprobs, check_vocab, completion_logprobs, sampling_params};
 use crate::prompt::{chat_ids, fit, max_model_len, normalize_messages, parse_prompts, prompt_ids};
 use crate::state::AppState;
-use crate::wire::{fields, parse_object, ChatRequest, CompletionRequest, Header, SamplingFields, Usage};
+use crate::wire::{
+    fields, parse_object, ChatRequest, CompletionRequest, Header, SamplingFields, Usage,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
+use ondo_engine::Event;
 use ondo_engine::{CompletionOutput, Llm, RequestOutput};
 use ondo_text::Tokenizer;
 use serde_json::{json, Value};
@@ -58,7 +60,10 @@ pub async fn chat(State(app): State<AppState>, body: Result<Bytes, BytesRejectio
     }
 }
 
-pub async fn completions(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn completions(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     match plan_completion(&app, body).await {
         Ok(plan) => respond(&app, plan).await,
         Err(e) => e.into_response(),
@@ -78,12 +83,21 @@ async fn plan_chat(app: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
     }
     let max_tokens = req.max_completion_tokens.or(sampling.max_tokens);
     let params = sampling_params(&sampling, max_tokens, logprobs)?;
-    let (llm, limit, stream) = (engine.llm_arc(), app.config().max_model_len, sampling.stream());
+    let (llm, limit, stream) = (
+        engine.llm_arc(),
+        app.config().max_model_len,
+        sampling.stream(),
+    );
     let request = blocking(move || {
         check_vocab(&params, llm.model().hparams().vocab_size)?;
         let ids = chat_ids(&llm, &messages)?;
         let params = fit(&ids, &params, max_model_len(&llm, limit), "messages")?;
-        Ok(GenRequest { prompt_ids: ids, params, stream, prompt_param: "messages" })
+        Ok(GenRequest {
+            prompt_ids: ids,
+            params,
+            stream,
+            prompt_param: "messages",
+        })
     })
     .await?;
     Ok(Plan {
@@ -97,7 +111,10 @@ async fn plan_chat(app: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
     })
 }
 
-async fn plan_completion(app: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Plan, ApiError> {
+async fn plan_completion(
+    app: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Plan, ApiError> {
     let value = parse_object(body)?;
     let (req, sampling): (CompletionRequest, SamplingFields) = (fields(&value)?, fields(&value)?);
     app.check_model(req.model.as_deref())?;
@@ -108,7 +125,11 @@ async fn plan_completion(app: &AppState, body: Result<Bytes, BytesRejection>) ->
     let prompts = parse_prompts(&req.prompt)?;
     let logprobs = completion_logprobs(req.logprobs)?;
     let params = sampling_params(&sampling, sampling.max_tokens, logprobs)?;
-    let (llm, limit, stream) = (engine.llm_arc(), app.config().max_model_len, sampling.stream());
+    let (llm, limit, stream) = (
+        engine.llm_arc(),
+        app.config().max_model_len,
+        sampling.stream(),
+    );
     let n = params.n;
     let requests = blocking(move || {
         check_vocab(&params, llm.model().hparams().vocab_size)?;
@@ -118,7 +139,12 @@ async fn plan_completion(app: &AppState, body: Result<Bytes, BytesRejection>) ->
             .map(|p| {
                 let ids = prompt_ids(&llm, p)?;
                 let params = fit(&ids, &params, max_len, "prompt")?;
-                Ok(GenRequest { prompt_ids: ids, params, stream, prompt_param: "prompt" })
+                Ok(GenRequest {
+                    prompt_ids: ids,
+                    params,
+                    stream,
+                    prompt_param: "prompt",
+                })
             })
             .collect()
     })
@@ -135,8 +161,12 @@ async fn plan_completion(app: &AppState, body: Result<Bytes, BytesRejection>) ->
 }
 
 /// Run CPU work (templates, tokenizing) on the blocking pool; a panic there is a 500.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|_| ApiError::internal("preparing the request failed"))?
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::internal("preparing the request failed"))?
 }
 
 /// Queue every prompt, then answer as JSON or as a stream.
@@ -145,7 +175,10 @@ async fn respond(app: &AppState, mut plan: Plan) -> Response {
         Ok(e) => e.clone(),
         Err(e) => return e.into_response(),
     };
-    let receivers: Result<Vec<_>, _> = std::mem::take(&mut plan.requests).into_iter().map(|r| engine.submit(r)).collect();
+    let receivers: Result<Vec<_>, _> = std::mem::take(&mut plan.requests)
+        .into_iter()
+        .map(|r| engine.submit(r))
+        .collect();
     let receivers = match receivers {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -161,7 +194,11 @@ async fn respond(app: &AppState, mut plan: Plan) -> Response {
 
 // ---- one JSON answer ----
 
-async fn complete(plan: &Plan, receivers: Vec<UnboundedReceiver<Event>>, llm: &Llm) -> Result<Value, ApiError> {
+async fn complete(
+    plan: &Plan,
+    receivers: Vec<UnboundedReceiver<Event>>,
+    llm: &Llm,
+) -> Result<Value, ApiError> {
     let mut choices = vec![];
     let mut usage = Usage::default();
     for (p, rx) in receivers.into_iter().enumerate() {
@@ -178,7 +215,10 @@ async fn complete(plan: &Plan, receivers: Vec<UnboundedReceiver<Event>>, llm: &L
     Ok(plan.header.object(object, choices, Some(usage.json())))
 }
 
-async fn wait_done(mut rx: UnboundedReceiver<Event>, prompt_param: &str) -> Result<RequestOutput, ApiError> {
+async fn wait_done(
+    mut rx: UnboundedReceiver<Event>,
+    prompt_param: &str,
+) -> Result<RequestOutput, ApiError> {
     loop {
         match rx.recv().await {
             Some(Event::Delta { .. }) => continue,
@@ -218,7 +258,9 @@ fn choice(plan: &Plan, index: usize, o: &CompletionOutput, tok: &Tokenizer) -> V
 type TokenLogprobs = (u32, f32, Vec<(u32, f32)>);
 
 fn token_logprobs(o: &CompletionOutput, k: usize) -> Vec<TokenLogprobs> {
-    let Some(maps) = &o.logprobs else { return vec![] };
+    let Some(maps) = &o.logprobs else {
+        return vec![];
+    };
     o.token_ids
         .iter()
         .zip(maps)
@@ -262,7 +304,10 @@ fn completion_logprobs_json(o: &CompletionOutput, k: usize, tok: &Tokenizer) -> 
         offset += text.chars().count();
         tokens.push(text);
         lps.push(lp.max(-9999.0));
-        let map: serde_json::Map<String, Value> = top.into_iter().map(|(t, l)| (piece(tok, t), json!(l.max(-9999.0)))).collect();
+        let map: serde_json::Map<String, Value> = top
+            .into_iter()
+            .map(|(t, l)| (piece(tok, t), json!(l.max(-9999.0))))
+            .collect();
         tops.push(Value::Object(map));
     }
     json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets})
@@ -302,17 +347,27 @@ async fn forward_events(
     let total = plan.n * receivers.len();
     if plan.kind == Kind::Chat {
         for i in 0..total {
-            send(tx, chunk(plan, i, json!({"role": "assistant", "content": ""}), None)).await?;
+            send(
+                tx,
+                chunk(plan, i, json!({"role": "assistant", "content": ""}), None),
+            )
+            .await?;
         }
     }
     let mut usage = Usage::default();
     for (p, mut rx) in receivers.into_iter().enumerate() {
         let out = loop {
             match rx.recv().await {
-                Some(Event::Delta { index, text }) => send(tx, delta_chunk(plan, p * plan.n + index, &text)).await?,
+                Some(Event::Delta { index, text }) => {
+                    send(tx, delta_chunk(plan, p * plan.n + index, &text)).await?
+                }
                 Some(Event::Done(out)) => break *out,
-                Some(Event::Failed(e)) => return fail(tx, ApiError::from_engine(e, plan.prompt_param())).await,
-                None => return fail(tx, ApiError::internal("the engine dropped the request")).await,
+                Some(Event::Failed(e)) => {
+                    return fail(tx, ApiError::from_engine(e, plan.prompt_param())).await
+                }
+                None => {
+                    return fail(tx, ApiError::internal("the engine dropped the request")).await
+                }
             }
         };
         usage.add(usage_of(&out));
@@ -326,7 +381,12 @@ async fn forward_events(
         }
     }
     if plan.include_usage {
-        send(tx, plan.header.object(chunk_object(plan), vec![], Some(usage.json()))).await?;
+        send(
+            tx,
+            plan.header
+                .object(chunk_object(plan), vec![], Some(usage.json())),
+        )
+        .await?;
     }
     tx.send("[DONE]".into()).await.map_err(|_| Gone)
 }
@@ -353,8 +413,12 @@ fn delta_chunk(plan: &Plan, index: usize, text: &str) -> Value {
 /// One chunk with one choice: chat's `delta` object, or completions' `text`.
 fn chunk(plan: &Plan, index: usize, body: Value, finish: Option<&str>) -> Value {
     let choice = match plan.kind {
-        Kind::Chat => json!({"index": index, "delta": body, "logprobs": null, "finish_reason": finish}),
-        Kind::Completion => json!({"index": index, "text": body, "logprobs": null, "finish_reason": finish}),
+        Kind::Chat => {
+            json!({"index": index, "delta": body, "logprobs": null, "finish_reason": finish})
+        }
+        Kind::Completion => {
+            json!({"index": index, "text": body, "logprobs": null, "finish_reason": finish})
+        }
     };
     let usage = plan.include_usage.then_some(Value::Null);
     plan.header.object(chunk_object(plan), vec![choice], usage)

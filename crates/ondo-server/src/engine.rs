@@ -33,8 +33,15 @@ pub struct Engine {
 impl Engine {
     /// Start (or join) the engine thread of `llm`.
     pub fn start(llm: Llm) -> Result<Engine, ApiError> {
-        let handle = llm.engine().map_err(|e| ApiError::internal(e.to_string()))?.clone();
-        Ok(Engine { llm: Arc::new(llm), handle, requests: Arc::default() })
+        let handle = llm
+            .engine()
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .clone();
+        Ok(Engine {
+            llm: Arc::new(llm),
+            handle,
+            requests: Arc::default(),
+        })
     }
 
     /// Read-only access for tokenizing and rendering.
@@ -59,8 +66,18 @@ impl Engine {
 
     /// Queue `req`; its events arrive on the returned receiver. Bad input is a 400 here.
     pub fn submit(&self, req: GenRequest) -> Result<UnboundedReceiver<Event>, ApiError> {
-        let new = NewRequest { id: String::new(), prompt: None, prompt_ids: req.prompt_ids, params: req.params, stream: req.stream, cancel: None };
-        let rx = self.handle.submit(new).map_err(|e| ApiError::from_engine(e, req.prompt_param))?;
+        let new = NewRequest {
+            id: String::new(),
+            prompt: None,
+            prompt_ids: req.prompt_ids,
+            params: req.params,
+            stream: req.stream,
+            cancel: None,
+        };
+        let rx = self
+            .handle
+            .submit(new)
+            .map_err(|e| ApiError::from_engine(e, req.prompt_param))?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         Ok(rx)
     }

@@ -10,7 +10,10 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("serving failed: {0}")]
     Serve(std::io::Error),
     #[error("loading the model failed: {0}")]
@@ -41,30 +44,52 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", "Incorrect API key provided.")
-            .with_code("invalid_api_key")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "Incorrect API key provided.",
+        )
+        .with_code("invalid_api_key")
     }
 
     pub fn model_not_found(model: &str) -> Self {
         let msg = format!("The model `{model}` does not exist.");
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", msg).with_param("model").with_code("model_not_found")
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", msg)
+            .with_param("model")
+            .with_code("model_not_found")
     }
 
     pub fn not_found(path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", format!("Unknown route {path}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("Unknown route {path}"),
+        )
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "Method not allowed for this route")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "Method not allowed for this route",
+        )
     }
 
     pub fn loading() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "The model is still loading; try again shortly.")
-            .with_code("model_loading")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "The model is still loading; try again shortly.",
+        )
+        .with_code("model_loading")
     }
 
     pub fn shutting_down() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "The server is shutting down.")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "The server is shutting down.",
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -72,7 +97,13 @@ impl ApiError {
     }
 
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), kind, param: None, code: None }
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+        }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {

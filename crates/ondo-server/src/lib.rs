@@ -46,13 +46,22 @@ impl Server {
     /// model is installed with `state().install(llm)`.
     pub async fn bind(config: Config) -> Result<Server, Error> {
         let addr = format!("{}:{}", config.host, config.port);
-        let listener =
-            tokio::net::TcpListener::bind(&addr).await.map_err(|source| Error::Bind { addr: addr.clone(), source })?;
-        Ok(Server { listener, state: AppState::new(config) })
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        Ok(Server {
+            listener,
+            state: AppState::new(config),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     pub fn state(&self) -> AppState {
@@ -61,7 +70,10 @@ impl Server {
 
     /// Serve until `shutdown` resolves; then running generations stop at their next token and
     /// open connections are drained.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
         let state = self.state.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
@@ -84,8 +96,14 @@ pub async fn serve(llm: Llm, config: Config) -> Result<(), Error> {
 
 /// What `ondo serve` runs: listen at once (503 while loading), load the model with `load` on a
 /// worker thread, serve until SIGINT or SIGTERM. A failed load stops the server with its error.
-pub fn run_blocking(config: Config, load: impl FnOnce() -> Result<Llm, String> + Send + 'static) -> Result<(), Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Runtime)?;
+pub fn run_blocking(
+    config: Config,
+    load: impl FnOnce() -> Result<Llm, String> + Send + 'static,
+) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
         eprintln!("listening on http://{}", server.local_addr());

@@ -24,7 +24,10 @@ pub fn render(engine: &Engine) -> String {
         let _ = writeln!(out, "# TYPE {name} gauge\n{name} {}", get(v));
     }
     let used = get(&s.kv_blocks_used) as f64 / get(&s.kv_blocks_total).max(1) as f64;
-    let _ = writeln!(out, "# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc {used}");
+    let _ = writeln!(
+        out,
+        "# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc {used}"
+    );
     let counters: [(&str, &AtomicU64); 12] = [
         ("vllm:prompt_tokens_total", &s.prompt_tokens),
         ("vllm:generation_tokens_total", &s.generation_tokens),
@@ -42,21 +45,49 @@ pub fn render(engine: &Engine) -> String {
     for (name, v) in counters {
         let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", get(v));
     }
-    let _ = writeln!(out, "# TYPE ondo_requests_total counter\nondo_requests_total {}", engine.requests_total());
+    let _ = writeln!(
+        out,
+        "# TYPE ondo_requests_total counter\nondo_requests_total {}",
+        engine.requests_total()
+    );
     // the earlier names of the two gauges
-    let _ = writeln!(out, "ondo_requests_running {}\nondo_requests_waiting {}", get(&s.requests_running), get(&s.requests_waiting));
+    let _ = writeln!(
+        out,
+        "ondo_requests_running {}\nondo_requests_waiting {}",
+        get(&s.requests_running),
+        get(&s.requests_waiting)
+    );
     let queries = get(&s.prefix_cache_queries);
-    let rate = if queries == 0 { 0.0 } else { get(&s.prefix_cache_hits) as f64 / queries as f64 };
-    let _ = writeln!(out, "# TYPE ondo_prefix_cache_hit_rate gauge\nondo_prefix_cache_hit_rate {rate}");
-    histogram(&mut out, "vllm:time_to_first_token_seconds", &s.time_to_first_token);
-    histogram(&mut out, "vllm:inter_token_latency_seconds", &s.inter_token_latency);
+    let rate = if queries == 0 {
+        0.0
+    } else {
+        get(&s.prefix_cache_hits) as f64 / queries as f64
+    };
+    let _ = writeln!(
+        out,
+        "# TYPE ondo_prefix_cache_hit_rate gauge\nondo_prefix_cache_hit_rate {rate}"
+    );
+    histogram(
+        &mut out,
+        "vllm:time_to_first_token_seconds",
+        &s.time_to_first_token,
+    );
+    histogram(
+        &mut out,
+        "vllm:inter_token_latency_seconds",
+        &s.inter_token_latency,
+    );
     out
 }
 
 fn histogram(out: &mut String, name: &str, h: &Histogram) {
     let _ = writeln!(out, "# TYPE {name} histogram");
     for (bound, count) in h.buckets() {
-        let le = if bound.is_infinite() { "+Inf".to_string() } else { bound.to_string() };
+        let le = if bound.is_infinite() {
+            "+Inf".to_string()
+        } else {
+            bound.to_string()
+        };
         let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {count}");
     }
     let _ = writeln!(out, "{name}_sum {}\n{name}_count {}", h.sum(), h.count());

@@ -44,34 +44,46 @@ pub fn sampling_params(
         logit_bias: logit_bias(f)?,
         ..d
     };
-    p.validate().map_err(|e| ApiError::bad_param(e.field(), e.to_string()))?;
+    p.validate()
+        .map_err(|e| ApiError::bad_param(e.field(), e.to_string()))?;
     if p.best_of() > MAX_SEQUENCES {
         let field = if p.best_of.is_some() { "best_of" } else { "n" };
-        let msg = format!("{field} must be at most {MAX_SEQUENCES}, got {}", p.best_of());
+        let msg = format!(
+            "{field} must be at most {MAX_SEQUENCES}, got {}",
+            p.best_of()
+        );
         return Err(ApiError::bad_param(field, msg));
     }
     if f.stream() && p.best_of() != p.n {
-        return Err(ApiError::bad_param("best_of", "best_of must equal n when streaming"));
+        return Err(ApiError::bad_param(
+            "best_of",
+            "best_of must equal n when streaming",
+        ));
     }
     Ok(p)
 }
 
 /// Checks the token ids the parameters name against the vocabulary.
 pub fn check_vocab(p: &SamplingParams, vocab_size: usize) -> Result<(), ApiError> {
-    p.validate_vocab(vocab_size).map_err(|e| ApiError::bad_param(e.field(), e.to_string()))
+    p.validate_vocab(vocab_size)
+        .map_err(|e| ApiError::bad_param(e.field(), e.to_string()))
 }
 
 /// `logprobs` of chat: a bool plus `top_logprobs` in 0..=20.
 pub fn chat_logprobs(logprobs: Option<bool>, top: Option<i64>) -> Result<Option<usize>, ApiError> {
     let top = count("top_logprobs", top)?;
     if top.is_some_and(|k| k > MAX_LOGPROBS) {
-        return Err(ApiError::bad_param("top_logprobs", format!("top_logprobs must be at most {MAX_LOGPROBS}")));
+        return Err(ApiError::bad_param(
+            "top_logprobs",
+            format!("top_logprobs must be at most {MAX_LOGPROBS}"),
+        ));
     }
     match (logprobs.unwrap_or(false), top) {
         (true, k) => Ok(Some(k.unwrap_or(0))),
-        (false, Some(k)) if k > 0 => {
-            Err(ApiError::bad_param("top_logprobs", "top_logprobs requires logprobs to be set to true"))
-        }
+        (false, Some(k)) if k > 0 => Err(ApiError::bad_param(
+            "top_logprobs",
+            "top_logprobs requires logprobs to be set to true",
+        )),
         (false, _) => Ok(None),
     }
 }
@@ -80,7 +92,10 @@ pub fn chat_logprobs(logprobs: Option<bool>, top: Option<i64>) -> Result<Option<
 pub fn completion_logprobs(logprobs: Option<i64>) -> Result<Option<usize>, ApiError> {
     let k = count("logprobs", logprobs)?;
     if k.is_some_and(|k| k > MAX_LOGPROBS) {
-        return Err(ApiError::bad_param("logprobs", format!("logprobs must be at most {MAX_LOGPROBS}")));
+        return Err(ApiError::bad_param(
+            "logprobs",
+            format!("logprobs must be at most {MAX_LOGPROBS}"),
+        ));
     }
     Ok(k)
 }
@@ -122,12 +137,14 @@ pub fn fit_context(
 
 /// An integer count, checked where every count is (`ondo_engine::params::count_param`).
 fn count(field: &'static str, v: Option<i64>) -> Result<Option<usize>, ApiError> {
-    v.map(|v| count_param(field, v).map_err(|e| ApiError::bad_param(field, e.to_string()))).transpose()
+    v.map(|v| count_param(field, v).map_err(|e| ApiError::bad_param(field, e.to_string())))
+        .transpose()
 }
 
 fn top_k(v: Option<i64>) -> Result<i32, ApiError> {
     let v = v.unwrap_or(0);
-    i32::try_from(v).map_err(|_| ApiError::bad_param("top_k", format!("top_k is out of range: {v}")))
+    i32::try_from(v)
+        .map_err(|_| ApiError::bad_param("top_k", format!("top_k is out of range: {v}")))
 }
 
 fn stop_list(stop: Option<&StringOrList>) -> Vec<String> {
@@ -140,14 +157,20 @@ fn stop_list(stop: Option<&StringOrList>) -> Vec<String> {
 
 /// `{"token id": bias}` with the keys parsed; biases outside [-100, 100] are rejected as OpenAI does.
 fn logit_bias(f: &SamplingFields) -> Result<std::collections::BTreeMap<u32, f32>, ApiError> {
-    let Some(map) = &f.logit_bias else { return Ok(Default::default()) };
+    let Some(map) = &f.logit_bias else {
+        return Ok(Default::default());
+    };
     map.iter()
         .map(|(k, &v)| {
             let id = k.trim().parse::<u32>().map_err(|_| {
-                ApiError::bad_param("logit_bias", format!("logit_bias keys must be token ids, got {k:?}"))
+                ApiError::bad_param(
+                    "logit_bias",
+                    format!("logit_bias keys must be token ids, got {k:?}"),
+                )
             })?;
             if !(-100.0..=100.0).contains(&v) {
-                let msg = format!("logit_bias values must be in [-100, 100], got {v} for token {id}");
+                let msg =
+                    format!("logit_bias values must be in [-100, 100], got {v} for token {id}");
                 return Err(ApiError::bad_param("logit_bias", msg));
             }
             Ok((id, v))
@@ -195,9 +218,24 @@ mod tests {
 
     #[test]
     fn context_is_enforced() {
-        let p = SamplingParams { max_tokens: Some(50), ..Default::default() };
-        assert_eq!(fit_context(p.clone(), 100, 100, "messages").expect_err("full").param.as_deref(), Some("messages"));
-        assert_eq!(fit_context(p.clone(), 60, 100, "prompt").expect_err("over").param.as_deref(), Some("max_tokens"));
+        let p = SamplingParams {
+            max_tokens: Some(50),
+            ..Default::default()
+        };
+        assert_eq!(
+            fit_context(p.clone(), 100, 100, "messages")
+                .expect_err("full")
+                .param
+                .as_deref(),
+            Some("messages")
+        );
+        assert_eq!(
+            fit_context(p.clone(), 60, 100, "prompt")
+                .expect_err("over")
+                .param
+                .as_deref(),
+            Some("max_tokens")
+        );
         assert!(fit_context(p, 50, 100, "prompt").is_ok());
     }
 

@@ -8,7 +8,14 @@ use ondo_engine::{Llm, SamplingParams};
 use ondo_text::RenderOptions;
 use serde_json::{Map, Value};
 
-const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
+const ROLES: [&str; 6] = [
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 /// A completion prompt as sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,20 +27,31 @@ pub enum PromptInput {
 /// Checks `messages` and returns them with list-of-parts content joined into one string (what
 /// text-only templates expect).
 pub fn normalize_messages(messages: &Value) -> Result<Vec<Value>, ApiError> {
-    let list = messages
-        .as_array()
-        .ok_or_else(|| ApiError::bad_param("messages", "messages must be a list of message objects"))?;
+    let list = messages.as_array().ok_or_else(|| {
+        ApiError::bad_param("messages", "messages must be a list of message objects")
+    })?;
     if list.is_empty() {
-        return Err(ApiError::bad_param("messages", "messages must contain at least one message"));
+        return Err(ApiError::bad_param(
+            "messages",
+            "messages must contain at least one message",
+        ));
     }
-    list.iter().enumerate().map(|(i, m)| normalize_message(i, m)).collect()
+    list.iter()
+        .enumerate()
+        .map(|(i, m)| normalize_message(i, m))
+        .collect()
 }
 
 fn normalize_message(i: usize, m: &Value) -> Result<Value, ApiError> {
     let param = |field: &str| format!("messages.[{i}]{field}");
-    let obj = m.as_object().ok_or_else(|| ApiError::bad_param(param(""), format!("messages[{i}] must be an object")))?;
+    let obj = m.as_object().ok_or_else(|| {
+        ApiError::bad_param(param(""), format!("messages[{i}] must be an object"))
+    })?;
     let role = obj.get("role").and_then(Value::as_str).ok_or_else(|| {
-        ApiError::bad_param(param(".role"), format!("messages[{i}].role must be a string"))
+        ApiError::bad_param(
+            param(".role"),
+            format!("messages[{i}].role must be a string"),
+        )
     })?;
     if !ROLES.contains(&role) {
         let msg = format!("messages[{i}].role must be one of {ROLES:?}, got {role:?}");
@@ -58,10 +76,19 @@ fn normalize_message(i: usize, m: &Value) -> Result<Value, ApiError> {
 fn join_text_parts(parts: &[Value]) -> Result<String, String> {
     let texts: Vec<&str> = parts
         .iter()
-        .map(|p| match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
-            (Some("text"), Some(t)) => Ok(t),
-            (Some(kind), _) if kind != "text" => Err(format!("content parts of type {kind:?} are not supported")),
-            _ => Err("each content part must be {\"type\": \"text\", \"text\": string}".to_string()),
+        .map(|p| {
+            match (
+                p.get("type").and_then(Value::as_str),
+                p.get("text").and_then(Value::as_str),
+            ) {
+                (Some("text"), Some(t)) => Ok(t),
+                (Some(kind), _) if kind != "text" => {
+                    Err(format!("content parts of type {kind:?} are not supported"))
+                }
+                _ => Err(
+                    "each content part must be {\"type\": \"text\", \"text\": string}".to_string(),
+                ),
+            }
         })
         .collect::<Result<_, _>>()?;
     Ok(texts.join("\n"))
@@ -77,8 +104,12 @@ pub fn parse_prompts(prompt: &Value) -> Result<Vec<PromptInput>, ApiError> {
     };
     match prompt {
         Value::String(s) => Ok(vec![PromptInput::Text(s.clone())]),
-        Value::Array(items) if items.is_empty() => Err(ApiError::bad_param("prompt", "prompt must not be empty")),
-        Value::Array(items) if items[0].is_number() => Ok(vec![PromptInput::Ids(token_ids(items).ok_or_else(bad)?)]),
+        Value::Array(items) if items.is_empty() => {
+            Err(ApiError::bad_param("prompt", "prompt must not be empty"))
+        }
+        Value::Array(items) if items[0].is_number() => {
+            Ok(vec![PromptInput::Ids(token_ids(items).ok_or_else(bad)?)])
+        }
         Value::Array(items) => items
             .iter()
             .map(|item| match item {
@@ -92,21 +123,34 @@ pub fn parse_prompts(prompt: &Value) -> Result<Vec<PromptInput>, ApiError> {
 }
 
 fn token_ids(items: &[Value]) -> Option<Vec<u32>> {
-    items.iter().map(|v| v.as_u64().and_then(|id| u32::try_from(id).ok())).collect()
+    items
+        .iter()
+        .map(|v| v.as_u64().and_then(|id| u32::try_from(id).ok()))
+        .collect()
 }
 
 /// Token ids of a chat: rendered by the model's template with the assistant turn opened, then
 /// tokenized without adding special tokens again.
 pub fn chat_ids(llm: &Llm, messages: &[Value]) -> Result<Vec<u32>, ApiError> {
-    let opts = RenderOptions { add_generation_prompt: true, ..Default::default() };
-    let text = llm.render_chat(messages, &opts).map_err(|e| ApiError::from_engine(e, "messages"))?;
-    llm.tokenizer().encode(&text, false).map_err(|e| ApiError::bad_param("messages", e.to_string()))
+    let opts = RenderOptions {
+        add_generation_prompt: true,
+        ..Default::default()
+    };
+    let text = llm
+        .render_chat(messages, &opts)
+        .map_err(|e| ApiError::from_engine(e, "messages"))?;
+    llm.tokenizer()
+        .encode(&text, false)
+        .map_err(|e| ApiError::bad_param("messages", e.to_string()))
 }
 
 /// Token ids of a completion prompt; ids must be in the vocabulary.
 pub fn prompt_ids(llm: &Llm, prompt: &PromptInput) -> Result<Vec<u32>, ApiError> {
     match prompt {
-        PromptInput::Text(t) => llm.tokenizer().encode(t, true).map_err(|e| ApiError::bad_param("prompt", e.to_string())),
+        PromptInput::Text(t) => llm
+            .tokenizer()
+            .encode(t, true)
+            .map_err(|e| ApiError::bad_param("prompt", e.to_string())),
         PromptInput::Ids(ids) => {
             check_ids(llm, ids, "prompt")?;
             Ok(ids.clone())
@@ -118,7 +162,10 @@ pub fn prompt_ids(llm: &Llm, prompt: &PromptInput) -> Result<Vec<u32>, ApiError>
 pub fn check_ids(llm: &Llm, ids: &[u32], param: &str) -> Result<(), ApiError> {
     let vocab = llm.model().hparams().vocab_size;
     match ids.iter().find(|&&id| id as usize >= vocab) {
-        Some(id) => Err(ApiError::bad_param(param, format!("token id {id} is out of vocabulary (size {vocab})"))),
+        Some(id) => Err(ApiError::bad_param(
+            param,
+            format!("token id {id} is out of vocabulary (size {vocab})"),
+        )),
         None => Ok(()),
     }
 }
@@ -131,9 +178,17 @@ pub fn max_model_len(llm: &Llm, limit: Option<usize>) -> usize {
 
 /// Non-empty ids that fit the context with the parameters (the engine checks the rest when the
 /// request is submitted: vocabulary, parameters, the KV pool's size).
-pub fn fit(ids: &[u32], params: &SamplingParams, max_len: usize, param: &str) -> Result<SamplingParams, ApiError> {
+pub fn fit(
+    ids: &[u32],
+    params: &SamplingParams,
+    max_len: usize,
+    param: &str,
+) -> Result<SamplingParams, ApiError> {
     if ids.is_empty() {
-        return Err(ApiError::bad_param(param, format!("the {param} is empty: nothing to continue from")));
+        return Err(ApiError::bad_param(
+            param,
+            format!("the {param} is empty: nothing to continue from"),
+        ));
     }
     fit_context(params.clone(), ids.len(), max_len, param)
 }
@@ -153,10 +208,19 @@ mod tests {
             (json!("hi"), "messages"),
             (json!([1]), "messages.[0]"),
             (json!([{"content": "x"}]), "messages.[0].role"),
-            (json!([{"role": "wizard", "content": "x"}]), "messages.[0].role"),
+            (
+                json!([{"role": "wizard", "content": "x"}]),
+                "messages.[0].role",
+            ),
             (json!([{"role": "user"}]), "messages.[0].content"),
-            (json!([{"role": "user", "content": 5}]), "messages.[0].content"),
-            (json!([{"role": "user", "content": [{"type": "image_url"}]}]), "messages.[0].content"),
+            (
+                json!([{"role": "user", "content": 5}]),
+                "messages.[0].content",
+            ),
+            (
+                json!([{"role": "user", "content": [{"type": "image_url"}]}]),
+                "messages.[0].content",
+            ),
         ] {
             let e = normalize_messages(&bad).expect_err(&bad.to_string());
             assert_eq!(e.param.as_deref(), Some(param), "{bad}");
@@ -169,9 +233,22 @@ mod tests {
         let t = |s: &str| PromptInput::Text(s.into());
         assert_eq!(parse_prompts(&json!("a")), Ok(vec![t("a")]));
         assert_eq!(parse_prompts(&json!(["a", "b"])), Ok(vec![t("a"), t("b")]));
-        assert_eq!(parse_prompts(&json!([1, 2])), Ok(vec![PromptInput::Ids(vec![1, 2])]));
-        assert_eq!(parse_prompts(&json!([[1], [2]])), Ok(vec![PromptInput::Ids(vec![1]), PromptInput::Ids(vec![2])]));
-        for bad in [json!([]), json!(5), json!([-1]), json!([1, "a"]), json!([{}]), json!(null)] {
+        assert_eq!(
+            parse_prompts(&json!([1, 2])),
+            Ok(vec![PromptInput::Ids(vec![1, 2])])
+        );
+        assert_eq!(
+            parse_prompts(&json!([[1], [2]])),
+            Ok(vec![PromptInput::Ids(vec![1]), PromptInput::Ids(vec![2])])
+        );
+        for bad in [
+            json!([]),
+            json!(5),
+            json!([-1]),
+            json!([1, "a"]),
+            json!([{}]),
+            json!(null),
+        ] {
             assert!(parse_prompts(&bad).is_err(), "{bad}");
         }
     }

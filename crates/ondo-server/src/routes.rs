@@ -37,7 +37,11 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), require_key))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state);
-    let app = if cors { app.layer(tower_http::cors::CorsLayer::permissive()) } else { app };
+    let app = if cors {
+        app.layer(tower_http::cors::CorsLayer::permissive())
+    } else {
+        app
+    };
     app.layer(middleware::from_fn(log_request))
 }
 
@@ -46,19 +50,29 @@ pub fn router(state: AppState) -> Router {
 /// One line per request on stderr: client, method, path, status, time to the response head.
 async fn log_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()).unwrap_or_default();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let response = next.run(req).await;
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    eprintln!("{peer} \"{method} {path}\" {} {ms:.1}ms", response.status().as_u16());
+    eprintln!(
+        "{peer} \"{method} {path}\" {} {ms:.1}ms",
+        response.status().as_u16()
+    );
     response
 }
 
 /// With an API key configured, every route but /health and /metrics needs
 /// `Authorization: Bearer KEY` (compared in constant time).
 async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(key) = app.config().api_key.as_deref() else { return next.run(req).await };
-    let open = matches!(req.uri().path(), "/health" | "/metrics") || req.method() == Method::OPTIONS;
+    let Some(key) = app.config().api_key.as_deref() else {
+        return next.run(req).await;
+    };
+    let open =
+        matches!(req.uri().path(), "/health" | "/metrics") || req.method() == Method::OPTIONS;
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -99,14 +113,20 @@ async fn models(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"object": "list", "data": [model_card(&app)?]})))
 }
 
-async fn model(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn model(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     app.check_model(Some(&id))?;
     Ok(Json(model_card(&app)?))
 }
 
 /// vLLM's /tokenize: a prompt (`add_special_tokens` default true) or chat messages (rendered
 /// with the template; `add_special_tokens` default false).
-async fn tokenize(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn tokenize(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let req: TokenizeRequest = parse_body(body)?;
     app.check_model(req.model.as_deref())?;
     let engine = app.engine()?;
@@ -116,37 +136,64 @@ async fn tokenize(State(app): State<AppState>, body: Result<Bytes, BytesRejectio
         let ids = match (&req.prompt, &req.messages) {
             (Some(p), None) => {
                 let special = req.add_special_tokens.unwrap_or(true);
-                llm.tokenizer().encode(p, special).map_err(|e| ApiError::bad_param("prompt", e.to_string()))?
+                llm.tokenizer()
+                    .encode(p, special)
+                    .map_err(|e| ApiError::bad_param("prompt", e.to_string()))?
             }
             (None, Some(m)) => tokenize_chat(&llm, m, &req)?,
-            _ => return Err(ApiError::bad_request("give exactly one of prompt or messages")),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give exactly one of prompt or messages",
+                ))
+            }
         };
         let strs = req.return_token_strs.unwrap_or(false).then(|| {
-            ids.iter().map(|&id| llm.tokenizer().id_to_token(id).unwrap_or_default()).collect::<Vec<_>>()
+            ids.iter()
+                .map(|&id| llm.tokenizer().id_to_token(id).unwrap_or_default())
+                .collect::<Vec<_>>()
         });
-        Ok(json!({"count": ids.len(), "max_model_len": max_model_len(&llm, limit), "tokens": ids, "token_strs": strs}))
+        Ok(
+            json!({"count": ids.len(), "max_model_len": max_model_len(&llm, limit), "tokens": ids, "token_strs": strs}),
+        )
     };
-    let value = tokio::task::spawn_blocking(job).await.map_err(|_| ApiError::internal("tokenizing failed"))??;
+    let value = tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|_| ApiError::internal("tokenizing failed"))??;
     Ok(Json(value))
 }
 
-fn tokenize_chat(llm: &ondo_engine::Llm, messages: &Value, req: &TokenizeRequest) -> Result<Vec<u32>, ApiError> {
+fn tokenize_chat(
+    llm: &ondo_engine::Llm,
+    messages: &Value,
+    req: &TokenizeRequest,
+) -> Result<Vec<u32>, ApiError> {
     let messages = normalize_messages(messages)?;
     let opts = ondo_text::RenderOptions {
         add_generation_prompt: req.add_generation_prompt.unwrap_or(true),
         ..Default::default()
     };
-    let text = llm.render_chat(&messages, &opts).map_err(|e| ApiError::from_engine(e, "messages"))?;
+    let text = llm
+        .render_chat(&messages, &opts)
+        .map_err(|e| ApiError::from_engine(e, "messages"))?;
     let special = req.add_special_tokens.unwrap_or(false);
-    llm.tokenizer().encode(&text, special).map_err(|e| ApiError::bad_param("messages", e.to_string()))
+    llm.tokenizer()
+        .encode(&text, special)
+        .map_err(|e| ApiError::bad_param("messages", e.to_string()))
 }
 
-async fn detokenize(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn detokenize(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let req: DetokenizeRequest = parse_body(body)?;
     app.check_model(req.model.as_deref())?;
     let engine = app.engine()?;
     check_ids(engine.llm(), &req.tokens, "tokens")?;
-    let text = engine.llm().tokenizer().decode(&req.tokens, false).map_err(|e| ApiError::bad_param("tokens", e.to_string()))?;
+    let text = engine
+        .llm()
+        .tokenizer()
+        .decode(&req.tokens, false)
+        .map_err(|e| ApiError::bad_param("tokens", e.to_string()))?;
     Ok(Json(json!({"prompt": text})))
 }
 

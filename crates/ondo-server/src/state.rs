@@ -60,7 +60,9 @@ impl AppState {
             stopping: Arc::default(),
             created: crate::wire::unix_now(),
         };
-        AppState { inner: Arc::new(inner) }
+        AppState {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The model has loaded: start its engine thread and begin serving requests.

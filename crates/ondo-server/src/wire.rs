@@ -76,7 +76,10 @@ impl SamplingFields {
         self.stream.unwrap_or(false)
     }
     pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false)
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
     }
 }
 
@@ -139,11 +142,14 @@ pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> R
 
 /// The body as a JSON object (syntax errors and non-objects are 400s without a param).
 pub fn parse_object(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let bytes = body.map_err(|r| ApiError::new(r.status(), "invalid_request_error", r.body_text()))?;
-    let value: Value =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let bytes =
+        body.map_err(|r| ApiError::new(r.status(), "invalid_request_error", r.body_text()))?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     }
     Ok(value)
 }
@@ -194,7 +200,11 @@ pub struct Header {
 
 impl Header {
     pub fn new(prefix: &str, model: &str) -> Self {
-        Header { id: format!("{prefix}-{}", random_hex()), created: unix_now(), model: model.to_string() }
+        Header {
+            id: format!("{prefix}-{}", random_hex()),
+            created: unix_now(),
+            model: model.to_string(),
+        }
     }
 
     /// `{"id", "object", "created", "model", "choices"}` plus `usage` when given.
@@ -210,12 +220,18 @@ impl Header {
 }
 
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// 32 random hex digits (std's randomly keyed hasher; no extra dependency).
 fn random_hex() -> String {
     use std::hash::{BuildHasher, Hasher};
-    let word = || std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let word = || {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
     format!("{:016x}{:016x}", word(), word())
 }

@@ -26,13 +26,26 @@ fn stream_chat(base: &str, i: usize) -> (String, String, Value) {
     assert_eq!(usage_chunk["choices"], json!([]), "{usage_chunk}");
     let with_choices = &chunks[..chunks.len() - 1];
     let last = &with_choices[with_choices.len() - 1];
-    let text: String = with_choices.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
-    assert!(with_choices.iter().all(|c| c["object"] == "chat.completion.chunk" && c["id"] == first["id"]));
-    (text, last["choices"][0]["finish_reason"].as_str().unwrap_or("").to_string(), usage_chunk["usage"].clone())
+    let text: String = with_choices
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(with_choices
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk" && c["id"] == first["id"]));
+    (
+        text,
+        last["choices"][0]["finish_reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        usage_chunk["usage"].clone(),
+    )
 }
 
 fn prompt_tokens(base: &str, i: usize) -> u64 {
-    let body = json!({"messages": [{"role": "user", "content": format!("Count from {i} upwards.")}]});
+    let body =
+        json!({"messages": [{"role": "user", "content": format!("Count from {i} upwards.")}]});
     let (status, resp) = post(base, "/tokenize", &body.to_string(), None);
     assert_eq!(status, 200, "{resp}");
     resp["count"].as_u64().expect("count")
@@ -40,7 +53,12 @@ fn prompt_tokens(base: &str, i: usize) -> u64 {
 
 #[test]
 fn sixty_four_concurrent_streams_all_complete_with_exact_usage() {
-    let Some(server) = start(Config { model_name: "smol".into(), ..Config::default() }) else { return };
+    let Some(server) = start(Config {
+        model_name: "smol".into(),
+        ..Config::default()
+    }) else {
+        return;
+    };
     let base = server.base.clone();
     let clients: Vec<_> = (0..64)
         .map(|i| {
@@ -52,19 +70,40 @@ fn sixty_four_concurrent_streams_all_complete_with_exact_usage() {
         let (i, (text, finish, usage)) = client.join().expect("client thread");
         assert!(!text.is_empty(), "client {i}");
         assert_eq!(finish, "length", "client {i}");
-        assert_eq!(usage["completion_tokens"].as_u64(), Some(TOKENS), "client {i}: {usage}");
-        assert_eq!(usage["prompt_tokens"].as_u64(), Some(prompt_tokens(&base, i)), "client {i}: {usage}");
-        assert_eq!(usage["total_tokens"].as_u64(), Some(prompt_tokens(&base, i) + TOKENS), "client {i}");
+        assert_eq!(
+            usage["completion_tokens"].as_u64(),
+            Some(TOKENS),
+            "client {i}: {usage}"
+        );
+        assert_eq!(
+            usage["prompt_tokens"].as_u64(),
+            Some(prompt_tokens(&base, i)),
+            "client {i}: {usage}"
+        );
+        assert_eq!(
+            usage["total_tokens"].as_u64(),
+            Some(prompt_tokens(&base, i) + TOKENS),
+            "client {i}"
+        );
     }
     assert_eq!(metric(&base, "ondo_requests_finished_total"), 64);
     assert_eq!(metric(&base, "ondo_requests_waiting"), 0);
-    assert_eq!(metric(&base, "ondo_kv_blocks_used"), 0, "every block is back");
+    assert_eq!(
+        metric(&base, "ondo_kv_blocks_used"),
+        0,
+        "every block is back"
+    );
     assert!(metric(&base, "vllm:num_requests_running") == 0);
 }
 
 #[test]
 fn sixteen_clients_that_disconnect_give_their_blocks_back() {
-    let Some(server) = start(Config { model_name: "smol".into(), ..Config::default() }) else { return };
+    let Some(server) = start(Config {
+        model_name: "smol".into(),
+        ..Config::default()
+    }) else {
+        return;
+    };
     let base = &server.base;
     let mut streams: Vec<_> = (0..16)
         .map(|i| {
@@ -81,25 +120,42 @@ fn sixteen_clients_that_disconnect_give_their_blocks_back() {
             assert_ne!(s.next_data().expect("a chunk"), "[DONE]");
         }
     }
-    assert!(metric(base, "ondo_kv_blocks_used") > 0, "16 running streams hold blocks");
+    assert!(
+        metric(base, "ondo_kv_blocks_used") > 0,
+        "16 running streams hold blocks"
+    );
     drop(streams); // every client goes away mid-stream
     let steps = metric(base, "ondo_engine_steps_total");
     let start = std::time::Instant::now();
     while metric(base, "ondo_kv_blocks_used") > 0 {
-        assert!(start.elapsed().as_secs() < 30, "blocks still in use 30 s after the clients left");
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "blocks still in use 30 s after the clients left"
+        );
         std::thread::yield_now();
     }
     let taken = metric(base, "ondo_engine_steps_total") - steps;
     // the server notices a closed connection at its next write (one step), the engine cancels
     // at the step after
-    assert!(taken <= 3, "blocks came back {taken} steps after the clients left");
+    assert!(
+        taken <= 3,
+        "blocks came back {taken} steps after the clients left"
+    );
     assert_eq!(metric(base, "ondo_requests_aborted_total"), 16);
-    assert!(metric(base, "ondo_generation_tokens_total") < 16 * 100, "the abandoned requests kept generating");
+    assert!(
+        metric(base, "ondo_generation_tokens_total") < 16 * 100,
+        "the abandoned requests kept generating"
+    );
 }
 
 #[test]
 fn a_client_that_disconnects_frees_its_place() {
-    let Some(server) = start(Config { model_name: "smol".into(), ..Config::default() }) else { return };
+    let Some(server) = start(Config {
+        model_name: "smol".into(),
+        ..Config::default()
+    }) else {
+        return;
+    };
     let base = &server.base;
     let long = json!({
         "model": "smol", "prompt": "Once upon a time", "max_tokens": 4000, "ignore_eos": true,
@@ -121,5 +177,8 @@ fn a_client_that_disconnects_frees_its_place() {
     assert_eq!(metric(base, "ondo_requests_aborted_total"), 1);
     assert_eq!(metric(base, "ondo_requests_finished_total"), 1);
     let generated = metric(base, "ondo_generation_tokens_total");
-    assert!(generated < 1000, "the abandoned request kept generating: {generated} tokens");
+    assert!(
+        generated < 1000,
+        "the abandoned request kept generating: {generated} tokens"
+    );
 }

@@ -67,7 +67,8 @@ impl<T: Deref<Target = Tokenizer>> IncrementalDetokenizer<T> {
     }
 
     fn decode(&self, from: usize, to: usize) -> Result<String> {
-        self.tokenizer.decode(&self.ids[from..to], self.skip_special_tokens)
+        self.tokenizer
+            .decode(&self.ids[from..to], self.skip_special_tokens)
     }
 }
 
@@ -77,7 +78,11 @@ fn delta(prefix: &str, full: &str) -> String {
     if let Some(rest) = full.strip_prefix(prefix) {
         return rest.to_string();
     }
-    let common = prefix.char_indices().zip(full.chars()).take_while(|((_, a), b)| a == b).count();
+    let common = prefix
+        .char_indices()
+        .zip(full.chars())
+        .take_while(|((_, a), b)| a == b)
+        .count();
     full.chars().skip(common).collect()
 }
 
@@ -157,6 +162,10 @@ mod tests {
         let tok = spm();
         let ids = tok.encode("한", false).expect("encode");
         let deltas = stream(&tok, &[], &ids[..ids.len() - 1], true);
-        assert_eq!(deltas.last().map(String::as_str), Some("\u{FFFD}"), "{deltas:?}");
+        assert_eq!(
+            deltas.last().map(String::as_str),
+            Some("\u{FFFD}"),
+            "{deltas:?}"
+        );
     }
 }

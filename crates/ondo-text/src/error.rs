@@ -24,9 +24,14 @@ pub enum Error {
     Tokenizers { what: String, message: String },
     /// A GGUF vocabulary field is missing, malformed or inconsistent.
     #[error("GGUF vocabulary field {field}: {message}")]
-    Vocab { field: &'static str, message: String },
+    Vocab {
+        field: &'static str,
+        message: String,
+    },
     /// The GGUF tokenizer model (`tokenizer.ggml.model`) is not one ondo implements.
-    #[error("unsupported tokenizer model tokenizer.ggml.model = {0:?} (supported: \"llama\", \"gpt2\")")]
+    #[error(
+        "unsupported tokenizer model tokenizer.ggml.model = {0:?} (supported: \"llama\", \"gpt2\")"
+    )]
     UnsupportedModel(String),
     /// A token id outside the vocabulary was given to decode.
     #[error("token id {id} is outside the vocabulary (size {vocab_size})")]
@@ -35,11 +40,17 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn tokenizers(what: impl Into<String>, e: impl std::fmt::Display) -> Error {
-        Error::Tokenizers { what: what.into(), message: e.to_string() }
+        Error::Tokenizers {
+            what: what.into(),
+            message: e.to_string(),
+        }
     }
 
     pub(crate) fn vocab(field: &'static str, message: impl Into<String>) -> Error {
-        Error::Vocab { field, message: message.into() }
+        Error::Vocab {
+            field,
+            message: message.into(),
+        }
     }
 }
 

@@ -15,8 +15,7 @@ use crate::error::{Error, Result};
 /// Llama-3: letters with one leading non-letter, numbers in groups of up to three.
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Qwen2: as Llama-3 but every digit on its own.
-const QWEN2_REGEX: &str =
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The pre-tokenizer families ondo knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +33,9 @@ pub(crate) enum Family {
 pub(crate) fn family(pre: Option<&str>) -> Result<Family> {
     let family = match pre.unwrap_or("default") {
         "default" | "gpt-2" | "gpt2" | "phi-2" | "olmo" | "jais" => Family::Gpt2,
-        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => Family::DigitsGpt2,
+        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
+            Family::DigitsGpt2
+        }
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "dbrx" | "smaug-bpe" => Family::Llama3,
         "qwen2" | "deepseek-r1-qwen" | "stablelm2" => Family::Qwen2,
         other => {
@@ -55,7 +56,10 @@ pub(crate) fn pre_tokenizer(family: Family) -> Result<PreTokenizerWrapper> {
     let bytes_only = ByteLevel::new(false, true, false).into();
     let steps: Vec<PreTokenizerWrapper> = match family {
         Family::Gpt2 => vec![ByteLevel::new(false, true, true).into()],
-        Family::DigitsGpt2 => vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()],
+        Family::DigitsGpt2 => vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, true, true).into(),
+        ],
         Family::Llama3 => vec![regex_split(LLAMA3_REGEX)?, bytes_only],
         Family::Qwen2 => vec![regex_split(QWEN2_REGEX)?, bytes_only],
     };
@@ -63,8 +67,12 @@ pub(crate) fn pre_tokenizer(family: Family) -> Result<PreTokenizerWrapper> {
 }
 
 fn regex_split(pattern: &str) -> Result<PreTokenizerWrapper> {
-    let split = Split::new(SplitPattern::Regex(pattern.to_string()), SplitDelimiterBehavior::Isolated, false)
-        .map_err(|e| Error::tokenizers("pre-tokenizer regex", e))?;
+    let split = Split::new(
+        SplitPattern::Regex(pattern.to_string()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(|e| Error::tokenizers("pre-tokenizer regex", e))?;
     Ok(split.into())
 }
 
@@ -75,7 +83,10 @@ mod tests {
 
     fn split(family: Family, text: &str) -> Vec<String> {
         let mut pts = PreTokenizedString::from(text);
-        pre_tokenizer(family).expect("pre-tokenizer").pre_tokenize(&mut pts).expect("pre_tokenize");
+        pre_tokenizer(family)
+            .expect("pre-tokenizer")
+            .pre_tokenize(&mut pts)
+            .expect("pre_tokenize");
         let splits = pts.get_splits(OffsetReferential::Original, OffsetType::Byte);
         splits.into_iter().map(|(s, _, _)| s.to_string()).collect()
     }
@@ -84,14 +95,23 @@ mod tests {
     fn digit_grouping_differs_by_family() {
         let text = "Hi 1234567";
         assert_eq!(split(Family::Gpt2, text), ["Hi", "Ġ1234567"]);
-        assert_eq!(split(Family::DigitsGpt2, text), ["Hi", "Ġ", "1", "2", "3", "4", "5", "6", "7"]);
+        assert_eq!(
+            split(Family::DigitsGpt2, text),
+            ["Hi", "Ġ", "1", "2", "3", "4", "5", "6", "7"]
+        );
         assert_eq!(split(Family::Llama3, text), ["Hi", "Ġ", "123", "456", "7"]);
-        assert_eq!(split(Family::Qwen2, text), ["Hi", "Ġ", "1", "2", "3", "4", "5", "6", "7"]);
+        assert_eq!(
+            split(Family::Qwen2, text),
+            ["Hi", "Ġ", "1", "2", "3", "4", "5", "6", "7"]
+        );
     }
 
     #[test]
     fn llama3_contractions_ignore_case_and_newlines_group() {
-        assert_eq!(split(Family::Llama3, "I'VE\n\n x"), ["I", "'VE", "ĊĊ", "Ġx"]);
+        assert_eq!(
+            split(Family::Llama3, "I'VE\n\n x"),
+            ["I", "'VE", "ĊĊ", "Ġx"]
+        );
         assert_eq!(split(Family::Gpt2, "I'VE"), ["I", "'", "VE"]);
     }
 

@@ -48,7 +48,9 @@ impl PartialOrd for Bigram {
 impl Ord for Bigram {
     /// Higher score first, then the leftmost pair.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score.total_cmp(&other.score).then_with(|| other.left.cmp(&self.left))
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.left.cmp(&self.left))
     }
 }
 
@@ -75,7 +77,9 @@ impl Spm {
             index.entry(piece.clone()).or_insert(id as u32);
         }
         let byte_ids = (0..=255u8).map(|b| byte_token(&index, b)).collect();
-        let mut specials: Vec<u32> = (0..n).filter(|&id| is_partition_type(types[id as usize])).collect();
+        let mut specials: Vec<u32> = (0..n)
+            .filter(|&id| is_partition_type(types[id as usize]))
+            .collect();
         specials.retain(|&id| !v.tokens[id as usize].is_empty());
         specials.sort_by_key(|&id| std::cmp::Reverse(v.tokens[id as usize].len()));
         Spm {
@@ -118,7 +122,11 @@ impl Spm {
                     prev_special = true;
                 }
                 Fragment::Text(t) => {
-                    let prefix = if self.add_space_prefix && prev_special { SPACE } else { "" };
+                    let prefix = if self.add_space_prefix && prev_special {
+                        SPACE
+                    } else {
+                        ""
+                    };
                     let escaped = format!("{prefix}{}", t.replace(' ', SPACE));
                     self.encode_piece(&escaped, &mut out);
                     prev_special = false;
@@ -140,7 +148,10 @@ impl Spm {
                 continue;
             }
             let needle = self.pieces[id as usize].as_str();
-            fragments = fragments.into_iter().flat_map(|f| split_fragment(f, needle, id)).collect();
+            fragments = fragments
+                .into_iter()
+                .flat_map(|f| split_fragment(f, needle, id))
+                .collect();
         }
         fragments
     }
@@ -179,11 +190,23 @@ impl Spm {
         }
     }
 
-    fn try_bigram(&self, text: &str, symbols: &[Symbol], left: usize, right: usize, queue: &mut BinaryHeap<Bigram>) {
+    fn try_bigram(
+        &self,
+        text: &str,
+        symbols: &[Symbol],
+        left: usize,
+        right: usize,
+        queue: &mut BinaryHeap<Bigram>,
+    ) {
         let (l, r) = (symbols[left], symbols[right]);
         let joined = &text[l.start..r.start + r.len];
         if let Some(&id) = self.index.get(joined) {
-            queue.push(Bigram { score: self.scores[id as usize], left, right, len: joined.len() });
+            queue.push(Bigram {
+                score: self.scores[id as usize],
+                left,
+                right,
+                len: joined.len(),
+            });
         }
     }
 
@@ -213,10 +236,14 @@ impl Spm {
     pub(crate) fn decode(&self, ids: &[u32], skip_special: bool) -> String {
         let mut bytes = Vec::new();
         for &id in ids {
-            let (Some(piece), Some(ty)) = (self.id_to_token(id), self.token_type(id)) else { continue };
+            let (Some(piece), Some(ty)) = (self.id_to_token(id), self.token_type(id)) else {
+                continue;
+            };
             match ty {
                 TokenType::Control | TokenType::Unknown if skip_special => {}
-                TokenType::Control | TokenType::Unknown => bytes.extend_from_slice(piece.as_bytes()),
+                TokenType::Control | TokenType::Unknown => {
+                    bytes.extend_from_slice(piece.as_bytes())
+                }
                 TokenType::Byte => bytes.extend(parse_byte_token(piece)),
                 _ => bytes.extend_from_slice(piece.replace(SPACE, " ").as_bytes()),
             }
@@ -236,7 +263,9 @@ enum Fragment<'t> {
 }
 
 fn split_fragment<'t>(fragment: Fragment<'t>, needle: &str, id: u32) -> Vec<Fragment<'t>> {
-    let Fragment::Text(text) = fragment else { return vec![fragment] };
+    let Fragment::Text(text) = fragment else {
+        return vec![fragment];
+    };
     let mut parts = Vec::new();
     let mut rest = text;
     while let Some(at) = rest.find(needle) {
@@ -253,7 +282,10 @@ fn split_fragment<'t>(fragment: Fragment<'t>, needle: &str, id: u32) -> Vec<Frag
 }
 
 fn is_partition_type(ty: TokenType) -> bool {
-    matches!(ty, TokenType::Control | TokenType::Unknown | TokenType::UserDefined)
+    matches!(
+        ty,
+        TokenType::Control | TokenType::Unknown | TokenType::UserDefined
+    )
 }
 
 fn initial_symbols(text: &str) -> Vec<Symbol> {
@@ -272,7 +304,13 @@ fn initial_symbols(text: &str) -> Vec<Symbol> {
 /// The `<0xNN>` token of a byte, else the one-character token of an ASCII byte.
 fn byte_token(index: &HashMap<String, u32>, b: u8) -> Option<u32> {
     let hex = index.get(&format!("<0x{b:02X}>")).copied();
-    hex.or_else(|| if b.is_ascii() { index.get(&(b as char).to_string()).copied() } else { None })
+    hex.or_else(|| {
+        if b.is_ascii() {
+            index.get(&(b as char).to_string()).copied()
+        } else {
+            None
+        }
+    })
 }
 
 /// The byte of a `<0xNN>` token; other text is kept as it is.
@@ -290,12 +328,16 @@ mod tests {
 
     /// A toy vocabulary: characters, a few merges with scores, byte tokens for 0xEA..0xEC.
     fn toy() -> Spm {
-        let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>", "▁", "a", "b", "c", "ab", "bc", "▁a", "▁ab", "abc"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut tokens: Vec<String> = [
+            "<unk>", "<s>", "</s>", "▁", "a", "b", "c", "ab", "bc", "▁a", "▁ab", "abc",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let mut types = vec![2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1];
-        let mut scores = vec![0.0, 0.0, 0.0, -1.0, -2.0, -2.0, -2.0, -5.0, -3.0, -4.0, -6.0, -7.0];
+        let mut scores = vec![
+            0.0, 0.0, 0.0, -1.0, -2.0, -2.0, -2.0, -5.0, -3.0, -4.0, -6.0, -7.0,
+        ];
         for b in 0..=255u32 {
             tokens.push(format!("<0x{b:02X}>"));
             types.push(6);
@@ -315,7 +357,9 @@ mod tests {
     }
 
     fn pieces(spm: &Spm, ids: &[u32]) -> Vec<String> {
-        ids.iter().map(|&i| spm.id_to_token(i).unwrap_or("?").to_string()).collect()
+        ids.iter()
+            .map(|&i| spm.id_to_token(i).unwrap_or("?").to_string())
+            .collect()
     }
 
     #[test]

@@ -27,7 +27,12 @@ impl StopMatcher {
     /// Empty stop strings are ignored.
     pub fn new(stops: &[String], include_stop_str_in_output: bool) -> StopMatcher {
         let stops = stops.iter().filter(|s| !s.is_empty()).cloned().collect();
-        StopMatcher { stops, include_stop: include_stop_str_in_output, held: String::new(), stopped: false }
+        StopMatcher {
+            stops,
+            include_stop: include_stop_str_in_output,
+            held: String::new(),
+            stopped: false,
+        }
     }
 
     /// Whether a stop string has matched; later deltas are then ignored.
@@ -43,10 +48,17 @@ impl StopMatcher {
         self.held.push_str(delta);
         if let Some((start, stop)) = self.first_match() {
             self.stopped = true;
-            let end = if self.include_stop { start + stop.len() } else { start };
+            let end = if self.include_stop {
+                start + stop.len()
+            } else {
+                start
+            };
             let text = self.held[..end].to_string();
             self.held.clear();
-            return StopStep { text, stop: Some(stop) };
+            return StopStep {
+                text,
+                stop: Some(stop),
+            };
         }
         let keep = self.partial_suffix_len();
         let text = self.held[..self.held.len() - keep].to_string();
@@ -61,7 +73,10 @@ impl StopMatcher {
 
     /// (start, stop string) of the match that ends first; the longest among equal ends.
     fn first_match(&self) -> Option<(usize, String)> {
-        let found = self.stops.iter().filter_map(|s| self.held.find(s.as_str()).map(|at| (at + s.len(), at, s)));
+        let found = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()).map(|at| (at + s.len(), at, s)));
         let (_, start, stop) = found.min_by_key(|&(end, start, _)| (end, start))?;
         Some((start, stop.clone()))
     }
@@ -111,9 +126,17 @@ mod tests {
 
     #[test]
     fn stop_split_over_two_and_three_deltas() {
-        for deltas in [&["abcST", "OPdef"][..], &["abcS", "TO", "Pdef"][..], &["abc", "S", "T", "O", "P"][..]] {
+        for deltas in [
+            &["abcST", "OPdef"][..],
+            &["abcS", "TO", "Pdef"][..],
+            &["abc", "S", "T", "O", "P"][..],
+        ] {
             let (text, stop) = run(&mut matcher(&["STOP"], false), deltas);
-            assert_eq!((text.as_str(), stop.as_deref()), ("abc", Some("STOP")), "{deltas:?}");
+            assert_eq!(
+                (text.as_str(), stop.as_deref()),
+                ("abc", Some("STOP")),
+                "{deltas:?}"
+            );
             let (text, _) = run(&mut matcher(&["STOP"], true), deltas);
             assert_eq!(text, "abcSTOP", "{deltas:?}");
         }
@@ -149,7 +172,10 @@ mod tests {
         let mut m = matcher(&["abc", "bcx"], false);
         assert_eq!(m.push("zab").text, "z");
         let step = m.push("cq");
-        assert_eq!((step.text.as_str(), step.stop.as_deref()), ("", Some("abc")));
+        assert_eq!(
+            (step.text.as_str(), step.stop.as_deref()),
+            ("", Some("abc"))
+        );
         let (text, stop) = run(&mut matcher(&["aab"], false), &["aa", "aab"]);
         assert_eq!((text.as_str(), stop.as_deref()), ("aa", Some("aab")));
     }
@@ -158,7 +184,10 @@ mod tests {
     fn korean_stop_strings() {
         let deltas = ["안녕하세요. ", "감사", "합니다", " 끝"];
         let (text, stop) = run(&mut matcher(&["감사합니다"], false), &deltas);
-        assert_eq!((text.as_str(), stop.as_deref()), ("안녕하세요. ", Some("감사합니다")));
+        assert_eq!(
+            (text.as_str(), stop.as_deref()),
+            ("안녕하세요. ", Some("감사합니다"))
+        );
         let (text, _) = run(&mut matcher(&["감사합니다"], true), &deltas);
         assert_eq!(text, "안녕하세요. 감사합니다");
         let mut m = matcher(&["세요!"], false);

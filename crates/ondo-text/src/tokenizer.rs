@@ -75,7 +75,10 @@ const EOG_TEXTS: &[&str] = &[
 impl Tokenizer {
     /// Loads tokenizer.json and, when given, tokenizer_config.json (special-token names, and
     /// `add_bos_token`/`add_eos_token` for Llama/Gemma tokenizer classes, as transformers does).
-    pub fn from_files(tokenizer_json: &Path, tokenizer_config_json: Option<&Path>) -> Result<Tokenizer> {
+    pub fn from_files(
+        tokenizer_json: &Path,
+        tokenizer_config_json: Option<&Path>,
+    ) -> Result<Tokenizer> {
         let mut tok = tokenizers::Tokenizer::from_file(tokenizer_json)
             .map_err(|e| Error::tokenizers(tokenizer_json.display().to_string(), e))?;
         let config = tokenizer_config_json.map(read_json).transpose()?;
@@ -88,7 +91,13 @@ impl Tokenizer {
         };
         let specials = hf_specials(&tok, config.as_ref());
         let backend = Backend::Hf(Box::new(HfBackend::new(tok)));
-        Ok(Tokenizer { backend, specials, add_bos, add_eos, config })
+        Ok(Tokenizer {
+            backend,
+            specials,
+            add_bos,
+            add_eos,
+            config,
+        })
     }
 
     /// Builds the tokenizer a GGUF file describes (see the module docs).
@@ -102,7 +111,13 @@ impl Tokenizer {
         let specials = gguf_specials(v);
         let config = Some(gguf_config(v, &specials));
         let (add_bos, add_eos) = (v.resolved_add_bos(), v.resolved_add_eos());
-        Ok(Tokenizer { backend, specials, add_bos, add_eos, config })
+        Ok(Tokenizer {
+            backend,
+            specials,
+            add_bos,
+            add_eos,
+            config,
+        })
     }
 
     /// Token ids of `text`; special-token text (e.g. "<|im_start|>") becomes special tokens.
@@ -112,7 +127,12 @@ impl Tokenizer {
     }
 
     /// As [`Tokenizer::encode`]; with `parse_special = false`, special-token text is plain text.
-    pub fn encode_with(&self, text: &str, add_special_tokens: bool, parse_special: bool) -> Result<Vec<u32>> {
+    pub fn encode_with(
+        &self,
+        text: &str,
+        add_special_tokens: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>> {
         let mut ids = match &self.backend {
             Backend::Hf(hf) => hf.encode(text, add_special_tokens, parse_special)?,
             Backend::Spm(spm) => spm.encode(text, parse_special),
@@ -135,7 +155,10 @@ impl Tokenizer {
     /// The text of `ids`; ids outside the vocabulary are skipped, as transformers does.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
         match &self.backend {
-            Backend::Hf(hf) => hf.tok.decode(ids, skip_special_tokens).map_err(|e| Error::tokenizers("decode", e)),
+            Backend::Hf(hf) => hf
+                .tok
+                .decode(ids, skip_special_tokens)
+                .map_err(|e| Error::tokenizers("decode", e)),
             Backend::Spm(spm) => Ok(spm.decode(ids, skip_special_tokens)),
         }
     }
@@ -201,12 +224,27 @@ impl Tokenizer {
 impl HfBackend {
     fn new(tok: tokenizers::Tokenizer) -> HfBackend {
         let vocab_size = tok.get_vocab_size(true);
-        HfBackend { tok, literal: OnceLock::new(), vocab_size }
+        HfBackend {
+            tok,
+            literal: OnceLock::new(),
+            vocab_size,
+        }
     }
 
-    fn encode(&self, text: &str, add_special_tokens: bool, parse_special: bool) -> Result<Vec<u32>> {
-        let tok = if parse_special { &self.tok } else { self.literal() };
-        let enc = tok.encode_fast(text, add_special_tokens).map_err(|e| Error::tokenizers("encode", e))?;
+    fn encode(
+        &self,
+        text: &str,
+        add_special_tokens: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>> {
+        let tok = if parse_special {
+            &self.tok
+        } else {
+            self.literal()
+        };
+        let enc = tok
+            .encode_fast(text, add_special_tokens)
+            .map_err(|e| Error::tokenizers("encode", e))?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -221,16 +259,23 @@ impl HfBackend {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
-    serde_json::from_str(&text).map_err(|source| Error::Json { path: path.into(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| Error::Json {
+        path: path.into(),
+        source,
+    })
 }
 
 /// transformers' Llama/Gemma tokenizers rebuild their post-processor from `add_bos_token` /
 /// `add_eos_token`; other classes keep tokenizer.json's. Returns the flags when they apply.
 fn bos_eos_override(config: &Value) -> Option<(bool, bool)> {
     let class = config.get("tokenizer_class")?.as_str()?;
-    let rebuilds =
-        ["LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer"].iter().any(|c| class.trim_end_matches("Fast") == *c);
+    let rebuilds = ["LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer"]
+        .iter()
+        .any(|c| class.trim_end_matches("Fast") == *c);
     let bos = config.get("add_bos_token").and_then(Value::as_bool);
     let eos = config.get("add_eos_token").and_then(Value::as_bool);
     if !rebuilds || (bos.is_none() && eos.is_none()) {
@@ -242,37 +287,78 @@ fn bos_eos_override(config: &Value) -> Option<(bool, bool)> {
 /// A special-token entry of tokenizer_config.json: a string or an AddedToken dict.
 fn token_name(config: &Value, key: &str) -> Option<String> {
     let v = config.get(key)?;
-    v.as_str().or_else(|| v.get("content").and_then(Value::as_str)).map(str::to_string)
+    v.as_str()
+        .or_else(|| v.get("content").and_then(Value::as_str))
+        .map(str::to_string)
 }
 
 fn hf_specials(tok: &tokenizers::Tokenizer, config: Option<&Value>) -> Specials {
-    let id_of = |key: &str| config.and_then(|c| token_name(c, key)).and_then(|t| tok.token_to_id(&t));
-    let mut ids: HashSet<u32> =
-        tok.get_added_tokens_decoder().into_iter().filter(|(_, t)| t.special).map(|(id, _)| id).collect();
-    let (bos, eos, pad, unk) = (id_of("bos_token"), id_of("eos_token"), id_of("pad_token"), id_of("unk_token"));
+    let id_of = |key: &str| {
+        config
+            .and_then(|c| token_name(c, key))
+            .and_then(|t| tok.token_to_id(&t))
+    };
+    let mut ids: HashSet<u32> = tok
+        .get_added_tokens_decoder()
+        .into_iter()
+        .filter(|(_, t)| t.special)
+        .map(|(id, _)| id)
+        .collect();
+    let (bos, eos, pad, unk) = (
+        id_of("bos_token"),
+        id_of("eos_token"),
+        id_of("pad_token"),
+        id_of("unk_token"),
+    );
     ids.extend([bos, eos, pad, unk].into_iter().flatten());
-    Specials { bos, eos, pad, unk, ids, eog: eos.into_iter().collect() }
+    Specials {
+        bos,
+        eos,
+        pad,
+        unk,
+        ids,
+        eog: eos.into_iter().collect(),
+    }
 }
 
 fn gguf_specials(v: &GgufVocab) -> Specials {
     let n = v.tokens.len() as u32;
-    let ids = (0..n).filter(|&id| matches!(v.token_type(id), TokenType::Control | TokenType::Unknown)).collect();
+    let ids = (0..n)
+        .filter(|&id| matches!(v.token_type(id), TokenType::Control | TokenType::Unknown))
+        .collect();
     let eos = v.checked_id(v.eos_id);
-    let mut eog: Vec<u32> = [eos, v.checked_id(v.eot_id), v.checked_id(v.eom_id)].into_iter().flatten().collect();
-    let by_name = (0..n)
-        .filter(|&id| v.token_type(id) == TokenType::Control && EOG_TEXTS.contains(&v.tokens[id as usize].as_str()));
+    let mut eog: Vec<u32> = [eos, v.checked_id(v.eot_id), v.checked_id(v.eom_id)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let by_name = (0..n).filter(|&id| {
+        v.token_type(id) == TokenType::Control
+            && EOG_TEXTS.contains(&v.tokens[id as usize].as_str())
+    });
     for id in by_name {
         if !eog.contains(&id) {
             eog.push(id);
         }
     }
-    Specials { bos: v.checked_id(v.bos_id), eos, pad: v.checked_id(v.pad_id), unk: v.checked_id(v.unk_id), ids, eog }
+    Specials {
+        bos: v.checked_id(v.bos_id),
+        eos,
+        pad: v.checked_id(v.pad_id),
+        unk: v.checked_id(v.unk_id),
+        ids,
+        eog,
+    }
 }
 
 /// A tokenizer_config.json-like object for a GGUF vocabulary, for the chat-template module.
 fn gguf_config(v: &GgufVocab, s: &Specials) -> Value {
     let mut map = serde_json::Map::new();
-    let names = [("bos_token", s.bos), ("eos_token", s.eos), ("unk_token", s.unk), ("pad_token", s.pad)];
+    let names = [
+        ("bos_token", s.bos),
+        ("eos_token", s.eos),
+        ("unk_token", s.unk),
+        ("pad_token", s.pad),
+    ];
     for (key, id) in names {
         if let Some(token) = id.and_then(|i| v.tokens.get(i as usize)) {
             map.insert(key.to_string(), Value::String(token.clone()));
@@ -287,8 +373,12 @@ fn gguf_config(v: &GgufVocab, s: &Specials) -> Value {
 /// A byte-level BPE `tokenizers::Tokenizer` from a GGUF "gpt2" vocabulary.
 fn byte_level_bpe(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
     let family = pretok::family(v.pre.as_deref())?;
-    let vocab: tokenizers::models::bpe::Vocab =
-        v.tokens.iter().enumerate().map(|(id, t)| (t.clone(), id as u32)).collect();
+    let vocab: tokenizers::models::bpe::Vocab = v
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(id, t)| (t.clone(), id as u32))
+        .collect();
     let merges = parse_merges(&v.merges)?;
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
@@ -306,7 +396,10 @@ fn byte_level_bpe(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
 fn parse_merges(merges: &[String]) -> Result<tokenizers::models::bpe::Merges> {
     let pair = |(i, m): (usize, &String)| match m.split_once(' ') {
         Some((a, b)) => Ok((a.to_string(), b.to_string())),
-        None => Err(Error::vocab("tokenizer.ggml.merges", format!("entry {i} ({m:?}) is not \"left right\""))),
+        None => Err(Error::vocab(
+            "tokenizer.ggml.merges",
+            format!("entry {i} ({m:?}) is not \"left right\""),
+        )),
     };
     merges.iter().enumerate().map(pair).collect()
 }
@@ -344,8 +437,11 @@ mod tests {
     }"#;
 
     fn load(config: Option<&str>) -> Tokenizer {
-        let dir =
-            std::env::temp_dir().join(format!("ondo-text-tok-{}-{}", std::process::id(), config.map_or(0, str::len)));
+        let dir = std::env::temp_dir().join(format!(
+            "ondo-text-tok-{}-{}",
+            std::process::id(),
+            config.map_or(0, str::len)
+        ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let json = dir.join("tokenizer.json");
         std::fs::write(&json, TOKENIZER_JSON).expect("write");
@@ -367,7 +463,11 @@ mod tests {
         assert_eq!(tok.encode("a </s>", false).expect("encode"), [0, 3]);
         assert!(tok.config().is_none() && tok.bos_token_id().is_none());
         assert!(tok.is_special(3) && !tok.is_special(1));
-        assert_eq!(tok.decode(&[0, 99], false).expect("decode"), "a", "out-of-vocabulary ids are skipped");
+        assert_eq!(
+            tok.decode(&[0, 99], false).expect("decode"),
+            "a",
+            "out-of-vocabulary ids are skipped"
+        );
         assert_eq!(tok.vocab_size(), 4);
     }
 
@@ -386,31 +486,55 @@ mod tests {
     #[test]
     fn llama_class_flags_replace_the_post_processor() {
         let config = r#"{"bos_token": "<s>", "eos_token": "</s>", "tokenizer_class": "LlamaTokenizerFast", "add_bos_token": false, "add_eos_token": true}"#;
-        assert_eq!(load(Some(config)).encode("a", true).expect("encode"), [0, 3]);
+        assert_eq!(
+            load(Some(config)).encode("a", true).expect("encode"),
+            [0, 3]
+        );
     }
 
     #[test]
     fn missing_or_bad_files_name_themselves() {
-        let err = Tokenizer::from_files(Path::new("/no/such/tokenizer.json"), None).expect_err("missing");
+        let err =
+            Tokenizer::from_files(Path::new("/no/such/tokenizer.json"), None).expect_err("missing");
         assert!(err.to_string().contains("/no/such/tokenizer.json"), "{err}");
     }
 
     #[test]
     fn gguf_vocab_errors() {
-        let empty = GgufVocab { model: "llama".into(), ..Default::default() };
-        assert!(matches!(Tokenizer::from_gguf_vocab(&empty), Err(Error::Vocab { .. })));
+        let empty = GgufVocab {
+            model: "llama".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Tokenizer::from_gguf_vocab(&empty),
+            Err(Error::Vocab { .. })
+        ));
         let tokens = vec!["a".to_string()];
-        let bert = GgufVocab { model: "bert".into(), tokens: tokens.clone(), ..Default::default() };
-        assert!(matches!(Tokenizer::from_gguf_vocab(&bert), Err(Error::UnsupportedModel(_))));
+        let bert = GgufVocab {
+            model: "bert".into(),
+            tokens: tokens.clone(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Tokenizer::from_gguf_vocab(&bert),
+            Err(Error::UnsupportedModel(_))
+        ));
         let merges = vec!["ab".to_string()];
-        let bad = GgufVocab { model: "gpt2".into(), tokens, merges, ..Default::default() };
+        let bad = GgufVocab {
+            model: "gpt2".into(),
+            tokens,
+            merges,
+            ..Default::default()
+        };
         let err = Tokenizer::from_gguf_vocab(&bad).expect_err("bad merge");
         assert!(err.to_string().contains("tokenizer.ggml.merges"), "{err}");
     }
 
     #[test]
     fn gguf_end_of_generation_tokens() {
-        let tokens = ["<unk>", "<s>", "</s>", "<end_of_turn>", "<|im_end|>", "x"].map(String::from).to_vec();
+        let tokens = ["<unk>", "<s>", "</s>", "<end_of_turn>", "<|im_end|>", "x"]
+            .map(String::from)
+            .to_vec();
         let v = GgufVocab {
             model: "llama".into(),
             tokens,
@@ -423,7 +547,10 @@ mod tests {
         let tok = Tokenizer::from_gguf_vocab(&v).expect("vocab");
         assert_eq!(tok.end_of_generation_ids(), [2, 3]);
         assert_eq!(tok.pad_token_id(), None);
-        assert_eq!(tok.config().and_then(|c| c["eos_token"].as_str()), Some("</s>"));
+        assert_eq!(
+            tok.config().and_then(|c| c["eos_token"].as_str()),
+            Some("</s>")
+        );
     }
 
     #[test]

@@ -30,10 +30,18 @@ fn without_undefined(data: &Map<String, Value>) -> Map<String, Value> {
 
 /// A readable account of where two renders part.
 fn diff(want: &str, got: &str) -> String {
-    let at = want.chars().zip(got.chars()).take_while(|(a, b)| a == b).count();
+    let at = want
+        .chars()
+        .zip(got.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
     let byte_w = want.char_indices().nth(at).map_or(want.len(), |(i, _)| i);
     let byte_g = got.char_indices().nth(at).map_or(got.len(), |(i, _)| i);
-    let from = want[..byte_w].char_indices().rev().nth(60).map_or(0, |(i, _)| i);
+    let from = want[..byte_w]
+        .char_indices()
+        .rev()
+        .nth(60)
+        .map_or(0, |(i, _)| i);
     format!(
         "first difference at char {at}\n  common: {:?}\n  want:   {:?}\n  got:    {:?}",
         &want[from..byte_w],
@@ -51,11 +59,15 @@ fn render_case(case: &Value, now: DateTime) -> Result<String, TemplateError> {
 
 #[test]
 fn hfjs_e2e_cases_render_exactly() {
-    let Some(path) = ondo_testdata::shared("models/chat-templates/hfjs_jinja_e2e_cases.json") else {
+    let Some(path) = ondo_testdata::shared("models/chat-templates/hfjs_jinja_e2e_cases.json")
+    else {
         return;
     };
     let doc = load_json(&path);
-    let now = doc["mock_date"].as_str().and_then(DateTime::parse).expect("mock_date");
+    let now = doc["mock_date"]
+        .as_str()
+        .and_then(DateTime::parse)
+        .expect("mock_date");
     let cases = doc["cases"].as_array().expect("cases");
     assert_eq!(cases.len(), 53);
     let mut failures = Vec::new();
@@ -83,7 +95,11 @@ fn hfjs_e2e_cases_render_exactly() {
 
 /// Goldens made by `tools/make_template_goldens.py` (transformers' own renders).
 fn fixture(name: &str) -> Value {
-    load_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/templates").join(name))
+    load_json(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/templates")
+            .join(name),
+    )
 }
 
 /// Does ondo's result agree with a transformers golden record ({expected} or {error, raised_by_template})?
@@ -98,7 +114,9 @@ fn check_golden(record: &Value, got: Result<String, TemplateError>) -> Result<()
                 (true, Err(TemplateError::Raised(m))) if m == want => Ok(()),
                 (false, Err(_)) => Ok(()),
                 (_, Err(e)) => Err(format!("transformers raised {want:?}, ondo raised {e:?}")),
-                (_, Ok(got)) => Err(format!("transformers raised {want:?}, ondo rendered {got:?}")),
+                (_, Ok(got)) => Err(format!(
+                    "transformers raised {want:?}, ondo rendered {got:?}"
+                )),
             }
         }
     }
@@ -108,12 +126,16 @@ fn check_golden(record: &Value, got: Result<String, TemplateError>) -> Result<()
 /// including the ones where huggingface.js' targets and Python disagree.
 #[test]
 fn hfjs_cases_render_as_transformers_does() {
-    let Some(path) = ondo_testdata::shared("models/chat-templates/hfjs_jinja_e2e_cases.json") else {
+    let Some(path) = ondo_testdata::shared("models/chat-templates/hfjs_jinja_e2e_cases.json")
+    else {
         return;
     };
     let doc = load_json(&path);
     let goldens = fixture("hfjs_transformers.json");
-    let now = goldens["now"].as_str().and_then(DateTime::parse).expect("now");
+    let now = goldens["now"]
+        .as_str()
+        .and_then(DateTime::parse)
+        .expect("now");
     let cases = doc["cases"].as_array().expect("cases");
     let records = goldens["cases"].as_array().expect("golden cases");
     assert_eq!(cases.len(), records.len());
@@ -123,10 +145,17 @@ fn hfjs_cases_render_as_transformers_does() {
         .filter_map(|(case, record)| {
             assert_eq!(case["name"], record["name"]);
             let name = record["name"].as_str().unwrap_or("?");
-            check_golden(record, render_case(case, now)).err().map(|e| format!("{name}: {e}"))
+            check_golden(record, render_case(case, now))
+                .err()
+                .map(|e| format!("{name}: {e}"))
         })
         .collect();
-    assert!(failures.is_empty(), "{} differ from transformers:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differ from transformers:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// (template file, conversation, reason) pairs that ondo cannot render as transformers does.
@@ -142,7 +171,10 @@ const GOLDEN_KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[(
 #[test]
 fn llamacpp_templates_render_as_transformers_does() {
     let goldens = fixture("transformers_goldens.json");
-    let now = goldens["now"].as_str().and_then(DateTime::parse).expect("now");
+    let now = goldens["now"]
+        .as_str()
+        .and_then(DateTime::parse)
+        .expect("now");
     let bos = goldens["bos_token"].as_str();
     let eos = goldens["eos_token"].as_str();
     let conversations = goldens["conversations"].as_object().expect("conversations");
@@ -157,9 +189,15 @@ fn llamacpp_templates_render_as_transformers_does() {
             return;
         };
         let conv = &conversations[conv_name];
-        let got = ChatTemplate::from_file(&path, bos, eos)
-            .and_then(|t| t.render(conv["messages"].as_array().map_or(&[][..], Vec::as_slice), &options(&conv["options"], now)));
-        let known = GOLDEN_KNOWN_DIFFERENCES.iter().any(|(t, c, _)| file.ends_with(t) && *c == conv_name);
+        let got = ChatTemplate::from_file(&path, bos, eos).and_then(|t| {
+            t.render(
+                conv["messages"].as_array().map_or(&[][..], Vec::as_slice),
+                &options(&conv["options"], now),
+            )
+        });
+        let known = GOLDEN_KNOWN_DIFFERENCES
+            .iter()
+            .any(|(t, c, _)| file.ends_with(t) && *c == conv_name);
         match (check_golden(case, got), known) {
             (Ok(()), true) => surprises.push(format!("{file} × {conv_name}")),
             (Ok(()), false) | (Err(_), true) => {}
@@ -183,7 +221,11 @@ fn options(opts: &Value, now: DateTime) -> RenderOptions {
         tools: list("tools"),
         documents: list("documents"),
         now: Some(now),
-        extra: opts.get("extra").and_then(Value::as_object).cloned().unwrap_or_default(),
+        extra: opts
+            .get("extra")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 
@@ -192,7 +234,10 @@ fn options(opts: &Value, now: DateTime) -> RenderOptions {
 #[test]
 fn tokenizer_config_templates_render_as_apply_chat_template_does() {
     let goldens = fixture("tokenizer_goldens.json");
-    let now = goldens["now"].as_str().and_then(DateTime::parse).expect("now");
+    let now = goldens["now"]
+        .as_str()
+        .and_then(DateTime::parse)
+        .expect("now");
     let conversations = goldens["conversations"].as_object().expect("conversations");
     let cases = goldens["cases"].as_array().expect("cases");
     assert!(!cases.is_empty());
@@ -209,7 +254,10 @@ fn tokenizer_config_templates_render_as_apply_chat_template_does() {
             .expect("model has a template");
         let conv = &conversations[conv_name];
         let messages = conv["messages"].as_array().map_or(&[][..], Vec::as_slice);
-        if let Err(e) = check_golden(case, template.render(messages, &options(&conv["options"], now))) {
+        if let Err(e) = check_golden(
+            case,
+            template.render(messages, &options(&conv["options"], now)),
+        ) {
             failures.push(format!("{model} × {conv_name}: {e}"));
         }
     }

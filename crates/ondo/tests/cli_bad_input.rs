@@ -6,7 +6,10 @@ use std::process::Command;
 
 /// A scratch copy of the llama-gqa fixture that a test may damage.
 fn scratch_model(test: &str) -> PathBuf {
-    let src = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/tiny-models/llama-gqa"));
+    let src = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/tiny-models/llama-gqa"
+    ));
     let dir = std::env::temp_dir().join(format!("ondo-bad-input-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -20,7 +23,11 @@ fn scratch_model(test: &str) -> PathBuf {
 /// Run `ondo generate MODEL --prompt-ids 1,2,3`; return stderr after checking the exit was a
 /// clean failure (code 1, not a panic's 101).
 fn fails(model: &Path, extra: &[&str]) -> String {
-    let prompt: &[&str] = if extra.contains(&"--prompt-ids") { &[] } else { &["--prompt-ids", "1,2,3"] };
+    let prompt: &[&str] = if extra.contains(&"--prompt-ids") {
+        &[]
+    } else {
+        &["--prompt-ids", "1,2,3"]
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_ondo"))
         .args(["generate", model.to_str().unwrap(), "--max-tokens", "2"])
         .args(prompt)
@@ -28,14 +35,20 @@ fn fails(model: &Path, extra: &[&str]) -> String {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "expected a clean failure, got {:?}: {stderr}", out.status);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected a clean failure, got {:?}: {stderr}",
+        out.status
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
 }
 
 fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     let path = dir.join("config.json");
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     f(&mut v);
     std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
 }
@@ -45,7 +58,8 @@ fn edit_safetensors(dir: &Path, f: impl FnOnce(&mut serde_json::Map<String, serd
     let path = dir.join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     f(&mut header);
     let mut text = serde_json::to_vec(&header).unwrap();
     while !(8 + text.len()).is_multiple_of(8) {
@@ -76,15 +90,23 @@ fn invalid_json_in_config() {
     let dir = scratch_model("bad-json");
     std::fs::write(dir.join("config.json"), "{\"hidden_size\": 32,").unwrap();
     let err = fails(&dir, &[]);
-    assert!(err.contains("config.json") && err.contains("invalid JSON"), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("invalid JSON"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_architecture() {
     let dir = scratch_model("unknown-arch");
-    edit_config(&dir, |c| c["architectures"] = serde_json::json!(["FooForCausalLM"]));
+    edit_config(&dir, |c| {
+        c["architectures"] = serde_json::json!(["FooForCausalLM"])
+    });
     let err = fails(&dir, &[]);
-    assert!(err.contains("FooForCausalLM") && err.contains("config.json"), "{err}");
+    assert!(
+        err.contains("FooForCausalLM") && err.contains("config.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -101,7 +123,9 @@ fn unknown_model_type_without_architectures() {
 #[test]
 fn config_field_of_wrong_type() {
     let dir = scratch_model("field-type");
-    edit_config(&dir, |c| c["num_attention_heads"] = serde_json::json!("four"));
+    edit_config(&dir, |c| {
+        c["num_attention_heads"] = serde_json::json!("four")
+    });
     let err = fails(&dir, &[]);
     assert!(err.contains("num_attention_heads"), "{err}");
 }
@@ -115,7 +139,10 @@ fn missing_tensor() {
         h.insert("model.layers.1.mlp.up_proj.renamed".into(), t);
     });
     let err = fails(&dir, &[]);
-    assert!(err.contains("model.layers.1.mlp.up_proj.weight") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("model.layers.1.mlp.up_proj.weight") && err.contains("missing"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -130,7 +157,10 @@ fn tensor_with_wrong_shape() {
         }
     });
     let err = fails(&dir, &[]);
-    assert!(err.contains("model.layers.0.self_attn.o_proj.weight") && err.contains("shape"), "{err}");
+    assert!(
+        err.contains("model.layers.0.self_attn.o_proj.weight") && err.contains("shape"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -141,7 +171,10 @@ fn tensor_with_unsupported_dtype() {
         t["dtype"] = serde_json::json!("I32");
     });
     let err = fails(&dir, &[]);
-    assert!(err.contains("model.norm.weight") && err.contains("I32"), "{err}");
+    assert!(
+        err.contains("model.norm.weight") && err.contains("I32"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -168,8 +201,13 @@ fn corrupted_safetensors_header() {
 #[test]
 fn prompt_longer_than_the_context() {
     let dir = scratch_model("long-prompt");
-    edit_config(&dir, |c| c["max_position_embeddings"] = serde_json::json!(8));
+    edit_config(&dir, |c| {
+        c["max_position_embeddings"] = serde_json::json!(8)
+    });
     let ids: Vec<String> = (0..20).map(|i| (i % 100 + 5).to_string()).collect();
     let err = fails(&dir, &["--prompt-ids", &ids.join(",")]);
-    assert!(err.contains("20 tokens") && err.contains("max_position_embeddings"), "{err}");
+    assert!(
+        err.contains("20 tokens") && err.contains("max_position_embeddings"),
+        "{err}"
+    );
 }

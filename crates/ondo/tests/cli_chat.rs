@@ -13,12 +13,22 @@ use std::time::{Duration, Instant};
 const DEADLINE: Duration = Duration::from_secs(300);
 
 fn model() -> Option<String> {
-    ondo_testdata::fetched("smollm2-135m-instruct-q4_1.gguf").map(|p| p.to_str().unwrap().to_string())
+    ondo_testdata::fetched("smollm2-135m-instruct-q4_1.gguf")
+        .map(|p| p.to_str().unwrap().to_string())
 }
 
 fn chat_command(model: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ondo"));
-    cmd.args(["chat", model, "--temperature", "0", "--debug-prompt", "-t", "1"]).args(extra);
+    cmd.args([
+        "chat",
+        model,
+        "--temperature",
+        "0",
+        "--debug-prompt",
+        "-t",
+        "1",
+    ])
+    .args(extra);
     cmd.env("HF_HUB_OFFLINE", "1");
     cmd
 }
@@ -51,13 +61,22 @@ impl Collected {
     fn debug_prompts(&self) -> Vec<Value> {
         let text = self.text();
         let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        let lines = complete.lines().filter_map(|l| l.strip_prefix("[debug-prompt] "));
-        lines.map(|l| serde_json::from_str(l).expect("debug-prompt JSON")).collect()
+        let lines = complete
+            .lines()
+            .filter_map(|l| l.strip_prefix("[debug-prompt] "));
+        lines
+            .map(|l| serde_json::from_str(l).expect("debug-prompt JSON"))
+            .collect()
     }
 }
 
 /// Polls `ready` until it holds; panics (killing the child) after the deadline.
-fn wait_until(child: &mut Child, what: &str, mut ready: impl FnMut() -> bool, log: impl Fn() -> String) {
+fn wait_until(
+    child: &mut Child,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+    log: impl Fn() -> String,
+) {
     let start = Instant::now();
     while !ready() {
         if start.elapsed() > DEADLINE || matches!(child.try_wait(), Ok(Some(_))) {
@@ -92,7 +111,9 @@ fn prompt(v: &Value) -> &str {
 
 /// The assistant's text in `later` right after the earlier prompt `earlier` (up to `<|im_end|>`).
 fn answer_after<'a>(earlier: &str, later: &'a str) -> &'a str {
-    let rest = later.strip_prefix(earlier).unwrap_or_else(|| panic!("{later:?} does not extend {earlier:?}"));
+    let rest = later
+        .strip_prefix(earlier)
+        .unwrap_or_else(|| panic!("{later:?} does not extend {earlier:?}"));
     rest.split("<|im_end|>").next().unwrap()
 }
 
@@ -113,12 +134,30 @@ fn count_tokens(model: &str, text: &str) -> u64 {
 fn open_pty() -> (std::fs::File, std::fs::File) {
     use std::os::fd::FromRawFd;
     let (mut master, mut slave) = (-1, -1);
-    let size = libc::winsize { ws_row: 40, ws_col: 200, ws_xpixel: 0, ws_ypixel: 0 };
+    let size = libc::winsize {
+        ws_row: 40,
+        ws_col: 200,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: openpty writes two fds we then own; the other pointers are null or valid.
-    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
     assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
     // SAFETY: both fds are fresh and owned by nothing else.
-    unsafe { (std::fs::File::from_raw_fd(master), std::fs::File::from_raw_fd(slave)) }
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    }
 }
 
 /// Terminal output without escape sequences and carriage returns.
@@ -155,7 +194,10 @@ fn spawn_on_pty(model: &str, extra: &[&str]) -> (Child, Collected, Collected, st
     use std::os::unix::process::CommandExt;
     let (master, slave) = open_pty();
     let mut cmd = chat_command(model, extra);
-    cmd.env("TERM", "xterm").stdin(slave.try_clone().unwrap()).stdout(slave).stderr(Stdio::piped());
+    cmd.env("TERM", "xterm")
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave)
+        .stderr(Stdio::piped());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -177,19 +219,40 @@ fn spawn_on_pty(model: &str, extra: &[&str]) -> (Child, Collected, Collected, st
 fn two_turns_through_a_terminal_keep_history() {
     let Some(model) = model() else { return };
     let (mut child, term, stderr, mut keys) = spawn_on_pty(&model, &["--max-tokens", "24"]);
-    let log = || format!("terminal:\n{}\nstderr:\n{}", plain_terminal_text(&term.text()), stderr.text());
+    let log = || {
+        format!(
+            "terminal:\n{}\nstderr:\n{}",
+            plain_terminal_text(&term.text()),
+            stderr.text()
+        )
+    };
 
     let questions = ["What is the capital of France?", "And of Germany?"];
     for (turn, q) in questions.iter().enumerate() {
-        wait_until(&mut child, "the prompt", || at_prompt(&term) && stderr.debug_prompts().len() == turn, log);
+        wait_until(
+            &mut child,
+            "the prompt",
+            || at_prompt(&term) && stderr.debug_prompts().len() == turn,
+            log,
+        );
         keys.write_all(format!("{q}\r").as_bytes()).unwrap();
-        wait_until(&mut child, "the answer", || stderr.debug_prompts().len() == turn + 1, log);
+        wait_until(
+            &mut child,
+            "the answer",
+            || stderr.debug_prompts().len() == turn + 1,
+            log,
+        );
     }
     wait_until(&mut child, "the last prompt", || at_prompt(&term), log);
     // Ctrl-C at the prompt drops the line being typed and asks again.
     let before = term.text().len();
     keys.write_all(b"not sent\x03").unwrap();
-    wait_until(&mut child, "a fresh prompt", || term.text().len() > before && at_prompt(&term), log);
+    wait_until(
+        &mut child,
+        "a fresh prompt",
+        || term.text().len() > before && at_prompt(&term),
+        log,
+    );
     keys.write_all(b"/exit\r").unwrap();
     assert!(wait_exit(&mut child).success(), "{}", log());
 
@@ -200,25 +263,53 @@ fn two_turns_through_a_terminal_keep_history() {
     let answer = answer_after(prompt(first), prompt(second));
     assert!(!answer.trim().is_empty(), "{}", log());
     let shown = plain_terminal_text(&term.text());
-    assert!(shown.contains(answer.trim()), "the answer was streamed to the terminal: {answer:?}\n{}", log());
+    assert!(
+        shown.contains(answer.trim()),
+        "the answer was streamed to the terminal: {answer:?}\n{}",
+        log()
+    );
     // The second prompt grew by the first answer, not just by the second question.
-    let question_turn = format!("<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n", questions[1]);
+    let question_turn = format!(
+        "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
+        questions[1]
+    );
     let growth = tokens(second) - tokens(first);
-    assert!(growth > count_tokens(&model, &question_turn) + 1, "growth {growth}\n{}", log());
+    assert!(
+        growth > count_tokens(&model, &question_turn) + 1,
+        "growth {growth}\n{}",
+        log()
+    );
 }
 
 #[test]
 fn ctrl_c_in_the_terminal_stops_the_answer() {
     let Some(model) = model() else { return };
     // An answer that would run for minutes unless stopped.
-    let (mut child, term, stderr, mut keys) = spawn_on_pty(&model, &["--max-tokens", "4000", "--ignore-eos"]);
-    let log = || format!("terminal:\n{}\nstderr:\n{}", plain_terminal_text(&term.text()), stderr.text());
+    let (mut child, term, stderr, mut keys) =
+        spawn_on_pty(&model, &["--max-tokens", "4000", "--ignore-eos"]);
+    let log = || {
+        format!(
+            "terminal:\n{}\nstderr:\n{}",
+            plain_terminal_text(&term.text()),
+            stderr.text()
+        )
+    };
     wait_until(&mut child, "the prompt", || at_prompt(&term), log);
     keys.write_all(b"Tell me a long story.\r").unwrap();
     let asked = term.text().len() + 40;
-    wait_until(&mut child, "the answer to stream", || term.text().len() > asked, log);
+    wait_until(
+        &mut child,
+        "the answer to stream",
+        || term.text().len() > asked,
+        log,
+    );
     keys.write_all(b"\x03").unwrap();
-    wait_until(&mut child, "[stopped]", || stderr.text().contains("[stopped]"), log);
+    wait_until(
+        &mut child,
+        "[stopped]",
+        || stderr.text().contains("[stopped]"),
+        log,
+    );
     wait_until(&mut child, "the next prompt", || at_prompt(&term), log);
     keys.write_all(b"/exit\r").unwrap();
     assert!(wait_exit(&mut child).success(), "{}", log());
@@ -229,9 +320,18 @@ fn ctrl_c_in_the_terminal_stops_the_answer() {
 
 /// Runs a piped session over `input`; returns (stdout, stderr).
 fn piped_session(model: &str, extra: &[&str], input: &str) -> (String, String) {
-    let mut child =
-        chat_command(model, extra).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let mut child = chat_command(model, extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = Collected::spawn_reader(child.stdout.take().unwrap());
     let err = Collected::spawn_reader(child.stderr.take().unwrap());
     let status = wait_exit(&mut child);
@@ -248,22 +348,48 @@ fn piped_lines_reset_and_system() {
     let collected = Collected(Arc::new(Mutex::new(stderr.clone().into_bytes())));
     let records = collected.debug_prompts();
     assert_eq!(records.len(), 3, "{stderr}");
-    assert_eq!(records[0], records[1], "after /reset the prompt is the first one again");
-    assert!(prompt(&records[2]).contains("Answer in French."), "{stderr}");
-    assert!(!prompt(&records[2]).contains(prompt(&records[0])), "/reset kept the history empty");
+    assert_eq!(
+        records[0], records[1],
+        "after /reset the prompt is the first one again"
+    );
+    assert!(
+        prompt(&records[2]).contains("Answer in French."),
+        "{stderr}"
+    );
+    assert!(
+        !prompt(&records[2]).contains(prompt(&records[0])),
+        "/reset kept the history empty"
+    );
     assert!(stderr.contains("[history cleared]"));
     let answers: Vec<&str> = stdout.lines().collect();
-    assert_eq!(answers.len(), 3, "one line per answer, no prompt printed: {stdout:?}");
-    assert_eq!(answers[0], answers[1], "greedy answers to the same prompt agree");
+    assert_eq!(
+        answers.len(),
+        3,
+        "one line per answer, no prompt printed: {stdout:?}"
+    );
+    assert_eq!(
+        answers[0], answers[1],
+        "greedy answers to the same prompt agree"
+    );
 }
 
 /// Waits until `out` has grown past `len` bytes, then sends SIGINT, then waits for `[stopped]`
 /// number `stops` on stderr.
 fn interrupt_answer(child: &mut Child, out: &Collected, err: &Collected, len: usize, stops: usize) {
-    wait_until(child, "the answer to start", || out.text().len() > len, || err.text());
+    wait_until(
+        child,
+        "the answer to start",
+        || out.text().len() > len,
+        || err.text(),
+    );
     // SAFETY: plain kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    wait_until(child, "[stopped]", || err.text().matches("[stopped]").count() == stops, || err.text());
+    wait_until(
+        child,
+        "[stopped]",
+        || err.text().matches("[stopped]").count() == stops,
+        || err.text(),
+    );
     std::thread::sleep(Duration::from_millis(300)); // the newline after the answer, read by another thread
 }
 
@@ -292,6 +418,10 @@ fn sigint_ends_the_answer_not_the_session() {
     // The first answer's prompt ended where the answer began; the second holds what was shown.
     let kept = answer_after(prompt(&records[0]), prompt(&records[1]));
     assert!(!kept.is_empty(), "{}", err.text());
-    assert_eq!(format!("{kept}\n"), first_shown, "history keeps exactly the streamed part");
+    assert_eq!(
+        format!("{kept}\n"),
+        first_shown,
+        "history keeps exactly the streamed part"
+    );
     assert!(kept.len() < 2000, "stopped early: {} bytes", kept.len());
 }

@@ -13,11 +13,19 @@ use std::thread::JoinHandle;
 
 const REPO: &str = "tiny-org/tiny-llama";
 const SHA: &str = "5eed0f1c3a2b4d6e8f9a0b1c2d3e4f5a6b7c8d9e";
-const FILES: &[&str] =
-    &["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"];
+const FILES: &[&str] = &[
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "model.safetensors",
+];
 
 fn fixture() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/tiny-models/llama-gqa"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/tiny-models/llama-gqa"
+    ))
 }
 
 /// FNV-1a over the bytes, spread to `len` hex digits: a stable stand-in for the hub's etags.
@@ -57,8 +65,20 @@ impl FakeHub {
             .map(|name| {
                 let body = std::fs::read(fixture().join(name)).unwrap();
                 // LFS files carry a sha256-length etag, git files a sha1-length one.
-                let etag = etag(name, &body, if name.ends_with(".safetensors") { 64 } else { 40 });
-                HubFile { name: name.to_string(), body, etag }
+                let etag = etag(
+                    name,
+                    &body,
+                    if name.ends_with(".safetensors") {
+                        64
+                    } else {
+                        40
+                    },
+                );
+                HubFile {
+                    name: name.to_string(),
+                    body,
+                    etag,
+                }
             })
             .collect();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -77,7 +97,12 @@ impl FakeHub {
                 }
             }
         });
-        FakeHub { addr, stop, requests, thread: Some(thread) }
+        FakeHub {
+            addr,
+            stop,
+            requests,
+            thread: Some(thread),
+        }
     }
 
     fn endpoint(&self) -> String {
@@ -108,7 +133,10 @@ fn serve(stream: TcpStream, files: &[HubFile]) -> bool {
         return false;
     }
     let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
     let mut range_start = None;
     loop {
         let mut h = String::new();
@@ -117,7 +145,10 @@ fn serve(stream: TcpStream, files: &[HubFile]) -> bool {
         }
         if let Some((name, value)) = h.split_once(':') {
             if name.trim().eq_ignore_ascii_case("range") {
-                let v = value.trim().trim_start_matches("bytes=").trim_end_matches('-');
+                let v = value
+                    .trim()
+                    .trim_start_matches("bytes=")
+                    .trim_end_matches('-');
                 range_start = v.parse::<usize>().ok();
             }
         }
@@ -140,7 +171,12 @@ fn serve(stream: TcpStream, files: &[HubFile]) -> bool {
         let _ = out.flush();
     };
     let not_found = |out: &mut TcpStream, code: &str| {
-        respond(out, "404 Not Found", &[("X-Error-Code".into(), code.into())], b"{\"error\":\"not found\"}")
+        respond(
+            out,
+            "404 Not Found",
+            &[("X-Error-Code".into(), code.into())],
+            b"{\"error\":\"not found\"}",
+        )
     };
     let api = format!("/api/models/{REPO}/revision/");
     let resolve = format!("/{REPO}/resolve/");
@@ -149,12 +185,24 @@ fn serve(stream: TcpStream, files: &[HubFile]) -> bool {
             not_found(&mut out, "RevisionNotFound");
             return true;
         }
-        let siblings: Vec<_> = FILES.iter().map(|f| serde_json::json!({ "rfilename": f })).collect();
+        let siblings: Vec<_> = FILES
+            .iter()
+            .map(|f| serde_json::json!({ "rfilename": f }))
+            .collect();
         let body = serde_json::json!({ "id": REPO, "sha": SHA, "siblings": siblings }).to_string();
-        respond(&mut out, "200 OK", &[("Content-Type".into(), "application/json".into())], body.as_bytes());
+        respond(
+            &mut out,
+            "200 OK",
+            &[("Content-Type".into(), "application/json".into())],
+            body.as_bytes(),
+        );
     } else if let Some(rest) = path.strip_prefix(&resolve) {
         let (rev, name) = rest.split_once('/').unwrap_or((rest, ""));
-        let Some(file) = files.iter().find(|f| f.name == name).filter(|_| rev == "main" || rev == SHA) else {
+        let Some(file) = files
+            .iter()
+            .find(|f| f.name == name)
+            .filter(|_| rev == "main" || rev == SHA)
+        else {
             not_found(&mut out, "EntryNotFound");
             return true;
         };
@@ -166,8 +214,16 @@ fn serve(stream: TcpStream, files: &[HubFile]) -> bool {
         ];
         match range_start.filter(|_| !head) {
             Some(start) if start < len => {
-                headers.push(("Content-Range".into(), format!("bytes {start}-{}/{len}", len - 1)));
-                respond(&mut out, "206 Partial Content", &headers, &file.body[start..]);
+                headers.push((
+                    "Content-Range".into(),
+                    format!("bytes {start}-{}/{len}", len - 1),
+                ));
+                respond(
+                    &mut out,
+                    "206 Partial Content",
+                    &headers,
+                    &file.body[start..],
+                );
             }
             Some(_) => respond(&mut out, "416 Range Not Satisfiable", &headers, b""),
             None if head => {
@@ -194,12 +250,21 @@ fn fresh_home(test: &str) -> PathBuf {
 fn ondo(args: &[&str], hf_home: &Path, vars: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ondo"));
     cmd.args(args);
-    for v in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
-        "HF_TOKEN_PATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"]
-    {
+    for v in [
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "TRANSFORMERS_CACHE",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_TOKEN_PATH",
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "HF_ENDPOINT",
+    ] {
         cmd.env_remove(v);
     }
-    cmd.env("HF_HOME", hf_home).env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
+    cmd.env("HF_HOME", hf_home)
+        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
     for (k, v) in vars {
         cmd.env(k, v);
     }
@@ -207,10 +272,21 @@ fn ondo(args: &[&str], hf_home: &Path, vars: &[(&str, &str)]) -> Output {
 }
 
 fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
-const RUN: &[&str] = &["run", REPO, "Hello", "--max-tokens", "5", "--temperature", "0"];
+const RUN: &[&str] = &[
+    "run",
+    REPO,
+    "Hello",
+    "--max-tokens",
+    "5",
+    "--temperature",
+    "0",
+];
 
 #[test]
 fn run_pulls_a_hub_id_into_the_cache_then_runs_offline() {
@@ -222,27 +298,64 @@ fn run_pulls_a_hub_id_into_the_cache_then_runs_offline() {
     let (online, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!online.trim().is_empty(), "no text; stderr: {stderr}");
-    assert!(hub.requests.load(Ordering::SeqCst) > FILES.len(), "the hub was not asked for every file");
+    assert!(
+        hub.requests.load(Ordering::SeqCst) > FILES.len(),
+        "the hub was not asked for every file"
+    );
 
     // huggingface_hub's layout: blobs, a snapshot of symlinks named by the commit, refs/main.
     let repo = home.join("hub").join("models--tiny-org--tiny-llama");
-    let blobs: Vec<_> = std::fs::read_dir(repo.join("blobs")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let blobs: Vec<_> = std::fs::read_dir(repo.join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(blobs.len(), FILES.len(), "{blobs:?}");
-    assert!(blobs.iter().all(|b| !b.to_string_lossy().ends_with(".incomplete")), "{blobs:?}");
+    assert!(
+        blobs
+            .iter()
+            .all(|b| !b.to_string_lossy().ends_with(".incomplete")),
+        "{blobs:?}"
+    );
     let snapshot = repo.join("snapshots").join(SHA);
     for f in FILES {
-        let cached = std::fs::read(snapshot.join(f)).unwrap_or_else(|e| panic!("{f} not in the snapshot: {e}"));
-        assert_eq!(cached, std::fs::read(fixture().join(f)).unwrap(), "{f} differs from what was served");
+        let cached = std::fs::read(snapshot.join(f))
+            .unwrap_or_else(|e| panic!("{f} not in the snapshot: {e}"));
+        assert_eq!(
+            cached,
+            std::fs::read(fixture().join(f)).unwrap(),
+            "{f} differs from what was served"
+        );
     }
-    assert_eq!(std::fs::read_to_string(repo.join("refs").join("main")).unwrap().trim(), SHA);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("refs").join("main"))
+            .unwrap()
+            .trim(),
+        SHA
+    );
 
     // The same model from its folder gives the same text.
-    let local = ondo(&["run", fixture().to_str().unwrap(), "Hello", "--max-tokens", "5", "--temperature", "0"], &home, &[]);
+    let local = ondo(
+        &[
+            "run",
+            fixture().to_str().unwrap(),
+            "Hello",
+            "--max-tokens",
+            "5",
+            "--temperature",
+            "0",
+        ],
+        &home,
+        &[],
+    );
     assert_eq!(text(&local).0, online, "hub copy and local folder disagree");
 
     // Server gone: offline mode finds the cache and gives the same text.
     hub.stop(); // joined: the listener is closed
-    let out = ondo(RUN, &home, &[("HF_ENDPOINT", &endpoint), ("HF_HUB_OFFLINE", "1")]);
+    let out = ondo(
+        RUN,
+        &home,
+        &[("HF_ENDPOINT", &endpoint), ("HF_HUB_OFFLINE", "1")],
+    );
     let (offline, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(offline, online);
@@ -264,15 +377,40 @@ fn offline_run_of_an_uncached_id_names_it() {
     let home = fresh_home("uncached");
     let hub = FakeHub::start();
     let endpoint = hub.endpoint();
-    for vars in [&[("HF_ENDPOINT", endpoint.as_str())][..], &[("HF_ENDPOINT", endpoint.as_str()), ("HF_HUB_OFFLINE", "1")]] {
-        let out = ondo(&["run", "tiny-org/never-cached", "Hello", "--max-tokens", "2", "--offline"], &home, vars);
+    for vars in [
+        &[("HF_ENDPOINT", endpoint.as_str())][..],
+        &[("HF_ENDPOINT", endpoint.as_str()), ("HF_HUB_OFFLINE", "1")],
+    ] {
+        let out = ondo(
+            &[
+                "run",
+                "tiny-org/never-cached",
+                "Hello",
+                "--max-tokens",
+                "2",
+                "--offline",
+            ],
+            &home,
+            vars,
+        );
         let (_, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("tiny-org/never-cached"), "{stderr}");
-        assert!(stderr.contains("offline") && !stderr.contains("panicked"), "{stderr}");
+        assert!(
+            stderr.contains("offline") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
     }
-    assert_eq!(hub.requests.load(Ordering::SeqCst), 0, "offline mode touched the network");
-    assert!(!home.join("hub").join("models--tiny-org--never-cached").join("snapshots").exists());
+    assert_eq!(
+        hub.requests.load(Ordering::SeqCst),
+        0,
+        "offline mode touched the network"
+    );
+    assert!(!home
+        .join("hub")
+        .join("models--tiny-org--never-cached")
+        .join("snapshots")
+        .exists());
     let _ = std::fs::remove_dir_all(&home);
 }
 
@@ -280,9 +418,16 @@ fn offline_run_of_an_uncached_id_names_it() {
 fn online_run_of_an_id_the_hub_lacks_names_it() {
     let home = fresh_home("missing");
     let hub = FakeHub::start();
-    let out = ondo(&["run", "tiny-org/not-there", "Hello", "--max-tokens", "2"], &home, &[("HF_ENDPOINT", &hub.endpoint())]);
+    let out = ondo(
+        &["run", "tiny-org/not-there", "Hello", "--max-tokens", "2"],
+        &home,
+        &[("HF_ENDPOINT", &hub.endpoint())],
+    );
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("tiny-org/not-there") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("tiny-org/not-there") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&home);
 }

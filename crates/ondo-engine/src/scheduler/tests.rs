@@ -43,10 +43,20 @@ fn budget_is_shared_running_first_then_arrival_order() {
     let b = s.add(vec![2; 3], true);
     let c = s.add(vec![3; 3], true);
     let done = [20, 20, 20];
-    assert_eq!(step(&mut s, &mut plan, &done), vec![(a, 0, 8)], "a takes the whole budget");
-    assert_eq!(step(&mut s, &mut plan, &done), vec![(a, 8, 2), (b, 0, 3), (c, 0, 3)]);
+    assert_eq!(
+        step(&mut s, &mut plan, &done),
+        vec![(a, 0, 8)],
+        "a takes the whole budget"
+    );
+    assert_eq!(
+        step(&mut s, &mut plan, &done),
+        vec![(a, 8, 2), (b, 0, 3), (c, 0, 3)]
+    );
     // all decode now: one token each
-    assert_eq!(step(&mut s, &mut plan, &done), vec![(a, 10, 1), (b, 3, 1), (c, 3, 1)]);
+    assert_eq!(
+        step(&mut s, &mut plan, &done),
+        vec![(a, 10, 1), (b, 3, 1), (c, 3, 1)]
+    );
     assert_eq!(s.num_running(), 3);
 }
 
@@ -62,7 +72,11 @@ fn long_prompts_are_chunked_and_never_stall_decoding() {
         let items = step(&mut s, &mut plan, &done);
         assert_eq!(items[0].0, a, "the running stream goes first");
         assert_eq!(items[0].2, 1, "one decode token");
-        assert_eq!(items.iter().map(|i| i.2).sum::<usize>(), 6, "budget filled with b's prompt");
+        assert_eq!(
+            items.iter().map(|i| i.2).sum::<usize>(),
+            6,
+            "budget filled with b's prompt"
+        );
         assert_eq!(items[1].0, b);
     }
     let seq_b = s.seq(b);
@@ -123,7 +137,10 @@ fn a_sequence_too_long_for_the_whole_pool_is_reported_not_looped() {
         s.commit(&plan);
         s.append(a, 7);
     }
-    assert!(out, "a grows past 8 positions and is reported out of blocks");
+    assert!(
+        out,
+        "a grows past 8 positions and is reported out of blocks"
+    );
 }
 
 #[test]
@@ -150,7 +167,11 @@ fn prefix_blocks_are_found_by_a_later_sequence() {
     other[12] = 99; // same first 12 tokens = 3 full blocks
     let b = s.add(other, true);
     let items = step(&mut s, &mut plan, &[99, 99]);
-    assert_eq!(items, vec![(b, 12, 1)], "12 tokens come from the cache, only the last is computed");
+    assert_eq!(
+        items,
+        vec![(b, 12, 1)],
+        "12 tokens come from the cache, only the last is computed"
+    );
     assert_eq!(s.counters.prefix_hits, 12);
 }
 
@@ -164,7 +185,11 @@ fn the_last_prompt_token_is_recomputed_even_on_a_full_hit() {
     s.remove(a);
     let b = s.add(prompt, true);
     let items = step(&mut s, &mut plan, &[99, 99]);
-    assert_eq!(items, vec![(b, 4, 4)], "the block with the last token is not taken from the cache");
+    assert_eq!(
+        items,
+        vec![(b, 4, 4)],
+        "the block with the last token is not taken from the cache"
+    );
 }
 
 #[test]
@@ -181,11 +206,20 @@ fn forks_share_blocks_and_copy_the_partial_one_on_write() {
     }
     s.schedule(&mut plan);
     assert_eq!(plan.items.len(), 4);
-    assert_eq!(plan.copies.len(), 3, "three copies of the shared partial block; the last writer keeps it");
+    assert_eq!(
+        plan.copies.len(),
+        3,
+        "three copies of the shared partial block; the last writer keeps it"
+    );
     assert!(plan.copies.iter().all(|c| c.slots == 2));
     assert_eq!(s.blocks.num_free(), 15);
     let full = s.seq(a).table[0];
-    assert!([a].iter().chain(&kids).all(|&id| s.seq(id).table[0] == full), "the full block stays shared");
+    assert!(
+        [a].iter()
+            .chain(&kids)
+            .all(|&id| s.seq(id).table[0] == full),
+        "the full block stays shared"
+    );
     assert_eq!(s.blocks.refs(full), 4);
 }
 
@@ -198,9 +232,19 @@ fn prompt_chunks_beside_decoding_sequences_are_capped_per_decoder() {
     step(&mut s, &mut plan, &done); // their prompts
     let long = s.add(vec![2; 500], true);
     let items = step(&mut s, &mut plan, &done);
-    assert!(items.iter().filter(|i| decoders.contains(&i.0)).all(|i| i.2 == 1));
-    let chunk = items.iter().find(|i| i.0 == long).expect("the prompt is admitted").2;
-    assert_eq!(chunk, 30, "1.5 prompt tokens per decoding sequence (20 decode)");
+    assert!(items
+        .iter()
+        .filter(|i| decoders.contains(&i.0))
+        .all(|i| i.2 == 1));
+    let chunk = items
+        .iter()
+        .find(|i| i.0 == long)
+        .expect("the prompt is admitted")
+        .2;
+    assert_eq!(
+        chunk, 30,
+        "1.5 prompt tokens per decoding sequence (20 decode)"
+    );
     // alone, a prompt takes the whole budget
     let mut s = sched(400, 512, 64);
     let alone = s.add(vec![2; 500], true);

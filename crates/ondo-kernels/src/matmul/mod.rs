@@ -476,8 +476,17 @@ fn rows_direct(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>
     for rb in rs.clone().step_by(block.max(1)) {
         let rb_end = (rb + block).min(rs.end);
         let wrows = &bytes[rb * row_bytes..rb_end * row_bytes];
+        // the next row block, asked for a part per kernel call (the calls after the first find
+        // this block in cache, so its first call would wait on memory without this)
+        let next = &bytes[rb_end * row_bytes..(rb_end + block).min(rs.end) * row_bytes];
+        let calls = n.div_ceil(MAX_TOKENS);
+        let mut call = 0;
         for tb in (0..n).step_by(TOKEN_BLOCK) {
             for t0 in (tb..(tb + TOKEN_BLOCK).min(n)).step_by(MAX_TOKENS) {
+                if n > MAX_TOKENS {
+                    prefetch(&next[next.len() * call / calls..next.len() * (call + 1) / calls]);
+                    call += 1;
+                }
                 let k = (n - t0).min(MAX_TOKENS).min(tb + TOKEN_BLOCK - t0);
                 let act_rows: [ActRow; MAX_TOKENS] =
                     std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
@@ -491,6 +500,19 @@ fn rows_direct(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>
             }
         }
     }
+}
+
+/// Asks for the cache lines of `bytes` ahead of their use.
+#[inline(always)]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for off in (0..bytes.len()).step_by(64) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of x86-64, and a prefetch never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(off) as *const i8) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// Rows `rs` (starting on a row group) from the weight's interleaved tiles, sixteen rows ×

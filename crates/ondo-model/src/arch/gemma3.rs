@@ -11,5 +11,13 @@ use crate::Error;
 
 pub fn build(hp: Hparams, t: &Tensors) -> Result<Decoder, Error> {
     let norm_offset = if t.format == Format::Hf { 1.0 } else { 0.0 };
-    load_decoder(hp, t, &LayerSpec { norm_offset, qk_norm: true, sandwich_norms: true })
+    load_decoder(
+        hp,
+        t,
+        &LayerSpec {
+            norm_offset,
+            qk_norm: true,
+            sandwich_norms: true,
+        },
+    )
 }

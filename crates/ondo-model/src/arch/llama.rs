@@ -9,5 +9,13 @@ use crate::store::Tensors;
 use crate::Error;
 
 pub fn build(hp: Hparams, t: &Tensors) -> Result<Decoder, Error> {
-    load_decoder(hp, t, &LayerSpec { norm_offset: 0.0, qk_norm: false, sandwich_norms: false })
+    load_decoder(
+        hp,
+        t,
+        &LayerSpec {
+            norm_offset: 0.0,
+            qk_norm: false,
+            sandwich_norms: false,
+        },
+    )
 }

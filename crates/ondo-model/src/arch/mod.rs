@@ -12,12 +12,16 @@ use crate::{Error, Model};
 type Build = fn(Hparams, &Tensors) -> Result<Decoder, Error>;
 
 /// Every architecture ondo runs. A test walks this list.
-pub const REGISTRY: &[(Arch, Build)] = &[(Arch::Llama, llama::build), (Arch::Gemma3, gemma3::build)];
+pub const REGISTRY: &[(Arch, Build)] =
+    &[(Arch::Llama, llama::build), (Arch::Gemma3, gemma3::build)];
 
 /// Build the model `hp.arch` names.
 pub fn build(hp: Hparams, tensors: &Tensors) -> Result<Box<dyn Model>, Error> {
     let arch = hp.arch;
-    let (_, build) = REGISTRY.iter().find(|(a, _)| *a == arch).expect("every Arch is registered");
+    let (_, build) = REGISTRY
+        .iter()
+        .find(|(a, _)| *a == arch)
+        .expect("every Arch is registered");
     Ok(Box::new(build(hp, tensors)?))
 }
 
@@ -37,7 +41,9 @@ pub(crate) fn load_decoder(hp: Hparams, t: &Tensors, spec: &LayerSpec) -> Result
     } else {
         t.linear("token_embd.weight", hp.vocab_size, hp.hidden_size)?
     };
-    let layers = (0..hp.num_hidden_layers).map(|i| load_layer(&hp, t, i, spec)).collect::<Result<_, _>>()?;
+    let layers = (0..hp.num_hidden_layers)
+        .map(|i| load_layer(&hp, t, i, spec))
+        .collect::<Result<_, _>>()?;
     let output_norm = norm(t, "output_norm.weight", hp.hidden_size, spec)?;
     let output = if t.has("output.weight") || !hp.tie_word_embeddings {
         Some(t.linear("output.weight", hp.vocab_size, hp.hidden_size)?)
@@ -45,15 +51,35 @@ pub(crate) fn load_decoder(hp: Hparams, t: &Tensors, spec: &LayerSpec) -> Result
         None
     };
     let inv_freq = hp.rope.inv_freq();
-    let inv_freq_local = hp.rope_local.map_or_else(|| inv_freq.clone(), |r| r.inv_freq());
-    Ok(Decoder { hp, embed, layers, output_norm, output, inv_freq, inv_freq_local })
+    let inv_freq_local = hp
+        .rope_local
+        .map_or_else(|| inv_freq.clone(), |r| r.inv_freq());
+    Ok(Decoder {
+        hp,
+        embed,
+        layers,
+        output_norm,
+        output,
+        inv_freq,
+        inv_freq_local,
+    })
 }
 
 fn load_layer(hp: &Hparams, t: &Tensors, i: usize, spec: &LayerSpec) -> Result<Layer, Error> {
-    let (h, qd, kvd, hd, inter) = (hp.hidden_size, hp.q_dim(), hp.kv_dim(), hp.head_dim, hp.intermediate_size);
+    let (h, qd, kvd, hd, inter) = (
+        hp.hidden_size,
+        hp.q_dim(),
+        hp.kv_dim(),
+        hp.head_dim,
+        hp.intermediate_size,
+    );
     let p = |part: &str| format!("blk.{i}.{part}");
     let opt_norm = |part: &str, len: usize, present: bool| -> Result<Option<Vec<f32>>, Error> {
-        if present { norm(t, &p(part), len, spec).map(Some) } else { Ok(None) }
+        if present {
+            norm(t, &p(part), len, spec).map(Some)
+        } else {
+            Ok(None)
+        }
     };
     Ok(Layer {
         attn_norm: norm(t, &p("attn_norm.weight"), h, spec)?,
@@ -74,7 +100,10 @@ fn load_layer(hp: &Hparams, t: &Tensors, i: usize, spec: &LayerSpec) -> Result<L
 
 /// A weight `[rows, cols]` and its bias when the file has one.
 fn linear(t: &Tensors, stem: &str, rows: usize, cols: usize) -> Result<Linear, Error> {
-    Ok(Linear { weight: t.linear(&format!("{stem}.weight"), rows, cols)?, bias: t.opt_vector(&format!("{stem}.bias"), rows)? })
+    Ok(Linear {
+        weight: t.linear(&format!("{stem}.weight"), rows, cols)?,
+        bias: t.opt_vector(&format!("{stem}.bias"), rows)?,
+    })
 }
 
 fn norm(t: &Tensors, name: &str, len: usize, spec: &LayerSpec) -> Result<Vec<f32>, Error> {

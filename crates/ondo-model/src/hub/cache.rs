@@ -12,7 +12,9 @@ pub(crate) struct RepoCache {
 
 impl RepoCache {
     pub(crate) fn new(cache_dir: &Path, id: &HubId) -> RepoCache {
-        RepoCache { root: cache_dir.join(id.folder_name()) }
+        RepoCache {
+            root: cache_dir.join(id.folder_name()),
+        }
     }
 
     /// The commit a ref points to, if recorded.
@@ -108,7 +110,9 @@ pub fn is_complete_snapshot(dir: &Path) -> bool {
 }
 
 fn has_gguf(dir: &Path) -> bool {
-    let Ok(entries) = fs::read_dir(dir) else { return false };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
     entries.flatten().any(|e| {
         let path = e.path();
         path.extension().is_some_and(|x| x == "gguf") && path.is_file()
@@ -119,7 +123,9 @@ fn has_safetensors(dir: &Path) -> bool {
     if dir.join(WEIGHTS_FILE).is_file() {
         return true;
     }
-    let Ok(text) = fs::read_to_string(dir.join(WEIGHTS_INDEX_FILE)) else { return false };
+    let Ok(text) = fs::read_to_string(dir.join(WEIGHTS_INDEX_FILE)) else {
+        return false;
+    };
     match shard_files(&text) {
         Some(shards) => !shards.is_empty() && shards.iter().all(|s| dir.join(s).is_file()),
         None => false,
@@ -148,7 +154,9 @@ pub(crate) fn is_safe_relative(file: &str) -> bool {
     !file.is_empty()
         && !file.starts_with('/')
         && !file.contains('\\')
-        && file.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && file
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 /// One model repo found in the cache (for `ondo models`).
@@ -186,13 +194,21 @@ fn cached_model(id: String, root: &Path) -> CachedModel {
         .map(|(_, path)| path)
         .filter(|p| is_complete_snapshot(p))
         .collect();
-    CachedModel { id, refs, snapshots }
+    CachedModel {
+        id,
+        refs,
+        snapshots,
+    }
 }
 
 fn sorted_entries(dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = fs::read_dir(dir) else { return vec![] };
-    let mut out: Vec<(String, PathBuf)> =
-        entries.flatten().filter_map(|e| Some((e.file_name().into_string().ok()?, e.path()))).collect();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut out: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+        .collect();
     out.sort();
     out
 }

@@ -3,7 +3,10 @@
 //! huggingface_hub does), and resumable `GET`s into `blobs/{etag}.incomplete`.
 
 use super::cache::{create_parent, is_safe_relative, shard_files, RepoCache};
-use super::{is_complete_snapshot, HubError, HubId, HubOptions, MODEL_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use super::{
+    is_complete_snapshot, HubError, HubId, HubOptions, MODEL_FILES, WEIGHTS_FILE,
+    WEIGHTS_INDEX_FILE,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::{self, File, OpenOptions};
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
@@ -44,21 +47,35 @@ pub(crate) fn pull(id: &HubId, cache_dir: &Path, opts: &HubOptions) -> Result<Pa
 /// The files of a model that the repo has: [`MODEL_FILES`] plus single-file or indexed weights.
 fn select_files(id: &HubId, siblings: &[String]) -> Result<Vec<String>, HubError> {
     let has = |f: &str| siblings.iter().any(|s| s == f);
-    let weights = [WEIGHTS_FILE, WEIGHTS_INDEX_FILE].into_iter().find(|w| has(w));
+    let weights = [WEIGHTS_FILE, WEIGHTS_INDEX_FILE]
+        .into_iter()
+        .find(|w| has(w));
     let (true, Some(weights)) = (has("config.json"), weights) else {
         return Err(no_weights(id, siblings));
     };
-    let mut files: Vec<String> = MODEL_FILES.iter().filter(|f| has(f)).map(|f| f.to_string()).collect();
+    let mut files: Vec<String> = MODEL_FILES
+        .iter()
+        .filter(|f| has(f))
+        .map(|f| f.to_string())
+        .collect();
     files.push(weights.to_string());
     Ok(files)
 }
 
 fn no_weights(id: &HubId, siblings: &[String]) -> HubError {
-    let mut files = siblings.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
+    let mut files = siblings
+        .iter()
+        .take(20)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if siblings.len() > 20 {
         files.push_str(", ...");
     }
-    HubError::NoWeights { id: id.to_string(), files }
+    HubError::NoWeights {
+        id: id.to_string(),
+        files,
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -105,7 +122,13 @@ impl<'a> Client<'a> {
             .build()
             .into();
         let token = opts.token.clone().filter(|t| !t.is_empty());
-        Client { id, agent, endpoint: opts.endpoint().to_string(), token, quiet: opts.quiet }
+        Client {
+            id,
+            agent,
+            endpoint: opts.endpoint().to_string(),
+            token,
+            quiet: opts.quiet,
+        }
     }
 
     /// `GET {endpoint}/api/models/{repo}/revision/{revision}`.
@@ -116,10 +139,18 @@ impl<'a> Client<'a> {
         if !resp.status().is_success() {
             return Err(self.status_error(&resp, &url, None));
         }
-        let text = resp.body_mut().with_config().limit(MAX_API_BYTES).read_to_string();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_API_BYTES)
+            .read_to_string();
         let text = text.map_err(|e| network(&url, e))?;
-        let raw: RawRepoInfo = serde_json::from_str(&text).map_err(|e| bad(&url, &e.to_string()))?;
-        let sha = raw.sha.filter(|s| is_safe_name(s)).ok_or_else(|| bad(&url, "no valid \"sha\""))?;
+        let raw: RawRepoInfo =
+            serde_json::from_str(&text).map_err(|e| bad(&url, &e.to_string()))?;
+        let sha = raw
+            .sha
+            .filter(|s| is_safe_name(s))
+            .ok_or_else(|| bad(&url, "no valid \"sha\""))?;
         let siblings = raw.siblings.into_iter().map(|s| s.rfilename).collect();
         Ok(RepoInfo { sha, siblings })
     }
@@ -128,8 +159,13 @@ impl<'a> Client<'a> {
     fn shards(&self, cache: &RepoCache, info: &RepoInfo) -> Result<Vec<String>, HubError> {
         let path = cache.snapshot_dir(&info.sha).join(WEIGHTS_INDEX_FILE);
         let text = fs::read_to_string(&path).map_err(HubError::io(&path))?;
-        let why = format!("{WEIGHTS_INDEX_FILE} of {} has no usable weight_map", self.id);
-        let shards = shard_files(&text).filter(|s| !s.is_empty()).ok_or_else(|| bad(&path.display().to_string(), &why))?;
+        let why = format!(
+            "{WEIGHTS_INDEX_FILE} of {} has no usable weight_map",
+            self.id
+        );
+        let shards = shard_files(&text)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad(&path.display().to_string(), &why))?;
         match shards.iter().find(|s| !info.siblings.contains(s)) {
             Some(missing) => Err(HubError::FileNotFound {
                 id: self.id.repo().to_string(),
@@ -158,7 +194,12 @@ impl<'a> Client<'a> {
 
     /// `HEAD` the resolve URL, following only relative (same-hub) redirects.
     fn file_metadata(&self, commit: &str, file: &str) -> Result<FileMeta, HubError> {
-        let mut url = format!("{}/{}/resolve/{commit}/{}", self.endpoint, self.id.repo(), quote(file, true));
+        let mut url = format!(
+            "{}/{}/resolve/{commit}/{}",
+            self.endpoint,
+            self.id.repo(),
+            quote(file, true)
+        );
         for _ in 0..MAX_REDIRECTS {
             let req = self.agent.head(&url).config().max_redirects(0).build();
             let resp = self.call(req, &url, &[("Accept-Encoding", "identity")])?;
@@ -169,7 +210,8 @@ impl<'a> Client<'a> {
             if !(300..400).contains(&status) {
                 return Err(self.status_error(&resp, &url, Some(file)));
             }
-            let location = header(&resp, "location").ok_or_else(|| bad(&url, "redirect without Location"))?;
+            let location =
+                header(&resp, "location").ok_or_else(|| bad(&url, "redirect without Location"))?;
             if location.contains("://") {
                 return self.meta_from(&resp, &url, commit, location.to_string());
             }
@@ -178,36 +220,77 @@ impl<'a> Client<'a> {
         Err(bad(&url, "too many redirects"))
     }
 
-    fn meta_from(&self, resp: &Response<Body>, url: &str, commit: &str, location: String) -> Result<FileMeta, HubError> {
-        let repo_commit = header(resp, "x-repo-commit")
-            .ok_or_else(|| bad(url, "no X-Repo-Commit header (is the endpoint a Hugging Face hub?)"))?;
+    fn meta_from(
+        &self,
+        resp: &Response<Body>,
+        url: &str,
+        commit: &str,
+        location: String,
+    ) -> Result<FileMeta, HubError> {
+        let repo_commit = header(resp, "x-repo-commit").ok_or_else(|| {
+            bad(
+                url,
+                "no X-Repo-Commit header (is the endpoint a Hugging Face hub?)",
+            )
+        })?;
         if repo_commit != commit {
-            return Err(bad(url, &format!("X-Repo-Commit {repo_commit} differs from {commit}")));
+            return Err(bad(
+                url,
+                &format!("X-Repo-Commit {repo_commit} differs from {commit}"),
+            ));
         }
-        let etag = header(resp, "x-linked-etag").or_else(|| header(resp, "etag")).map(normalize_etag);
-        let etag = etag.filter(|e| is_safe_name(e)).ok_or_else(|| bad(url, "no usable ETag header"))?;
+        let etag = header(resp, "x-linked-etag")
+            .or_else(|| header(resp, "etag"))
+            .map(normalize_etag);
+        let etag = etag
+            .filter(|e| is_safe_name(e))
+            .ok_or_else(|| bad(url, "no usable ETag header"))?;
         let size = header(resp, "x-linked-size").or_else(|| header(resp, "content-length"));
         let size = size.and_then(|s| s.trim().parse().ok());
-        Ok(FileMeta { etag, size, location })
+        Ok(FileMeta {
+            etag,
+            size,
+            location,
+        })
     }
 
     /// Download into `blobs/{etag}.incomplete` (resuming what is there) and rename it into place.
-    fn download_blob(&self, cache: &RepoCache, meta: &FileMeta, file: &str) -> Result<(), HubError> {
+    fn download_blob(
+        &self,
+        cache: &RepoCache,
+        meta: &FileMeta,
+        file: &str,
+    ) -> Result<(), HubError> {
         let part = cache.incomplete_path(&meta.etag);
         create_parent(&part)?;
         let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-        let have = if meta.size.is_some_and(|size| have > size) { 0 } else { have };
+        let have = if meta.size.is_some_and(|size| have > size) {
+            0
+        } else {
+            have
+        };
         if meta.size != Some(have) {
             self.fetch_into(&meta.location, &part, have, meta.size, file)?;
         } else {
-            OpenOptions::new().create(true).append(true).open(&part).map_err(HubError::io(&part))?;
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&part)
+                .map_err(HubError::io(&part))?;
         }
         let blob = cache.blob_path(&meta.etag);
         fs::rename(&part, &blob).map_err(HubError::io(&blob))
     }
 
     /// `GET url` into `part` from byte `have` on (with `Range` when `have > 0`).
-    fn fetch_into(&self, url: &str, part: &Path, have: u64, size: Option<u64>, file: &str) -> Result<(), HubError> {
+    fn fetch_into(
+        &self,
+        url: &str,
+        part: &Path,
+        have: u64,
+        size: Option<u64>,
+        file: &str,
+    ) -> Result<(), HubError> {
         let range = format!("bytes={have}-");
         let mut headers = vec![("Accept-Encoding", "identity")];
         if have > 0 {
@@ -227,17 +310,30 @@ impl<'a> Client<'a> {
         let got = start + copy_body(resp.into_body().into_reader(), &mut out, part, url, &bar)?;
         bar.finish();
         match want {
-            Some(want) if want != got => Err(HubError::Truncated { url: url.to_string(), got, want }),
+            Some(want) if want != got => Err(HubError::Truncated {
+                url: url.to_string(),
+                got,
+                want,
+            }),
             _ => Ok(()),
         }
     }
 
     /// Send a request with optional extra headers, adding the token for the endpoint only.
-    fn call(&self, mut req: Request, url: &str, extra: &[(&str, &str)]) -> Result<Response<Body>, HubError> {
+    fn call(
+        &self,
+        mut req: Request,
+        url: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Response<Body>, HubError> {
         for (name, value) in extra {
             req = req.header(*name, *value);
         }
-        if let Some(token) = self.token.as_deref().filter(|_| url.starts_with(&format!("{}/", self.endpoint))) {
+        if let Some(token) = self
+            .token
+            .as_deref()
+            .filter(|_| url.starts_with(&format!("{}/", self.endpoint)))
+        {
             req = req.header("Authorization", format!("Bearer {token}"));
         }
         req.call().map_err(|e| network(url, e))
@@ -254,11 +350,17 @@ impl<'a> Client<'a> {
         };
         match (header(resp, "x-error-code"), status, file) {
             (Some("RepoNotFound"), ..) => HubError::NotFound { id },
-            (Some("RevisionNotFound"), ..) => HubError::RevisionNotFound { id, revision: self.id.revision().to_string() },
+            (Some("RevisionNotFound"), ..) => HubError::RevisionNotFound {
+                id,
+                revision: self.id.revision().to_string(),
+            },
             (Some("EntryNotFound"), _, Some(file)) | (None, 404, Some(file)) => file_missing(file),
             (Some("GatedRepo"), ..) | (_, 401 | 403, _) => HubError::Unauthorized { id, status },
             (_, 404, _) => HubError::NotFound { id },
-            _ => HubError::Http { url: url.to_string(), status },
+            _ => HubError::Http {
+                url: url.to_string(),
+                status,
+            },
         }
     }
 }
@@ -267,19 +369,34 @@ fn check_content_range(resp: &Response<Body>, url: &str, have: u64) -> Result<u6
     let range = header(resp, "content-range").unwrap_or("");
     match range.starts_with(&format!("bytes {have}-")) {
         true => Ok(have),
-        false => Err(bad(url, &format!("asked for bytes {have}- but got Content-Range {range:?}"))),
+        false => Err(bad(
+            url,
+            &format!("asked for bytes {have}- but got Content-Range {range:?}"),
+        )),
     }
 }
 
 /// Open `part` for writing at `start`, dropping anything after it.
 fn open_at(part: &Path, start: u64) -> Result<File, HubError> {
-    let mut out = OpenOptions::new().create(true).write(true).truncate(false).open(part).map_err(HubError::io(part))?;
+    let mut out = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(part)
+        .map_err(HubError::io(part))?;
     out.set_len(start).map_err(HubError::io(part))?;
-    out.seek(SeekFrom::Start(start)).map_err(HubError::io(part))?;
+    out.seek(SeekFrom::Start(start))
+        .map_err(HubError::io(part))?;
     Ok(out)
 }
 
-fn copy_body(mut body: impl Read, out: &mut File, part: &Path, url: &str, bar: &ProgressBar) -> Result<u64, HubError> {
+fn copy_body(
+    mut body: impl Read,
+    out: &mut File,
+    part: &Path,
+    url: &str,
+    bar: &ProgressBar,
+) -> Result<u64, HubError> {
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
     loop {
@@ -319,12 +436,18 @@ fn header<'r>(resp: &'r Response<Body>, name: &str) -> Option<&'r str> {
 
 /// huggingface_hub's etag normalisation: drop a weak `W/` prefix and the quotes.
 fn normalize_etag(etag: &str) -> String {
-    etag.trim().trim_start_matches("W/").trim_matches('"').to_string()
+    etag.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_string()
 }
 
 /// Safe as one path component: letters, digits, `-`, `_`, `.`, not starting with `.`.
 fn is_safe_name(s: &str) -> bool {
-    !s.is_empty() && !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// Percent-encode all but unreserved characters (and `/` when `keep_slash`).
@@ -332,7 +455,9 @@ fn quote(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
             b'/' if keep_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -343,21 +468,36 @@ fn quote(s: &str, keep_slash: bool) -> String {
 /// Resolve a redirect's `Location` that has no scheme against the URL it came from.
 fn join_url(base: &str, location: &str) -> String {
     let after_scheme = base.find("://").map_or(0, |i| i + 3);
-    let origin_end = base[after_scheme..].find('/').map_or(base.len(), |i| after_scheme + i);
+    let origin_end = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |i| after_scheme + i);
     if location.starts_with('/') {
         return format!("{}{location}", &base[..origin_end]);
     }
-    let dir_end = base.rfind('/').filter(|&i| i >= origin_end).map_or(base.len(), |i| i + 1);
-    let sep = if dir_end == base.len() && !base.ends_with('/') { "/" } else { "" };
+    let dir_end = base
+        .rfind('/')
+        .filter(|&i| i >= origin_end)
+        .map_or(base.len(), |i| i + 1);
+    let sep = if dir_end == base.len() && !base.ends_with('/') {
+        "/"
+    } else {
+        ""
+    };
     format!("{}{sep}{location}", &base[..dir_end])
 }
 
 fn network(url: &str, e: impl std::error::Error + Send + Sync + 'static) -> HubError {
-    HubError::Network { url: url.to_string(), source: Box::new(e) }
+    HubError::Network {
+        url: url.to_string(),
+        source: Box::new(e),
+    }
 }
 
 fn bad(url: &str, reason: &str) -> HubError {
-    HubError::BadResponse { url: url.to_string(), reason: reason.to_string() }
+    HubError::BadResponse {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -368,7 +508,10 @@ mod tests {
     fn hub_quote_and_join() {
         assert_eq!(quote("refs/pr/1", false), "refs%2Fpr%2F1");
         assert_eq!(quote("sub dir/ä.json", true), "sub%20dir/%C3%A4.json");
-        assert_eq!(join_url("http://h:1/a/resolve/x/f", "/b/resolve/x/f"), "http://h:1/b/resolve/x/f");
+        assert_eq!(
+            join_url("http://h:1/a/resolve/x/f", "/b/resolve/x/f"),
+            "http://h:1/b/resolve/x/f"
+        );
         assert_eq!(join_url("http://h:1/a/b", "c"), "http://h:1/a/c");
     }
 
@@ -386,11 +529,37 @@ mod tests {
     fn hub_select_files() {
         let id = HubId::parse("o/n").unwrap();
         let sib = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let files = select_files(&id, &sib(&["README.md", "config.json", "model.safetensors", "tokenizer.json", "pytorch_model.bin"])).unwrap();
-        assert_eq!(files, ["config.json", "tokenizer.json", "model.safetensors"]);
-        let files = select_files(&id, &sib(&["config.json", WEIGHTS_INDEX_FILE, "model-00001-of-00002.safetensors"])).unwrap();
+        let files = select_files(
+            &id,
+            &sib(&[
+                "README.md",
+                "config.json",
+                "model.safetensors",
+                "tokenizer.json",
+                "pytorch_model.bin",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            files,
+            ["config.json", "tokenizer.json", "model.safetensors"]
+        );
+        let files = select_files(
+            &id,
+            &sib(&[
+                "config.json",
+                WEIGHTS_INDEX_FILE,
+                "model-00001-of-00002.safetensors",
+            ]),
+        )
+        .unwrap();
         assert_eq!(files, ["config.json", WEIGHTS_INDEX_FILE]);
-        let err = select_files(&id, &sib(&["model-q4_0.gguf", "README.md"])).unwrap_err().to_string();
-        assert!(err.contains("o/n") && err.contains("model-q4_0.gguf"), "{err}");
+        let err = select_files(&id, &sib(&["model-q4_0.gguf", "README.md"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("o/n") && err.contains("model-q4_0.gguf"),
+            "{err}"
+        );
     }
 }

@@ -21,24 +21,41 @@ pub struct TestServer {
 pub fn start_with(config: Config, llm: Option<Llm>) -> TestServer {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(async move {
-            let server = Server::bind(Config { host: "127.0.0.1".into(), port: 0, ..config }).await.expect("bind");
+            let server = Server::bind(Config {
+                host: "127.0.0.1".into(),
+                port: 0,
+                ..config
+            })
+            .await
+            .expect("bind");
             if let Some(llm) = llm {
                 server.state().install(llm);
             }
-            tx.send((server.local_addr(), server.state())).expect("report address");
+            tx.send((server.local_addr(), server.state()))
+                .expect("report address");
             server.run(std::future::pending()).await.expect("serve");
         });
     });
     let (addr, state) = rx.recv().expect("server started");
-    TestServer { base: format!("http://{addr}"), state }
+    TestServer {
+        base: format!("http://{addr}"),
+        state,
+    }
 }
 
 /// The model, or None (skip) when the test asset is absent.
 pub fn load_model() -> Option<Llm> {
     let path = ondo_testdata::fetched(MODEL)?;
-    let opts = LoadOptions { offline: true, ..Default::default() };
+    let opts = LoadOptions {
+        offline: true,
+        ..Default::default()
+    };
     Some(Llm::load(path.to_str().expect("utf-8 path"), &opts).expect("load SmolLM2"))
 }
 
@@ -59,7 +76,9 @@ pub fn agent() -> ureq::Agent {
 /// POST `body` (sent as is, so malformed JSON can be tested); returns status and parsed body
 /// (Value::Null when the body is not JSON).
 pub fn post(base: &str, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
-    let mut req = agent().post(format!("{base}{path}")).header("Content-Type", "application/json");
+    let mut req = agent()
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/json");
     if let Some(k) = key {
         req = req.header("Authorization", format!("Bearer {k}"));
     }
@@ -94,13 +113,18 @@ pub struct Stream {
 }
 
 pub fn post_stream(base: &str, path: &str, body: &str, key: Option<&str>) -> Stream {
-    let mut req = agent().post(format!("{base}{path}")).header("Content-Type", "application/json");
+    let mut req = agent()
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/json");
     if let Some(k) = key {
         req = req.header("Authorization", format!("Bearer {k}"));
     }
     let resp = req.send(body).expect("request sent");
     let status = resp.status().as_u16();
-    Stream { reader: BufReader::new(resp.into_body().into_reader()), status }
+    Stream {
+        reader: BufReader::new(resp.into_body().into_reader()),
+        status,
+    }
 }
 
 impl Stream {

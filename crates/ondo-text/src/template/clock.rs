@@ -61,7 +61,14 @@ impl DateTime {
         let hour = t.next().map_or(Some(0), |s| s.parse().ok())?;
         let minute = t.next().map_or(Some(0), |s| s.parse().ok())?;
         let second = t.next().map_or(Some(0), |s| s.parse().ok())?;
-        let dt = DateTime { year, month, day, hour, minute, second };
+        let dt = DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        };
         dt.is_valid().then_some(dt)
     }
 
@@ -117,7 +124,11 @@ impl DateTime {
 
     fn directive(&self, out: &mut String, spec: char, no_pad: bool) {
         let num = |out: &mut String, v: i64, width: usize| {
-            let _ = if no_pad { write!(out, "{v}") } else { write!(out, "{v:0width$}") };
+            let _ = if no_pad {
+                write!(out, "{v}")
+            } else {
+                write!(out, "{v:0width$}")
+            };
         };
         let month_name = MONTHS[(self.month - 1) as usize];
         let day_name = DAYS[self.weekday() as usize];
@@ -128,7 +139,11 @@ impl DateTime {
             'm' => num(out, self.month.into(), 2),
             'd' => num(out, self.day.into(), 2),
             'e' => {
-                let _ = if no_pad { write!(out, "{}", self.day) } else { write!(out, "{:2}", self.day) };
+                let _ = if no_pad {
+                    write!(out, "{}", self.day)
+                } else {
+                    write!(out, "{:2}", self.day)
+                };
             }
             'j' => num(out, self.yday().into(), 3),
             'H' => num(out, self.hour.into(), 2),
@@ -164,10 +179,28 @@ impl DateTime {
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
-const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
 
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
@@ -216,10 +249,22 @@ mod tests {
         let t = DateTime::from_unix(1_752_148_800);
         assert_eq!(t, DateTime::parse("2025-07-10T12:00:00.000Z").unwrap());
         assert_eq!(t.to_unix(), 1_752_148_800);
-        assert_eq!(t.strftime("%A %a %d %b %Y %B %j"), "Thursday Thu 10 Jul 2025 July 191");
-        assert_eq!(t.strftime("%H:%M:%S %I%p %-d/%-m %y %%"), "12:00:00 12PM 10/7 25 %");
-        assert_eq!(DateTime::from_unix(0).strftime("%F %T"), "1970-01-01 00:00:00");
-        assert_eq!(DateTime::from_unix(-1).strftime("%F %T"), "1969-12-31 23:59:59");
+        assert_eq!(
+            t.strftime("%A %a %d %b %Y %B %j"),
+            "Thursday Thu 10 Jul 2025 July 191"
+        );
+        assert_eq!(
+            t.strftime("%H:%M:%S %I%p %-d/%-m %y %%"),
+            "12:00:00 12PM 10/7 25 %"
+        );
+        assert_eq!(
+            DateTime::from_unix(0).strftime("%F %T"),
+            "1970-01-01 00:00:00"
+        );
+        assert_eq!(
+            DateTime::from_unix(-1).strftime("%F %T"),
+            "1969-12-31 23:59:59"
+        );
     }
 
     #[test]

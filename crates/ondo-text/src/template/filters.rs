@@ -15,11 +15,21 @@ pub fn map(state: &mut State, value: Value, args: Rest<ValueOrKwargs>) -> Result
     filters::map(state, value, args).map(generator)
 }
 
-pub fn select(state: &mut State, value: Value, test: Option<Cow<'_, str>>, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+pub fn select(
+    state: &mut State,
+    value: Value,
+    test: Option<Cow<'_, str>>,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Value, Error> {
     filters::select(state, value, test, args).map(generator)
 }
 
-pub fn reject(state: &mut State, value: Value, test: Option<Cow<'_, str>>, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+pub fn reject(
+    state: &mut State,
+    value: Value,
+    test: Option<Cow<'_, str>>,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Value, Error> {
     filters::reject(state, value, test, args).map(generator)
 }
 
@@ -47,7 +57,10 @@ pub fn rejectattr(
 /// `None` (transformers raises "'NoneType' object is not iterable"), minijinja would loop zero times.
 pub fn python_iterable(value: Value) -> Result<Value, Error> {
     match value.kind() {
-        ValueKind::None => Err(Error::new(ErrorKind::InvalidOperation, "'NoneType' object is not iterable")),
+        ValueKind::None => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "'NoneType' object is not iterable",
+        )),
         _ => Ok(value),
     }
 }
@@ -57,16 +70,33 @@ pub fn python_iterable(value: Value) -> Result<Value, Error> {
 pub fn is_iterable(value: &Value) -> bool {
     matches!(
         value.kind(),
-        ValueKind::String | ValueKind::Bytes | ValueKind::Seq | ValueKind::Map | ValueKind::Iterable | ValueKind::Undefined
+        ValueKind::String
+            | ValueKind::Bytes
+            | ValueKind::Seq
+            | ValueKind::Map
+            | ValueKind::Iterable
+            | ValueKind::Undefined
     )
 }
 
 /// jinja2's `indent(width=4, first=False, blank=False)`. Unlike minijinja's, a trailing newline
 /// survives (`'{\n'|indent(4, first=True)` is `"    {\n"`), as Command-R's template relies on.
-pub fn indent(s: String, width: Option<Value>, first: Option<bool>, blank: Option<bool>, kwargs: Kwargs) -> Result<String, Error> {
+pub fn indent(
+    s: String,
+    width: Option<Value>,
+    first: Option<bool>,
+    blank: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
     let width = kwargs.get::<Option<Value>>("width")?.or(width);
-    let first = kwargs.get::<Option<bool>>("first")?.or(first).unwrap_or(false);
-    let blank = kwargs.get::<Option<bool>>("blank")?.or(blank).unwrap_or(false);
+    let first = kwargs
+        .get::<Option<bool>>("first")?
+        .or(first)
+        .unwrap_or(false);
+    let blank = kwargs
+        .get::<Option<bool>>("blank")?
+        .or(blank)
+        .unwrap_or(false);
     kwargs.assert_all_used()?;
     let unit = indent_unit(width)?;
     let text = format!("{s}\n");
@@ -99,7 +129,10 @@ fn indent_unit(width: Option<Value>) -> Result<String, Error> {
     }
     match width.as_i64() {
         Some(n) => Ok(" ".repeat(n.clamp(0, 4096) as usize)),
-        None => Err(Error::new(ErrorKind::InvalidOperation, format!("indent: bad width {width}"))),
+        None => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("indent: bad width {width}"),
+        )),
     }
 }
 
@@ -111,7 +144,15 @@ fn python_splitlines(s: &str) -> Vec<&str> {
     while let Some((i, c)) = chars.next() {
         let boundary = matches!(
             c,
-            '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+            '\n' | '\r'
+                | '\u{b}'
+                | '\u{c}'
+                | '\u{1c}'
+                | '\u{1d}'
+                | '\u{1e}'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
         );
         if !boundary {
             continue;
@@ -137,7 +178,14 @@ mod tests {
     use super::*;
 
     fn ind(s: &str, width: i64, first: bool, blank: bool) -> String {
-        indent(s.into(), Some(Value::from(width)), Some(first), Some(blank), Kwargs::from_iter(Vec::<(&str, Value)>::new())).unwrap()
+        indent(
+            s.into(),
+            Some(Value::from(width)),
+            Some(first),
+            Some(blank),
+            Kwargs::from_iter(Vec::<(&str, Value)>::new()),
+        )
+        .unwrap()
     }
 
     #[test]

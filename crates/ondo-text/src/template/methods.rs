@@ -8,7 +8,12 @@ use minijinja::value::{from_args, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
 
 /// The unknown-method callback: pycompat first, then ondo's additions.
-pub fn call_method(state: &mut State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
+pub fn call_method(
+    state: &mut State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
     match minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args) {
         Err(e) if e.kind() == ErrorKind::UnknownMethod => extra_method(value, method, args),
         other => other,
@@ -43,10 +48,17 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Value, Error> 
         }
         "index" | "rindex" => {
             let (sub,): (&str,) = from_args(args)?;
-            let found = if method == "index" { s.find(sub) } else { s.rfind(sub) };
+            let found = if method == "index" {
+                s.find(sub)
+            } else {
+                s.rfind(sub)
+            };
             match found {
                 Some(byte) => Ok(Value::from(s[..byte].chars().count())),
-                None => Err(Error::new(ErrorKind::InvalidOperation, "substring not found")),
+                None => Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "substring not found",
+                )),
             }
         }
         "casefold" => Ok(Value::from(s.to_lowercase())),
@@ -61,7 +73,11 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Value, Error> 
 
 /// Python's `str.rsplit`: with no separator, splits on runs of whitespace.
 fn rsplit(s: &str, sep: Option<&str>, maxsplit: i64) -> Result<Value, Error> {
-    let limit = if maxsplit < 0 { usize::MAX } else { maxsplit as usize + 1 };
+    let limit = if maxsplit < 0 {
+        usize::MAX
+    } else {
+        maxsplit as usize + 1
+    };
     let mut parts: Vec<String> = match sep {
         Some("") => return Err(Error::new(ErrorKind::InvalidOperation, "empty separator")),
         Some(sep) => s.rsplitn(limit, sep).map(str::to_string).collect(),
@@ -90,13 +106,19 @@ fn partition(s: &str, sep: &str, from_right: bool) -> Result<Value, Error> {
     if sep.is_empty() {
         return Err(Error::new(ErrorKind::InvalidOperation, "empty separator"));
     }
-    let found = if from_right { s.rfind(sep) } else { s.find(sep) };
+    let found = if from_right {
+        s.rfind(sep)
+    } else {
+        s.find(sep)
+    };
     let parts = match found {
         Some(i) => [&s[..i], sep, &s[i + sep.len()..]],
         None if from_right => ["", "", s],
         None => [s, "", ""],
     };
-    Ok(Value::from(parts.iter().map(|p| Value::from(*p)).collect::<Vec<_>>()))
+    Ok(Value::from(
+        parts.iter().map(|p| Value::from(*p)).collect::<Vec<_>>(),
+    ))
 }
 
 fn swapcase(s: &str) -> String {
@@ -130,7 +152,10 @@ fn list_method(list: &Value, method: &str, args: &[Value]) -> Result<Value, Erro
             let (needle,): (&Value,) = from_args(args)?;
             match list.try_iter()?.position(|item| item == *needle) {
                 Some(i) => Ok(Value::from(i)),
-                None => Err(Error::new(ErrorKind::InvalidOperation, format!("{needle:?} is not in list"))),
+                None => Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{needle:?} is not in list"),
+                )),
             }
         }
         _ => Err(Error::from(ErrorKind::UnknownMethod)),
@@ -149,16 +174,31 @@ mod tests {
     #[test]
     fn string_additions() {
         let s = Value::from("  a b  c ");
-        assert_eq!(call(s.clone(), "rsplit", &[]).to_string(), "['a', 'b', 'c']");
+        assert_eq!(
+            call(s.clone(), "rsplit", &[]).to_string(),
+            "['a', 'b', 'c']"
+        );
         let none = Value::from(());
         assert_eq!(
             call(s, "rsplit", &[none, Value::from(1)]).to_string(),
             "['  a b', 'c']"
         );
-        assert_eq!(call(Value::from("k=v=w"), "rpartition", &[Value::from("=")]).to_string(), "['k=v', '=', 'w']");
-        assert_eq!(call(Value::from("<x>"), "removeprefix", &[Value::from("<")]).to_string(), "x>");
-        assert_eq!(call(Value::from("-7"), "zfill", &[Value::from(4)]).to_string(), "-007");
-        assert_eq!(call(Value::from("안녕 a"), "index", &[Value::from("a")]).to_string(), "3");
+        assert_eq!(
+            call(Value::from("k=v=w"), "rpartition", &[Value::from("=")]).to_string(),
+            "['k=v', '=', 'w']"
+        );
+        assert_eq!(
+            call(Value::from("<x>"), "removeprefix", &[Value::from("<")]).to_string(),
+            "x>"
+        );
+        assert_eq!(
+            call(Value::from("-7"), "zfill", &[Value::from(4)]).to_string(),
+            "-007"
+        );
+        assert_eq!(
+            call(Value::from("안녕 a"), "index", &[Value::from("a")]).to_string(),
+            "3"
+        );
     }
 
     #[test]

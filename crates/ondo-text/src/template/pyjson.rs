@@ -82,7 +82,10 @@ fn indent_unit(indent: &Value) -> Result<Option<String>, Error> {
     }
     match indent.as_i64() {
         Some(n) => Ok(Some(" ".repeat(n.clamp(0, 4096) as usize))),
-        None => Err(Error::new(ErrorKind::InvalidOperation, format!("tojson: bad indent {indent}"))),
+        None => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("tojson: bad indent {indent}"),
+        )),
     }
 }
 
@@ -96,16 +99,26 @@ fn separators_of(separators: &Value, indented: bool) -> Result<(String, String),
     match parts.as_slice() {
         [item, key] => match (item.as_str(), key.as_str()) {
             (Some(i), Some(k)) => Ok((i.into(), k.into())),
-            _ => Err(Error::new(ErrorKind::InvalidOperation, "tojson: separators must be strings")),
+            _ => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "tojson: separators must be strings",
+            )),
         },
-        _ => Err(Error::new(ErrorKind::InvalidOperation, "tojson: separators must be a pair")),
+        _ => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "tojson: separators must be a pair",
+        )),
     }
 }
 
 /// Serializes `value` exactly as CPython's `json.dumps` would with `style`.
 pub fn dumps(value: &Value, style: &JsonStyle) -> Result<String, Error> {
     let mut out = String::new();
-    Encoder { style, out: &mut out }.value(value, 0)?;
+    Encoder {
+        style,
+        out: &mut out,
+    }
+    .value(value, 0)?;
     Ok(out)
 }
 
@@ -118,10 +131,17 @@ impl Encoder<'_> {
     fn value(&mut self, value: &Value, depth: usize) -> Result<(), Error> {
         match value.kind() {
             ValueKind::None => self.out.push_str("null"),
-            ValueKind::Bool => self.out.push_str(if value.is_true() { "true" } else { "false" }),
+            ValueKind::Bool => self
+                .out
+                .push_str(if value.is_true() { "true" } else { "false" }),
             ValueKind::Number => self.out.push_str(&number(value)),
             ValueKind::String => self.string(value.as_str().unwrap_or_default()),
-            ValueKind::Iterable => return Err(Error::new(ErrorKind::InvalidOperation, "Object of type generator is not JSON serializable")),
+            ValueKind::Iterable => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "Object of type generator is not JSON serializable",
+                ))
+            }
             ValueKind::Seq => {
                 let items: Vec<Value> = value.try_iter()?.collect();
                 self.list(&items, depth)?
@@ -219,7 +239,10 @@ fn push_u16(out: &mut String, unit: u32) {
 }
 
 fn not_serializable(kind: ValueKind) -> Error {
-    Error::new(ErrorKind::InvalidOperation, format!("Object of type {kind} is not JSON serializable"))
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("Object of type {kind} is not JSON serializable"),
+    )
 }
 
 /// JSON object keys: Python turns int/float/bool/None keys into strings and rejects the rest.
@@ -268,11 +291,19 @@ pub fn py_float_repr(f: f64) -> String {
         } else if decpt >= n {
             format!("{}{}.0", digits, "0".repeat((decpt - n) as usize))
         } else {
-            format!("{}.{}", &digits[..decpt as usize], &digits[decpt as usize..])
+            format!(
+                "{}.{}",
+                &digits[..decpt as usize],
+                &digits[decpt as usize..]
+            )
         }
     } else {
         let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
         let esign = if exp < 0 { '-' } else { '+' };
         format!("{first}{frac}e{esign}{:02}", exp.abs())
     };

@@ -39,16 +39,20 @@ fn block_tag(here: &str) -> (usize, Option<String>) {
     let len = delimited_len(here, "%}");
     let (open, body, close) = split_tag(&here[..len]);
     if body == "raw" {
-        let end = here[len..].find("endraw").and_then(|i| here[len + i..].find("%}").map(|j| len + i + j + 2));
+        let end = here[len..]
+            .find("endraw")
+            .and_then(|i| here[len + i..].find("%}").map(|j| len + i + j + 2));
         return (end.unwrap_or(here.len()), None);
     }
     let body = match body {
         "generation" => "if true".to_string(),
         "endgeneration" => "endif".to_string(),
-        b if b.starts_with("for") && b[3..].starts_with(char::is_whitespace) => match rewrite_for(b) {
-            Some(new) => new,
-            None => return (len, None),
-        },
+        b if b.starts_with("for") && b[3..].starts_with(char::is_whitespace) => {
+            match rewrite_for(b) {
+                Some(new) => new,
+                None => return (len, None),
+            }
+        }
         _ => return (len, None),
     };
     (len, Some(format!("{{%{open} {body} {close}%}}")))
@@ -91,16 +95,23 @@ fn split_tag(tag: &str) -> (&str, &str, &str) {
 fn rewrite_for(body: &str) -> Option<String> {
     let in_at = find_word(body, "in", 3)?;
     let iter_start = in_at + 2;
-    let iter_end = [find_word(body, "if", iter_start), find_word(body, "recursive", iter_start)]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(body.len());
+    let iter_end = [
+        find_word(body, "if", iter_start),
+        find_word(body, "recursive", iter_start),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(body.len());
     let iter = body[iter_start..iter_end].trim();
     if iter.is_empty() {
         return None;
     }
-    let new = format!("{} ({iter})|{ITER_FILTER} {}", &body[..iter_start], &body[iter_end..]);
+    let new = format!(
+        "{} ({iter})|{ITER_FILTER} {}",
+        &body[..iter_start],
+        &body[iter_end..]
+    );
     Some(new.trim_end().to_string())
 }
 
@@ -141,21 +152,39 @@ mod tests {
     #[test]
     fn rewrites_generation_blocks_only() {
         let src = "{%- generation -%}x{% endgeneration %}{% if a %}{%+generation%}";
-        assert_eq!(rewrite(src), "{%- if true -%}x{% endif %}{% if a %}{%+ if true %}");
-        assert_eq!(rewrite("{% set generation = 1 %}{%"), "{% set generation = 1 %}{%");
+        assert_eq!(
+            rewrite(src),
+            "{%- if true -%}x{% endif %}{% if a %}{%+ if true %}"
+        );
+        assert_eq!(
+            rewrite("{% set generation = 1 %}{%"),
+            "{% set generation = 1 %}{%"
+        );
     }
 
     #[test]
     fn wraps_for_iterables() {
         let f = ITER_FILTER;
-        assert_eq!(rewrite("{%- for m in messages[1:] -%}"), format!("{{%- for m in (messages[1:])|{f} -%}}"));
+        assert_eq!(
+            rewrite("{%- for m in messages[1:] -%}"),
+            format!("{{%- for m in (messages[1:])|{f} -%}}")
+        );
         assert_eq!(
             rewrite("{% for k, v in d.items() if k != 'in' recursive %}"),
             format!("{{% for k, v in (d.items())|{f} if k != 'in' recursive %}}")
         );
-        assert_eq!(rewrite("{% for index in info %}"), format!("{{% for index in (info)|{f} %}}"));
-        assert_eq!(rewrite("{% for x in [a if b else c] %}"), format!("{{% for x in ([a if b else c])|{f} %}}"));
-        assert_eq!(rewrite("{% for 값 in 목록 %}"), format!("{{% for 값 in (목록)|{f} %}}"));
+        assert_eq!(
+            rewrite("{% for index in info %}"),
+            format!("{{% for index in (info)|{f} %}}")
+        );
+        assert_eq!(
+            rewrite("{% for x in [a if b else c] %}"),
+            format!("{{% for x in ([a if b else c])|{f} %}}")
+        );
+        assert_eq!(
+            rewrite("{% for 값 in 목록 %}"),
+            format!("{{% for 값 in (목록)|{f} %}}")
+        );
     }
 
     #[test]

@@ -84,31 +84,73 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         enable_prefix_caching: false,
         ..EngineConfig::default()
     };
-    let opts = LoadOptions { offline: args.offline, threads: args.threads, engine, ..LoadOptions::default() };
+    let opts = LoadOptions {
+        offline: args.offline,
+        threads: args.threads,
+        engine,
+        ..LoadOptions::default()
+    };
     let llm = Llm::load(&args.model, &opts)?;
     let hp = llm.model().hparams();
     let needed = args.n_prompt + args.n_gen;
     if needed > hp.max_position_embeddings {
-        bail!("{}: {needed} tokens exceed the context length {}", llm.source().display(), hp.max_position_embeddings);
+        bail!(
+            "{}: {needed} tokens exceed the context length {}",
+            llm.source().display(),
+            hp.max_position_embeddings
+        );
     }
     let threads = llm.parts().pool.threads();
-    let mut bench = Bench { llm: &llm, ids: Ids(0x5eed) };
+    let mut bench = Bench {
+        llm: &llm,
+        ids: Ids(0x5eed),
+    };
     let mut results = vec![];
     if args.n_prompt > 0 && args.concurrent.is_empty() {
-        let times: Vec<f64> = bench.repeat(args.reps, 1, args.n_prompt, 1)?.iter().map(|t| t.first).collect();
-        results.push(summarize(format!("pp{}", args.n_prompt), threads, args.n_prompt, &times));
+        let times: Vec<f64> = bench
+            .repeat(args.reps, 1, args.n_prompt, 1)?
+            .iter()
+            .map(|t| t.first)
+            .collect();
+        results.push(summarize(
+            format!("pp{}", args.n_prompt),
+            threads,
+            args.n_prompt,
+            &times,
+        ));
     }
     if args.n_gen > 0 && args.concurrent.is_empty() {
-        let times: Vec<f64> = bench.repeat(args.reps, 1, 1, args.n_gen)?.iter().map(|t| t.total).collect();
-        results.push(summarize(format!("tg{}", args.n_gen), threads, args.n_gen, &times));
+        let times: Vec<f64> = bench
+            .repeat(args.reps, 1, 1, args.n_gen)?
+            .iter()
+            .map(|t| t.total)
+            .collect();
+        results.push(summarize(
+            format!("tg{}", args.n_gen),
+            threads,
+            args.n_gen,
+            &times,
+        ));
     }
     for &b in &args.concurrent {
         let (prompt, gen, b) = (args.n_prompt.max(1), args.n_gen.max(1), b.max(1));
         let timings = bench.repeat(args.reps, b, prompt, gen)?;
-        let mean = |f: fn(&Timing) -> f64| timings.iter().map(f).sum::<f64>() / timings.len() as f64;
+        let mean =
+            |f: fn(&Timing) -> f64| timings.iter().map(f).sum::<f64>() / timings.len() as f64;
         let totals: Vec<f64> = timings.iter().map(|t| t.total).collect();
-        let mut sample = summarize(format!("pp{prompt}+tg{gen} x{b}"), threads, b * gen, &totals);
-        sample.concurrent = Some(Batched { b, pp: prompt, tg: gen, t_pp: mean(|t| t.first), t: mean(|t| t.total) });
+        let mut sample = summarize(
+            format!("pp{prompt}+tg{gen} x{b}"),
+            threads,
+            b * gen,
+            &totals,
+        );
+        sample.concurrent = Some(Batched {
+            b,
+            pp: prompt,
+            tg: gen,
+            t_pp: mean(|t| t.first),
+            t: mean(|t| t.total),
+        });
         results.push(sample);
     }
     print(&args, &llm, &results)
@@ -127,7 +169,13 @@ struct Timing {
 
 impl Bench<'_> {
     /// One untimed warm-up run, then `reps` timed ones.
-    fn repeat(&mut self, reps: usize, b: usize, prompt: usize, gen: usize) -> anyhow::Result<Vec<Timing>> {
+    fn repeat(
+        &mut self,
+        reps: usize,
+        b: usize,
+        prompt: usize,
+        gen: usize,
+    ) -> anyhow::Result<Vec<Timing>> {
         self.run(b, prompt, gen)?;
         (0..reps).map(|_| self.run(b, prompt, gen)).collect()
     }
@@ -135,13 +183,25 @@ impl Bench<'_> {
     /// `b` requests at once, each `prompt` random ids generating `gen` tokens.
     fn run(&mut self, b: usize, prompt: usize, gen: usize) -> anyhow::Result<Timing> {
         let vocab = self.llm.model().hparams().vocab_size;
-        let params = SamplingParams { temperature: 0.0, max_tokens: Some(gen), ignore_eos: true, ..Default::default() };
+        let params = SamplingParams {
+            temperature: 0.0,
+            max_tokens: Some(gen),
+            ignore_eos: true,
+            ..Default::default()
+        };
         let engine = self.llm.engine()?;
         let start = Instant::now();
         let receivers: Vec<UnboundedReceiver<Event>> = (0..b)
             .map(|i| {
                 let prompt_ids = (0..prompt).map(|_| self.ids.next(vocab)).collect();
-                let req = NewRequest { id: i.to_string(), prompt: None, prompt_ids, params: params.clone(), stream: true, cancel: None };
+                let req = NewRequest {
+                    id: i.to_string(),
+                    prompt: None,
+                    prompt_ids,
+                    params: params.clone(),
+                    stream: true,
+                    cancel: None,
+                };
                 engine.submit(req).context("bench request")
             })
             .collect::<anyhow::Result<_>>()?;
@@ -165,10 +225,20 @@ impl Bench<'_> {
                     })
                 })
                 .collect();
-            readers.into_iter().map(|r| r.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a reader panicked")))).collect()
+            readers
+                .into_iter()
+                .map(|r| {
+                    r.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a reader panicked")))
+                })
+                .collect()
         });
         let total = start.elapsed().as_secs_f64();
-        let first = firsts.into_iter().collect::<anyhow::Result<Vec<f64>>>()?.into_iter().fold(0.0, f64::max);
+        let first = firsts
+            .into_iter()
+            .collect::<anyhow::Result<Vec<f64>>>()?
+            .into_iter()
+            .fold(0.0, f64::max);
         Ok(Timing { first, total })
     }
 }
@@ -188,14 +258,24 @@ impl Ids {
 
 /// Mean tokens/s and its sample standard deviation over the timed runs.
 fn summarize(test: String, threads: usize, tokens: usize, seconds: &[f64]) -> Sample {
-    let rates: Vec<f64> = seconds.iter().map(|s| tokens as f64 / s.max(1e-12)).collect();
+    let rates: Vec<f64> = seconds
+        .iter()
+        .map(|s| tokens as f64 / s.max(1e-12))
+        .collect();
     let mean = rates.iter().sum::<f64>() / rates.len() as f64;
     let var = if rates.len() > 1 {
         rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (rates.len() - 1) as f64
     } else {
         0.0
     };
-    Sample { test, threads, tokens_per_second: mean, stddev: var.sqrt(), reps: seconds.len(), concurrent: None }
+    Sample {
+        test,
+        threads,
+        tokens_per_second: mean,
+        stddev: var.sqrt(),
+        reps: seconds.len(),
+        concurrent: None,
+    }
 }
 
 fn print(args: &Args, llm: &Llm, results: &[Sample]) -> anyhow::Result<()> {
@@ -206,9 +286,16 @@ fn print(args: &Args, llm: &Llm, results: &[Sample]) -> anyhow::Result<()> {
     }
     let path = llm.source();
     let arch = &llm.model().hparams().arch_name;
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     if !args.concurrent.is_empty() {
-        writeln!(out, "{name}, {} threads (llama-batched-bench columns; S_TG per stream in the last)", results.first().map_or(0, |r| r.threads))?;
+        writeln!(
+            out,
+            "{name}, {} threads (llama-batched-bench columns; S_TG per stream in the last)",
+            results.first().map_or(0, |r| r.threads)
+        )?;
         writeln!(out, "|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s | S_TG/B t/s |")?;
         writeln!(out, "|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|------------|")?;
     } else {
@@ -238,7 +325,11 @@ fn print(args: &Args, llm: &Llm, results: &[Sample]) -> anyhow::Result<()> {
                     s_tg / c.b as f64
                 )?;
             }
-            None => writeln!(out, "| {name} | {arch} | {} | {} | {rate} |", r.threads, r.test)?,
+            None => writeln!(
+                out,
+                "| {name} | {arch} | {} | {} | {rate} |",
+                r.threads, r.test
+            )?,
         }
     }
     Ok(())

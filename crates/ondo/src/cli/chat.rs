@@ -34,13 +34,17 @@ pub struct Args {
     sampling: SamplingArgs,
 }
 
-const HELP: &str = "/reset forgets the conversation, /system TEXT sets the system message, /exit leaves; \
+const HELP: &str =
+    "/reset forgets the conversation, /system TEXT sets the system message, /exit leaves; \
 Ctrl-C stops an answer";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let llm = args.model.load()?;
     if llm.chat_template().is_none() {
-        bail!("{}: the model has no chat template; use `ondo run` for plain completion", llm.source().display());
+        bail!(
+            "{}: the model has no chat template; use `ondo run` for plain completion",
+            llm.source().display()
+        );
     }
     let mut params = llm.default_params();
     if args.sampling.max_tokens.is_none() && params.max_tokens == Some(16) {
@@ -52,9 +56,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut input = Input::new()?;
     let stop = Arc::new(AtomicBool::new(false));
     // A Ctrl-C while `stop` is already set (the answer has not ended yet) quits.
-    signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, stop.clone())?;
+    signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        130,
+        stop.clone(),
+    )?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
-    let mut session = Session { llm, params, system: args.system, history: vec![], debug: args.debug_prompt, stop };
+    let mut session = Session {
+        llm,
+        params,
+        system: args.system,
+        history: vec![],
+        debug: args.debug_prompt,
+        stop,
+    };
     if input.is_terminal() {
         eprintln!("{HELP}");
     }
@@ -81,7 +96,10 @@ struct Session {
 impl Session {
     /// Acts on one input line; false = leave.
     fn handle(&mut self, line: &str) -> anyhow::Result<bool> {
-        match line.split_once(' ').map_or((line, ""), |(c, rest)| (c, rest.trim())) {
+        match line
+            .split_once(' ')
+            .map_or((line, ""), |(c, rest)| (c, rest.trim()))
+        {
             ("", _) => {}
             ("/exit" | "/quit" | "/bye", _) => return Ok(false),
             ("/reset" | "/clear", _) => {
@@ -90,7 +108,14 @@ impl Session {
             }
             ("/system", text) => {
                 self.system = Some(text.to_string()).filter(|t| !t.is_empty());
-                eprintln!("[system message {}]", if self.system.is_some() { "set" } else { "removed" });
+                eprintln!(
+                    "[system message {}]",
+                    if self.system.is_some() {
+                        "set"
+                    } else {
+                        "removed"
+                    }
+                );
             }
             ("/help" | "/?", _) => eprintln!("{HELP}"),
             (cmd, _) if cmd.starts_with('/') => eprintln!("unknown command {cmd}; {HELP}"),
@@ -101,14 +126,21 @@ impl Session {
 
     /// The system message (when set) and the history.
     fn messages(&self) -> Vec<Value> {
-        let system = self.system.as_ref().map(|s| json!({"role": "system", "content": s}));
-        system.into_iter().chain(self.history.iter().cloned()).collect()
+        let system = self
+            .system
+            .as_ref()
+            .map(|s| json!({"role": "system", "content": s}));
+        system
+            .into_iter()
+            .chain(self.history.iter().cloned())
+            .collect()
     }
 
     /// Streams the answer to `question` to stdout and keeps both turns. A failed answer (e.g.
     /// a prompt past the context) is reported and leaves the history as it was.
     fn answer(&mut self, question: &str) -> anyhow::Result<()> {
-        self.history.push(json!({"role": "user", "content": question}));
+        self.history
+            .push(json!({"role": "user", "content": question}));
         let messages = self.messages();
         self.stop.store(false, Ordering::SeqCst);
         let mut stdout = std::io::stdout().lock();
@@ -119,7 +151,12 @@ impl Session {
             if index != 0 {
                 return true;
             }
-            if stop.load(Ordering::SeqCst) || stdout.write_all(delta.as_bytes()).and_then(|_| stdout.flush()).is_err() {
+            if stop.load(Ordering::SeqCst)
+                || stdout
+                    .write_all(delta.as_bytes())
+                    .and_then(|_| stdout.flush())
+                    .is_err()
+            {
                 return false;
             }
             shown.push_str(delta);
@@ -137,14 +174,19 @@ impl Session {
                 return Ok(());
             }
         };
-        let aborted = out.outputs.first().and_then(|o| o.finish_reason) == Some(FinishReason::Abort);
+        let aborted =
+            out.outputs.first().and_then(|o| o.finish_reason) == Some(FinishReason::Abort);
         if interrupted || aborted {
             eprintln!("[stopped]");
         }
         if self.debug {
-            eprintln!("[debug-prompt] {}", json!({"tokens": out.prompt_token_ids.len(), "prompt": out.prompt}));
+            eprintln!(
+                "[debug-prompt] {}",
+                json!({"tokens": out.prompt_token_ids.len(), "prompt": out.prompt})
+            );
         }
-        self.history.push(json!({"role": "assistant", "content": shown}));
+        self.history
+            .push(json!({"role": "assistant", "content": shown}));
         Ok(())
     }
 }

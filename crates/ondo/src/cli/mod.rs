@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ondo", version, about = "Run open language models on your own machine")]
+#[command(
+    name = "ondo",
+    version,
+    about = "Run open language models on your own machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,7 +52,8 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<ondo::Llm> {
-        let offline = self.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
+        let offline =
+            self.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
         if self.max_num_seqs == 0 || self.max_num_batched_tokens == 0 {
             anyhow::bail!("--max-num-seqs and --max-num-batched-tokens must be at least 1");
         }
@@ -59,7 +64,12 @@ impl ModelArgs {
             enable_prefix_caching: !self.no_enable_prefix_caching,
             ..ondo::EngineConfig::default()
         };
-        let opts = ondo::LoadOptions { offline, threads: self.threads, engine, ..Default::default() };
+        let opts = ondo::LoadOptions {
+            offline,
+            threads: self.threads,
+            engine,
+            ..Default::default()
+        };
         Ok(ondo::Llm::load(&self.model, &opts)?)
     }
 }
@@ -68,9 +78,13 @@ impl ModelArgs {
 /// for KB/MB/GB.
 fn parse_bytes(s: &str) -> Result<usize, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size such as 4GiB or 512MiB"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 4GiB or 512MiB"))?;
     let scale = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kib" => 1024.0,
@@ -79,7 +93,11 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
         "kb" => 1e3,
         "mb" => 1e6,
         "gb" => 1e9,
-        other => return Err(format!("unknown size unit {other:?} in {s:?} (use KiB, MiB, GiB, KB, MB or GB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {s:?} (use KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
     };
     let bytes = n * scale;
     if !(bytes >= 1.0 && bytes.is_finite()) {

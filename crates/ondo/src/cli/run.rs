@@ -28,7 +28,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => p,
         None => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading the prompt from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the prompt from stdin")?;
             s
         }
     };
@@ -39,7 +41,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let params = args.sampling.apply(params)?;
     let mut stdout = std::io::stdout().lock();
-    let mut sink = |_: usize, delta: &str| stdout.write_all(delta.as_bytes()).and_then(|_| stdout.flush()).is_ok();
+    let mut sink = |_: usize, delta: &str| {
+        stdout
+            .write_all(delta.as_bytes())
+            .and_then(|_| stdout.flush())
+            .is_ok()
+    };
     let out = if args.chat {
         let mut messages = vec![];
         if let Some(system) = &args.system {
@@ -52,8 +59,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout)?;
-    let reason = out.outputs.first().and_then(|o| o.finish_reason).map_or("none", |r| r.as_str());
-    eprintln!("[{} prompt tokens, {} generated, finish_reason: {reason}]", out.prompt_token_ids.len(),
-        out.outputs.first().map_or(0, |o| o.token_ids.len()));
+    let reason = out
+        .outputs
+        .first()
+        .and_then(|o| o.finish_reason)
+        .map_or("none", |r| r.as_str());
+    eprintln!(
+        "[{} prompt tokens, {} generated, finish_reason: {reason}]",
+        out.prompt_token_ids.len(),
+        out.outputs.first().map_or(0, |o| o.token_ids.len())
+    );
     Ok(())
 }

@@ -80,7 +80,15 @@ impl SamplingArgs {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = self.$field { p.$field = v; } )* };
         }
-        set!(temperature, top_k, top_p, min_p, presence_penalty, frequency_penalty, repetition_penalty);
+        set!(
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            presence_penalty,
+            frequency_penalty,
+            repetition_penalty
+        );
         if let Some(v) = self.n {
             p.n = count_param("n", v)?;
         }
@@ -103,7 +111,8 @@ impl SamplingArgs {
             p.seed = Some(python_seed(seed)?);
         }
         p.stop.extend(self.stop.iter().cloned());
-        p.stop_token_ids.extend(token_ids("stop_token_ids", &self.stop_token_ids)?);
+        p.stop_token_ids
+            .extend(token_ids("stop_token_ids", &self.stop_token_ids)?);
         if let Some(ids) = &self.allowed_token_ids {
             p.allowed_token_ids = Some(token_ids("allowed_token_ids", ids)?);
         }
@@ -139,13 +148,21 @@ fn python_seed(seed: i128) -> anyhow::Result<u64> {
 
 fn token_ids(field: &str, ids: &[i64]) -> anyhow::Result<Vec<u32>> {
     ids.iter()
-        .map(|&id| u32::try_from(id).map_err(|_| anyhow!("{field} must contain token ids (0 or more), got {id}")))
+        .map(|&id| {
+            u32::try_from(id)
+                .map_err(|_| anyhow!("{field} must contain token ids (0 or more), got {id}"))
+        })
         .collect()
 }
 
 fn parse_bias(entry: &str) -> anyhow::Result<(u32, f32)> {
-    let (id, bias) = entry.split_once('=').ok_or_else(|| anyhow!("expected ID=BIAS"))?;
-    Ok((id.trim().parse().context("ID must be a token id")?, bias.trim().parse().context("BIAS must be a number")?))
+    let (id, bias) = entry
+        .split_once('=')
+        .ok_or_else(|| anyhow!("expected ID=BIAS"))?;
+    Ok((
+        id.trim().parse().context("ID must be a token id")?,
+        bias.trim().parse().context("BIAS must be a number")?,
+    ))
 }
 
 #[cfg(test)]
@@ -167,39 +184,91 @@ mod tests {
     #[test]
     fn negative_numbers_reach_validation() {
         for (args, want) in [
-            (&["--max-tokens", "-1"][..], "max_tokens must be at least 1, got -1"),
+            (
+                &["--max-tokens", "-1"][..],
+                "max_tokens must be at least 1, got -1",
+            ),
             (&["--n", "-2"], "n must be at least 1, got -2"),
             (&["--best-of", "-1"], "best_of must be at least 1, got -1"),
-            (&["--min-tokens", "-3"], "min_tokens must be greater than or equal to 0, got -3"),
-            (&["--logprobs", "-1"], "logprobs must be non-negative, got -1"),
-            (&["--prompt-logprobs", "-1"], "prompt_logprobs must be non-negative, got -1"),
-            (&["--temperature", "-0.5"], "temperature must be non-negative"),
+            (
+                &["--min-tokens", "-3"],
+                "min_tokens must be greater than or equal to 0, got -3",
+            ),
+            (
+                &["--logprobs", "-1"],
+                "logprobs must be non-negative, got -1",
+            ),
+            (
+                &["--prompt-logprobs", "-1"],
+                "prompt_logprobs must be non-negative, got -1",
+            ),
+            (
+                &["--temperature", "-0.5"],
+                "temperature must be non-negative",
+            ),
             (&["--top-p", "-1"], "top_p must be in (0, 1]"),
             (&["--min-p", "-0.1"], "min_p must be in [0, 1]"),
             (&["--top-k", "-7"], "top_k must be -1 or 0"),
-            (&["--presence-penalty", "-3"], "presence_penalty must be in [-2, 2]"),
-            (&["--frequency-penalty", "-2.5"], "frequency_penalty must be in [-2, 2]"),
-            (&["--repetition-penalty", "-1"], "repetition_penalty must be greater than zero"),
-            (&["--stop-token-ids", "-1"], "stop_token_ids must contain token ids"),
-            (&["--allowed-token-ids", "3,-4"], "allowed_token_ids must contain token ids (0 or more), got -4"),
+            (
+                &["--presence-penalty", "-3"],
+                "presence_penalty must be in [-2, 2]",
+            ),
+            (
+                &["--frequency-penalty", "-2.5"],
+                "frequency_penalty must be in [-2, 2]",
+            ),
+            (
+                &["--repetition-penalty", "-1"],
+                "repetition_penalty must be greater than zero",
+            ),
+            (
+                &["--stop-token-ids", "-1"],
+                "stop_token_ids must contain token ids",
+            ),
+            (
+                &["--allowed-token-ids", "3,-4"],
+                "allowed_token_ids must contain token ids (0 or more), got -4",
+            ),
         ] {
-            let err = format!("{:#}", apply(args).expect_err(&format!("{args:?} accepted")));
+            let err = format!(
+                "{:#}",
+                apply(args).expect_err(&format!("{args:?} accepted"))
+            );
             assert!(err.contains(want), "{args:?}: {err}");
         }
     }
 
     #[test]
     fn in_range_negatives_are_accepted() {
-        let p = apply(&["--top-k", "-1", "--presence-penalty", "-1.5", "--seed", "-1", "--logit-bias", "5=-100"]).unwrap();
-        assert_eq!((p.top_k, p.presence_penalty, p.seed), (-1, -1.5, Some(u64::MAX)));
+        let p = apply(&[
+            "--top-k",
+            "-1",
+            "--presence-penalty",
+            "-1.5",
+            "--seed",
+            "-1",
+            "--logit-bias",
+            "5=-100",
+        ])
+        .unwrap();
+        assert_eq!(
+            (p.top_k, p.presence_penalty, p.seed),
+            (-1, -1.5, Some(u64::MAX))
+        );
         assert_eq!(p.logit_bias.get(&5), Some(&-100.0));
-        assert!(apply(&["--seed", "-99999999999999999999"]).unwrap_err().to_string().contains("seed"));
+        assert!(apply(&["--seed", "-99999999999999999999"])
+            .unwrap_err()
+            .to_string()
+            .contains("seed"));
     }
 
     #[test]
     fn new_flags_set_their_fields() {
         let p = apply(&[
-            "--allowed-token-ids", "1,2,3", "--logprobs-mode", "processed_logprobs",
+            "--allowed-token-ids",
+            "1,2,3",
+            "--logprobs-mode",
+            "processed_logprobs",
             "--no-spaces-between-special-tokens",
         ])
         .unwrap();
@@ -207,7 +276,10 @@ mod tests {
         assert_eq!(p.logprobs_mode, LogprobsMode::ProcessedLogprobs);
         assert!(!p.spaces_between_special_tokens);
         let p = apply(&[]).unwrap();
-        assert_eq!((p.allowed_token_ids, p.logprobs_mode), (None, LogprobsMode::RawLogprobs));
+        assert_eq!(
+            (p.allowed_token_ids, p.logprobs_mode),
+            (None, LogprobsMode::RawLogprobs)
+        );
         assert!(p.spaces_between_special_tokens);
         assert!(apply(&["--logprobs-mode", "bogus"]).is_err());
     }

@@ -35,7 +35,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         host: args.host,
         port: args.port,
         api_key: args.api_key.filter(|k| !k.is_empty()),
-        model_name: args.served_model_name.unwrap_or_else(|| args.model.model.clone()),
+        model_name: args
+            .served_model_name
+            .unwrap_or_else(|| args.model.model.clone()),
         max_model_len: args.max_model_len,
         max_body_bytes: args.max_body_bytes,
         cors: args.cors,

@@ -66,7 +66,11 @@ struct Special {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let path = resolve(&args.model, args.offline)?;
-    let report = if is_gguf(&path) { gguf_report(&path)? } else { folder_report(&path)? };
+    let report = if is_gguf(&path) {
+        gguf_report(&path)?
+    } else {
+        folder_report(&path)?
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -78,14 +82,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn gguf_report(path: &Path) -> anyhow::Result<Report> {
     let g = GgufFile::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut r = Report { path: path.display().to_string(), format: "gguf", ..Default::default() };
-    r.architecture = g.get_str("general.architecture").ok().flatten().map(str::to_string);
+    let mut r = Report {
+        path: path.display().to_string(),
+        format: "gguf",
+        ..Default::default()
+    };
+    r.architecture = g
+        .get_str("general.architecture")
+        .ok()
+        .flatten()
+        .map(str::to_string);
     match hparams_from_gguf(&g) {
         Ok(hp) => set_hparams(&mut r, &hp),
         Err(e) => r.notes.push(format!("no model hyperparameters: {e}")),
     }
     for t in g.tensors() {
-        let name = t.dtype.map_or_else(|| ggml_type_name(t.ggml_type).to_string(), |d| d.name().to_string());
+        let name = t.dtype.map_or_else(
+            || ggml_type_name(t.ggml_type).to_string(),
+            |d| d.name().to_string(),
+        );
         add_tensor(&mut r, name, t.n_elements(), t.size_bytes.unwrap_or(0));
     }
     match ondo_engine::load::text_from_gguf(&g) {
@@ -97,14 +112,21 @@ fn gguf_report(path: &Path) -> anyhow::Result<Report> {
 
 fn folder_report(dir: &Path) -> anyhow::Result<Report> {
     let files = ModelFiles::locate(dir)?;
-    let mut r = Report { path: dir.display().to_string(), format: "safetensors", ..Default::default() };
+    let mut r = Report {
+        path: dir.display().to_string(),
+        format: "safetensors",
+        ..Default::default()
+    };
     let hp = read_hparams(&files)?;
     set_hparams(&mut r, &hp);
-    let has_weights = dir.join("model.safetensors").exists() || dir.join("model.safetensors.index.json").exists();
+    let has_weights =
+        dir.join("model.safetensors").exists() || dir.join("model.safetensors.index.json").exists();
     if has_weights {
         let store = SafetensorsStore::open_dir(dir)?;
         for name in store.names() {
-            let t = store.get(&name).with_context(|| format!("tensor {name}"))??;
+            let t = store
+                .get(&name)
+                .with_context(|| format!("tensor {name}"))??;
             add_tensor(
                 &mut r,
                 t.dtype.name().to_string(),
@@ -113,7 +135,8 @@ fn folder_report(dir: &Path) -> anyhow::Result<Report> {
             );
         }
     } else {
-        r.notes.push("no weights (neither model.safetensors nor model.safetensors.index.json)".into());
+        r.notes
+            .push("no weights (neither model.safetensors nor model.safetensors.index.json)".into());
     }
     match ondo_engine::load::load_text(dir) {
         Ok(side) => set_text_side(&mut r, &side),
@@ -142,7 +165,12 @@ fn add_tensor(r: &mut Report, dtype: String, elements: u64, bytes: u64) {
 
 fn set_text_side(r: &mut Report, side: &TextSide) {
     let tok = &side.tokenizer;
-    let special = |id: Option<u32>| id.map(|id| Special { id, text: tok.id_to_token(id).unwrap_or_default() });
+    let special = |id: Option<u32>| {
+        id.map(|id| Special {
+            id,
+            text: tok.id_to_token(id).unwrap_or_default(),
+        })
+    };
     r.bos = special(tok.bos_token_id());
     r.eos = special(tok.eos_token_id());
     r.chat_template = side.chat_template.is_some();
@@ -153,26 +181,47 @@ fn set_text_side(r: &mut Report, side: &TextSide) {
 
 fn plain(r: &Report) -> String {
     let opt = |v: Option<usize>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-    let special =
-        |s: &Option<Special>| s.as_ref().map_or_else(|| "-".to_string(), |s| format!("{} {:?}", s.id, s.text));
+    let special = |s: &Option<Special>| {
+        s.as_ref()
+            .map_or_else(|| "-".to_string(), |s| format!("{} {:?}", s.id, s.text))
+    };
     let mut s = String::new();
     let mut line = |k: &str, v: String| s.push_str(&format!("{k:<16}{v}\n"));
     line("path", r.path.clone());
     line("format", r.format.to_string());
-    line("architecture", r.architecture.clone().unwrap_or_else(|| "-".into()));
-    line("parameters", format!("{} ({})", r.parameters, human(r.parameters as f64, "")));
+    line(
+        "architecture",
+        r.architecture.clone().unwrap_or_else(|| "-".into()),
+    );
+    line(
+        "parameters",
+        format!("{} ({})", r.parameters, human(r.parameters as f64, "")),
+    );
     line("size", human(r.tensor_bytes as f64, "B"));
     line("context length", opt(r.context_length));
     line("vocab size", opt(r.vocab_size));
     line("layers", opt(r.layers));
     line("hidden size", opt(r.hidden_size));
-    line("heads (kv)", format!("{} ({})", opt(r.attention_heads), opt(r.kv_heads)));
+    line(
+        "heads (kv)",
+        format!("{} ({})", opt(r.attention_heads), opt(r.kv_heads)),
+    );
     for (dtype, c) in &r.tensor_types {
-        line(&format!("  {dtype}"), format!("{} tensors, {}", c.tensors, human(c.bytes as f64, "B")));
+        line(
+            &format!("  {dtype}"),
+            format!("{} tensors, {}", c.tensors, human(c.bytes as f64, "B")),
+        );
     }
     line("bos", special(&r.bos));
     line("eos", special(&r.eos));
-    line("chat template", if r.chat_template { "yes".into() } else { "no".into() });
+    line(
+        "chat template",
+        if r.chat_template {
+            "yes".into()
+        } else {
+            "no".into()
+        },
+    );
     for note in &r.notes {
         line("note", note.clone());
     }

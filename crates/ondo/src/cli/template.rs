@@ -63,15 +63,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn load_template(args: &Args) -> anyhow::Result<ChatTemplate> {
     if let Some(file) = &args.template {
-        return Ok(ChatTemplate::from_file(file, args.bos_token.as_deref(), args.eos_token.as_deref())?);
+        return Ok(ChatTemplate::from_file(
+            file,
+            args.bos_token.as_deref(),
+            args.eos_token.as_deref(),
+        )?);
     }
-    let model = args.model.as_deref().ok_or_else(|| anyhow!("give MODEL or --template FILE"))?;
+    let model = args
+        .model
+        .as_deref()
+        .ok_or_else(|| anyhow!("give MODEL or --template FILE"))?;
     let path = resolve(model, args.offline)?;
-    ondo_engine::load::load_text(&path)?.chat_template.ok_or_else(|| anyhow!("{}: the model has no chat template", path.display()))
+    ondo_engine::load::load_text(&path)?
+        .chat_template
+        .ok_or_else(|| anyhow!("{}: the model has no chat template", path.display()))
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
 }
 
@@ -81,9 +91,15 @@ fn read_messages(path: &Path) -> anyhow::Result<Vec<Value>> {
         Value::Array(items) => Ok(items),
         Value::Object(mut obj) => match obj.remove("messages") {
             Some(Value::Array(items)) => Ok(items),
-            _ => bail!("{}: expected a list of messages or {{\"messages\": [...]}}", path.display()),
+            _ => bail!(
+                "{}: expected a list of messages or {{\"messages\": [...]}}",
+                path.display()
+            ),
         },
-        _ => bail!("{}: expected a list of messages or {{\"messages\": [...]}}", path.display()),
+        _ => bail!(
+            "{}: expected a list of messages or {{\"messages\": [...]}}",
+            path.display()
+        ),
     }
 }
 

@@ -36,14 +36,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(t) => t,
         None => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading the text from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the text from stdin")?;
             s
         }
     };
     let side = ondo_engine::load::load_text(&resolve(&args.model, args.offline)?)?;
     let tok = &side.tokenizer;
     let ids = tok.encode_with(&text, !args.no_add_special, !args.no_parse_special)?;
-    let tokens: Vec<String> = ids.iter().map(|&id| tok.id_to_token(id).unwrap_or_default()).collect();
+    let tokens: Vec<String> = ids
+        .iter()
+        .map(|&id| tok.id_to_token(id).unwrap_or_default())
+        .collect();
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", json!({"ids": ids, "tokens": tokens}))?;
