@@ -105,7 +105,7 @@ fn simd_kernels_match_scalar_integer_kernels() {
 }
 
 /// The interleaved tiles give what the scalar kernels give on the plain rows, for every format
-/// each ISA reads interleaved, batch 1 to 17, rows not a multiple of the row group.
+/// each ISA reads interleaved, batch 1 to 70, rows not a multiple of the row group.
 #[test]
 fn interleaved_weights_match_the_plain_kernels() {
     let pool = ThreadPool::new(3);
@@ -115,7 +115,8 @@ fn interleaved_weights_match_the_plain_kernels() {
             .into_iter()
             .filter(|d| interleave::read_by(isa, *d))
         {
-            let extra = [(48, 512, 1), (33, 256, 4), (21, 256, 17)];
+            // 70 tokens: past one block of activation rows (64), in a partial token group
+            let extra = [(48, 512, 1), (33, 256, 4), (21, 256, 17), (35, 256, 70)];
             for (rows, cols, n) in shapes(dtype).into_iter().chain(extra) {
                 let plain = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
                 let tiled = plain.clone().interleaved();
