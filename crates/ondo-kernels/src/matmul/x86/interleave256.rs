@@ -98,6 +98,7 @@ unsafe fn store<const T: usize>(acc: &[__m256; T], out: *mut f32, stride: usize)
 
 /// `interleave512::group32` on rows `8h..8h+8`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the kernel's inputs, each used in its inner loop
 unsafe fn half32<const T: usize>(
     tiles: &[u8],
     a: &[ActRow],
