@@ -19,7 +19,6 @@ use crate::rng::Rng;
 use crate::scheduler::{Plan, Scheduler, SchedulerConfig, SeqId};
 use crate::seq::Decoding;
 use crate::EngineError;
-use ondo_kernels::ops::log_softmax;
 use ondo_kernels::ThreadPool;
 use ondo_model::{Batch, KvDtype, KvPool, LogitsFor, Model, Workspace};
 use ondo_text::Tokenizer;
@@ -28,6 +27,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
+use update::Sample;
+
+mod update;
 
 /// Tokens per step by default (`--max-num-batched-tokens`). Steps with decoding sequences take
 /// fewer prompt tokens (`prefill_per_decode`); a prompt alone runs in chunks of this many, which
@@ -189,6 +191,10 @@ struct State {
     stats: Arc<EngineStats>,
     /// Final outputs of this step, sent once its counters are published.
     outbox: Vec<(Events, Event)>,
+    /// This step's samples: per sampling span, then per drawn sequence (kept for their
+    /// capacity; the units' pointers are only used inside `update`).
+    samples: Vec<Sample>,
+    units: Vec<crate::draws::Unit>,
 }
 
 pub struct EngineCore {
@@ -234,6 +240,8 @@ impl EngineCore {
             row,
             stats,
             outbox: vec![],
+            samples: vec![],
+            units: vec![],
         };
         EngineCore {
             exec: Executor {
@@ -420,112 +428,6 @@ impl State {
                 (false, true) => LogitsFor::Last,
                 (false, false) => LogitsFor::None,
             });
-        }
-    }
-
-    /// Turn the step's logits into prompt logprobs, samples, text and finished requests.
-    fn update(&mut self, plan: &Plan, logits: &[f32]) {
-        let vocab = self.limits.vocab_size;
-        let mut rows = logits.chunks_exact(vocab);
-        for (k, item) in plan.items.iter().enumerate() {
-            let samples = item.start + item.len == self.sched.seq(item.seq).tokens.len();
-            if self.modes[k] == LogitsFor::All {
-                let mut last = &[][..];
-                for r in 0..item.len {
-                    last = rows.next().expect("one logits row per span row");
-                    self.prompt_logprob(item.seq, item.start + r, last);
-                }
-                if samples {
-                    self.sample(item.seq, last);
-                }
-            } else if samples {
-                self.sample(
-                    item.seq,
-                    rows.next().expect("a logits row per sampling span"),
-                );
-            }
-        }
-    }
-
-    /// The logprobs of prompt token `pos + 1` from the logits at `pos`.
-    fn prompt_logprob(&mut self, id: SeqId, pos: usize, row: &[f32]) {
-        let (slot, _) = self.owner[id];
-        let req = self.requests[slot]
-            .as_mut()
-            .expect("owned sequence has a request");
-        let (Some(k), Some(list)) = (req.params.prompt_logprobs, req.prompt_logprobs.as_mut())
-        else {
-            return;
-        };
-        // a recomputed prompt (after preemption) has its earlier entries already
-        if pos + 1 >= req.prompt_ids.len() || list.len() != pos + 1 {
-            return;
-        }
-        let actual = req.prompt_ids[pos + 1];
-        self.row.copy_from_slice(row);
-        log_softmax(&mut self.row);
-        list.push(Some(
-            crate::sampler::top_logprobs(&self.row, k, actual)
-                .into_iter()
-                .collect(),
-        ));
-    }
-
-    /// Sample the next token of `id` (of every sequence of its request, when this is the end
-    /// of the prompt of a `best_of` request: it forks here).
-    fn sample(&mut self, id: SeqId, row: &[f32]) {
-        let (slot, index, req) = self.request(id);
-        let targets = if !req.forked && req.seqs.len() > 1 {
-            req.forked = true;
-            for i in 1..req.seqs.len() {
-                let child = self.sched.fork(id);
-                self.set_owner(child, slot, i);
-                self.requests[slot].as_mut().expect("live").sched[i] = Some(child);
-            }
-            0..self.requests[slot].as_ref().expect("live").seqs.len()
-        } else {
-            index..index + 1
-        };
-        let len = self.sched.seq(id).tokens.len();
-        let now = Instant::now();
-        let req = self.requests[slot].as_mut().expect("live");
-        for i in targets.clone() {
-            let sid = req.sched[i].expect("a sampled sequence is live");
-            match req.seqs[i].step(row, &req.params, &self.parts.eos_ids, len) {
-                Ok((token, delta)) => {
-                    if !req.send_delta(i, delta) {
-                        req.seqs[i].finish(FinishReason::Abort);
-                    }
-                    if req.seqs[i].finished() {
-                        self.sched.remove(sid);
-                        req.sched[i] = None;
-                    } else {
-                        self.sched.append(sid, token);
-                    }
-                }
-                Err(e) => {
-                    let _ = req.events.send(Event::Failed(e));
-                    self.stats.requests_failed.fetch_add(1, Relaxed);
-                    self.drop_request(slot);
-                    return;
-                }
-            }
-        }
-        self.stats
-            .generation_tokens
-            .fetch_add(targets.len() as u64, Relaxed);
-        match req.last_token.replace(now) {
-            None => self
-                .stats
-                .time_to_first_token
-                .observe((now - req.arrived).as_secs_f64()),
-            Some(prev) => self
-                .stats
-                .inter_token_latency
-                .observe((now - prev).as_secs_f64()),
-        }
-        if req.seqs.iter().all(Decoding::finished) {
-            self.finish_request(slot, None);
         }
     }
 

@@ -23,6 +23,7 @@
 
 pub mod blocks;
 pub mod core;
+mod draws;
 pub mod engine;
 mod error;
 pub mod llm;

@@ -66,19 +66,23 @@ impl Decoding {
         self.out.finish_reason.is_some()
     }
 
-    /// Sample the next token from `logits`, apply the stop rules and return it with the
-    /// settled text delta.
-    pub fn step(
+    /// Draw the next token from `logits` (sampler chain, logprobs); `settle` applies it. The
+    /// two halves are apart so that a step's draws can run in parallel (`draws`).
+    pub fn draw(&mut self, logits: &[f32], params: &SamplingParams) -> u32 {
+        self.logits.copy_from_slice(logits);
+        self.sample(params)
+    }
+
+    /// Apply the stop rules to the token `draw` returned, with `len` the sequence's length
+    /// before it; returns the settled text delta.
+    pub fn settle(
         &mut self,
-        logits: &[f32],
+        token: u32,
         params: &SamplingParams,
         eos_ids: &[u32],
         len: usize,
-    ) -> Result<(u32, String), EngineError> {
-        self.logits.copy_from_slice(logits);
-        let token = self.sample(params);
-        let delta = self.settle_text(params, eos_ids, token, len + 1)?;
-        Ok((token, delta))
+    ) -> Result<String, EngineError> {
+        self.settle_text(params, eos_ids, token, len + 1)
     }
 
     /// End the sequence early (cancelled, or no KV room left); returns the text held back.
