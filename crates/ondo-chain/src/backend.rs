@@ -40,9 +40,16 @@ impl Local {
             PromptValue::Text(t) => Ok(Prompt::Text(t.clone())),
             PromptValue::Chat(messages) => {
                 let json: Vec<serde_json::Value> = messages.iter().map(Message::to_json).collect();
-                let opts = RenderOptions { add_generation_prompt: true, ..Default::default() };
+                let opts = RenderOptions {
+                    add_generation_prompt: true,
+                    ..Default::default()
+                };
                 let text = self.0.render_chat(&json, &opts)?;
-                let ids = self.0.tokenizer().encode(&text, false).map_err(ondo_engine::EngineError::from)?;
+                let ids = self
+                    .0
+                    .tokenizer()
+                    .encode(&text, false)
+                    .map_err(ondo_engine::EngineError::from)?;
                 Ok(Prompt::Ids(ids))
             }
         }
@@ -55,7 +62,10 @@ impl Backend for Local {
     }
 
     fn generate(&self, prompts: &[PromptValue], params: &SamplingParams) -> Result<Vec<String>> {
-        let prompts = prompts.iter().map(|p| self.prompt(p)).collect::<Result<Vec<_>>>()?;
+        let prompts = prompts
+            .iter()
+            .map(|p| self.prompt(p))
+            .collect::<Result<Vec<_>>>()?;
         let outputs = self.0.generate(&prompts, params)?;
         outputs
             .into_iter()
@@ -69,11 +79,14 @@ impl Backend for Local {
             Ok(p) => p,
             Err(e) => return once(Err(e)),
         };
-        let deltas = self.0.stream(prompt, params.clone()).filter_map(|item| match item {
-            Ok(StreamItem::Delta { text, .. }) => Some(Ok(text)),
-            Ok(StreamItem::Done(_)) => None,
-            Err(e) => Some(Err(Error::Engine(e))),
-        });
+        let deltas = self
+            .0
+            .stream(prompt, params.clone())
+            .filter_map(|item| match item {
+                Ok(StreamItem::Delta { text, .. }) => Some(Ok(text)),
+                Ok(StreamItem::Done(_)) => None,
+                Err(e) => Some(Err(Error::Engine(e))),
+            });
         Box::new(deltas)
     }
 }
@@ -88,7 +101,10 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("backend", &self.backend.describe()).field("params", &self.params).finish()
+        f.debug_struct("Model")
+            .field("backend", &self.backend.describe())
+            .field("params", &self.params)
+            .finish()
     }
 }
 
@@ -103,7 +119,10 @@ impl Model {
     pub fn shared(backend: Arc<dyn Backend>, params: SamplingParams) -> Result<Model> {
         params.validate()?;
         if params.n != 1 {
-            return Err(Error::Chain(format!("a chain step returns one text, so n must be 1, got {}", params.n)));
+            return Err(Error::Chain(format!(
+                "a chain step returns one text, so n must be 1, got {}",
+                params.n
+            )));
         }
         Ok(Model { backend, params })
     }
@@ -121,8 +140,12 @@ impl Runnable for Model {
     type Input = PromptValue;
     type Output = String;
     fn invoke(&self, prompt: PromptValue) -> Result<String> {
-        let mut texts = self.backend.generate(std::slice::from_ref(&prompt), &self.params)?;
-        texts.pop().ok_or_else(|| Error::Chain(format!("{}: no text came back", self.backend.describe())))
+        let mut texts = self
+            .backend
+            .generate(std::slice::from_ref(&prompt), &self.params)?;
+        texts
+            .pop()
+            .ok_or_else(|| Error::Chain(format!("{}: no text came back", self.backend.describe())))
     }
     fn stream<'a>(&'a self, prompt: PromptValue) -> Chunks<'a, String> {
         self.backend.stream(&prompt, &self.params)

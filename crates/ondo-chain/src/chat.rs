@@ -65,7 +65,10 @@ impl PromptValue {
         match self {
             PromptValue::Text(t) => t.clone(),
             PromptValue::Chat(messages) => {
-                let lines: Vec<String> = messages.iter().map(|m| format!("{}: {}", m.role.as_str(), m.content)).collect();
+                let lines: Vec<String> = messages
+                    .iter()
+                    .map(|m| format!("{}: {}", m.role.as_str(), m.content))
+                    .collect();
                 lines.join("\n")
             }
         }
@@ -95,10 +98,17 @@ pub struct ChatPromptTemplate {
 
 impl ChatPromptTemplate {
     /// Parse every message's template; a bad role or template is an error naming it.
-    pub fn from_messages<R: AsRef<str>, T: AsRef<str>>(pairs: impl IntoIterator<Item = (R, T)>) -> Result<Self> {
+    pub fn from_messages<R: AsRef<str>, T: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (R, T)>,
+    ) -> Result<Self> {
         let messages = pairs
             .into_iter()
-            .map(|(role, t)| Ok((Role::parse(role.as_ref())?, PromptTemplate::from_template(t.as_ref())?)))
+            .map(|(role, t)| {
+                Ok((
+                    Role::parse(role.as_ref())?,
+                    PromptTemplate::from_template(t.as_ref())?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self::from_parts(messages))
     }
@@ -110,7 +120,10 @@ impl ChatPromptTemplate {
                 variables.push(name.clone());
             }
         }
-        Self { messages, variables }
+        Self {
+            messages,
+            variables,
+        }
     }
 
     /// The variables `format_messages` needs.
@@ -119,10 +132,19 @@ impl ChatPromptTemplate {
     }
 
     /// A copy with some variables bound now (in every message that uses them).
-    pub fn partial<K: Into<String>, V: Into<String>>(&self, values: impl IntoIterator<Item = (K, V)>) -> Result<Self> {
-        let values: Vars = values.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    pub fn partial<K: Into<String>, V: Into<String>>(
+        &self,
+        values: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        let values: Vars = values
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         if let Some(extra) = values.keys().find(|k| !self.variables.contains(*k)) {
-            return Err(Error::ExtraVariable { name: extra.clone(), expected: self.variables.clone() });
+            return Err(Error::ExtraVariable {
+                name: extra.clone(),
+                expected: self.variables.clone(),
+            });
         }
         let messages = self
             .messages
@@ -138,7 +160,14 @@ impl ChatPromptTemplate {
     /// The messages with every variable filled. `vars` must hold exactly the variables.
     pub fn format_messages(&self, vars: &Vars) -> Result<Vec<Message>> {
         check_vars(vars, &self.variables)?;
-        Ok(self.messages.iter().map(|(role, t)| Message { role: *role, content: t.render(vars) }).collect())
+        Ok(self
+            .messages
+            .iter()
+            .map(|(role, t)| Message {
+                role: *role,
+                content: t.render(vars),
+            })
+            .collect())
     }
 }
 

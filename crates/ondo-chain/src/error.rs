@@ -30,10 +30,18 @@ pub enum Error {
     /// An OpenAI-compatible endpoint answered with an error status, timed out, or broke off
     /// its stream. `status` is the HTTP status when one came.
     #[error("{endpoint}: {}{reason}", status.map(|s| format!("HTTP {s}: ")).unwrap_or_default())]
-    Remote { endpoint: String, status: Option<u16>, reason: String },
+    Remote {
+        endpoint: String,
+        status: Option<u16>,
+        reason: String,
+    },
     /// An output parser could not read the model's text; `text` is the text it was given.
     #[error("{parser}: {reason}; the text was: {}", excerpt(.text))]
-    Parse { parser: &'static str, reason: String, text: String },
+    Parse {
+        parser: &'static str,
+        reason: String,
+        text: String,
+    },
     /// A chain file that cannot be read or does not describe a chain.
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
@@ -65,20 +73,41 @@ mod tests {
 
     #[test]
     fn messages_name_what_failed() {
-        let e = Error::MissingVariable { name: "country".into(), expected: vec!["country".into(), "year".into()] };
-        assert_eq!(e.to_string(), r#"missing variable "country": the template uses "country", "year""#);
-        let e = Error::Remote { endpoint: "http://h/v1/completions".into(), status: Some(500), reason: "boom".into() };
+        let e = Error::MissingVariable {
+            name: "country".into(),
+            expected: vec!["country".into(), "year".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"missing variable "country": the template uses "country", "year""#
+        );
+        let e = Error::Remote {
+            endpoint: "http://h/v1/completions".into(),
+            status: Some(500),
+            reason: "boom".into(),
+        };
         assert_eq!(e.to_string(), "http://h/v1/completions: HTTP 500: boom");
-        let e = Error::Remote { endpoint: "http://h".into(), status: None, reason: "timed out".into() };
+        let e = Error::Remote {
+            endpoint: "http://h".into(),
+            status: None,
+            reason: "timed out".into(),
+        };
         assert_eq!(e.to_string(), "http://h: timed out");
     }
 
     #[test]
     fn long_offending_text_is_cut() {
         let text = "가".repeat(1000);
-        let e = Error::Parse { parser: "JsonOutputParser", reason: "bad".into(), text };
+        let e = Error::Parse {
+            parser: "JsonOutputParser",
+            reason: "bad".into(),
+            text,
+        };
         let shown = e.to_string();
-        assert!(shown.contains(&"가".repeat(400)) && !shown.contains(&"가".repeat(401)), "{shown}");
+        assert!(
+            shown.contains(&"가".repeat(400)) && !shown.contains(&"가".repeat(401)),
+            "{shown}"
+        );
         assert!(shown.ends_with("(1800 more bytes)"), "{shown}");
     }
 }

@@ -60,22 +60,40 @@ pub struct ChainFile {
 }
 
 const STEP_KEYS: [&str; 3] = ["template", "messages", "output"];
-const BACKEND_KEYS: [&str; 6] = ["local", "endpoint", "model", "api_key", "api_key_env", "timeout"];
+const BACKEND_KEYS: [&str; 6] = [
+    "local",
+    "endpoint",
+    "model",
+    "api_key",
+    "api_key_env",
+    "timeout",
+];
 
 impl ChainFile {
     pub fn from_path(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::File { path: path.display().to_string(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         Self::parse(&text, path)
     }
 
     /// Parse `text` as the file at `path` (errors name it; relative model paths are read
     /// from its folder).
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let bad = |reason: String| Error::File { path: path.display().to_string(), reason };
-        let table: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
-        if let Some(k) = table.keys().find(|k| !["defaults", "step"].contains(&k.as_str())) {
-            return Err(bad(format!("unknown top-level key {k:?} (expected [defaults] and [[step]] tables)")));
+        let bad = |reason: String| Error::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
+        if let Some(k) = table
+            .keys()
+            .find(|k| !["defaults", "step"].contains(&k.as_str()))
+        {
+            return Err(bad(format!(
+                "unknown top-level key {k:?} (expected [defaults] and [[step]] tables)"
+            )));
         }
         let empty = toml::Table::new();
         let defaults = match table.get("defaults") {
@@ -84,37 +102,53 @@ impl ChainFile {
             Some(_) => return Err(bad("`defaults` must be a table ([defaults])".into())),
         };
         if let Some(k) = defaults.keys().find(|k| STEP_KEYS.contains(&k.as_str())) {
-            return Err(bad(format!("{k:?} belongs in a [[step]], not in [defaults]")));
+            return Err(bad(format!(
+                "{k:?} belongs in a [[step]], not in [defaults]"
+            )));
         }
         let steps = match table.get("step") {
             Some(toml::Value::Array(steps)) if !steps.is_empty() => steps,
-            _ => return Err(bad("no steps: add at least one [[step]] with a template".into())),
+            _ => {
+                return Err(bad(
+                    "no steps: add at least one [[step]] with a template".into()
+                ))
+            }
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         let steps = steps
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let s = s.as_table().ok_or_else(|| bad(format!("step {} must be a table", i + 1)))?;
+                let s = s
+                    .as_table()
+                    .ok_or_else(|| bad(format!("step {} must be a table", i + 1)))?;
                 let mut merged = defaults.clone();
                 // A step naming its own backend does not inherit the default one.
                 if s.contains_key("local") || s.contains_key("endpoint") {
                     merged.retain(|k, _| !BACKEND_KEYS.contains(&k));
                 }
                 merged.extend(s.iter().map(|(k, v)| (k.clone(), v.clone())));
-                let mut step = parse_step(&merged, dir).map_err(|why| bad(format!("step {}: {why}", i + 1)))?;
+                let mut step = parse_step(&merged, dir)
+                    .map_err(|why| bad(format!("step {}: {why}", i + 1)))?;
                 if step.output_key.is_empty() {
                     step.output_key = format!("step{}", i + 1);
                 }
                 Ok(step)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { path: path.to_path_buf(), steps })
+        Ok(Self {
+            path: path.to_path_buf(),
+            steps,
+        })
     }
 
     /// The variables no step writes: what `--var` must give.
     pub fn input_variables(&self) -> Vec<String> {
-        crate::sequential::inputs_of(self.steps.iter().map(|s| (s.template.variables(), s.output_key.as_str())))
+        crate::sequential::inputs_of(
+            self.steps
+                .iter()
+                .map(|s| (s.template.variables(), s.output_key.as_str())),
+        )
     }
 
     /// Load every model the steps name (each one once) and wire the steps into a chain.
@@ -131,29 +165,47 @@ impl ChainFile {
                     }
                     loaded[model].clone()
                 }
-                BackendSpec::Endpoint(e) => (Arc::new(e.clone()) as Arc<dyn Backend>, SamplingParams::default()),
+                BackendSpec::Endpoint(e) => (
+                    Arc::new(e.clone()) as Arc<dyn Backend>,
+                    SamplingParams::default(),
+                ),
             };
-            let at = |e: Error| Error::File { path: self.path.display().to_string(), reason: format!("step {}: {e}", i + 1) };
+            let at = |e: Error| Error::File {
+                path: self.path.display().to_string(),
+                reason: format!("step {}: {e}", i + 1),
+            };
             let params = sampling_params(base, &spec.options).map_err(at)?;
             let model = Model::shared(backend, params).map_err(at)?;
-            chain.push(LlmChain::new(spec.template.clone(), model).with_output_key(spec.output_key.clone()));
+            chain.push(
+                LlmChain::new(spec.template.clone(), model)
+                    .with_output_key(spec.output_key.clone()),
+            );
         }
         let path = self.path.display().to_string();
-        SequentialChain::from_steps(chain).map_err(|e| Error::File { path, reason: e.to_string() })
+        SequentialChain::from_steps(chain).map_err(|e| Error::File {
+            path,
+            reason: e.to_string(),
+        })
     }
 }
 
 /// The backend's defaults with the file's fields over them, read by `SamplingParams`' own
 /// deserializer and checked by its `validate`.
-pub fn sampling_params(base: SamplingParams, options: &Map<String, Value>) -> Result<SamplingParams> {
+pub fn sampling_params(
+    base: SamplingParams,
+    options: &Map<String, Value>,
+) -> Result<SamplingParams> {
     let mut p = serde_json::to_value(&base).map_err(|e| Error::Chain(e.to_string()))?;
-    if !options.contains_key("max_tokens") && base.max_tokens == SamplingParams::default().max_tokens {
+    if !options.contains_key("max_tokens")
+        && base.max_tokens == SamplingParams::default().max_tokens
+    {
         p["max_tokens"] = Value::from(256); // a chain step wants more than vLLM's 16 tokens
     }
     if let Value::Object(fields) = &mut p {
         fields.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    let params: SamplingParams = serde_json::from_value(p).map_err(|e| Error::Chain(e.to_string()))?;
+    let params: SamplingParams =
+        serde_json::from_value(p).map_err(|e| Error::Chain(e.to_string()))?;
     params.validate()?;
     Ok(params)
 }
@@ -161,7 +213,11 @@ pub fn sampling_params(base: SamplingParams, options: &Map<String, Value>) -> Re
 fn parse_step(t: &toml::Table, dir: &Path) -> std::result::Result<StepSpec, String> {
     let template = match (t.get("template"), t.get("messages")) {
         (Some(_), Some(_)) => return Err("give either template or messages, not both".into()),
-        (None, None) => return Err("no prompt: add template = \"...\" or messages = [[role, template], ...]".into()),
+        (None, None) => {
+            return Err(
+                "no prompt: add template = \"...\" or messages = [[role, template], ...]".into(),
+            )
+        }
         (Some(v), None) => {
             let s = v.as_str().ok_or("template must be a string")?;
             Template::Text(PromptTemplate::from_template(s).map_err(|e| e.to_string())?)
@@ -183,11 +239,24 @@ fn parse_step(t: &toml::Table, dir: &Path) -> std::result::Result<StepSpec, Stri
             continue;
         }
         if !known.contains(k) {
-            return Err(format!("unknown key {k:?} (not a step, backend or SamplingParams field)"));
+            return Err(format!(
+                "unknown key {k:?} (not a step, backend or SamplingParams field)"
+            ));
         }
-        options.insert(k.clone(), serde_json::to_value(v).map_err(|e| format!("{k}: {e}"))?);
+        options.insert(
+            k.clone(),
+            serde_json::to_value(v).map_err(|e| format!("{k}: {e}"))?,
+        );
     }
-    Ok(StepSpec { template, output_key, backend, options })
+    // Out-of-range values are reported now, before any model loads (and again over the
+    // model's own defaults when the chain is built).
+    sampling_params(SamplingParams::default(), &options).map_err(|e| e.to_string())?;
+    Ok(StepSpec {
+        template,
+        output_key,
+        backend,
+        options,
+    })
 }
 
 fn messages(v: &toml::Value) -> std::result::Result<ChatPromptTemplate, String> {
@@ -207,7 +276,10 @@ fn backend(t: &toml::Table, dir: &Path) -> std::result::Result<BackendSpec, Stri
     let text = |k: &str| -> std::result::Result<Option<String>, String> {
         match t.get(k) {
             None => Ok(None),
-            Some(v) => v.as_str().map(|s| Some(s.to_string())).ok_or_else(|| format!("{k} must be a string")),
+            Some(v) => v
+                .as_str()
+                .map(|s| Some(s.to_string()))
+                .ok_or_else(|| format!("{k} must be a string")),
         }
     };
     match (text("local")?, text("endpoint")?) {

@@ -30,7 +30,12 @@ pub struct OpenAiEndpoint {
 impl OpenAiEndpoint {
     /// An endpoint without an API key, with a 120 s timeout.
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
-        Self { base_url: base_url.into(), api_key: None, model: model.into(), timeout: Duration::from_secs(120) }
+        Self {
+            base_url: base_url.into(),
+            api_key: None,
+            model: model.into(),
+            timeout: Duration::from_secs(120),
+        }
     }
 
     pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
@@ -65,7 +70,10 @@ impl OpenAiEndpoint {
         b.insert("model".into(), json!(self.model));
         match prompt {
             PromptValue::Text(t) => b.insert("prompt".into(), json!(t)),
-            PromptValue::Chat(m) => b.insert("messages".into(), Value::Array(m.iter().map(Message::to_json).collect())),
+            PromptValue::Chat(m) => b.insert(
+                "messages".into(),
+                Value::Array(m.iter().map(Message::to_json).collect()),
+            ),
         };
         b.insert("stream".into(), json!(true));
         b.insert("temperature".into(), json!(p.temperature));
@@ -79,21 +87,61 @@ impl OpenAiEndpoint {
         put("max_tokens", p.max_tokens.is_some(), json!(p.max_tokens));
         put("stop", !p.stop.is_empty(), json!(p.stop));
         put("seed", p.seed.is_some(), json!(p.seed));
-        put("presence_penalty", p.presence_penalty != d.presence_penalty, json!(p.presence_penalty));
-        put("frequency_penalty", p.frequency_penalty != d.frequency_penalty, json!(p.frequency_penalty));
-        let bias: Map<String, Value> = p.logit_bias.iter().map(|(id, b)| (id.to_string(), json!(b))).collect();
+        put(
+            "presence_penalty",
+            p.presence_penalty != d.presence_penalty,
+            json!(p.presence_penalty),
+        );
+        put(
+            "frequency_penalty",
+            p.frequency_penalty != d.frequency_penalty,
+            json!(p.frequency_penalty),
+        );
+        let bias: Map<String, Value> = p
+            .logit_bias
+            .iter()
+            .map(|(id, b)| (id.to_string(), json!(b)))
+            .collect();
         put("logit_bias", !bias.is_empty(), Value::Object(bias));
-        put("best_of", p.best_of.is_some_and(|b| b != p.n), json!(p.best_of));
+        put(
+            "best_of",
+            p.best_of.is_some_and(|b| b != p.n),
+            json!(p.best_of),
+        );
         put("top_k", p.top_k != d.top_k, json!(p.top_k));
         put("min_p", p.min_p != d.min_p, json!(p.min_p));
-        put("repetition_penalty", p.repetition_penalty != d.repetition_penalty, json!(p.repetition_penalty));
-        put("min_tokens", p.min_tokens != d.min_tokens, json!(p.min_tokens));
+        put(
+            "repetition_penalty",
+            p.repetition_penalty != d.repetition_penalty,
+            json!(p.repetition_penalty),
+        );
+        put(
+            "min_tokens",
+            p.min_tokens != d.min_tokens,
+            json!(p.min_tokens),
+        );
         put("ignore_eos", p.ignore_eos, json!(true));
-        put("stop_token_ids", !p.stop_token_ids.is_empty(), json!(p.stop_token_ids));
-        put("include_stop_str_in_output", p.include_stop_str_in_output, json!(true));
+        put(
+            "stop_token_ids",
+            !p.stop_token_ids.is_empty(),
+            json!(p.stop_token_ids),
+        );
+        put(
+            "include_stop_str_in_output",
+            p.include_stop_str_in_output,
+            json!(true),
+        );
         put("skip_special_tokens", !p.skip_special_tokens, json!(false));
-        put("spaces_between_special_tokens", !p.spaces_between_special_tokens, json!(false));
-        put("allowed_token_ids", p.allowed_token_ids.is_some(), json!(p.allowed_token_ids));
+        put(
+            "spaces_between_special_tokens",
+            !p.spaces_between_special_tokens,
+            json!(false),
+        );
+        put(
+            "allowed_token_ids",
+            p.allowed_token_ids.is_some(),
+            json!(p.allowed_token_ids),
+        );
         Value::Object(b)
     }
 
@@ -113,30 +161,68 @@ impl OpenAiEndpoint {
     /// Post the prompt and return its stream of deltas (or the error status).
     fn open(&self, prompt: &PromptValue, params: &SamplingParams) -> Result<Deltas> {
         let url = self.url(prompt);
-        let remote = |status: Option<u16>, reason: String| Error::Remote { endpoint: url.clone(), status, reason };
-        let mut req = self.agent().post(&url).header("Content-Type", "application/json");
+        let remote = |status: Option<u16>, reason: String| Error::Remote {
+            endpoint: url.clone(),
+            status,
+            reason,
+        };
+        let mut req = self
+            .agent()
+            .post(&url)
+            .header("Content-Type", "application/json");
         if let Some(key) = &self.api_key {
             req = req.header("Authorization", format!("Bearer {key}"));
         }
         let body = self.body(prompt, params).to_string();
-        let mut resp = req.send(body.as_str()).map_err(|e| remote(None, self.transport(e)))?;
+        let mut resp = req
+            .send(body.as_str())
+            .map_err(|e| remote(None, self.transport(e)))?;
         let status = resp.status();
         if status.as_u16() >= 400 {
-            let text = resp.body_mut().with_config().limit(64 << 10).read_to_string().unwrap_or_default();
-            let reason = error_message(&text).unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(64 << 10)
+                .read_to_string()
+                .unwrap_or_default();
+            let reason = error_message(&text)
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
             return Err(remote(Some(status.as_u16()), reason));
         }
         let chat = matches!(prompt, PromptValue::Chat(_));
-        let sse = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"));
+        let sse = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
         if !sse {
             // A server that answered with one JSON object although a stream was asked for.
-            let text = resp.body_mut().read_to_string().map_err(|e| remote(None, self.transport(e)))?;
-            let v: Value = serde_json::from_str(&text).map_err(|e| remote(None, format!("the answer is not JSON ({e}): {text:.200}")))?;
-            let delta = choice_text(&v, chat).ok_or_else(|| remote(None, format!("no choices[0] text in {text:.200}")))?;
-            return Ok(Deltas { reader: None, pending: Some(delta), url, chat, timeout: self.timeout, chunks: 0 });
+            let text = resp
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| remote(None, self.transport(e)))?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| remote(None, format!("the answer is not JSON ({e}): {text:.200}")))?;
+            let delta = choice_text(&v, chat)
+                .ok_or_else(|| remote(None, format!("no choices[0] text in {text:.200}")))?;
+            return Ok(Deltas {
+                reader: None,
+                pending: Some(delta),
+                url,
+                chat,
+                timeout: self.timeout,
+                chunks: 0,
+            });
         }
         let reader = BufReader::new(resp.into_body().into_reader());
-        Ok(Deltas { reader: Some(reader), pending: None, url, chat, timeout: self.timeout, chunks: 0 })
+        Ok(Deltas {
+            reader: Some(reader),
+            pending: None,
+            url,
+            chat,
+            timeout: self.timeout,
+            chunks: 0,
+        })
     }
 
     fn transport(&self, e: ureq::Error) -> String {
@@ -166,7 +252,11 @@ impl Backend for OpenAiEndpoint {
                 let handles: Vec<_> = group.iter().map(|p| s.spawn(move || one(p))).collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::Chain("a request thread panicked".into()))))
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::Chain("a request thread panicked".into()))
+                        })
+                    })
                     .collect()
             });
             for r in results {
@@ -198,7 +288,11 @@ struct Deltas {
 impl Deltas {
     fn fail(&mut self, reason: String) -> Option<Result<String>> {
         self.reader = None;
-        Some(Err(Error::Remote { endpoint: self.url.clone(), status: None, reason }))
+        Some(Err(Error::Remote {
+            endpoint: self.url.clone(),
+            status: None,
+            reason,
+        }))
     }
 }
 
@@ -223,7 +317,9 @@ impl Iterator for Deltas {
                 }
                 Ok(_) => {}
             }
-            let Some(data) = line.trim_end().strip_prefix("data:") else { continue };
+            let Some(data) = line.trim_end().strip_prefix("data:") else {
+                continue;
+            };
             let data = data.trim_start();
             if data == "[DONE]" {
                 self.reader = None;
@@ -232,7 +328,9 @@ impl Iterator for Deltas {
             self.chunks += 1;
             let chunk: Value = match serde_json::from_str(data) {
                 Ok(v) => v,
-                Err(e) => return self.fail(format!("a stream chunk is not JSON ({e}): {data:.200}")),
+                Err(e) => {
+                    return self.fail(format!("a stream chunk is not JSON ({e}): {data:.200}"))
+                }
             };
             if let Some(reason) = error_message(data) {
                 return self.fail(format!("error in the stream: {reason}"));
@@ -249,7 +347,10 @@ impl Iterator for Deltas {
 fn choice_text(v: &Value, chat: bool) -> Option<String> {
     let choice = v.get("choices")?.get(0)?;
     let text = if chat {
-        choice.get("delta").or_else(|| choice.get("message")).and_then(|m| m.get("content"))
+        choice
+            .get("delta")
+            .or_else(|| choice.get("message"))
+            .and_then(|m| m.get("content"))
     } else {
         choice.get("text")
     };
@@ -265,7 +366,11 @@ fn error_message(body: &str) -> Option<String> {
     match serde_json::from_str::<Value>(body) {
         Ok(v) => {
             let err = v.get("error")?;
-            Some(err.get("message").and_then(Value::as_str).map_or_else(|| err.to_string(), str::to_string))
+            Some(
+                err.get("message")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| err.to_string(), str::to_string),
+            )
         }
         Err(_) if !body.trim().is_empty() => Some(format!("{:.300}", body.trim())),
         Err(_) => None,
@@ -279,7 +384,9 @@ fn stream_error(e: &std::io::Error, timeout: Duration, chunks: usize) -> String 
         Some(ureq::Error::Timeout(which)) => {
             format!("timed out after {timeout:?} ({which}) waiting for the stream's next chunk after {chunks} chunks")
         }
-        _ if e.kind() == std::io::ErrorKind::TimedOut => format!("timed out after {timeout:?} after {chunks} chunks"),
+        _ if e.kind() == std::io::ErrorKind::TimedOut => {
+            format!("timed out after {timeout:?} after {chunks} chunks")
+        }
         _ => format!("the stream broke off after {chunks} chunks: {e}"),
     }
 }

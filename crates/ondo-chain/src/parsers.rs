@@ -72,7 +72,14 @@ fn fenced(text: &str) -> Option<&str> {
     let after = &text[start + 3..];
     // The opening line may name a language (```json); the body starts on the next line.
     let body = match after.find('\n') {
-        Some(nl) if after[..nl].trim().chars().all(|c| c.is_ascii_alphanumeric()) => &after[nl + 1..],
+        Some(nl)
+            if after[..nl]
+                .trim()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            &after[nl + 1..]
+        }
         _ => after,
     };
     Some(body.find("```").map_or(body, |end| &body[..end]))
@@ -89,7 +96,10 @@ impl<T: DeserializeOwned> Runnable for JsonOutputParser<T> {
 impl<T: DeserializeOwned, R: Runnable<Input = T>> std::ops::BitOr<R> for JsonOutputParser<T> {
     type Output = crate::Pipe<Self, R>;
     fn bitor(self, next: R) -> Self::Output {
-        crate::Pipe { first: self, second: next }
+        crate::Pipe {
+            first: self,
+            second: next,
+        }
     }
 }
 
@@ -99,7 +109,11 @@ pub struct CommaSeparatedListOutputParser;
 
 impl CommaSeparatedListOutputParser {
     pub fn parse(&self, text: &str) -> Vec<String> {
-        text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -124,7 +138,10 @@ mod tests {
 
     #[test]
     fn json_without_a_fence() {
-        assert_eq!(json(" {\"name\": \"윤석열\", \"n\": [1, 2]}\n").unwrap(), json!({"name": "윤석열", "n": [1, 2]}));
+        assert_eq!(
+            json(" {\"name\": \"윤석열\", \"n\": [1, 2]}\n").unwrap(),
+            json!({"name": "윤석열", "n": [1, 2]})
+        );
         assert_eq!(json("[true, null]").unwrap(), json!([true, null]));
     }
 
@@ -147,8 +164,16 @@ mod tests {
         }
         let text = "```json\n{\"president\": \"Macron\", \"year\": 2017}\n```".to_string();
         let got = JsonOutputParser::<Answer>::new().invoke(text).unwrap();
-        assert_eq!(got, Answer { president: "Macron".into(), year: 2017 });
-        let e = JsonOutputParser::<Answer>::new().invoke("{\"president\": 3}".into()).unwrap_err();
+        assert_eq!(
+            got,
+            Answer {
+                president: "Macron".into(),
+                year: 2017
+            }
+        );
+        let e = JsonOutputParser::<Answer>::new()
+            .invoke("{\"president\": 3}".into())
+            .unwrap_err();
         assert!(e.to_string().contains("invalid type"), "{e}");
     }
 
@@ -156,20 +181,33 @@ mod tests {
     fn malformed_json_shows_the_offending_text() {
         let text = "```json\n{\"name\": \"Macron\",, }\n```";
         let e = json(text).unwrap_err();
-        let Error::Parse { parser, text: shown, .. } = &e else { panic!("{e:?}") };
+        let Error::Parse {
+            parser,
+            text: shown,
+            ..
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
         assert_eq!((*parser, shown.as_str()), ("JsonOutputParser", text));
         let msg = e.to_string();
         assert!(msg.starts_with("JsonOutputParser: invalid JSON ("), "{msg}");
         assert!(msg.contains(r#"{\"name\": \"Macron\",, }"#), "{msg}");
         assert!(msg.contains("line 1 column"), "{msg}");
-        assert!(json("The president is Macron.").unwrap_err().to_string().contains("The president is Macron."));
+        assert!(json("The president is Macron.")
+            .unwrap_err()
+            .to_string()
+            .contains("The president is Macron."));
     }
 
     #[test]
     fn comma_separated_lists() {
         let p = CommaSeparatedListOutputParser;
         assert_eq!(p.parse("red, green ,blue"), vec!["red", "green", "blue"]);
-        assert_eq!(p.parse(" 서울,  부산 , ,대구,\n"), vec!["서울", "부산", "대구"]);
+        assert_eq!(
+            p.parse(" 서울,  부산 , ,대구,\n"),
+            vec!["서울", "부산", "대구"]
+        );
         assert!(p.parse("  ").is_empty());
         assert_eq!(p.invoke("one".into()).unwrap(), vec!["one"]);
     }
@@ -185,7 +223,12 @@ mod tests {
                 Ok(s)
             }
             fn stream<'a>(&'a self, s: String) -> Chunks<'a, String> {
-                Box::new(s.split(' ').map(|w| Ok(w.to_string())).collect::<Vec<_>>().into_iter())
+                Box::new(
+                    s.split(' ')
+                        .map(|w| Ok(w.to_string()))
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                )
             }
         }
         let chain = words | Deltas | StrOutputParser;

@@ -55,7 +55,10 @@ pub trait Runnable: Send + Sync {
         Self: Sized,
         R: Runnable<Input = Self::Output>,
     {
-        Pipe { first: self, second: next }
+        Pipe {
+            first: self,
+            second: next,
+        }
     }
 }
 
@@ -151,7 +154,10 @@ where
 {
     type Output = Pipe<Pipe<A, B>, R>;
     fn bitor(self, next: R) -> Self::Output {
-        Pipe { first: self, second: next }
+        Pipe {
+            first: self,
+            second: next,
+        }
     }
 }
 
@@ -162,7 +168,10 @@ where
 {
     type Output = Pipe<Self, R>;
     fn bitor(self, next: R) -> Self::Output {
-        Pipe { first: self, second: next }
+        Pipe {
+            first: self,
+            second: next,
+        }
     }
 }
 
@@ -188,7 +197,8 @@ mod tests {
 
     #[test]
     fn an_error_stops_the_pipe() {
-        let fail = RunnableLambda::new(|x: i64| -> Result<i64> { Err(Error::Chain(format!("no {x}"))) });
+        let fail =
+            RunnableLambda::new(|x: i64| -> Result<i64> { Err(Error::Chain(format!("no {x}"))) });
         let ran = std::sync::atomic::AtomicBool::new(false);
         let after = RunnableLambda::new(|x: i64| {
             ran.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -22,7 +22,11 @@ pub struct LlmChain {
 impl LlmChain {
     /// A step whose output is called `text` (change it with [`LlmChain::with_output_key`]).
     pub fn new(prompt: impl Into<Template>, model: Model) -> Self {
-        Self { prompt: prompt.into(), model, output_key: "text".into() }
+        Self {
+            prompt: prompt.into(),
+            model,
+            output_key: "text".into(),
+        }
     }
 
     pub fn with_output_key(mut self, key: impl Into<String>) -> Self {
@@ -35,7 +39,11 @@ impl LlmChain {
     }
 
     /// Render with `vars` and run, streaming the text to `sink` (which returns false to stop).
-    pub fn run_streaming(&self, vars: &Vars, sink: &mut dyn FnMut(&str) -> bool) -> Result<StepRecord> {
+    pub fn run_streaming(
+        &self,
+        vars: &Vars,
+        sink: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<StepRecord> {
         let prompt = self.prompt.format(vars)?;
         let mut text = String::new();
         for delta in self.model.stream(prompt.clone()) {
@@ -45,7 +53,11 @@ impl LlmChain {
                 break;
             }
         }
-        Ok(StepRecord { output_key: self.output_key.clone(), prompt, text })
+        Ok(StepRecord {
+            output_key: self.output_key.clone(),
+            prompt,
+            text,
+        })
     }
 }
 
@@ -62,7 +74,10 @@ impl Runnable for LlmChain {
         }
     }
     fn batch(&self, inputs: Vec<Vars>) -> Result<Vec<String>> {
-        let prompts = inputs.iter().map(|v| self.prompt.format(v)).collect::<Result<Vec<_>>>()?;
+        let prompts = inputs
+            .iter()
+            .map(|v| self.prompt.format(v))
+            .collect::<Result<Vec<_>>>()?;
         self.model.batch(prompts)
     }
 }
@@ -89,14 +104,27 @@ fn step_vars(step: &LlmChain, i: usize, feed: &Feed, done: &[StepRecord]) -> Var
     match feed {
         Feed::Simple(input) => {
             let value = if i == 0 { input } else { &done[i - 1].text };
-            step.variables().iter().map(|v| (v.clone(), value.clone())).collect()
+            step.variables()
+                .iter()
+                .map(|v| (v.clone(), value.clone()))
+                .collect()
         }
         Feed::Named(inputs) => step
             .variables()
             .iter()
             .map(|v| {
-                let from_step = done.iter().rev().find(|r| r.output_key == *v).map(|r| &r.text);
-                (v.clone(), from_step.or_else(|| inputs.get(v)).cloned().unwrap_or_default())
+                let from_step = done
+                    .iter()
+                    .rev()
+                    .find(|r| r.output_key == *v)
+                    .map(|r| &r.text);
+                (
+                    v.clone(),
+                    from_step
+                        .or_else(|| inputs.get(v))
+                        .cloned()
+                        .unwrap_or_default(),
+                )
             })
             .collect(),
     }
@@ -105,7 +133,10 @@ fn step_vars(step: &LlmChain, i: usize, feed: &Feed, done: &[StepRecord]) -> Var
 /// Run `steps` for every feed, one step at a time over all of them (so a model sees the whole
 /// batch at once); each feed's records in step order.
 fn run_steps(steps: &[LlmChain], feeds: &[Feed]) -> Result<Vec<Vec<StepRecord>>> {
-    let mut records: Vec<Vec<StepRecord>> = feeds.iter().map(|_| Vec::with_capacity(steps.len())).collect();
+    let mut records: Vec<Vec<StepRecord>> = feeds
+        .iter()
+        .map(|_| Vec::with_capacity(steps.len()))
+        .collect();
     for (i, step) in steps.iter().enumerate() {
         let prompts = feeds
             .iter()
@@ -114,16 +145,28 @@ fn run_steps(steps: &[LlmChain], feeds: &[Feed]) -> Result<Vec<Vec<StepRecord>>>
             .collect::<Result<Vec<_>>>()?;
         let texts = step.model.batch(prompts.clone())?;
         for ((done, prompt), text) in records.iter_mut().zip(prompts).zip(texts) {
-            done.push(StepRecord { output_key: step.output_key.clone(), prompt, text });
+            done.push(StepRecord {
+                output_key: step.output_key.clone(),
+                prompt,
+                text,
+            });
         }
     }
     Ok(records)
 }
 
 /// Every step but the last run on `feed`, then the last streamed to `sink`.
-fn run_streaming(steps: &[LlmChain], feed: Feed, sink: &mut dyn FnMut(&str) -> bool) -> Result<Vec<StepRecord>> {
-    let (last, rest) = steps.split_last().ok_or_else(|| Error::Chain("a chain needs at least one step".into()))?;
-    let mut done = run_steps(rest, std::slice::from_ref(&feed))?.pop().unwrap_or_default();
+fn run_streaming(
+    steps: &[LlmChain],
+    feed: Feed,
+    sink: &mut dyn FnMut(&str) -> bool,
+) -> Result<Vec<StepRecord>> {
+    let (last, rest) = steps
+        .split_last()
+        .ok_or_else(|| Error::Chain("a chain needs at least one step".into()))?;
+    let mut done = run_steps(rest, std::slice::from_ref(&feed))?
+        .pop()
+        .unwrap_or_default();
     let vars = step_vars(last, rest.len(), &feed, &done);
     done.push(last.run_streaming(&vars, sink)?);
     Ok(done)
@@ -131,7 +174,9 @@ fn run_streaming(steps: &[LlmChain], feed: Feed, sink: &mut dyn FnMut(&str) -> b
 
 /// The last step's text deltas, after every earlier step ran.
 fn stream_last(steps: &[LlmChain], feed: Feed) -> Chunks<'_, String> {
-    let Some((last, rest)) = steps.split_last() else { return once(Err(Error::Chain("no steps".into()))) };
+    let Some((last, rest)) = steps.split_last() else {
+        return once(Err(Error::Chain("no steps".into())));
+    };
     match run_steps(rest, std::slice::from_ref(&feed)) {
         Ok(mut records) => {
             let done = records.pop().unwrap_or_default();
@@ -142,7 +187,11 @@ fn stream_last(steps: &[LlmChain], feed: Feed) -> Chunks<'_, String> {
 }
 
 fn last_text(records: Vec<StepRecord>) -> Result<String> {
-    records.into_iter().last().map(|r| r.text).ok_or_else(|| Error::Chain("no steps ran".into()))
+    records
+        .into_iter()
+        .last()
+        .map(|r| r.text)
+        .ok_or_else(|| Error::Chain("no steps ran".into()))
 }
 
 /// Steps of one variable each: the input fills step 1's variable, each step's text fills the
@@ -161,7 +210,10 @@ impl SimpleSequentialChain {
         for (i, s) in steps.iter().enumerate() {
             if s.variables().len() != 1 {
                 let has = format!("{:?}", s.variables());
-                return Err(Error::Chain(format!("step {} must have exactly one variable, it has {has}", i + 1)));
+                return Err(Error::Chain(format!(
+                    "step {} must have exactly one variable, it has {has}",
+                    i + 1
+                )));
             }
         }
         Ok(Self { steps })
@@ -174,11 +226,17 @@ impl SimpleSequentialChain {
     /// Run every step; the records hold each step's rendered prompt and text.
     pub fn run(&self, input: &str) -> Result<Vec<StepRecord>> {
         let feed = Feed::Simple(input.to_string());
-        Ok(run_steps(&self.steps, std::slice::from_ref(&feed))?.pop().unwrap_or_default())
+        Ok(run_steps(&self.steps, std::slice::from_ref(&feed))?
+            .pop()
+            .unwrap_or_default())
     }
 
     /// [`SimpleSequentialChain::run`], streaming the last step's text to `sink`.
-    pub fn run_streaming(&self, input: &str, sink: &mut dyn FnMut(&str) -> bool) -> Result<Vec<StepRecord>> {
+    pub fn run_streaming(
+        &self,
+        input: &str,
+        sink: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Vec<StepRecord>> {
         run_streaming(&self.steps, Feed::Simple(input.to_string()), sink)
     }
 }
@@ -194,7 +252,10 @@ impl Runnable for SimpleSequentialChain {
     }
     fn batch(&self, inputs: Vec<String>) -> Result<Vec<String>> {
         let feeds: Vec<Feed> = inputs.into_iter().map(Feed::Simple).collect();
-        run_steps(&self.steps, &feeds)?.into_iter().map(last_text).collect()
+        run_steps(&self.steps, &feeds)?
+            .into_iter()
+            .map(last_text)
+            .collect()
     }
 }
 
@@ -231,14 +292,23 @@ impl SequentialChain {
             }
             if known.contains(&s.output_key) {
                 let key = &s.output_key;
-                return Err(Error::Chain(format!("step {} writes {key:?}, which is already an input or an earlier output", i + 1)));
+                return Err(Error::Chain(format!(
+                    "step {} writes {key:?}, which is already an input or an earlier output",
+                    i + 1
+                )));
             }
             known.push(s.output_key.clone());
         }
         if let Some(o) = outputs.iter().find(|o| !known.contains(o)) {
-            return Err(Error::Chain(format!("output variable {o:?} is neither an input nor a step's output")));
+            return Err(Error::Chain(format!(
+                "output variable {o:?} is neither an input nor a step's output"
+            )));
         }
-        Ok(Self { steps, inputs, outputs })
+        Ok(Self {
+            steps,
+            inputs,
+            outputs,
+        })
     }
 
     /// The inputs are the variables no earlier step writes; the outputs are every step's.
@@ -261,11 +331,17 @@ impl SequentialChain {
     /// Run every step; `vars` must hold exactly the input variables.
     pub fn run(&self, vars: Vars) -> Result<Vec<StepRecord>> {
         check_vars(&vars, &self.inputs)?;
-        Ok(run_steps(&self.steps, &[Feed::Named(vars)])?.pop().unwrap_or_default())
+        Ok(run_steps(&self.steps, &[Feed::Named(vars)])?
+            .pop()
+            .unwrap_or_default())
     }
 
     /// [`SequentialChain::run`], streaming the last step's text to `sink`.
-    pub fn run_streaming(&self, vars: Vars, sink: &mut dyn FnMut(&str) -> bool) -> Result<Vec<StepRecord>> {
+    pub fn run_streaming(
+        &self,
+        vars: Vars,
+        sink: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Vec<StepRecord>> {
         check_vars(&vars, &self.inputs)?;
         run_streaming(&self.steps, Feed::Named(vars), sink)
     }
@@ -273,7 +349,9 @@ impl SequentialChain {
     fn outputs_of(&self, vars: Vars, records: Vec<StepRecord>) -> Vars {
         let mut all = vars;
         all.extend(records.into_iter().map(|r| (r.output_key, r.text)));
-        all.into_iter().filter(|(k, _)| self.outputs.contains(k)).collect()
+        all.into_iter()
+            .filter(|(k, _)| self.outputs.contains(k))
+            .collect()
     }
 }
 
@@ -290,7 +368,11 @@ impl Runnable for SequentialChain {
         }
         let feeds: Vec<Feed> = inputs.iter().cloned().map(Feed::Named).collect();
         let records = run_steps(&self.steps, &feeds)?;
-        Ok(inputs.into_iter().zip(records).map(|(v, r)| self.outputs_of(v, r)).collect())
+        Ok(inputs
+            .into_iter()
+            .zip(records)
+            .map(|(v, r)| self.outputs_of(v, r))
+            .collect())
     }
 }
 

@@ -38,7 +38,12 @@ impl PromptTemplate {
                 }
             }
         }
-        Ok(Self { source: template.to_string(), pieces, variables, partials: Vars::new() })
+        Ok(Self {
+            source: template.to_string(),
+            pieces,
+            variables,
+            partials: Vars::new(),
+        })
     }
 
     /// The variables [`PromptTemplate::format`] needs, in order of first appearance (those
@@ -54,12 +59,18 @@ impl PromptTemplate {
 
     /// A copy with some variables bound now; the rest are given to `format` later. Binding a
     /// variable the template does not have (or has already bound) is an error naming it.
-    pub fn partial<K: Into<String>, V: Into<String>>(&self, values: impl IntoIterator<Item = (K, V)>) -> Result<Self> {
+    pub fn partial<K: Into<String>, V: Into<String>>(
+        &self,
+        values: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
         let mut out = self.clone();
         for (k, v) in values {
             let name = k.into();
             let Some(at) = out.variables.iter().position(|n| *n == name) else {
-                return Err(Error::ExtraVariable { name, expected: self.variables.clone() });
+                return Err(Error::ExtraVariable {
+                    name,
+                    expected: self.variables.clone(),
+                });
             };
             out.variables.remove(at);
             out.partials.insert(name, v.into());
@@ -93,10 +104,16 @@ impl PromptTemplate {
 /// the error.
 pub(crate) fn check_vars(vars: &Vars, expected: &[String]) -> Result<()> {
     if let Some(extra) = vars.keys().find(|k| !expected.contains(*k)) {
-        return Err(Error::ExtraVariable { name: extra.clone(), expected: expected.to_vec() });
+        return Err(Error::ExtraVariable {
+            name: extra.clone(),
+            expected: expected.to_vec(),
+        });
     }
     if let Some(missing) = expected.iter().find(|n| !vars.contains_key(*n)) {
-        return Err(Error::MissingVariable { name: missing.clone(), expected: expected.to_vec() });
+        return Err(Error::MissingVariable {
+            name: missing.clone(),
+            expected: expected.to_vec(),
+        });
     }
     Ok(())
 }
@@ -111,7 +128,10 @@ impl Runnable for PromptTemplate {
 
 /// Split a template into text and variables.
 fn parse(template: &str) -> Result<Vec<Piece>> {
-    let bad = |reason: String| Error::Syntax { template: template.to_string(), reason };
+    let bad = |reason: String| Error::Syntax {
+        template: template.to_string(),
+        reason,
+    };
     let mut pieces = Vec::new();
     let mut text = String::new();
     let mut chars = template.chars().enumerate().peekable();
@@ -125,7 +145,11 @@ fn parse(template: &str) -> Result<Vec<Piece>> {
                 chars.next();
                 text.push('}');
             }
-            '}' => return Err(bad(format!("single '}}' at character {at} (write '}}}}' for a literal brace)"))),
+            '}' => {
+                return Err(bad(format!(
+                    "single '}}' at character {at} (write '}}}}' for a literal brace)"
+                )))
+            }
             '{' => {
                 let mut name = String::new();
                 loop {
@@ -139,7 +163,8 @@ fn parse(template: &str) -> Result<Vec<Piece>> {
                         Some((_, ch)) => name.push(ch),
                     }
                 }
-                check_name(&name).map_err(|why| bad(format!("{{{name}}} at character {at}: {why}")))?;
+                check_name(&name)
+                    .map_err(|why| bad(format!("{{{name}}} at character {at}: {why}")))?;
                 if !text.is_empty() {
                     pieces.push(Piece::Text(std::mem::take(&mut text)));
                 }

@@ -32,24 +32,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Name a missing or unknown --var before any model loads.
     let inputs = file.input_variables();
     if let Some(extra) = vars.keys().find(|k| !inputs.contains(k)) {
-        bail!("--var {extra}: the chain has no input {extra:?} (its inputs: {})", names(&inputs));
+        bail!(
+            "--var {extra}: the chain has no input {extra:?} (its inputs: {})",
+            names(&inputs)
+        );
     }
     if let Some(missing) = inputs.iter().find(|v| !vars.contains_key(*v)) {
-        bail!("the chain needs --var {missing}=VALUE (its inputs: {})", names(&inputs));
+        bail!(
+            "the chain needs --var {missing}=VALUE (its inputs: {})",
+            names(&inputs)
+        );
     }
-    let offline = args.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
-    let load = ondo::LoadOptions { offline, threads: args.threads, ..Default::default() };
+    let offline =
+        args.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
+    let load = ondo::LoadOptions {
+        offline,
+        threads: args.threads,
+        ..Default::default()
+    };
     let chain = file.build(&load)?;
     if args.json {
         let steps = chain.run(vars.clone())?;
-        let outputs: Vars = steps.iter().map(|s| (s.output_key.clone(), s.text.clone())).collect();
+        let outputs: Vars = steps
+            .iter()
+            .map(|s| (s.output_key.clone(), s.text.clone()))
+            .collect();
         let report = json!({"inputs": vars, "steps": steps, "outputs": outputs});
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     let mut stdout = std::io::stdout().lock();
     let mut write_error = None;
-    let mut sink = |delta: &str| match stdout.write_all(delta.as_bytes()).and_then(|_| stdout.flush()) {
+    let mut sink = |delta: &str| match stdout
+        .write_all(delta.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
         Ok(()) => true,
         Err(e) => {
             write_error = Some(e);
@@ -68,7 +85,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn parse_vars(pairs: &[String]) -> anyhow::Result<Vars> {
     let mut vars = Vars::new();
     for pair in pairs {
-        let (k, v) = pair.split_once('=').ok_or_else(|| anyhow!("--var {pair}: expected KEY=VALUE"))?;
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--var {pair}: expected KEY=VALUE"))?;
         if vars.insert(k.trim().to_string(), v.to_string()).is_some() {
             bail!("--var {}: given twice", k.trim());
         }
@@ -88,8 +107,17 @@ mod tests {
     #[test]
     fn vars_parse_and_duplicates_are_refused() {
         let v = super::parse_vars(&["country=대한민국".into(), "q=a=b".into()]).unwrap();
-        assert_eq!((v["country"].as_str(), v["q"].as_str()), ("대한민국", "a=b"));
-        assert!(super::parse_vars(&["x".into()]).unwrap_err().to_string().contains("expected KEY=VALUE"));
-        assert!(super::parse_vars(&["a=1".into(), "a=2".into()]).unwrap_err().to_string().contains("given twice"));
+        assert_eq!(
+            (v["country"].as_str(), v["q"].as_str()),
+            ("대한민국", "a=b")
+        );
+        assert!(super::parse_vars(&["x".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("expected KEY=VALUE"));
+        assert!(super::parse_vars(&["a=1".into(), "a=2".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("given twice"));
     }
 }
