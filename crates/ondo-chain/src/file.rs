@@ -205,7 +205,7 @@ pub fn sampling_params(
         fields.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     let params: SamplingParams =
-        serde_json::from_value(p).map_err(|e| Error::Chain(e.to_string()))?;
+        serde_json::from_value(p).map_err(|e| Error::Chain(format!("sampling options: {e}")))?;
     params.validate()?;
     Ok(params)
 }
@@ -250,7 +250,10 @@ fn parse_step(t: &toml::Table, dir: &Path) -> std::result::Result<StepSpec, Stri
     }
     // Out-of-range values are reported now, before any model loads (and again over the
     // model's own defaults when the chain is built).
-    sampling_params(SamplingParams::default(), &options).map_err(|e| e.to_string())?;
+    sampling_params(SamplingParams::default(), &options).map_err(|e| match e {
+        Error::Chain(why) => why,
+        other => other.to_string(),
+    })?;
     Ok(StepSpec {
         template,
         output_key,
@@ -285,7 +288,10 @@ fn backend(t: &toml::Table, dir: &Path) -> std::result::Result<BackendSpec, Stri
     match (text("local")?, text("endpoint")?) {
         (Some(_), Some(_)) => Err("give either local or endpoint, not both".into()),
         (None, None) => Err("no backend: set local = \"MODEL\" or endpoint = \"http://...\" (here or in [defaults])".into()),
-        (Some(model), None) => Ok(BackendSpec::Local(model_path(&model, dir))),
+        (Some(model), None) => match BACKEND_KEYS[2..].iter().find(|k| t.contains_key(**k)) {
+            Some(k) => Err(format!("{k} is for an endpoint, not a local model")),
+            None => Ok(BackendSpec::Local(model_path(&model, dir))),
+        },
         (None, Some(url)) => {
             let model = text("model")?.ok_or("an endpoint needs model = \"NAME\" (the model it serves)")?;
             let mut e = OpenAiEndpoint::new(url, model);

@@ -24,6 +24,7 @@ fn load() -> Option<Llm> {
 
 /// One model for the whole test binary (its tests share the engine, as a program would).
 fn llm() -> Option<Llm> {
+    ondo_testdata::fetched(MODEL)?; // each skipping test says why
     static LLM: OnceLock<Option<Llm>> = OnceLock::new();
     LLM.get_or_init(load).clone()
 }
