@@ -2,6 +2,7 @@
 //! `SamplingParams` fields (vLLM's names).
 
 mod bench;
+mod chain;
 mod chat;
 mod generate;
 mod run;
@@ -138,6 +139,8 @@ enum Command {
     Template(template::Args),
     /// OpenAI-compatible HTTP server (chat/completions, completions, models; SSE streaming)
     Serve(serve::Args),
+    /// Run a chain file (TOML steps of template + model); streams the last step's text
+    Chain(chain::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -151,6 +154,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Template(args) => template::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Chain(args) => chain::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
