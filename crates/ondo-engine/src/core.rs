@@ -14,7 +14,7 @@
 
 use crate::metrics::EngineStats;
 use crate::output::{best_of_select, FinishReason, LogprobMap, RequestOutput};
-use crate::params::SamplingParams;
+use crate::params::{ParamError, SamplingParams};
 use crate::rng::Rng;
 use crate::scheduler::{Plan, Scheduler, SchedulerConfig, SeqId};
 use crate::seq::Decoding;
@@ -29,6 +29,8 @@ use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 use update::Sample;
 
+#[cfg(test)]
+mod tests;
 mod update;
 
 /// Tokens per step by default (`--max-num-batched-tokens`). Steps with decoding sequences take
@@ -111,6 +113,9 @@ pub struct Limits {
     pub context: usize,
     /// Positions the whole KV pool holds.
     pub kv_tokens: usize,
+    /// Sequences the engine runs at once (`--max-num-seqs`): the cap on `best_of` (and `n`), so
+    /// a request cannot ask for millions of sequences and their state.
+    pub max_seqs: usize,
 }
 
 impl Limits {
@@ -118,6 +123,14 @@ impl Limits {
     pub fn check(&self, prompt_ids: &[u32], params: &SamplingParams) -> Result<(), EngineError> {
         params.validate()?;
         params.validate_vocab(self.vocab_size)?;
+        if params.best_of() > self.max_seqs {
+            let (field, got) = match params.best_of {
+                Some(b) => ("best_of", b),
+                None => ("n", params.n),
+            };
+            let rule = format!("at most {} (the engine's --max-num-seqs)", self.max_seqs);
+            return Err(ParamError::range(field, rule, got.to_string()).into());
+        }
         if prompt_ids.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
@@ -217,6 +230,7 @@ impl EngineCore {
             vocab_size: hp.vocab_size,
             context: hp.max_position_embeddings,
             kv_tokens: num_blocks * block_size,
+            max_seqs: cfg.max_num_seqs.max(1),
         };
         let sched = Scheduler::new(SchedulerConfig {
             max_num_seqs: cfg.max_num_seqs.max(1),

@@ -143,7 +143,11 @@ impl ParamError {
         }
     }
 
-    fn range(field: &'static str, rule: impl Into<String>, got: impl Into<String>) -> Self {
+    pub(crate) fn range(
+        field: &'static str,
+        rule: impl Into<String>,
+        got: impl Into<String>,
+    ) -> Self {
         Self::OutOfRange {
             field,
             rule: rule.into(),
