@@ -75,7 +75,7 @@ async fn plan_chat(app: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
     let (req, sampling): (ChatRequest, SamplingFields) = (fields(&value)?, fields(&value)?);
     app.check_model(req.model.as_deref())?;
     let engine = app.engine()?;
-    let messages = normalize_messages(&req.messages)?;
+    let messages = normalize_messages(&req.messages, app.config().max_messages)?;
     let logprobs = chat_logprobs(req.logprobs, req.top_logprobs)?;
     if let Some(v) = req.max_completion_tokens.filter(|&v| v < 1) {
         let msg = format!("max_completion_tokens must be at least 1, got {v}");

@@ -20,6 +20,7 @@
 pub mod completions;
 pub mod engine;
 pub mod error;
+mod listen;
 pub mod metrics;
 pub mod params;
 pub mod prompt;
@@ -75,14 +76,14 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let state = self.state.clone();
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                state.begin_shutdown();
-            })
-            .await
-            .map_err(Error::Serve)
+        let config = state.config().clone();
+        let app = router(self.state);
+        listen::serve(self.listener, app, &config, async move {
+            shutdown.await;
+            state.begin_shutdown();
+        })
+        .await
+        .map_err(Error::Serve)
     }
 }
 

@@ -26,7 +26,7 @@ pub enum PromptInput {
 
 /// Checks `messages` and returns them with list-of-parts content joined into one string (what
 /// text-only templates expect).
-pub fn normalize_messages(messages: &Value) -> Result<Vec<Value>, ApiError> {
+pub fn normalize_messages(messages: &Value, max: usize) -> Result<Vec<Value>, ApiError> {
     let list = messages.as_array().ok_or_else(|| {
         ApiError::bad_param("messages", "messages must be a list of message objects")
     })?;
@@ -35,6 +35,13 @@ pub fn normalize_messages(messages: &Value) -> Result<Vec<Value>, ApiError> {
             "messages",
             "messages must contain at least one message",
         ));
+    }
+    if list.len() > max {
+        let msg = format!(
+            "messages has {} messages, more than this server's limit of {max} (max_messages)",
+            list.len()
+        );
+        return Err(ApiError::bad_param("messages", msg));
     }
     list.iter()
         .enumerate()
@@ -200,7 +207,7 @@ mod tests {
 
     #[test]
     fn messages_are_checked_and_parts_joined() {
-        let m = normalize_messages(&json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]))
+        let m = normalize_messages(&json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]), 8)
             .expect("valid");
         assert_eq!(m[0]["content"], "a\nb");
         for (bad, param) in [
@@ -222,10 +229,18 @@ mod tests {
                 "messages.[0].content",
             ),
         ] {
-            let e = normalize_messages(&bad).expect_err(&bad.to_string());
+            let e = normalize_messages(&bad, 8).expect_err(&bad.to_string());
             assert_eq!(e.param.as_deref(), Some(param), "{bad}");
         }
-        assert!(normalize_messages(&json!([{"role": "assistant", "content": null}])).is_ok());
+        assert!(normalize_messages(&json!([{"role": "assistant", "content": null}]), 8).is_ok());
+        let many = Value::Array(vec![json!({"role": "user", "content": "a"}); 9]);
+        let err = normalize_messages(&many, 8).expect_err("9 messages over a limit of 8");
+        assert!(
+            err.message.contains("limit of 8 (max_messages)"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.param.as_deref(), Some("messages"));
     }
 
     #[test]

@@ -131,7 +131,7 @@ async fn tokenize(
     app.check_model(req.model.as_deref())?;
     let engine = app.engine()?;
     let llm = engine.llm_arc();
-    let limit = app.config().max_model_len;
+    let (limit, max_messages) = (app.config().max_model_len, app.config().max_messages);
     let job = move || -> Result<Value, ApiError> {
         let ids = match (&req.prompt, &req.messages) {
             (Some(p), None) => {
@@ -140,7 +140,7 @@ async fn tokenize(
                     .encode(p, special)
                     .map_err(|e| ApiError::bad_param("prompt", e.to_string()))?
             }
-            (None, Some(m)) => tokenize_chat(&llm, m, &req)?,
+            (None, Some(m)) => tokenize_chat(&llm, m, &req, max_messages)?,
             _ => {
                 return Err(ApiError::bad_request(
                     "give exactly one of prompt or messages",
@@ -166,8 +166,9 @@ fn tokenize_chat(
     llm: &ondo_engine::Llm,
     messages: &Value,
     req: &TokenizeRequest,
+    max_messages: usize,
 ) -> Result<Vec<u32>, ApiError> {
-    let messages = normalize_messages(messages)?;
+    let messages = normalize_messages(messages, max_messages)?;
     let opts = ondo_text::RenderOptions {
         add_generation_prompt: req.add_generation_prompt.unwrap_or(true),
         ..Default::default()

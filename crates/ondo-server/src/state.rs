@@ -23,6 +23,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Allow cross-origin requests from any origin.
     pub cors: bool,
+    /// A client must send its whole request head within this (slow-loris clients are dropped).
+    pub header_read_timeout: std::time::Duration,
+    /// Largest request head (request line and headers) accepted: 431 above (at least 8 KiB).
+    pub max_header_bytes: usize,
+    /// Most messages one chat request may have (400 above).
+    pub max_messages: usize,
 }
 
 impl Default for Config {
@@ -35,6 +41,9 @@ impl Default for Config {
             max_model_len: None,
             max_body_bytes: 8 << 20,
             cors: false,
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_header_bytes: 64 << 10,
+            max_messages: 4096,
         }
     }
 }

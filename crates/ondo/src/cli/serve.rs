@@ -28,6 +28,15 @@ pub struct Args {
     /// Allow cross-origin requests from any origin (browsers)
     #[arg(long)]
     cors: bool,
+    /// Seconds a client has to send its whole request head (slower clients are dropped)
+    #[arg(long, default_value_t = 10.0)]
+    header_read_timeout: f64,
+    /// Largest request head (request line and headers) accepted, in bytes: 431 above
+    #[arg(long, default_value_t = 64 << 10)]
+    max_header_bytes: usize,
+    /// Most messages one chat request may have
+    #[arg(long, default_value_t = 4096)]
+    max_messages: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -41,6 +50,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_model_len: args.max_model_len,
         max_body_bytes: args.max_body_bytes,
         cors: args.cors,
+        header_read_timeout: std::time::Duration::try_from_secs_f64(args.header_read_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                anyhow::anyhow!("--header-read-timeout must be a positive number of seconds")
+            })?,
+        max_header_bytes: args.max_header_bytes,
+        max_messages: args.max_messages,
     };
     let model = args.model;
     ondo_server::run_blocking(config, move || {
