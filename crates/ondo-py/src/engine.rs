@@ -42,6 +42,7 @@ pub struct Engine {
 #[pymethods]
 impl Engine {
     #[new]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments, one each
     #[pyo3(signature = (model, *, max_model_len=None, kv_cache_memory=None, seed=None, threads=None, offline=false, progress=true))]
     fn new(
         py: Python<'_>,
@@ -227,6 +228,11 @@ impl Engine {
     #[getter]
     fn pad_token_id(&self) -> Option<u32> {
         self.llm.tokenizer().pad_token_id()
+    }
+    /// generation_config.json as written, for a model folder that has one.
+    #[getter]
+    fn generation_config(&self) -> Option<String> {
+        std::fs::read_to_string(self.llm.source().join("generation_config.json")).ok()
     }
     /// The chat template's source, when the model has one.
     #[getter]

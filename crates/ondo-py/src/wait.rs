@@ -10,19 +10,39 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::runtime::Runtime;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How long one wait lasts before signals are checked.
 const POLL: Duration = Duration::from_millis(50);
 
-/// A current-thread runtime with a clock: only to wait on a channel with a timeout.
-fn runtime() -> PyResult<Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start a timer: {e}")))
+/// Wakes the waiting thread when the engine sends an event.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// The next event of `rx` within `timeout` (`Err(())` when none came): the channel is polled
+/// with a waker that unparks this thread, so no async runtime is needed.
+fn recv_timeout(rx: &mut UnboundedReceiver<Event>, timeout: Duration) -> Result<Option<Event>, ()> {
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Poll::Ready(event) = rx.poll_recv(&mut cx) {
+            return Ok(event);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(());
+        }
+        thread::park_timeout(deadline - now);
+    }
 }
 
 /// A submitted request: its events and its cancel flag.
@@ -47,10 +67,10 @@ impl Drop for Pending {
 }
 
 /// The next event of `p`, or the Python error of a signal handler (KeyboardInterrupt).
-fn next_event(py: Python<'_>, rt: &Runtime, p: &mut Pending) -> PyResult<Event> {
+fn next_event(py: Python<'_>, p: &mut Pending) -> PyResult<Event> {
     loop {
         let rx = &mut p.rx;
-        let got = py.detach(|| rt.block_on(async { tokio::time::timeout(POLL, rx.recv()).await }));
+        let got = py.detach(|| recv_timeout(rx, POLL));
         match got {
             Ok(Some(event)) => return Ok(event),
             Ok(None) => return Err(PyRuntimeError::new_err("the engine thread stopped")),
@@ -66,7 +86,6 @@ pub fn run_all(
     engine: &EngineHandle,
     requests: Vec<NewRequest>,
 ) -> PyResult<Vec<RequestOutput>> {
-    let rt = runtime()?;
     let mut pending = requests
         .into_iter()
         .map(|r| Pending::submit(engine, r))
@@ -74,7 +93,7 @@ pub fn run_all(
     let mut outputs = Vec::with_capacity(pending.len());
     for p in &mut pending {
         loop {
-            match next_event(py, &rt, p)? {
+            match next_event(py, p)? {
                 Event::Delta { .. } => continue,
                 Event::Done(out) => break outputs.push(*out),
                 Event::Failed(e) => return Err(to_py(e)),
@@ -88,7 +107,6 @@ pub fn run_all(
 /// holds the final `RequestOutput`. Dropping or `close()` cancels the request.
 #[pyclass(module = "ondo._ondo")]
 pub struct TextStream {
-    rt: Runtime,
     pending: Option<Pending>,
     output: Option<String>,
 }
@@ -96,7 +114,6 @@ pub struct TextStream {
 impl TextStream {
     pub fn start(engine: &EngineHandle, req: NewRequest) -> PyResult<TextStream> {
         Ok(TextStream {
-            rt: runtime()?,
             pending: Some(Pending::submit(engine, req)?),
             output: None,
         })
@@ -114,7 +131,7 @@ impl TextStream {
             let Some(p) = self.pending.as_mut() else {
                 return Ok(None);
             };
-            let event = next_event(py, &self.rt, p);
+            let event = next_event(py, p);
             match event {
                 Ok(Event::Delta { index, text }) => Ok(Some((index, text))),
                 Ok(Event::Done(out)) => {

@@ -16,10 +16,10 @@ MODELS = Path(os.environ.get("ONDO_TEST_MODELS", Path.home() / ".cache" / "ondo-
 SHARED = ROOT.parent / "shared"
 
 
-def need(path: Path, what: str) -> Path:
+def need(path: Path, what: str, fix: str = "run ../shared/models/fetch.sh") -> Path:
     if path.exists():
         return path
-    msg = f"{what}: {path} is missing (run ../shared/models/fetch.sh)"
+    msg = f"{what}: {path} is missing ({fix})"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{msg}; CI must have every asset")
     print(msg)
@@ -47,9 +47,9 @@ def llm(smollm2: str):
 def ondo_bin() -> str:
     env = os.environ.get("ONDO_BIN")
     if env:
-        return str(need(Path(env), "the ondo binary (ONDO_BIN)"))
+        return str(need(Path(env), "the ondo binary (ONDO_BIN)", "cargo build -p ondo"))
     for profile in ("release", "debug"):
         p = ROOT / "target" / profile / "ondo"
         if p.exists():
             return str(p)
-    return str(need(ROOT / "target" / "release" / "ondo", "the ondo binary (cargo build --release -p ondo)"))
+    return str(need(ROOT / "target" / "release" / "ondo", "the ondo binary", "cargo build --release -p ondo"))

@@ -75,7 +75,8 @@ def test_stream_deltas_join_to_the_generated_text(llm: LLM):
     assert len(pieces) > 1
     whole = llm.generate(prompt, params)[0].outputs[0].text
     assert "".join(pieces) == whole == stream.output.outputs[0].text
-    assert all("\ufffd" not in p for p in pieces)
+    # no delta splits a Hangul syllable (only a length cut may leave a partial one at the very end)
+    assert all("\ufffd" not in p for p in pieces[:-1])
 
 
 def test_same_seed_same_text_as_ondo_generate(llm: LLM, smollm2: str, ondo_bin: str):

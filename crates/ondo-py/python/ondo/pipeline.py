@@ -12,6 +12,7 @@ Defaults come from the model's generation_config.json as transformers reads it: 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .llm import LLM, _is_conversation
@@ -44,6 +45,8 @@ class TextGenerationPipeline:
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
         self._defaults = generate_kwargs
+        raw = llm._engine.generation_config
+        self.generation_config: dict[str, Any] = json.loads(raw) if raw else {}
 
     def __call__(self, text_inputs: Any, **kwargs: Any) -> list[Any]:
         kw = {**self._defaults, **kwargs}
@@ -61,17 +64,14 @@ class TextGenerationPipeline:
         raise ValueError("text_inputs: expected a str, a list of str, a list of messages or a list of conversations")
 
     def _params(self, kw: dict[str, Any]) -> SamplingParams:
-        base = self.llm.get_default_sampling_params()
-        greedy_default = base.temperature < 1e-5
-        do_sample = kw.pop("do_sample", not greedy_default)
-        max_new = kw.pop("max_new_tokens", None)
-        if max_new is None:
-            max_new = base.max_tokens if base.max_tokens not in (None, 16) else DEFAULT_MAX_NEW_TOKENS
+        gen = self.generation_config
+        do_sample = kw.pop("do_sample", gen.get("do_sample", False))
+        max_new = kw.pop("max_new_tokens", None) or gen.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
         values: dict[str, Any] = {
             "max_tokens": max_new,
             "min_tokens": kw.pop("min_new_tokens", 0),
             "n": kw.pop("num_return_sequences", 1),
-            "repetition_penalty": kw.pop("repetition_penalty", base.repetition_penalty),
+            "repetition_penalty": kw.pop("repetition_penalty", gen.get("repetition_penalty", 1.0)),
             "seed": kw.pop("seed", None),
         }
         stop = kw.pop("stop_strings", None)
@@ -79,10 +79,10 @@ class TextGenerationPipeline:
             values["stop"] = stop
         temperature, top_k, top_p = kw.pop("temperature", None), kw.pop("top_k", None), kw.pop("top_p", None)
         if do_sample:
-            sampled_by_config = not greedy_default
-            values["temperature"] = temperature if temperature is not None else (base.temperature if sampled_by_config else 1.0)
-            values["top_k"] = top_k if top_k is not None else (base.top_k if sampled_by_config and base.top_k else 50)
-            values["top_p"] = top_p if top_p is not None else (base.top_p if sampled_by_config else 1.0)
+            # transformers' GenerationConfig defaults where generation_config.json says nothing
+            values["temperature"] = temperature if temperature is not None else gen.get("temperature", 1.0)
+            values["top_k"] = top_k if top_k is not None else gen.get("top_k", 50)
+            values["top_p"] = top_p if top_p is not None else gen.get("top_p", 1.0)
         else:
             values["temperature"] = 0.0
         for ignored in ("pad_token_id", "eos_token_id", "max_length", "clean_up_tokenization_spaces", "return_tensors"):
