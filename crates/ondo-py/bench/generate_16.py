@@ -5,12 +5,14 @@
 Writes the 16 prompts (greedy, ignore_eos, the same max_tokens) to a JSONL file, then alternates
 whole-process runs: `python -c "<load + generate>"` and `ondo generate MODEL --prompts FILE`.
 Both load the model and generate the same tokens; the difference is what Python adds. Prints
-each run's wall time, the Python side's time inside `generate`, and the medians.
+each run's wall and CPU time (user + sys), the Python side's time inside `generate`, and the
+medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import json
 import statistics
 import subprocess
@@ -42,6 +44,11 @@ print(json.dumps({"generate_s": dt, "first": outs[0].outputs[0].text}))
 """
 
 
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -53,27 +60,30 @@ def main() -> None:
     jsonl = tmp / "prompts.jsonl"
     jsonl.write_text("".join(json.dumps({"prompt": p, "temperature": 0, "max_tokens": a.max_tokens, "ignore_eos": True},
                                         ensure_ascii=False) + "\n" for p in PROMPTS), encoding="utf-8")
-    py_wall, py_gen, cli_wall = [], [], []
+    py_wall, py_gen, cli_wall, py_cpu, cli_cpu = [], [], [], [], []
     first_py = first_cli = None
     for i in range(a.runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         out = subprocess.run([sys.executable, "-c", PY, a.model, str(jsonl), str(a.max_tokens)],
                              capture_output=True, text=True, check=True)
         py_wall.append(time.perf_counter() - t)
+        py_cpu.append(_cpu() - c)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         py_gen.append(r["generate_s"])
         first_py = r["first"]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         out = subprocess.run([a.ondo_bin, "generate", a.model, "--prompts", str(jsonl), "--json"],
                              capture_output=True, text=True, check=True)
         cli_wall.append(time.perf_counter() - t)
+        cli_cpu.append(_cpu() - c)
         first_cli = json.loads(out.stdout.splitlines()[0])["outputs"][0]["text"]
-        print(f"run {i + 1}: python {py_wall[-1]:.2f} s (generate {py_gen[-1]:.2f} s), ondo generate {cli_wall[-1]:.2f} s",
-              flush=True)
+        print(f"run {i + 1}: python {py_wall[-1]:.2f} s wall, {py_cpu[-1]:.2f} s CPU (generate() {py_gen[-1]:.2f} s); "
+              f"ondo generate {cli_wall[-1]:.2f} s wall, {cli_cpu[-1]:.2f} s CPU", flush=True)
     assert first_py == first_cli, "python and the CLI generated different text"
     mp, mc = statistics.median(py_wall), statistics.median(cli_wall)
     print(f"median wall: python {mp:.2f} s, ondo generate {mc:.2f} s, python/cli = {mp / mc:.3f}; "
-          f"python generate() alone {statistics.median(py_gen):.2f} s; "
+          f"python generate() alone {statistics.median(py_gen):.2f} s; median CPU: python "
+          f"{statistics.median(py_cpu):.2f} s, ondo generate {statistics.median(cli_cpu):.2f} s; "
           f"{16 * a.max_tokens} tokens")
 
 

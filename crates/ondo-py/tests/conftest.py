@@ -32,6 +32,11 @@ def smollm2() -> str:
 
 
 @pytest.fixture(scope="session")
+def smollm2_hf() -> Path:
+    return need(MODELS / "smollm2-135m-instruct-hf", "SmolLM2-135M-Instruct HF folder")
+
+
+@pytest.fixture(scope="session")
 def stories() -> str:
     return str(need(SHARED / "models" / "stories260K" / "stories260K.gguf", "stories260K"))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import ondo
@@ -52,6 +54,30 @@ def test_pipeline_rejects_unknown_tasks_and_greedy_with_many_sequences(pipe):
         ondo.pipeline("summarization", model="x")
     with pytest.raises(ValueError, match="^n "):
         pipe("hi", num_return_sequences=2)
+
+
+def test_pipeline_defaults_come_from_generation_config(smollm2_hf, tmp_path):
+    # The HF folder with a generation_config.json that samples, as transformers would read it.
+    folder = tmp_path / "smollm2-sampling"
+    folder.mkdir()
+    for f in smollm2_hf.iterdir():
+        (folder / f.name).symlink_to(f)
+    (folder / "generation_config.json").write_text(json.dumps({"do_sample": True, "temperature": 0.7, "top_p": 0.9, "max_new_tokens": 7}))
+    pipe = ondo.pipeline("text-generation", model=str(folder))
+    p = pipe._params({})
+    assert (p.temperature, p.top_p, p.top_k, p.max_tokens) == (pytest.approx(0.7), pytest.approx(0.9), 50, 7)
+    assert pipe._params({"do_sample": False}).temperature == 0.0
+    rows = pipe("The capital of France is", num_return_sequences=3, seed=3, return_full_text=False)
+    assert len(rows) == 3 and all(0 < len(pipe.tokenizer.encode(r["generated_text"], add_special_tokens=False)) <= 8 for r in rows)
+    # vLLM's LLM reads the same defaults (the engine's reading of the file)
+    assert pipe.llm.get_default_sampling_params().temperature == pytest.approx(0.7)
+
+
+def test_pipeline_without_generation_config_is_greedy(pipe):
+    p = pipe._params({})
+    assert (p.temperature, p.max_tokens) == (0.0, 256)
+    s = pipe._params({"do_sample": True})
+    assert (s.temperature, s.top_k, s.top_p) == (1.0, 50, 1.0)
 
 
 def test_chat_session_keeps_history(llm: LLM):

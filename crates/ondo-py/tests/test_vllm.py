@@ -153,3 +153,18 @@ def test_unreadable_model_raises_os_error(tmp_path):
     bad.write_bytes(b"not a gguf file at all")
     with pytest.raises(OSError, match="bad.gguf"):
         LLM(model=str(bad))
+
+
+def test_max_model_len_and_kv_cache_memory(smollm2: str):
+    small = LLM(model=smollm2, max_model_len=24, kv_cache_memory="64MiB", show_progress=False)
+    ids = small.get_tokenizer().encode("The capital of France is")
+    out = small.generate([ids], SamplingParams(temperature=0, max_tokens=None, ignore_eos=True))[0].outputs[0]
+    assert len(ids) + len(out.token_ids) == 24 and out.finish_reason == "length"
+    with pytest.raises(ValueError, match="max_model_len=24"):
+        small.generate(["word " * 40], SamplingParams())
+    with pytest.raises(ValueError, match="^max_model_len must be"):
+        LLM(model=smollm2, max_model_len=10**9)
+    with pytest.raises(ValueError, match="^kv_cache_memory"):
+        LLM(model=smollm2, kv_cache_memory="lots")
+    with pytest.raises(ValueError, match="^dtype"):
+        LLM(model=smollm2, dtype="float16")
