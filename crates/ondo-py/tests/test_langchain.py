@@ -63,6 +63,11 @@ def test_from_model_id_mirrors_hugging_face_pipeline(smollm2: str, llm: OndoLLM)
         model_id=smollm2, task="text-generation", pipeline_kwargs={"max_new_tokens": 40, "do_sample": False}
     )
     assert hf_style.invoke("The capital of France is") == llm.invoke("The capital of France is")
+    # as transformers' generate: greedy unless do_sample, which samples with top_k 50 by default
+    greedy = OndoLLM.from_model_id(model_id=smollm2, task="text-generation", pipeline_kwargs={"max_new_tokens": 40})
+    assert greedy.temperature == 0.0 and greedy.invoke("The capital of France is") == llm.invoke("The capital of France is")
+    sampled = OndoLLM.from_model_id(model_id=smollm2, pipeline_kwargs={"do_sample": True, "temperature": 0.7})
+    assert (sampled.temperature, sampled.top_k) == (0.7, 50)
     with pytest.raises(ValueError, match="task"):
         OndoLLM.from_model_id(model_id=smollm2, task="summarization")
 

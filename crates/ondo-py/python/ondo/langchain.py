@@ -104,9 +104,12 @@ class OndoLLM(_OndoBase, _LangChainLLM):
         if task != "text-generation":
             raise ValueError(f"task must be 'text-generation', got {task!r}")
         pk = dict(pipeline_kwargs or {})
-        do_sample = pk.pop("do_sample", None)
         pk.pop("return_full_text", None)
-        if do_sample is False:
+        # transformers' generate: greedy unless do_sample; sampling defaults temperature 1, top_k 50.
+        if pk.pop("do_sample", False):
+            pk.setdefault("temperature", 1.0)
+            pk.setdefault("top_k", 50)
+        else:
             pk["temperature"] = 0.0
         fields = {k: pk.pop(k) for k in list(pk) if k in cls.model_fields}
         if pk:
