@@ -120,8 +120,8 @@ NEW_SPECS = {
             "sliding_window": 8,  # layers 0 and 2 slide, layer 1 is full attention
             # = head_dim as in gemma-2-2b/9b: llama.cpp's GGUF has no key for it
             "query_pre_attn_scalar": 16,
-            "attn_logit_softcapping": 2.0,  # small enough to bite on random weights
-            "final_logit_softcapping": 3.0,
+            "attn_logit_softcapping": 4.0,  # small enough to bite on random weights
+            "final_logit_softcapping": 8.0,
             "attention_bias": False,
             "tie_word_embeddings": True,
         },

@@ -10,8 +10,8 @@ use crate::{Error, Model};
 use ondo_kernels::ops::{self, AttnParams, AttnSeq, PagedKv};
 use ondo_kernels::{matmul, ThreadPool, Weight};
 
-pub use crate::parts::{Attention, Layer, Linear, Mlp, Norm};
 use crate::parts::linear_multi;
+pub use crate::parts::{Attention, Layer, Linear, Mlp, Norm};
 use std::sync::Arc;
 
 /// A decoder-only transformer: embeddings, layers, final norm, output head.
@@ -346,7 +346,11 @@ impl Decoder {
         let pool = &*ws.pool;
         let (gate, up) = (&mut ws.gate[..t * inter], &mut ws.up[..t * inter]);
         let down = match &layer.mlp {
-            Mlp::Gated { gate: g, up: u, down } => {
+            Mlp::Gated {
+                gate: g,
+                up: u,
+                down,
+            } => {
                 linear_multi(pool, &ws.xn[..t * h], [g, u], [&mut *gate, &mut *up]);
                 match hp.hidden_act {
                     Activation::Silu => ops::silu_mul(gate, up),

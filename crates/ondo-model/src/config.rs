@@ -303,7 +303,11 @@ impl Hparams {
             }
         }
         if self.sliding_window == Some(0) {
-            return Err(Error::config(path, "sliding_window", "must be greater than 0"));
+            return Err(Error::config(
+                path,
+                "sliding_window",
+                "must be greater than 0",
+            ));
         }
         Ok(())
     }

@@ -194,8 +194,8 @@ fn find_arch(f: &Fields) -> Result<(&'static ArchSpec, String), Error> {
     let model_type = f.opt_str("model_type")?.ok_or_else(|| {
         Error::config(f.path, "architectures", "is missing (and so is model_type)")
     })?;
-    let (spec, name) = arch::by_model_type(model_type)
-        .ok_or_else(|| unknown(model_type, arch::model_types()))?;
+    let (spec, name) =
+        arch::by_model_type(model_type).ok_or_else(|| unknown(model_type, arch::model_types()))?;
     Ok((spec, name.to_string()))
 }
 
@@ -218,7 +218,10 @@ fn activation(f: &Fields) -> Result<Activation, Error> {
 
 /// rope_theta and scaling, from transformers 4's `rope_theta` + `rope_scaling` or transformers 5's
 /// `rope_parameters` (optionally one entry per layer type).
-pub(crate) fn rope_params(f: &Fields, layer_type: Option<&str>) -> Result<(f32, RopeScaling), Error> {
+pub(crate) fn rope_params(
+    f: &Fields,
+    layer_type: Option<&str>,
+) -> Result<(f32, RopeScaling), Error> {
     let params = f
         .get("rope_parameters")
         .map(|p| match layer_type.and_then(|t| p.get(t)) {
@@ -315,7 +318,13 @@ pub(crate) fn layer_types(f: &Fields) -> Result<Option<Vec<bool>>, Error> {
     let Some(v) = f.get("layer_types") else {
         return Ok(None);
     };
-    let bad = || Error::config(f.path, "layer_types", format!("expected a list of names, got {v}"));
+    let bad = || {
+        Error::config(
+            f.path,
+            "layer_types",
+            format!("expected a list of names, got {v}"),
+        )
+    };
     let items = v.as_array().ok_or_else(bad)?;
     items
         .iter()

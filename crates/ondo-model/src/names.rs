@@ -105,16 +105,52 @@ mod tests {
     #[test]
     fn maps_names_per_architecture() {
         let cases = [
-            ("LlamaForCausalLM", "blk.3.attn_q.weight", "model.layers.3.self_attn.q_proj.weight"),
-            ("LlamaForCausalLM", "blk.0.attn_k.bias", "model.layers.0.self_attn.k_proj.bias"),
-            ("LlamaForCausalLM", "blk.1.ffn_norm.weight", "model.layers.1.post_attention_layernorm.weight"),
-            ("Gemma3ForCausalLM", "blk.1.ffn_norm.weight", "model.layers.1.pre_feedforward_layernorm.weight"),
-            ("Gemma3ForCausalLM", "blk.1.post_attention_norm.weight", "model.layers.1.post_attention_layernorm.weight"),
-            ("LlamaForCausalLM", "token_embd.weight", "model.embed_tokens.weight"),
+            (
+                "LlamaForCausalLM",
+                "blk.3.attn_q.weight",
+                "model.layers.3.self_attn.q_proj.weight",
+            ),
+            (
+                "LlamaForCausalLM",
+                "blk.0.attn_k.bias",
+                "model.layers.0.self_attn.k_proj.bias",
+            ),
+            (
+                "LlamaForCausalLM",
+                "blk.1.ffn_norm.weight",
+                "model.layers.1.post_attention_layernorm.weight",
+            ),
+            (
+                "Gemma3ForCausalLM",
+                "blk.1.ffn_norm.weight",
+                "model.layers.1.pre_feedforward_layernorm.weight",
+            ),
+            (
+                "Gemma3ForCausalLM",
+                "blk.1.post_attention_norm.weight",
+                "model.layers.1.post_attention_layernorm.weight",
+            ),
+            (
+                "LlamaForCausalLM",
+                "token_embd.weight",
+                "model.embed_tokens.weight",
+            ),
             ("LlamaForCausalLM", "output.weight", "lm_head.weight"),
-            ("GPT2LMHeadModel", "blk.2.attn_qkv.weight", "transformer.h.2.attn.c_attn.weight"),
-            ("GPT2LMHeadModel", "position_embd.weight", "transformer.wpe.weight"),
-            ("GPTNeoXForCausalLM", "blk.0.attn_qkv.bias", "gpt_neox.layers.0.attention.query_key_value.bias"),
+            (
+                "GPT2LMHeadModel",
+                "blk.2.attn_qkv.weight",
+                "transformer.h.2.attn.c_attn.weight",
+            ),
+            (
+                "GPT2LMHeadModel",
+                "position_embd.weight",
+                "transformer.wpe.weight",
+            ),
+            (
+                "GPTNeoXForCausalLM",
+                "blk.0.attn_qkv.bias",
+                "gpt_neox.layers.0.attention.query_key_value.bias",
+            ),
             ("GPTNeoXForCausalLM", "output.weight", "embed_out.weight"),
         ];
         for (arch, canonical, hf) in cases {

@@ -141,4 +141,3 @@ pub struct Layer {
     /// Norm of the MLP output before the residual add (Gemma).
     pub post_ffn_norm: Option<Norm>,
 }
-

@@ -55,7 +55,12 @@ fn unknown_model_type_lists_supported_ones() {
         assert!(e.contains(want), "{want} missing from: {e}");
     }
     let e = hf_err(&json!({"architectures": ["MambaForCausalLM"]}));
-    for want in ["MambaForCausalLM", "GPT2LMHeadModel", "GPTNeoXForCausalLM", "Gemma2ForCausalLM"] {
+    for want in [
+        "MambaForCausalLM",
+        "GPT2LMHeadModel",
+        "GPTNeoXForCausalLM",
+        "Gemma2ForCausalLM",
+    ] {
         assert!(e.contains(want), "{want} missing from: {e}");
     }
 }
@@ -82,11 +87,17 @@ fn wrong_typed_field_names_file_and_field() {
     let mut c = config("gpt2");
     c["n_embd"] = json!("32");
     let e = hf_err(&c);
-    assert!(e.contains("/m/config.json") && e.contains("`n_embd`"), "{e}");
+    assert!(
+        e.contains("/m/config.json") && e.contains("`n_embd`"),
+        "{e}"
+    );
     let mut c = config("gptneox");
     c["use_parallel_residual"] = json!("yes");
     let e = hf_err(&c);
-    assert!(e.contains("`use_parallel_residual`") && e.contains("true or false"), "{e}");
+    assert!(
+        e.contains("`use_parallel_residual`") && e.contains("true or false"),
+        "{e}"
+    );
     let mut c = config("gemma2");
     c["layer_types"] = json!("sliding");
     assert!(hf_err(&c).contains("`layer_types`"));

@@ -89,11 +89,17 @@ fn check_files(name: &str, path: &std::path::Path, kv_dtype: Option<ondo::model:
         let o = &out.outputs[0];
         assert_eq!(o.token_ids, greedy, "{name} case {i}: greedy ids");
         let want_text = case["greedy_text"].as_str().unwrap();
-        assert_eq!(
-            llm.tokenizer().decode(&o.token_ids, true).unwrap(),
-            want_text,
-            "{name} case {i}: decode"
-        );
+        // A GGUF SentencePiece vocabulary decodes an invalid byte-fallback run keeping its valid
+        // bytes, where tokenizers' ByteFallback replaces every byte of the run with U+FFFD: only
+        // text without such runs is compared for the GGUF twins.
+        let gguf = path.extension().is_some_and(|e| e == "gguf");
+        if !(gguf && want_text.contains('\u{FFFD}')) {
+            assert_eq!(
+                llm.tokenizer().decode(&o.token_ids, true).unwrap(),
+                want_text,
+                "{name} case {i}: decode"
+            );
+        }
         // Streamed text is decoded token by token; random weights may emit invalid UTF-8 byte
         // runs, which a whole-sequence decode turns into U+FFFD differently. Elsewhere it must agree.
         if !want_text.contains('\u{FFFD}') {
@@ -258,7 +264,10 @@ fn gemma2_chat_template_and_system_role_error() {
         assert_eq!(rendered, chat["rendered"].as_str().unwrap(), "{path:?}");
         let mut with_system = vec![serde_json::json!({"role": "system", "content": "Be brief."})];
         with_system.extend(messages.iter().cloned());
-        let e = llm.render_chat(&with_system, &opts).unwrap_err().to_string();
+        let e = llm
+            .render_chat(&with_system, &opts)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("System role not supported"), "{path:?}: {e}");
     }
 }

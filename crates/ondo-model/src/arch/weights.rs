@@ -104,7 +104,14 @@ fn load_layer(hp: &Hparams, t: &Tensors, i: usize, spec: &LayerSpec) -> Result<L
                     .flat_map(|hh| (0..hd).map(move |d| (hh * 3 + which) * hd + d))
                     .collect()
             };
-            fused(t, &p("attn_qkv"), 3 * qd, h, tr, [part(0), part(1), part(2)])?
+            fused(
+                t,
+                &p("attn_qkv"),
+                3 * qd,
+                h,
+                tr,
+                [part(0), part(1), part(2)],
+            )?
         }
     };
     let mlp = match hp.mlp {
@@ -221,7 +228,13 @@ fn fused<const N: usize>(
 }
 
 /// A norm of `len` values named `{stem}.weight` (and `{stem}.bias` for a LayerNorm).
-fn norm(hp: &Hparams, t: &Tensors, stem: &str, len: usize, spec: &LayerSpec) -> Result<Norm, Error> {
+fn norm(
+    hp: &Hparams,
+    t: &Tensors,
+    stem: &str,
+    len: usize,
+    spec: &LayerSpec,
+) -> Result<Norm, Error> {
     let weight = rms_weight(t, &format!("{stem}.weight"), len, spec)?;
     Ok(match hp.norm {
         NormKind::Rms => Norm::Rms(weight),
