@@ -70,7 +70,9 @@ def make_tokenizer(kind: str, vocab_size: int, corpus: list[str]):
     if kind == "gpt2":
         tok = gpt2_style_tokenizer(corpus, vocab_size, ["<|endoftext|>"])
         eot = tok.token_to_id("<|endoftext|>")
-        cfg = {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
+        # as GPT-2's hub tokenizer_config: decode removes spaces before punctuation
+        cfg = {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+               "clean_up_tokenization_spaces": True}
         return tok, cfg, [eot], eot
     if kind == "neox":
         tok = gpt2_style_tokenizer(corpus, vocab_size, ["<|endoftext|>", "<|sep|>", "<|unused0|>"])
