@@ -107,6 +107,10 @@ fn gguf_report(path: &Path) -> anyhow::Result<Report> {
         );
         add_tensor(&mut r, name, t.n_elements(), t.size_bytes.unwrap_or(0));
     }
+    if g.tensors().is_empty() {
+        r.notes
+            .push("no tensors: a vocabulary-only file (hyperparameters from its metadata)".into());
+    }
     match ondo_engine::load::text_from_gguf(&g) {
         Ok(side) => set_text_side(&mut r, &side),
         Err(e) => r.notes.push(format!("no tokenizer: {e:#}")),
