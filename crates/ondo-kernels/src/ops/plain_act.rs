@@ -32,12 +32,15 @@ pub fn silu(x: &mut [f32]) {
 mod tests {
     use super::*;
 
+    type Plain = fn(&mut [f32]);
+    type Gated = fn(&mut [f32], &[f32]);
+
     /// Against the gated reference forms with `up = 1` and a few known values.
     #[test]
     fn plain_activations_match_gated_forms_and_known_values() {
         let xs: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.17).collect();
         let ones = vec![1.0; xs.len()];
-        let pairs: [(fn(&mut [f32]), fn(&mut [f32], &[f32])); 3] = [
+        let pairs: [(Plain, Gated); 3] = [
             (gelu_tanh, crate::ops::reference::gelu_tanh_mul),
             (gelu_erf, crate::ops::reference::gelu_erf_mul),
             (silu, crate::ops::reference::silu_mul),
