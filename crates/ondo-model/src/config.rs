@@ -254,7 +254,8 @@ impl Hparams {
     }
 
     /// Checks every value the forward pass relies on, so bad configs are errors, not panics.
-    pub(crate) fn validate(&self, path: &Path) -> Result<(), Error> {
+    /// `key` spells a field the way the file does (config.json's name, or the GGUF key).
+    pub(crate) fn validate(&self, path: &Path, key: &dyn Fn(&str) -> String) -> Result<(), Error> {
         let nonzero = [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -264,13 +265,13 @@ impl Hparams {
             ("num_hidden_layers", self.num_hidden_layers),
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
-            return Err(Error::config(path, name, "is missing or 0"));
+            return Err(Error::config(path, &key(name), "is missing or 0"));
         }
         let (h, kv) = (self.num_attention_heads, self.num_key_value_heads);
         if kv == 0 || h % kv != 0 {
             return Err(Error::config(
                 path,
-                "num_key_value_heads",
+                &key("num_key_value_heads"),
                 format!("{kv} does not divide num_attention_heads {h}"),
             ));
         }
@@ -293,7 +294,7 @@ impl Hparams {
                 if rope.rot_dim > self.head_dim || rope.rot_dim % 2 != 0 {
                     return Err(Error::config(
                         path,
-                        "rotary dimension",
+                        &key("rotary dimension"),
                         format!(
                             "{} must be even and at most head_dim {}",
                             rope.rot_dim, self.head_dim

@@ -124,7 +124,19 @@ pub fn hparams_from_gguf(g: &GgufFile) -> Result<Hparams, Error> {
         };
     }
     (spec.gguf_fixup)(&k, &mut hp)?;
-    hp.validate(path)?;
+    let gguf_key = |field: &str| match field {
+        "hidden_size" => k.key("embedding_length"),
+        "intermediate_size" => k.key("feed_forward_length"),
+        "num_attention_heads" => k.key("attention.head_count"),
+        "num_key_value_heads" => k.key("attention.head_count_kv"),
+        "head_dim" => k.key("attention.key_length"),
+        "num_hidden_layers" => k.key("block_count"),
+        "rotary dimension" => k.key("rope.dimension_count"),
+        "sliding_window" => k.key("attention.sliding_window"),
+        "vocab_size" => "token_embd.weight".to_string(),
+        other => other.to_string(),
+    };
+    hp.validate(path, &gguf_key)?;
     Ok(hp)
 }
 

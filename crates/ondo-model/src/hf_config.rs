@@ -165,7 +165,8 @@ pub fn hparams_from_hf(path: &Path, json: &Value) -> Result<Hparams, Error> {
         eos_token_ids: f.ids("eos_token_id")?,
     };
     (spec.hf_fixup)(&f, &mut hp)?;
-    hp.validate(path)?;
+    // config.json names the field as the architecture spells it (GPT-2's `n_embd`)
+    hp.validate(path, &|k| f.lookup(k).0.to_string())?;
     Ok(hp)
 }
 

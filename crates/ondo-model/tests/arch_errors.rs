@@ -101,6 +101,11 @@ fn wrong_typed_field_names_file_and_field() {
     let mut c = config("gemma2");
     c["layer_types"] = json!("sliding");
     assert!(hf_err(&c).contains("`layer_types`"));
+    // a bad value is named as the file spells it
+    let mut c = config("gpt2");
+    c["n_embd"] = json!(0);
+    let e = hf_err(&c);
+    assert!(e.contains("`n_embd`") && e.contains("0"), "{e}");
 }
 
 #[test]
