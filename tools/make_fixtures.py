@@ -42,6 +42,9 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
+import fixture_archs  # noqa: E402
+import fixture_gguf  # noqa: E402
+
 hf_logging.disable_progress_bar()
 
 REPO = Path(__file__).resolve().parent.parent
@@ -204,6 +207,9 @@ def sentencepiece_style_tokenizer(vocab_size: int) -> Tokenizer:
 
 def make_tokenizer(kind: str, vocab_size: int):
     """Returns (Tokenizer, tokenizer_config dict, chat template or None, eos list for generation_config, bos id)."""
+    later = fixture_archs.make_tokenizer(kind, vocab_size, CORPUS)
+    if later is not None:
+        return later
     if kind == "llama":
         specials = ["<s>", "</s>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
         tok = byte_level_tokenizer(vocab_size, specials, LLAMA3_SPLIT, bos="<s>", nfc=False)
@@ -367,6 +373,9 @@ SPECS = {
     },
 }
 
+# The later architectures (Gemma 2, GPT-2, GPT-NeoX) come after, so the seeds above stay.
+SPECS.update(fixture_archs.NEW_SPECS)
+
 # Copies of llama-gqa: (name, dtype, shards)
 DERIVED = [
     ("llama-bf16", torch.bfloat16, 1),
@@ -393,6 +402,8 @@ def init_weights(model: torch.nn.Module, seed: int, init: dict | None = None) ->
                 val = embed_std * torch.randn(p.shape, generator=gen)
             elif "lm_head" in name:
                 val = 0.3 * torch.randn(p.shape, generator=gen)
+            elif p.dim() == 1:  # a norm weight under another name (GPT-2's ln_1)
+                val = norm_mean + 0.2 * torch.randn(p.shape, generator=gen)
             else:
                 val = (2.0 / p.shape[1] ** 0.5) * torch.randn(p.shape, generator=gen)
             p.copy_(val)
@@ -512,7 +523,7 @@ def write_tokenizer(folder: Path, tok: Tokenizer, tcfg: dict, chat_template, mod
         }
     cfg = {"added_tokens_decoder": added}
     cfg.update(tcfg)
-    cfg["clean_up_tokenization_spaces"] = False
+    cfg.setdefault("clean_up_tokenization_spaces", False)
     cfg["model_max_length"] = model_max_length
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
     if chat_template is not None:
@@ -598,13 +609,16 @@ def golden_case(model, tok, prompt: str | None, ids: list[int], gaps: list[float
     }
 
 
-def make_golden(folder: Path, name: str, dtype_name: str, notes: dict) -> tuple[dict, float]:
+def make_golden(folder: Path, name: str, dtype_name: str, notes: dict, prompts: list[str] = PROMPTS,
+                allowed_unexpected: tuple[str, ...] = ()) -> tuple[dict, float]:
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(str(folder))
     raw = Tokenizer.from_file(str(folder / "tokenizer.json"))
     model, info = AutoModelForCausalLM.from_pretrained(
         str(folder), dtype=torch.float32, attn_implementation="eager", output_loading_info=True
     )
+    info = dict(info)
+    info["unexpected_keys"] = [k for k in info.get("unexpected_keys", []) if not k.endswith(allowed_unexpected or ("\0",))]
     bad = {k: v for k, v in info.items() if v and k != "error_msgs" or (k == "error_msgs" and v)}
     assert not bad, (name, bad)
     model.eval()
@@ -614,9 +628,11 @@ def make_golden(folder: Path, name: str, dtype_name: str, notes: dict) -> tuple[
     gaps: list[float] = []
     greedy_gaps: list[float] = []
     cases = []
-    for prompt in PROMPTS:
+    for prompt in prompts:
         ids = tok(prompt)["input_ids"]
         assert ids == raw.encode(prompt).ids, (name, prompt)
+        if prompt == fixture_archs.LONG_PROMPT:
+            assert len(ids) >= fixture_archs.LONG_MIN_TOKENS, (name, len(ids))
         cases.append(golden_case(model, tok, prompt, ids, gaps, greedy_gaps))
     # One case given by ids only (no tokenizer involved), including a special token mid-sequence.
     ids_only = ids_only_prompt(vocab)
@@ -741,9 +757,11 @@ def build(out: Path, only: list[str] | None = None) -> list[str]:
             "transformers_version": transformers.__version__,
         }
         write_json(folder / "generation_config.json", gen_cfg)
-        write_tokenizer(folder, tok, tcfg, spec["chat_template"], cfg["max_position_embeddings"])
-        if spec.get("config_by_transformers"):
+        write_tokenizer(folder, tok, tcfg, spec["chat_template"], cfg.get("max_position_embeddings", cfg.get("n_positions")))
+        if spec["config"]["model_type"] == "gemma3_text":
             check_gemma3_config(folder, spec["config"])
+        elif name in fixture_archs.NEW_SPECS:
+            fixture_archs.check_config(folder, spec["config"])
         else:
             check_config_roundtrip(folder, cfg)
 
@@ -751,14 +769,19 @@ def build(out: Path, only: list[str] | None = None) -> list[str]:
         torch.manual_seed(SEED + idx)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
         model.eval()
-        prompts_ids = [tok.encode(p).ids for p in PROMPTS] + [ids_only_prompt(vocab)]
+        prompts = fixture_archs.prompts_for(spec, PROMPTS)
+        prompts_ids = [tok.encode(p).ids for p in prompts] + [ids_only_prompt(vocab)]
         dtypes = [torch.float32] + ([d[1] for d in DERIVED] if name == "llama-gqa" else [])
         seed, worst = pick_seed(model, prompts_ids, SEED + 100 * idx, dtypes, spec.get("init"))
         state = {k: v for k, v in model.state_dict().items()}
         if cfg["tie_word_embeddings"]:
-            assert torch.equal(state["lm_head.weight"], state["model.embed_tokens.weight"])
+            emb = next(k for k in state if k.endswith(("embed_tokens.weight", "wte.weight")))
+            assert torch.equal(state["lm_head.weight"], state[emb])
             del state["lm_head.weight"]
         state = {k: v for k, v in state.items() if "rotary_emb" not in k}
+        full_state = dict(model.state_dict())
+        if spec.get("old_checkpoint_names"):
+            state = fixture_archs.old_checkpoint_state(state, cfg["n_layer"], cfg["n_positions"])
         save_weights(folder, state, torch.float32, 1)
 
         notes = {"weight_seed": seed}
@@ -779,8 +802,17 @@ def build(out: Path, only: list[str] | None = None) -> list[str]:
                 f"query at position i attends only keys j with i - {cfg['sliding_window']} < j <= i "
                 f"(the last {cfg['sliding_window']} positions, itself included), as transformers masks it"
             )
-        golden, gap = make_golden(folder, name, "float32", notes)
+        golden, gap = make_golden(folder, name, "float32", notes, prompts, fixture_archs.allowed_unexpected(spec))
         write_json(folder / "golden.json", golden)
+        if spec.get("gguf"):
+            template = spec["chat_template"][1] if spec["chat_template"] else None
+            fixture_gguf.write_gguf(folder, spec["gguf"], cfg, full_state, bos_id, eos_ids[0],
+                                    bool(tcfg.get("add_bos_token")), template)
+        if spec.get("as_exaone"):
+            (folder / "model.safetensors").unlink()
+            save_weights(folder, fixture_archs.to_exaone(folder, cfg, state), torch.float32, 1)
+            golden["golden_model"] = "transformers LlamaForCausalLM on these weights (EXAONE 3.5's math)"
+            write_json(folder / "golden.json", golden)
         report.append(f"{name}: seed {seed}, min top1-top2 gap {gap:.4f} (greedy steps {worst[0]:.4f}, "
                       f"prompt positions {worst[1]:.4f}), min distinct greedy ids {worst[2]}")
 

@@ -1,89 +1,36 @@
 //! The shared transformer blocks every architecture is built from, and the decoder that runs
-//! them. An architecture file only says which tensors it has and how to fix them up at load;
-//! its differences from Llama are `Hparams` fields and optional weights here.
+//! them: `Norm::{Rms, Layer}`, `Attention` (rope or learned positions, softcap, window),
+//! `Mlp::{Gated, Plain}`, and a residual that is `Sequential` or `Parallel`. Which parts a model
+//! has comes from its `Hparams` and the weights its architecture file loaded; nothing here
+//! knows architecture names.
 
-use crate::config::{Activation, Hparams};
+use crate::config::{Activation, Hparams, Positions, Residual};
 use crate::kv::{Batch, KvPool, LayerKv};
 use crate::{Error, Model};
 use ondo_kernels::ops::{self, AttnParams, AttnSeq, PagedKv};
-use ondo_kernels::{matmul, matmul_multi, ThreadPool, Weight};
+use ondo_kernels::{matmul, ThreadPool, Weight};
+
+use crate::parts::linear_multi;
+pub use crate::parts::{Attention, Layer, Linear, Mlp, Norm};
 use std::sync::Arc;
-
-/// A linear layer `y = x · Wᵀ + b`.
-pub struct Linear {
-    pub weight: Weight,
-    pub bias: Option<Vec<f32>>,
-}
-
-impl Linear {
-    /// x: [T, in] → out: [T, out]
-    fn forward(&self, pool: &ThreadPool, x: &[f32], out: &mut [f32]) {
-        matmul(pool, x, &self.weight, out);
-        self.add_bias(out);
-    }
-    fn out_dim(&self) -> usize {
-        self.weight.rows()
-    }
-
-    fn add_bias(&self, out: &mut [f32]) {
-        if let Some(b) = &self.bias {
-            out.chunks_exact_mut(b.len())
-                .for_each(|row| ops::add(row, b));
-        }
-    }
-}
-
-/// Several linear layers over the same input in one pass (q/k/v, gate/up): the activations are
-/// quantized once and all rows share one fork/join.
-/// Arrays, not Vecs: nothing is allocated per call.
-fn linear_multi<const N: usize>(
-    pool: &ThreadPool,
-    x: &[f32],
-    layers: [&Linear; N],
-    outs: [&mut [f32]; N],
-) {
-    let mut i = 0;
-    let mut jobs: [(&Weight, &mut [f32]); N] = outs.map(|out| {
-        i += 1;
-        (&layers[i - 1].weight, out)
-    });
-    matmul_multi(pool, x, &mut jobs);
-    for (layer, (_, out)) in layers.iter().zip(jobs.iter_mut()) {
-        layer.add_bias(out);
-    }
-}
-
-/// One decoder layer's weights. Norm weights are f32 with any `+1` offset already folded in.
-pub struct Layer {
-    pub attn_norm: Vec<f32>,
-    pub q: Linear,
-    pub k: Linear,
-    pub v: Linear,
-    pub o: Linear,
-    /// Per-head rms norms of q and k (Gemma 3, Qwen 3).
-    pub q_norm: Option<Vec<f32>>,
-    pub k_norm: Option<Vec<f32>>,
-    /// Norm of the attention output before the residual add (Gemma).
-    pub post_attn_norm: Option<Vec<f32>>,
-    pub ffn_norm: Vec<f32>,
-    pub gate: Linear,
-    pub up: Linear,
-    pub down: Linear,
-    /// Norm of the MLP output before the residual add (Gemma).
-    pub post_ffn_norm: Option<Vec<f32>>,
-}
 
 /// A decoder-only transformer: embeddings, layers, final norm, output head.
 pub struct Decoder {
     pub hp: Hparams,
     pub embed: Weight,
+    /// Learned absolute positions `[max_positions, hidden]` (GPT-2), added to the embeddings.
+    pub pos_embed: Option<Weight>,
     pub layers: Vec<Layer>,
-    pub output_norm: Vec<f32>,
+    pub output_norm: Norm,
     /// The output head; `None` when tied to the embeddings.
     pub output: Option<Weight>,
     /// Rope angles per pair for global and sliding layers.
     pub inv_freq: Vec<f32>,
     pub inv_freq_local: Vec<f32>,
+    /// Longrope: the long-context angles and the length past which a sequence uses them.
+    pub inv_freq_long: Option<(Vec<f32>, usize)>,
+    /// cos/sin scale of the rope (longrope's attention factor, else 1).
+    pub rope_factor: f32,
 }
 
 /// Preallocated buffers for one forward pass of up to `chunk` tokens at a time.
@@ -99,9 +46,11 @@ pub struct Workspace {
     o: Vec<f32>,                // [chunk, hidden]
     gate: Vec<f32>,             // [chunk, intermediate]
     up: Vec<f32>,               // [chunk, intermediate]
+    mlp_out: Vec<f32>,          // [chunk, hidden] MLP output of a parallel-residual layer
     logits: Vec<f32>,           // [logit rows, vocab]
     seqs: Vec<AttnSeq>,         // the chunk's part of each sequence (rows relative to the chunk)
     slots: Vec<(usize, usize)>, // [chunk] (position, pool row = block * block_size + slot)
+    seq_end: Vec<usize>,        // [chunk] the row's sequence's last position in the batch + 1
 }
 
 impl Workspace {
@@ -124,9 +73,14 @@ impl Workspace {
             o: vec![0.0; chunk * hp.hidden_size],
             gate: vec![0.0; chunk * hp.intermediate_size],
             up: vec![0.0; chunk * hp.intermediate_size],
+            mlp_out: match hp.residual {
+                Residual::Parallel => vec![0.0; chunk * hp.hidden_size],
+                Residual::Sequential => Vec::new(),
+            },
             logits: vec![0.0; hp.vocab_size],
             seqs: Vec::with_capacity(64),
             slots: vec![(0, 0); chunk],
+            seq_end: vec![0; chunk],
         }
     }
 
@@ -149,6 +103,7 @@ impl Workspace {
                 let pos = sub.pos0 + i;
                 let block = batch.table[s.block0 + pos / block_size] as usize;
                 self.slots[sub.row0 + i] = (pos, block * block_size + pos % block_size);
+                self.seq_end[sub.row0 + i] = s.pos0 + s.rows;
             }
             self.seqs.push(sub);
         }
@@ -241,19 +196,36 @@ impl Decoder {
     fn forward_chunk(&self, tokens: &[u32], table: &[u32], kv: &mut KvPool, ws: &mut Workspace) {
         let h = self.hp.hidden_size;
         let t = tokens.len();
-        for (row, &tok) in ws.x[..t * h].chunks_exact_mut(h).zip(tokens) {
+        for (i, (row, &tok)) in ws.x[..t * h].chunks_exact_mut(h).zip(tokens).enumerate() {
             self.embed.dequantize_row(tok as usize, row);
             if let Some(s) = self.hp.embed_scale {
                 row.iter_mut().for_each(|v| *v *= s);
             }
+            if let Some(pe) = &self.pos_embed {
+                let pos_row = &mut ws.xn[..h];
+                pe.dequantize_row(ws.slots[i].0, pos_row);
+                ops::add(row, pos_row);
+            }
         }
         for (li, layer) in self.layers.iter().enumerate() {
             self.attention_block(li, layer, t, table, kv, ws);
-            self.mlp_block(layer, t, ws);
+            match self.hp.residual {
+                Residual::Sequential => {
+                    ops::add(&mut ws.x[..t * h], &ws.o[..t * h]);
+                    self.mlp_block(layer, t, ws, false);
+                    ops::add(&mut ws.x[..t * h], &ws.o[..t * h]);
+                }
+                Residual::Parallel => {
+                    // the MLP reads the same x as attention did
+                    self.mlp_block(layer, t, ws, true);
+                    ops::add(&mut ws.x[..t * h], &ws.o[..t * h]);
+                    ops::add(&mut ws.x[..t * h], &ws.mlp_out[..t * h]);
+                }
+            }
         }
     }
 
-    /// x += o(attn(norm(x)))
+    /// ws.o = post_norm(o(attn(norm(x))))
     fn attention_block(
         &self,
         li: usize,
@@ -265,41 +237,53 @@ impl Decoder {
     ) {
         let hp = &self.hp;
         let (h, qd, kvd, hd) = (hp.hidden_size, hp.q_dim(), hp.kv_dim(), hp.head_dim);
-        norm_rows(
-            &ws.x[..t * h],
-            &layer.attn_norm,
-            hp.rms_norm_eps,
-            &mut ws.xn[..t * h],
-        );
+        let eps = hp.norm_eps;
+        let a = &layer.attn;
+        layer
+            .attn_norm
+            .rows(&ws.x[..t * h], eps, &mut ws.xn[..t * h]);
         let pool = &*ws.pool;
         let qkv_outs = [
             &mut ws.q[..t * qd],
             &mut ws.k[..t * kvd],
             &mut ws.v[..t * kvd],
         ];
-        linear_multi(
-            pool,
-            &ws.xn[..t * h],
-            [&layer.q, &layer.k, &layer.v],
-            qkv_outs,
-        );
-        if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+        linear_multi(pool, &ws.xn[..t * h], [&a.q, &a.k, &a.v], qkv_outs);
+        if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
             ws.q[..t * qd]
                 .chunks_exact_mut(hd)
-                .for_each(|head| ops::rms_norm_inplace(head, qn, hp.rms_norm_eps));
+                .for_each(|head| ops::rms_norm_inplace(head, qn, eps));
             ws.k[..t * kvd]
                 .chunks_exact_mut(hd)
-                .for_each(|head| ops::rms_norm_inplace(head, kn, hp.rms_norm_eps));
+                .for_each(|head| ops::rms_norm_inplace(head, kn, eps));
         }
         let sliding = hp.is_sliding(li);
-        let (inv_freq, style) = match (sliding, hp.rope_local) {
+        let (inv_freq, style) = match (sliding, &hp.rope_local) {
             (true, Some(local)) => (&self.inv_freq_local, local.style),
             _ => (&self.inv_freq, hp.rope.style),
         };
         let bs = kv.block_size();
+        let rope = hp.positions == Positions::Rope;
         for (i, &(pos, at)) in ws.slots[..t].iter().enumerate() {
-            ops::rope(&mut ws.q[i * qd..(i + 1) * qd], hd, pos, inv_freq, style);
-            ops::rope(&mut ws.k[i * kvd..(i + 1) * kvd], hd, pos, inv_freq, style);
+            if rope {
+                let inv_freq = match &self.inv_freq_long {
+                    Some((long, after)) if ws.seq_end[i] > *after => long,
+                    _ => inv_freq,
+                };
+                let (q, k) = (
+                    &mut ws.q[i * qd..(i + 1) * qd],
+                    &mut ws.k[i * kvd..(i + 1) * kvd],
+                );
+                ops::rope(q, hd, pos, inv_freq, style);
+                ops::rope(k, hd, pos, inv_freq, style);
+                if self.rope_factor != 1.0 {
+                    // cos and sin scaled: the rotated dims of q and k
+                    let rot = 2 * inv_freq.len();
+                    for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
+                        head[..rot].iter_mut().for_each(|v| *v *= self.rope_factor);
+                    }
+                }
+            }
             kv.write(
                 li,
                 at,
@@ -344,46 +328,56 @@ impl Decoder {
                 out,
             ),
         }
-        layer
-            .o
-            .forward(pool, &ws.attn[..t * qd], &mut ws.o[..t * h]);
+        a.o.forward(pool, &ws.attn[..t * qd], &mut ws.o[..t * h]);
         if let Some(n) = &layer.post_attn_norm {
-            ws.o[..t * h]
-                .chunks_exact_mut(h)
-                .for_each(|row| ops::rms_norm_inplace(row, n, hp.rms_norm_eps));
+            n.rows_inplace(&mut ws.o[..t * h], eps);
         }
-        ops::add(&mut ws.x[..t * h], &ws.o[..t * h]);
     }
 
-    /// x += down(act(gate(norm(x))) * up(norm(x)))
-    fn mlp_block(&self, layer: &Layer, t: usize, ws: &mut Workspace) {
+    /// post_norm(mlp(norm(x))) into `ws.o`, or into `ws.mlp_out` when `parallel` (ws.o then
+    /// still holds the attention output).
+    fn mlp_block(&self, layer: &Layer, t: usize, ws: &mut Workspace, parallel: bool) {
         let hp = &self.hp;
-        let (h, inter) = (hp.hidden_size, layer.gate.out_dim());
-        norm_rows(
-            &ws.x[..t * h],
-            &layer.ffn_norm,
-            hp.rms_norm_eps,
-            &mut ws.xn[..t * h],
-        );
-        let pool = &*ws.pool;
-        let outs = [&mut ws.gate[..t * inter], &mut ws.up[..t * inter]];
-        linear_multi(pool, &ws.xn[..t * h], [&layer.gate, &layer.up], outs);
-        match hp.hidden_act {
-            Activation::Silu => ops::silu_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
-            Activation::GeluTanh => {
-                ops::gelu_tanh_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter])
-            }
-            Activation::Gelu => ops::gelu_erf_mul(&mut ws.gate[..t * inter], &ws.up[..t * inter]),
-        }
+        let (h, inter) = (hp.hidden_size, layer.mlp.inner_dim());
+        let eps = hp.norm_eps;
         layer
-            .down
-            .forward(pool, &ws.gate[..t * inter], &mut ws.o[..t * h]);
+            .ffn_norm
+            .rows(&ws.x[..t * h], eps, &mut ws.xn[..t * h]);
+        let pool = &*ws.pool;
+        let (gate, up) = (&mut ws.gate[..t * inter], &mut ws.up[..t * inter]);
+        let down = match &layer.mlp {
+            Mlp::Gated {
+                gate: g,
+                up: u,
+                down,
+            } => {
+                linear_multi(pool, &ws.xn[..t * h], [g, u], [&mut *gate, &mut *up]);
+                match hp.hidden_act {
+                    Activation::Silu => ops::silu_mul(gate, up),
+                    Activation::GeluTanh => ops::gelu_tanh_mul(gate, up),
+                    Activation::Gelu => ops::gelu_erf_mul(gate, up),
+                }
+                down
+            }
+            Mlp::Plain { up: u, down } => {
+                u.forward(pool, &ws.xn[..t * h], gate);
+                match hp.hidden_act {
+                    Activation::Silu => ops::silu(gate),
+                    Activation::GeluTanh => ops::gelu_tanh(gate),
+                    Activation::Gelu => ops::gelu_erf(gate),
+                }
+                down
+            }
+        };
+        let out = if parallel {
+            &mut ws.mlp_out[..t * h]
+        } else {
+            &mut ws.o[..t * h]
+        };
+        down.forward(pool, &ws.gate[..t * inter], out);
         if let Some(n) = &layer.post_ffn_norm {
-            ws.o[..t * h]
-                .chunks_exact_mut(h)
-                .for_each(|row| ops::rms_norm_inplace(row, n, hp.rms_norm_eps));
+            n.rows_inplace(out, eps);
         }
-        ops::add(&mut ws.x[..t * h], &ws.o[..t * h]);
     }
 
     /// Logits of the batch rows `rows` (all in the chunk starting at batch row `chunk_start`),
@@ -396,12 +390,8 @@ impl Decoder {
         let n = rows.len();
         for (i, &r) in rows.iter().enumerate() {
             let x = &ws.x[(r - chunk_start) * h..][..h];
-            ops::rms_norm(
-                x,
-                &self.output_norm,
-                self.hp.rms_norm_eps,
-                &mut ws.xn[i * h..(i + 1) * h],
-            );
+            self.output_norm
+                .rows(x, self.hp.norm_eps, &mut ws.xn[i * h..(i + 1) * h]);
         }
         let head = self.output.as_ref().unwrap_or(&self.embed);
         let out = &mut ws.logits[first_out * vocab..(first_out + n) * vocab];
@@ -409,13 +399,5 @@ impl Decoder {
         if let Some(cap) = self.hp.final_logit_softcapping {
             out.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
         }
-    }
-}
-
-/// RMS-norm each row of `x: [T, h]` into `out`.
-fn norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-    let h = weight.len();
-    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
-        ops::rms_norm(xr, weight, eps, or);
     }
 }

@@ -1,24 +1,23 @@
-//! `Hparams`: everything the forward pass needs to know about a model's shape and variant,
-//! read from an HF config.json (here) or GGUF metadata (in `gguf_config`).
+//! `Hparams`: everything the forward pass needs to know about a model's shape and variant.
+//! Read from an HF config.json by `hf_config` and from GGUF metadata by `gguf_model`; each
+//! architecture's file (`arch/`) adds its own key aliases and fix-ups.
 //!
 //! Field names follow HF's config names. Differences between architectures are fields here
-//! (norm offsets, activation, biases, rope variant, sliding window), never copied code.
+//! (norm kind, MLP kind, residual wiring, positions, activation, biases, rope variant, sliding
+//! window, softcaps), never copied code.
 
+use crate::arch::ArchSpec;
 use crate::Error;
-use serde_json::Value;
 use std::path::Path;
 
-/// The architectures ondo runs. Each has a file in `arch/` and one line in the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    /// Llama 2/3/3.x, SmolLM, TinyLlama, Mistral, Qwen2/2.5: one decoder, differing only in hparams.
-    Llama,
-    /// Gemma 3 (text): q/k norms, sandwich norms, sliding-window local layers, GeGLU, scaled embeddings.
-    Gemma3,
-}
+pub use crate::hf_config::hparams_from_hf;
+pub(crate) use crate::hf_config::Fields;
+
+/// The architecture a model runs as: its spec in the registry.
+pub type Arch = &'static ArchSpec;
 
 /// How rope angles are stretched for long contexts (`rope_scaling` / `rope_parameters`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RopeScaling {
     None,
     Linear {
@@ -30,19 +29,65 @@ pub enum RopeScaling {
         high_freq_factor: f32,
         original_max_position_embeddings: f32,
     },
+    /// Phi-3's `longrope`: a divisor per rotary pair, `short` while a sequence is within
+    /// `original_max_position_embeddings` positions and `long` once it is past them (decided per
+    /// forward call from the sequence's last position, as transformers does), and cos/sin scaled
+    /// by `attention_factor`.
+    LongRope {
+        short: Vec<f32>,
+        long: Vec<f32>,
+        original_max_position_embeddings: usize,
+        attention_factor: f32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
     Silu,
-    /// GELU with the tanh approximation (`gelu_pytorch_tanh`).
+    /// GELU with the tanh approximation (`gelu_pytorch_tanh`, GPT-2's `gelu_new`).
     GeluTanh,
     /// Exact GELU (`gelu`: x·Φ(x) with erf).
     Gelu,
 }
 
+/// Which normalization every norm of the model is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// `x / rms(x) · w`
+    Rms,
+    /// `(x - mean) / std · w + b` (bias optional)
+    Layer,
+}
+
+/// The MLP's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlpKind {
+    /// `down(act(gate(x)) · up(x))` (SwiGLU, GeGLU)
+    Gated,
+    /// `down(act(up(x)))` (GPT-2, GPT-NeoX)
+    Plain,
+}
+
+/// How a layer's two blocks feed the residual stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residual {
+    /// `x += attn(n1(x)); x += mlp(n2(x))`
+    Sequential,
+    /// `x += attn(n1(x)) + mlp(n2(x))`, both from the same `x` (GPT-NeoX `use_parallel_residual`)
+    Parallel,
+}
+
+/// How positions enter the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Positions {
+    /// Rotary embeddings on q and k (`Hparams::rope`).
+    Rope,
+    /// A learned `[max_positions, hidden]` table added to the embeddings (GPT-2's `wpe`).
+    Learned,
+}
+
 /// Rope parameters of one kind of layer.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rope {
     pub theta: f32,
     pub scaling: RopeScaling,
@@ -54,12 +99,49 @@ pub struct Rope {
 impl Rope {
     /// Angle per position for each rotary pair: `[rot_dim / 2]`.
     pub fn inv_freq(&self) -> Vec<f32> {
+        match &self.scaling {
+            RopeScaling::LongRope { short, .. } => self.divided(short),
+            _ => self.inv_freq_scaled(),
+        }
+    }
+
+    /// Long-context angles, the position count past which they apply, and the cos/sin scale
+    /// (longrope only).
+    pub fn long(&self) -> Option<(Vec<f32>, usize)> {
+        match &self.scaling {
+            RopeScaling::LongRope {
+                long,
+                original_max_position_embeddings,
+                ..
+            } => Some((self.divided(long), *original_max_position_embeddings)),
+            _ => None,
+        }
+    }
+
+    /// The factor cos and sin are multiplied by (1 unless longrope).
+    pub fn attention_factor(&self) -> f32 {
+        match &self.scaling {
+            RopeScaling::LongRope {
+                attention_factor, ..
+            } => *attention_factor,
+            _ => 1.0,
+        }
+    }
+
+    fn divided(&self, factors: &[f32]) -> Vec<f32> {
+        let d = self.rot_dim;
+        (0..d / 2)
+            .map(|i| 1.0 / (factors[i] * self.theta.powf((2 * i) as f32 / d as f32)))
+            .collect()
+    }
+
+    fn inv_freq_scaled(&self) -> Vec<f32> {
         let d = self.rot_dim;
         let base: Vec<f32> = (0..d / 2)
             .map(|i| 1.0 / self.theta.powf((2 * i) as f32 / d as f32))
             .collect();
         match self.scaling {
-            RopeScaling::None => base,
+            RopeScaling::None | RopeScaling::LongRope { .. } => base,
             RopeScaling::Linear { factor } => base.iter().map(|f| f / factor).collect(),
             RopeScaling::Llama3 {
                 factor,
@@ -100,7 +182,12 @@ pub struct Hparams {
     pub num_attention_heads: usize,
     pub num_key_value_heads: usize,
     pub head_dim: usize,
-    pub rms_norm_eps: f32,
+    /// Epsilon of every norm (`rms_norm_eps`, `layer_norm_eps`, `layer_norm_epsilon`).
+    pub norm_eps: f32,
+    pub norm: NormKind,
+    pub mlp: MlpKind,
+    pub residual: Residual,
+    pub positions: Positions,
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
     pub hidden_act: Activation,
@@ -131,327 +218,98 @@ impl Hparams {
     pub fn is_sliding(&self, layer: usize) -> bool {
         self.sliding_layers.get(layer).copied().unwrap_or(false)
     }
-}
 
-/// Reads typed fields from a JSON config, naming the file and field in every error.
-pub(crate) struct Fields<'a> {
-    pub path: &'a Path,
-    pub json: &'a Value,
-}
-
-impl<'a> Fields<'a> {
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.json.get(key).filter(|v| !v.is_null())
-    }
-    pub fn usize(&self, key: &str) -> Result<usize, Error> {
-        self.opt_usize(key)?
-            .ok_or_else(|| Error::config(self.path, key, "is missing"))
-    }
-    pub fn opt_usize(&self, key: &str) -> Result<Option<usize>, Error> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
-                Error::config(
-                    self.path,
-                    key,
-                    format!("expected a non-negative integer, got {v}"),
-                )
-            }),
+    /// The variant features worth showing (`ondo show`): softcaps, window pattern, rotary dims,
+    /// parallel residual, norm and MLP kinds. Empty entries are left out.
+    pub fn specials(&self) -> Vec<(&'static str, String)> {
+        let mut s = vec![
+            ("norm", format!("{:?}", self.norm)),
+            ("mlp", format!("{:?} ({:?})", self.mlp, self.hidden_act)),
+            ("residual", format!("{:?}", self.residual)),
+        ];
+        match self.positions {
+            Positions::Learned => s.push(("positions", "learned".into())),
+            Positions::Rope => s.push((
+                "rotary_dims",
+                format!("{} of {}", self.rope.rot_dim, self.head_dim),
+            )),
         }
-    }
-    pub fn opt_f32(&self, key: &str) -> Result<Option<f32>, Error> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v.as_f64().map(|n| Some(n as f32)).ok_or_else(|| {
-                Error::config(self.path, key, format!("expected a number, got {v}"))
-            }),
-        }
-    }
-    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, Error> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v.as_bool().map(Some).ok_or_else(|| {
-                Error::config(self.path, key, format!("expected true or false, got {v}"))
-            }),
-        }
-    }
-    pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>, Error> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v.as_str().map(Some).ok_or_else(|| {
-                Error::config(self.path, key, format!("expected a string, got {v}"))
-            }),
-        }
-    }
-    /// An id or a list of ids (`eos_token_id`).
-    pub fn ids(&self, key: &str) -> Result<Vec<u32>, Error> {
-        let bad = |v: &Value| {
-            Error::config(
-                self.path,
-                key,
-                format!("expected a token id or a list of ids, got {v}"),
-            )
-        };
-        match self.get(key) {
-            None => Ok(vec![]),
-            Some(Value::Array(items)) => items
+        if let Some(w) = self.sliding_window {
+            let pattern: String = self
+                .sliding_layers
                 .iter()
-                .map(|v| v.as_u64().map(|n| n as u32).ok_or_else(|| bad(v)))
-                .collect(),
-            Some(v) => Ok(vec![v.as_u64().ok_or_else(|| bad(v))? as u32]),
+                .map(|&b| if b { 'S' } else { 'F' })
+                .collect();
+            if self.sliding_layers.iter().any(|&b| b) {
+                s.push(("sliding_window", format!("{w}, layers {pattern}")));
+            }
         }
+        if let Some(c) = self.attn_logit_softcapping {
+            s.push(("attn_softcap", c.to_string()));
+        }
+        if let Some(c) = self.final_logit_softcapping {
+            s.push(("final_softcap", c.to_string()));
+        }
+        s
     }
-}
 
-/// The architectures config.json may name, and what ondo runs them as.
-const HF_ARCHS: &[(&str, Arch)] = &[
-    ("LlamaForCausalLM", Arch::Llama),
-    ("MistralForCausalLM", Arch::Llama),
-    ("Qwen2ForCausalLM", Arch::Llama),
-    ("Gemma3ForCausalLM", Arch::Gemma3),
-];
-
-/// `Hparams` from a parsed HF config.json.
-pub fn hparams_from_hf(path: &Path, json: &Value) -> Result<Hparams, Error> {
-    let json = json.get("text_config").unwrap_or(json);
-    let f = Fields { path, json };
-    let arch_name = hf_arch_name(&f)?;
-    let arch = HF_ARCHS
-        .iter()
-        .find(|(n, _)| *n == arch_name)
-        .map(|(_, a)| *a)
-        .ok_or_else(|| Error::UnknownArch {
-            path: path.to_path_buf(),
-            name: arch_name.clone(),
-            supported: HF_ARCHS
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
-    let hidden_size = f.usize("hidden_size")?;
-    let num_attention_heads = f.usize("num_attention_heads")?;
-    let num_key_value_heads = f
-        .opt_usize("num_key_value_heads")?
-        .unwrap_or(num_attention_heads);
-    let head_dim = f
-        .opt_usize("head_dim")?
-        .unwrap_or(hidden_size / num_attention_heads.max(1));
-    let num_hidden_layers = f.usize("num_hidden_layers")?;
-    check_nonzero(
-        path,
-        &[
-            ("hidden_size", hidden_size),
-            ("num_attention_heads", num_attention_heads),
-            ("head_dim", head_dim),
-        ],
-    )?;
-    if num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
-        return Err(Error::config(
-            path,
-            "num_key_value_heads",
-            format!(
-                "{num_key_value_heads} does not divide num_attention_heads {num_attention_heads}"
-            ),
-        ));
+    /// Checks every value the forward pass relies on, so bad configs are errors, not panics.
+    /// `key` spells a field the way the file does (config.json's name, or the GGUF key).
+    pub(crate) fn validate(&self, path: &Path, key: &dyn Fn(&str) -> String) -> Result<(), Error> {
+        let nonzero = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_attention_heads", self.num_attention_heads),
+            ("head_dim", self.head_dim),
+            ("num_hidden_layers", self.num_hidden_layers),
+        ];
+        if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
+            return Err(Error::config(path, &key(name), "is missing or 0"));
+        }
+        let (h, kv) = (self.num_attention_heads, self.num_key_value_heads);
+        if kv == 0 || h % kv != 0 {
+            return Err(Error::config(
+                path,
+                &key("num_key_value_heads"),
+                format!("{kv} does not divide num_attention_heads {h}"),
+            ));
+        }
+        if self.positions == Positions::Rope {
+            for rope in std::iter::once(&self.rope).chain(self.rope_local.as_ref()) {
+                if let RopeScaling::LongRope { short, long, .. } = &rope.scaling {
+                    let want = rope.rot_dim / 2;
+                    if short.len() != want || long.len() != want {
+                        return Err(Error::config(
+                            path,
+                            "rope_scaling.short_factor",
+                            format!(
+                                "short/long factors have {}/{} values, expected {want} (rotary dims / 2)",
+                                short.len(),
+                                long.len()
+                            ),
+                        ));
+                    }
+                }
+                if rope.rot_dim > self.head_dim || rope.rot_dim % 2 != 0 {
+                    return Err(Error::config(
+                        path,
+                        &key("rotary dimension"),
+                        format!(
+                            "{} must be even and at most head_dim {}",
+                            rope.rot_dim, self.head_dim
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.sliding_window == Some(0) {
+            return Err(Error::config(
+                path,
+                "sliding_window",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
     }
-    let is_gemma = arch == Arch::Gemma3;
-    let rot_dim = (head_dim as f32 * f.opt_f32("partial_rotary_factor")?.unwrap_or(1.0)) as usize;
-    let style = ondo_kernels::ops::RopeStyle::Neox;
-    let (theta, scaling) = rope_params(
-        &f,
-        if is_gemma {
-            Some("full_attention")
-        } else {
-            None
-        },
-    )?;
-    let rope = Rope {
-        theta,
-        scaling,
-        rot_dim,
-        style,
-    };
-    let rope_local = if is_gemma {
-        Some(gemma_local_rope(&f, rope)?)
-    } else {
-        None
-    };
-    let sliding_window = f.opt_usize("sliding_window")?;
-    let sliding_layers = sliding_layers(&f, num_hidden_layers, is_gemma, sliding_window)?;
-    let hidden_act = activation(&f)?;
-    let attn_scale = 1.0
-        / f.opt_f32("query_pre_attn_scalar")?
-            .unwrap_or(head_dim as f32)
-            .sqrt();
-    Ok(Hparams {
-        arch,
-        arch_name,
-        vocab_size: f.usize("vocab_size")?,
-        hidden_size,
-        intermediate_size: f.usize("intermediate_size")?,
-        num_hidden_layers,
-        num_attention_heads,
-        num_key_value_heads,
-        head_dim,
-        rms_norm_eps: f.opt_f32("rms_norm_eps")?.unwrap_or(1e-6),
-        max_position_embeddings: f.opt_usize("max_position_embeddings")?.unwrap_or(2048),
-        tie_word_embeddings: f.opt_bool("tie_word_embeddings")?.unwrap_or(is_gemma),
-        hidden_act,
-        rope,
-        rope_local,
-        sliding_window,
-        sliding_layers,
-        attn_scale,
-        attn_logit_softcapping: f.opt_f32("attn_logit_softcapping")?,
-        final_logit_softcapping: f.opt_f32("final_logit_softcapping")?,
-        embed_scale: is_gemma.then(|| (hidden_size as f32).sqrt()),
-        bos_token_id: f.ids("bos_token_id")?.first().copied(),
-        eos_token_ids: f.ids("eos_token_id")?,
-    })
-}
-
-fn check_nonzero(path: &Path, fields: &[(&str, usize)]) -> Result<(), Error> {
-    match fields.iter().find(|(_, v)| *v == 0) {
-        Some((name, _)) => Err(Error::config(path, name, "must be greater than 0")),
-        None => Ok(()),
-    }
-}
-
-fn hf_arch_name(f: &Fields) -> Result<String, Error> {
-    if let Some(list) = f.get("architectures") {
-        let first = list
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(|v| v.as_str());
-        return first.map(str::to_string).ok_or_else(|| {
-            Error::config(
-                f.path,
-                "architectures",
-                format!("expected a list of names, got {list}"),
-            )
-        });
-    }
-    let model_type = f.opt_str("model_type")?.ok_or_else(|| {
-        Error::config(f.path, "architectures", "is missing (and so is model_type)")
-    })?;
-    Ok(match model_type {
-        "llama" => "LlamaForCausalLM",
-        "mistral" => "MistralForCausalLM",
-        "qwen2" => "Qwen2ForCausalLM",
-        "gemma3_text" => "Gemma3ForCausalLM",
-        other => other,
-    }
-    .to_string())
-}
-
-fn activation(f: &Fields) -> Result<Activation, Error> {
-    let name = f
-        .opt_str("hidden_act")?
-        .or(f.opt_str("hidden_activation")?)
-        .unwrap_or("silu");
-    match name {
-        "silu" | "swish" => Ok(Activation::Silu),
-        "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Activation::GeluTanh),
-        "gelu" => Ok(Activation::Gelu),
-        other => Err(Error::config(
-            f.path,
-            "hidden_act",
-            format!("unsupported activation `{other}`"),
-        )),
-    }
-}
-
-/// rope_theta and scaling, from transformers 4's `rope_theta` + `rope_scaling` or transformers 5's
-/// `rope_parameters` (optionally one entry per layer type).
-fn rope_params(f: &Fields, layer_type: Option<&str>) -> Result<(f32, RopeScaling), Error> {
-    let params = f
-        .get("rope_parameters")
-        .map(|p| match layer_type.and_then(|t| p.get(t)) {
-            Some(per_type) => per_type,
-            None => p,
-        });
-    let scaling_json = params.or(f.get("rope_scaling"));
-    let theta = params
-        .and_then(|p| p.get("rope_theta"))
-        .and_then(Value::as_f64)
-        .map(|v| v as f32)
-        .or(f.opt_f32("rope_theta")?)
-        .unwrap_or(10000.0);
-    let scaling = match scaling_json {
-        None => RopeScaling::None,
-        Some(s) => rope_scaling(f, s)?,
-    };
-    Ok((theta, scaling))
-}
-
-fn rope_scaling(f: &Fields, s: &Value) -> Result<RopeScaling, Error> {
-    let sub = Fields {
-        path: f.path,
-        json: s,
-    };
-    let kind = sub
-        .opt_str("rope_type")?
-        .or(sub.opt_str("type")?)
-        .unwrap_or("default");
-    let factor = || sub.opt_f32("factor").map(|v| v.unwrap_or(1.0));
-    match kind {
-        "default" => Ok(RopeScaling::None),
-        "linear" => Ok(RopeScaling::Linear { factor: factor()? }),
-        "llama3" => Ok(RopeScaling::Llama3 {
-            factor: factor()?,
-            low_freq_factor: sub.opt_f32("low_freq_factor")?.unwrap_or(1.0),
-            high_freq_factor: sub.opt_f32("high_freq_factor")?.unwrap_or(4.0),
-            original_max_position_embeddings: sub
-                .opt_usize("original_max_position_embeddings")?
-                .unwrap_or(8192) as f32,
-        }),
-        other => Err(Error::config(
-            f.path,
-            "rope_scaling.rope_type",
-            format!("unsupported rope type `{other}`"),
-        )),
-    }
-}
-
-fn gemma_local_rope(f: &Fields, global: Rope) -> Result<Rope, Error> {
-    let (theta, scaling) = match f
-        .get("rope_parameters")
-        .and_then(|p| p.get("sliding_attention"))
-    {
-        Some(_) => rope_params(f, Some("sliding_attention"))?,
-        None => (
-            f.opt_f32("rope_local_base_freq")?.unwrap_or(10000.0),
-            RopeScaling::None,
-        ),
-    };
-    Ok(Rope {
-        theta,
-        scaling,
-        ..global
-    })
-}
-
-fn sliding_layers(
-    f: &Fields,
-    layers: usize,
-    is_gemma: bool,
-    window: Option<usize>,
-) -> Result<Vec<bool>, Error> {
-    if let Some(types) = f.get("layer_types").and_then(Value::as_array) {
-        return Ok(types
-            .iter()
-            .map(|t| t.as_str() == Some("sliding_attention"))
-            .collect());
-    }
-    if is_gemma {
-        let pattern = f.opt_usize("sliding_window_pattern")?.unwrap_or(6).max(1);
-        return Ok((0..layers).map(|i| (i + 1) % pattern != 0).collect());
-    }
-    // Mistral-style: every layer slides when a window is set.
-    Ok(vec![
-        window.is_some()
-            && f.opt_bool("use_sliding_window")?.unwrap_or(true);
-        layers
-    ])
 }

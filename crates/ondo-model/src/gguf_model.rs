@@ -1,11 +1,14 @@
 //! A GGUF file as a model: `Hparams` from its metadata (`general.architecture` and the
-//! `{arch}.*` keys) and its tensors as a `TensorStore` under the canonical (GGUF) names.
+//! `{arch}.*` keys, then the architecture's `gguf_fixup`) and its tensors as a `TensorStore`
+//! under the canonical (GGUF) names.
 
-use crate::config::{Activation, Arch, Hparams, Rope, RopeScaling};
+use crate::arch;
+use crate::config::{
+    Activation, Hparams, MlpKind, NormKind, Positions, Residual, Rope, RopeScaling,
+};
 use crate::gguf::{GgufError, GgufFile};
 use crate::store::{TensorData, TensorStore};
 use crate::Error;
-use ondo_kernels::ops::RopeStyle;
 use std::path::Path;
 
 impl From<GgufError> for Error {
@@ -14,71 +17,51 @@ impl From<GgufError> for Error {
     }
 }
 
-/// The architectures a GGUF may name, what ondo runs them as, and their rope layout.
-const GGUF_ARCHS: &[(&str, Arch, RopeStyle)] = &[
-    // llama.cpp's converter permutes llama q/k rows so rope pairs are interleaved.
-    ("llama", Arch::Llama, RopeStyle::Interleaved),
-    ("mistral", Arch::Llama, RopeStyle::Interleaved),
-    ("qwen2", Arch::Llama, RopeStyle::Neox),
-    ("gemma3", Arch::Gemma3, RopeStyle::Neox),
-];
-
 /// Reads `{arch}.{key}` metadata, naming the key in errors.
-struct Keys<'a> {
-    g: &'a GgufFile,
-    arch: &'a str,
+pub(crate) struct Keys<'a> {
+    pub g: &'a GgufFile,
+    pub arch: &'a str,
 }
 
 impl Keys<'_> {
-    fn key(&self, k: &str) -> String {
+    pub fn key(&self, k: &str) -> String {
         format!("{}.{k}", self.arch)
     }
-    fn opt_usize(&self, k: &str) -> Result<Option<usize>, Error> {
+    pub fn opt_usize(&self, k: &str) -> Result<Option<usize>, Error> {
         Ok(self.g.get_u64(&self.key(k))?.map(|v| v as usize))
     }
-    fn usize(&self, k: &str) -> Result<usize, Error> {
+    pub fn usize(&self, k: &str) -> Result<usize, Error> {
         self.opt_usize(k)?
             .ok_or_else(|| Error::config(self.g.path(), &self.key(k), "is missing"))
     }
-    fn opt_f32(&self, k: &str) -> Result<Option<f32>, Error> {
+    pub fn opt_f32(&self, k: &str) -> Result<Option<f32>, Error> {
         Ok(self.g.get_f32(&self.key(k))?)
+    }
+    pub fn opt_bool(&self, k: &str) -> Result<Option<bool>, Error> {
+        Ok(self.g.get_bool(&self.key(k))?)
     }
 }
 
-/// `Hparams` of a GGUF model.
+/// `Hparams` of a GGUF model: the keys every architecture shares, then its spec's fix-up.
 pub fn hparams_from_gguf(g: &GgufFile) -> Result<Hparams, Error> {
     let path = g.path();
     let name = g
         .get_str("general.architecture")?
         .ok_or_else(|| Error::config(path, "general.architecture", "is missing"))?;
-    let &(_, arch, style) = GGUF_ARCHS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .ok_or_else(|| Error::UnknownArch {
-            path: path.to_path_buf(),
-            name: name.to_string(),
-            supported: GGUF_ARCHS
-                .iter()
-                .map(|(n, _, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let (spec, style) = arch::by_gguf_name(name).ok_or_else(|| Error::UnknownArch {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        supported: arch::gguf_names().join(", "),
+    })?;
     let k = Keys { g, arch: name };
     let hidden_size = k.usize("embedding_length")?;
     let heads = k.usize("attention.head_count")?;
     let kv_heads = k.opt_usize("attention.head_count_kv")?.unwrap_or(heads);
-    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(Error::config(
-            path,
-            &k.key("attention.head_count_kv"),
-            format!("{kv_heads} does not divide head_count {heads}"),
-        ));
-    }
-    let head_dim = k
-        .opt_usize("attention.key_length")?
-        .unwrap_or(hidden_size / heads);
+    let head_dim = match k.opt_usize("attention.key_length")? {
+        Some(d) => d,
+        None => hidden_size / heads.max(1),
+    };
     let layers = k.usize("block_count")?;
-    let is_gemma = arch == Arch::Gemma3;
     let rope = Rope {
         theta: k.opt_f32("rope.freq_base")?.unwrap_or(10000.0),
         scaling: rope_scaling(&k)?,
@@ -92,8 +75,10 @@ pub fn hparams_from_gguf(g: &GgufFile) -> Result<Hparams, Error> {
             .get_str_array("tokenizer.ggml.tokens")?
             .map_or(0, |t| t.len()),
     };
-    Ok(Hparams {
-        arch,
+    let rms_eps = k.opt_f32("attention.layer_norm_rms_epsilon")?;
+    let ln_eps = k.opt_f32("attention.layer_norm_epsilon")?;
+    let mut hp = Hparams {
+        arch: spec,
         arch_name: name.to_string(),
         vocab_size,
         hidden_size,
@@ -102,38 +87,57 @@ pub fn hparams_from_gguf(g: &GgufFile) -> Result<Hparams, Error> {
         num_attention_heads: heads,
         num_key_value_heads: kv_heads,
         head_dim,
-        rms_norm_eps: k
-            .opt_f32("attention.layer_norm_rms_epsilon")?
-            .unwrap_or(1e-5),
+        norm_eps: rms_eps.or(ln_eps).unwrap_or(1e-5),
+        norm: if rms_eps.is_none() && ln_eps.is_some() {
+            NormKind::Layer
+        } else {
+            NormKind::Rms
+        },
+        mlp: MlpKind::Gated,
+        residual: Residual::Sequential,
+        positions: Positions::Rope,
         max_position_embeddings: k.opt_usize("context_length")?.unwrap_or(2048),
         tie_word_embeddings: g.tensor("output.weight").is_none(),
-        hidden_act: if is_gemma {
-            Activation::GeluTanh
-        } else {
-            Activation::Silu
-        },
+        hidden_act: Activation::Silu,
         rope,
-        // llama.cpp runs Gemma 3's local layers with base 10000 (not stored in the file).
-        rope_local: is_gemma.then_some(Rope {
-            theta: 10000.0,
-            scaling: RopeScaling::None,
-            ..rope
-        }),
+        rope_local: None,
         sliding_window,
-        // Gemma 3: five local layers, then one global.
-        sliding_layers: (0..layers)
-            .map(|i| is_gemma && sliding_window.is_some() && (i + 1) % 6 != 0)
-            .collect(),
-        attn_scale: 1.0 / (head_dim as f32).sqrt(),
+        sliding_layers: vec![false; layers],
+        attn_scale: 1.0 / (head_dim.max(1) as f32).sqrt(),
         attn_logit_softcapping: k.opt_f32("attn_logit_softcapping")?,
         final_logit_softcapping: k.opt_f32("final_logit_softcapping")?,
-        embed_scale: is_gemma.then(|| (hidden_size as f32).sqrt()),
+        embed_scale: None,
         bos_token_id: g.get_u32("tokenizer.ggml.bos_token_id")?,
         eos_token_ids: g
             .get_u32("tokenizer.ggml.eos_token_id")?
             .into_iter()
             .collect(),
-    })
+    };
+    // llama.cpp stores llama3-style rope scaling as per-pair divisors of the angles
+    if g.tensor("rope_freqs.weight").is_some() {
+        let factors = g.weight("rope_freqs.weight")?.to_f32();
+        hp.rope.scaling = RopeScaling::LongRope {
+            short: factors.clone(),
+            long: factors,
+            original_max_position_embeddings: usize::MAX,
+            attention_factor: 1.0,
+        };
+    }
+    (spec.gguf_fixup)(&k, &mut hp)?;
+    let gguf_key = |field: &str| match field {
+        "hidden_size" => k.key("embedding_length"),
+        "intermediate_size" => k.key("feed_forward_length"),
+        "num_attention_heads" => k.key("attention.head_count"),
+        "num_key_value_heads" => k.key("attention.head_count_kv"),
+        "head_dim" => k.key("attention.key_length"),
+        "num_hidden_layers" => k.key("block_count"),
+        "rotary dimension" => k.key("rope.dimension_count"),
+        "sliding_window" => k.key("attention.sliding_window"),
+        "vocab_size" => "token_embd.weight".to_string(),
+        other => other.to_string(),
+    };
+    hp.validate(path, &gguf_key)?;
+    Ok(hp)
 }
 
 fn rope_scaling(k: &Keys) -> Result<RopeScaling, Error> {

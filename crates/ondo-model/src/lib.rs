@@ -27,10 +27,12 @@ pub mod config;
 mod error;
 pub mod gguf;
 pub mod gguf_model;
+mod hf_config;
 pub mod hub;
 pub mod kv;
 pub mod load;
 pub mod names;
+mod parts;
 pub mod safetensors;
 pub mod store;
 

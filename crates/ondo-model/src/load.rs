@@ -4,8 +4,9 @@ use crate::config::{hparams_from_hf, Hparams};
 use crate::gguf::GgufFile;
 use crate::gguf_model::hparams_from_gguf;
 use crate::safetensors::SafetensorsStore;
+use crate::store::TensorStore;
 use crate::store::{Format, Tensors};
-use crate::{arch, names, Error, Model};
+use crate::{arch, Error, Model};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -111,8 +112,17 @@ pub fn load_gguf(g: &GgufFile) -> Result<Box<dyn Model>, Error> {
 pub fn load_hf(files: &ModelFiles) -> Result<Box<dyn Model>, Error> {
     let hp = read_hparams(files)?;
     let store = SafetensorsStore::open_dir(&files.dir)?;
-    let arch = hp.arch;
-    let name_of = move |canonical: &str| names::hf_name(arch, canonical);
+    let names = hp.arch.names;
+    let store_ref = &store;
+    // the first spelling the files have; the full HF name when none (errors name that one)
+    let name_of = move |canonical: &str| {
+        let mut candidates = names.hf_candidates(canonical);
+        let found = candidates
+            .iter()
+            .position(|n| store_ref.get(n).is_some())
+            .unwrap_or(0);
+        candidates.swap_remove(found)
+    };
     let tensors = Tensors {
         store: &store,
         format: Format::Hf,

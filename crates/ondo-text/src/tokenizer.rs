@@ -153,14 +153,27 @@ impl Tokenizer {
     }
 
     /// The text of `ids`; ids outside the vocabulary are skipped, as transformers does.
+    /// With `clean_up_tokenization_spaces` set in tokenizer_config.json (GPT-2's), the spaces
+    /// before punctuation and English contractions are removed, as transformers does.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
-        match &self.backend {
+        let text = match &self.backend {
             Backend::Hf(hf) => hf
                 .tok
                 .decode(ids, skip_special_tokens)
-                .map_err(|e| Error::tokenizers("decode", e)),
-            Backend::Spm(spm) => Ok(spm.decode(ids, skip_special_tokens)),
-        }
+                .map_err(|e| Error::tokenizers("decode", e))?,
+            Backend::Spm(spm) => spm.decode(ids, skip_special_tokens),
+        };
+        let clean_up = self
+            .config
+            .as_ref()
+            .and_then(|c| c.get("clean_up_tokenization_spaces"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(if clean_up {
+            clean_up_spaces(&text)
+        } else {
+            text
+        })
     }
 
     /// The vocabulary entry of `id` (e.g. "Ġthe", "▁the", "<0x0A>").
@@ -557,5 +570,35 @@ mod tests {
     fn tokenizer_is_shareable_across_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Tokenizer>();
+    }
+}
+
+/// transformers' `clean_up_tokenization`: no space before `. ? ! ,` and in English contractions.
+fn clean_up_spaces(text: &str) -> String {
+    const PAIRS: [(&str, &str); 10] = [
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ];
+    PAIRS
+        .iter()
+        .fold(text.to_string(), |t, (from, to)| t.replace(from, to))
+}
+
+#[cfg(test)]
+mod clean_up_tests {
+    #[test]
+    fn removes_spaces_before_punctuation_and_contractions() {
+        assert_eq!(
+            super::clean_up_spaces("Hi , it 's fine . Is n't it ? I 'm sure !"),
+            "Hi, it's fine. Isn't it? I'm sure!"
+        );
     }
 }

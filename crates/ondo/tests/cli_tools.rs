@@ -227,7 +227,7 @@ fn show_vocab_only_gguf_and_weightless_folder() {
     assert_eq!(r["eos"]["id"], 50256);
     assert!(
         !r["notes"].as_array().unwrap().is_empty(),
-        "says why there are no hyperparameters: {r}"
+        "says why there are no weights: {r}"
     );
     let Some(hf) = ondo_testdata::shared("models/smollm2-135m-instruct-hf") else {
         return;

@@ -6,9 +6,11 @@
 //! they are tested against; `ONDO_FORCE_SCALAR=1` (or a CPU without AVX2) runs those.
 
 mod paged;
+mod plain_act;
 pub mod reference;
 
 pub use paged::{paged_attention, paged_attention_f16, AttnSeq, PagedKv};
+pub use plain_act::{gelu_erf, gelu_tanh, silu};
 pub use reference::{AttnParams, RopeStyle};
 
 use crate::matmul::Isa;

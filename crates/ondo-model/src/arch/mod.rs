@@ -1,115 +1,198 @@
-//! The architecture registry: one file per architecture, one line each in `REGISTRY`.
+//! The architecture registry: one file per architecture, each exporting one `ArchSpec`, one
+//! line each in `REGISTRY`. config.rs, gguf_model.rs, names.rs and the loader dispatch through
+//! the spec; nothing else knows architecture names.
 
+mod exaone;
+mod gemma2;
 mod gemma3;
+mod gpt2;
+mod gptneox;
 mod llama;
+mod phi3;
+mod weights;
 
-use crate::blocks::{Decoder, Layer, Linear};
-use crate::config::{Arch, Hparams};
-use crate::store::Tensors;
+use crate::config::{Fields, Hparams};
+use crate::gguf_model::Keys;
+use crate::names::Names;
+use crate::store::{Format, Tensors};
 use crate::{Error, Model};
+use ondo_kernels::ops::RopeStyle;
 
-/// Builds a model of one architecture from its tensors.
-type Build = fn(Hparams, &Tensors) -> Result<Decoder, Error>;
-
-/// Every architecture ondo runs. A test walks this list.
-pub const REGISTRY: &[(Arch, Build)] =
-    &[(Arch::Llama, llama::build), (Arch::Gemma3, gemma3::build)];
-
-/// Build the model `hp.arch` names.
-pub fn build(hp: Hparams, tensors: &Tensors) -> Result<Box<dyn Model>, Error> {
-    let arch = hp.arch;
-    let (_, build) = REGISTRY
-        .iter()
-        .find(|(a, _)| *a == arch)
-        .expect("every Arch is registered");
-    Ok(Box::new(build(hp, tensors)?))
+/// Everything ondo knows about one architecture.
+pub struct ArchSpec {
+    /// ondo's name for it (the first GGUF name).
+    pub id: &'static str,
+    /// config.json `architectures[0]` values, each with its `model_type`.
+    pub hf_archs: &'static [(&'static str, &'static str)],
+    /// `general.architecture` values of llama.cpp's GGUF conversion, with the rope layout its
+    /// q/k rows have there (llama.cpp permutes llama's rows into interleaved pairs).
+    pub gguf_archs: &'static [(&'static str, RopeStyle)],
+    /// HF tensor names.
+    pub names: &'static Names,
+    /// config.json keys this architecture spells differently: (canonical key, its key).
+    pub hf_keys: &'static [(&'static str, &'static str)],
+    /// Adjusts the shared config.json reading (defaults, patterns, variant fields).
+    pub(crate) hf_fixup: fn(&Fields, &mut Hparams) -> Result<(), Error>,
+    /// Adjusts the shared GGUF metadata reading.
+    pub(crate) gguf_fixup: fn(&Keys, &mut Hparams) -> Result<(), Error>,
+    /// Which tensors a layer has and how they are fixed up at load.
+    pub(crate) layer: fn(&Hparams, Format) -> LayerSpec,
+    /// The tiny checkpoints under fixtures/tiny-models that test it (a test walks the registry).
+    pub fixtures: &'static [&'static str],
 }
 
-/// Which optional tensors a layer has, and how its norm weights are stored.
-pub(crate) struct LayerSpec {
+impl std::fmt::Debug for ArchSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ArchSpec({})", self.id)
+    }
+}
+
+impl PartialEq for ArchSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+/// Every architecture ondo runs. A test walks this list.
+pub static REGISTRY: &[&ArchSpec] = &[
+    &llama::SPEC,
+    &gemma3::SPEC,
+    &gemma2::SPEC,
+    &gpt2::SPEC,
+    &gptneox::SPEC,
+    &phi3::SPEC,
+    &exaone::SPEC,
+];
+
+/// The spec whose HF `architectures` list has `name`.
+pub fn by_hf_name(name: &str) -> Option<&'static ArchSpec> {
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|s| s.hf_archs.iter().any(|(a, _)| *a == name))
+}
+
+/// The spec and HF architecture name of a config.json `model_type`.
+pub fn by_model_type(model_type: &str) -> Option<(&'static ArchSpec, &'static str)> {
+    REGISTRY.iter().find_map(|s| {
+        s.hf_archs
+            .iter()
+            .find(|(_, t)| *t == model_type)
+            .map(|(a, _)| (*s, *a))
+    })
+}
+
+/// The spec of a GGUF `general.architecture`, with its rope layout.
+pub fn by_gguf_name(name: &str) -> Option<(&'static ArchSpec, RopeStyle)> {
+    REGISTRY.iter().find_map(|s| {
+        s.gguf_archs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, style)| (*s, *style))
+    })
+}
+
+/// Every supported HF architecture name, for errors.
+pub fn hf_names() -> Vec<&'static str> {
+    REGISTRY
+        .iter()
+        .flat_map(|s| s.hf_archs.iter().map(|a| a.0))
+        .collect()
+}
+
+/// Every supported `model_type`, for errors.
+pub fn model_types() -> Vec<&'static str> {
+    REGISTRY
+        .iter()
+        .flat_map(|s| s.hf_archs.iter().map(|a| a.1))
+        .collect()
+}
+
+/// Every supported GGUF architecture name, for errors.
+pub fn gguf_names() -> Vec<&'static str> {
+    REGISTRY
+        .iter()
+        .flat_map(|s| s.gguf_archs.iter().map(|a| a.0))
+        .collect()
+}
+
+/// How q, k and v are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QkvLayout {
+    /// Three tensors `attn_q`, `attn_k`, `attn_v`.
+    Split,
+    /// One `attn_qkv` with all q rows, then k, then v.
+    Fused,
+    /// One `attn_qkv` with q, k, v rows interleaved per head (`[heads, 3, head_dim]`: HF GPT-NeoX).
+    FusedPerHead,
+}
+
+/// Which tensors a layer has, and the fix-ups done once at load.
+#[derive(Debug, Clone)]
+pub struct LayerSpec {
     /// Added to every norm weight at load (HF Gemma stores `w` and computes `x * (1 + w)`).
     pub norm_offset: f32,
     pub qk_norm: bool,
+    /// Norms of the attention and MLP outputs before their residual adds (Gemma).
     pub sandwich_norms: bool,
+    pub qkv: QkvLayout,
+    /// Gate and up in one `ffn_up` of 2·intermediate rows, gate first (Phi-3).
+    pub gate_up_fused: bool,
+    /// Matrices stored `[in, out]` (HF GPT-2's Conv1D): transposed at load.
+    pub transposed: bool,
 }
 
-/// The shared decoder skeleton: embeddings, `num_hidden_layers` layers, final norm, head.
-pub(crate) fn load_decoder(hp: Hparams, t: &Tensors, spec: &LayerSpec) -> Result<Decoder, Error> {
-    // tied to the output head: the matmul reads it too
-    let embed = if t.has("output.weight") || !hp.tie_word_embeddings {
-        t.matrix("token_embd.weight", hp.vocab_size, hp.hidden_size)?
-    } else {
-        t.linear("token_embd.weight", hp.vocab_size, hp.hidden_size)?
+impl LayerSpec {
+    /// Llama's layer: separate q/k/v and gate/up, no extra norms.
+    pub const PLAIN: LayerSpec = LayerSpec {
+        norm_offset: 0.0,
+        qk_norm: false,
+        sandwich_norms: false,
+        qkv: QkvLayout::Split,
+        gate_up_fused: false,
+        transposed: false,
     };
-    let layers = (0..hp.num_hidden_layers)
-        .map(|i| load_layer(&hp, t, i, spec))
-        .collect::<Result<_, _>>()?;
-    let output_norm = norm(t, "output_norm.weight", hp.hidden_size, spec)?;
-    let output = if t.has("output.weight") || !hp.tie_word_embeddings {
-        Some(t.linear("output.weight", hp.vocab_size, hp.hidden_size)?)
-    } else {
-        None
-    };
-    let inv_freq = hp.rope.inv_freq();
-    let inv_freq_local = hp
-        .rope_local
-        .map_or_else(|| inv_freq.clone(), |r| r.inv_freq());
-    Ok(Decoder {
-        hp,
-        embed,
-        layers,
-        output_norm,
-        output,
-        inv_freq,
-        inv_freq_local,
-    })
 }
 
-fn load_layer(hp: &Hparams, t: &Tensors, i: usize, spec: &LayerSpec) -> Result<Layer, Error> {
-    let (h, qd, kvd, hd, inter) = (
-        hp.hidden_size,
-        hp.q_dim(),
-        hp.kv_dim(),
-        hp.head_dim,
-        hp.intermediate_size,
-    );
-    let p = |part: &str| format!("blk.{i}.{part}");
-    let opt_norm = |part: &str, len: usize, present: bool| -> Result<Option<Vec<f32>>, Error> {
-        if present {
-            norm(t, &p(part), len, spec).map(Some)
-        } else {
-            Ok(None)
+/// Build the model `hp.arch` names.
+pub fn build(hp: Hparams, tensors: &Tensors) -> Result<Box<dyn Model>, Error> {
+    let spec = (hp.arch.layer)(&hp, tensors.format);
+    Ok(Box::new(weights::load_decoder(hp, tensors, &spec)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Every architecture has a fixture folder with a golden, and no name is claimed twice.
+    #[test]
+    fn every_architecture_has_a_fixture() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-models");
+        let mut seen = HashSet::new();
+        for spec in REGISTRY {
+            assert!(!spec.fixtures.is_empty(), "{} has no fixture", spec.id);
+            for f in spec.fixtures {
+                let dir = root.join(f);
+                assert!(
+                    dir.join("golden.json").is_file() && dir.join("config.json").is_file(),
+                    "{}: fixture {} is missing",
+                    spec.id,
+                    dir.display()
+                );
+            }
+            for (a, t) in spec.hf_archs {
+                assert!(seen.insert(*a), "{a} registered twice");
+                assert_eq!(
+                    by_model_type(t).map(|x| x.0.id),
+                    Some(spec.id),
+                    "model_type {t}"
+                );
+            }
+            for (g, _) in spec.gguf_archs {
+                assert!(seen.insert(*g), "{g} registered twice");
+            }
         }
-    };
-    Ok(Layer {
-        attn_norm: norm(t, &p("attn_norm.weight"), h, spec)?,
-        q: linear(t, &p("attn_q"), qd, h)?,
-        k: linear(t, &p("attn_k"), kvd, h)?,
-        v: linear(t, &p("attn_v"), kvd, h)?,
-        o: linear(t, &p("attn_output"), h, qd)?,
-        q_norm: opt_norm("attn_q_norm.weight", hd, spec.qk_norm)?,
-        k_norm: opt_norm("attn_k_norm.weight", hd, spec.qk_norm)?,
-        post_attn_norm: opt_norm("post_attention_norm.weight", h, spec.sandwich_norms)?,
-        ffn_norm: norm(t, &p("ffn_norm.weight"), h, spec)?,
-        gate: linear(t, &p("ffn_gate"), inter, h)?,
-        up: linear(t, &p("ffn_up"), inter, h)?,
-        down: linear(t, &p("ffn_down"), h, inter)?,
-        post_ffn_norm: opt_norm("post_ffw_norm.weight", h, spec.sandwich_norms)?,
-    })
-}
-
-/// A weight `[rows, cols]` and its bias when the file has one.
-fn linear(t: &Tensors, stem: &str, rows: usize, cols: usize) -> Result<Linear, Error> {
-    Ok(Linear {
-        weight: t.linear(&format!("{stem}.weight"), rows, cols)?,
-        bias: t.opt_vector(&format!("{stem}.bias"), rows)?,
-    })
-}
-
-fn norm(t: &Tensors, name: &str, len: usize, spec: &LayerSpec) -> Result<Vec<f32>, Error> {
-    let mut w = t.vector(name, len)?;
-    if spec.norm_offset != 0.0 {
-        w.iter_mut().for_each(|v| *v += spec.norm_offset);
     }
-    Ok(w)
 }

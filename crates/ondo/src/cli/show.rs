@@ -1,5 +1,6 @@
 //! `ondo show MODEL [--json]`: what a model is, read from its files without building it:
-//! architecture and sizes (`Hparams`), parameter count, the quant mix (tensors and bytes per
+//! architecture and sizes (`Hparams`) with its variant features (softcaps, window pattern,
+//! rotary dims, parallel residual), parameter count, the quant mix (tensors and bytes per
 //! dtype), context length, special tokens, and whether it has a chat template.
 //!
 //! Parts that cannot be read (a vocabulary-only GGUF has no hyperparameters, a tokenizer-only
@@ -42,6 +43,9 @@ struct Report {
     hidden_size: Option<usize>,
     attention_heads: Option<usize>,
     kv_heads: Option<usize>,
+    /// The architecture's variant features (norm, MLP, residual, rotary dims, window pattern,
+    /// softcaps), as (name, value).
+    specials: Vec<(String, String)>,
     /// Per dtype name: tensor count and bytes.
     tensor_types: BTreeMap<String, TypeCount>,
     tensor_bytes: u64,
@@ -103,6 +107,10 @@ fn gguf_report(path: &Path) -> anyhow::Result<Report> {
         );
         add_tensor(&mut r, name, t.n_elements(), t.size_bytes.unwrap_or(0));
     }
+    if g.tensors().is_empty() {
+        r.notes
+            .push("no tensors: a vocabulary-only file (hyperparameters from its metadata)".into());
+    }
     match ondo_engine::load::text_from_gguf(&g) {
         Ok(side) => set_text_side(&mut r, &side),
         Err(e) => r.notes.push(format!("no tokenizer: {e:#}")),
@@ -153,6 +161,11 @@ fn set_hparams(r: &mut Report, hp: &Hparams) {
     r.hidden_size = Some(hp.hidden_size);
     r.attention_heads = Some(hp.num_attention_heads);
     r.kv_heads = Some(hp.num_key_value_heads);
+    r.specials = hp
+        .specials()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
 }
 
 fn add_tensor(r: &mut Report, dtype: String, elements: u64, bytes: u64) {
@@ -206,6 +219,9 @@ fn plain(r: &Report) -> String {
         "heads (kv)",
         format!("{} ({})", opt(r.attention_heads), opt(r.kv_heads)),
     );
+    for (k, v) in &r.specials {
+        line(&k.replace('_', " "), v.clone());
+    }
     for (dtype, c) in &r.tensor_types {
         line(
             &format!("  {dtype}"),
