@@ -62,10 +62,7 @@ impl Backend for Local {
     }
 
     fn generate(&self, prompts: &[PromptValue], params: &SamplingParams) -> Result<Vec<String>> {
-        let prompts = prompts
-            .iter()
-            .map(|p| self.prompt(p))
-            .collect::<Result<Vec<_>>>()?;
+        let prompts = prompts.iter().map(|p| self.prompt(p)).collect::<Result<Vec<_>>>()?;
         let outputs = self.0.generate(&prompts, params)?;
         outputs
             .into_iter()
@@ -79,14 +76,11 @@ impl Backend for Local {
             Ok(p) => p,
             Err(e) => return once(Err(e)),
         };
-        let deltas = self
-            .0
-            .stream(prompt, params.clone())
-            .filter_map(|item| match item {
-                Ok(StreamItem::Delta { text, .. }) => Some(Ok(text)),
-                Ok(StreamItem::Done(_)) => None,
-                Err(e) => Some(Err(Error::Engine(e))),
-            });
+        let deltas = self.0.stream(prompt, params.clone()).filter_map(|item| match item {
+            Ok(StreamItem::Delta { text, .. }) => Some(Ok(text)),
+            Ok(StreamItem::Done(_)) => None,
+            Err(e) => Some(Err(Error::Engine(e))),
+        });
         Box::new(deltas)
     }
 }
@@ -140,9 +134,7 @@ impl Runnable for Model {
     type Input = PromptValue;
     type Output = String;
     fn invoke(&self, prompt: PromptValue) -> Result<String> {
-        let mut texts = self
-            .backend
-            .generate(std::slice::from_ref(&prompt), &self.params)?;
+        let mut texts = self.backend.generate(std::slice::from_ref(&prompt), &self.params)?;
         texts
             .pop()
             .ok_or_else(|| Error::Chain(format!("{}: no text came back", self.backend.describe())))

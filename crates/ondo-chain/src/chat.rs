@@ -98,17 +98,10 @@ pub struct ChatPromptTemplate {
 
 impl ChatPromptTemplate {
     /// Parse every message's template; a bad role or template is an error naming it.
-    pub fn from_messages<R: AsRef<str>, T: AsRef<str>>(
-        pairs: impl IntoIterator<Item = (R, T)>,
-    ) -> Result<Self> {
+    pub fn from_messages<R: AsRef<str>, T: AsRef<str>>(pairs: impl IntoIterator<Item = (R, T)>) -> Result<Self> {
         let messages = pairs
             .into_iter()
-            .map(|(role, t)| {
-                Ok((
-                    Role::parse(role.as_ref())?,
-                    PromptTemplate::from_template(t.as_ref())?,
-                ))
-            })
+            .map(|(role, t)| Ok((Role::parse(role.as_ref())?, PromptTemplate::from_template(t.as_ref())?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self::from_parts(messages))
     }
@@ -120,10 +113,7 @@ impl ChatPromptTemplate {
                 variables.push(name.clone());
             }
         }
-        Self {
-            messages,
-            variables,
-        }
+        Self { messages, variables }
     }
 
     /// The variables `format_messages` needs.
@@ -132,14 +122,8 @@ impl ChatPromptTemplate {
     }
 
     /// A copy with some variables bound now (in every message that uses them).
-    pub fn partial<K: Into<String>, V: Into<String>>(
-        &self,
-        values: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<Self> {
-        let values: Vars = values
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+    pub fn partial<K: Into<String>, V: Into<String>>(&self, values: impl IntoIterator<Item = (K, V)>) -> Result<Self> {
+        let values: Vars = values.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         if let Some(extra) = values.keys().find(|k| !self.variables.contains(*k)) {
             return Err(Error::ExtraVariable {
                 name: extra.clone(),

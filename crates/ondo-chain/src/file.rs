@@ -60,14 +60,7 @@ pub struct ChainFile {
 }
 
 const STEP_KEYS: [&str; 3] = ["template", "messages", "output"];
-const BACKEND_KEYS: [&str; 6] = [
-    "local",
-    "endpoint",
-    "model",
-    "api_key",
-    "api_key_env",
-    "timeout",
-];
+const BACKEND_KEYS: [&str; 6] = ["local", "endpoint", "model", "api_key", "api_key_env", "timeout"];
 
 impl ChainFile {
     pub fn from_path(path: &Path) -> Result<Self> {
@@ -85,12 +78,8 @@ impl ChainFile {
             path: path.display().to_string(),
             reason,
         };
-        let table: toml::Table =
-            toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
-        if let Some(k) = table
-            .keys()
-            .find(|k| !["defaults", "step"].contains(&k.as_str()))
-        {
+        let table: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
+        if let Some(k) = table.keys().find(|k| !["defaults", "step"].contains(&k.as_str())) {
             return Err(bad(format!(
                 "unknown top-level key {k:?} (expected [defaults] and [[step]] tables)"
             )));
@@ -102,17 +91,11 @@ impl ChainFile {
             Some(_) => return Err(bad("`defaults` must be a table ([defaults])".into())),
         };
         if let Some(k) = defaults.keys().find(|k| STEP_KEYS.contains(&k.as_str())) {
-            return Err(bad(format!(
-                "{k:?} belongs in a [[step]], not in [defaults]"
-            )));
+            return Err(bad(format!("{k:?} belongs in a [[step]], not in [defaults]")));
         }
         let steps = match table.get("step") {
             Some(toml::Value::Array(steps)) if !steps.is_empty() => steps,
-            _ => {
-                return Err(bad(
-                    "no steps: add at least one [[step]] with a template".into()
-                ))
-            }
+            _ => return Err(bad("no steps: add at least one [[step]] with a template".into())),
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         let steps = steps
@@ -128,8 +111,7 @@ impl ChainFile {
                     merged.retain(|k, _| !BACKEND_KEYS.contains(&k));
                 }
                 merged.extend(s.iter().map(|(k, v)| (k.clone(), v.clone())));
-                let mut step = parse_step(&merged, dir)
-                    .map_err(|why| bad(format!("step {}: {why}", i + 1)))?;
+                let mut step = parse_step(&merged, dir).map_err(|why| bad(format!("step {}: {why}", i + 1)))?;
                 if step.output_key.is_empty() {
                     step.output_key = format!("step{}", i + 1);
                 }
@@ -165,10 +147,7 @@ impl ChainFile {
                     }
                     loaded[model].clone()
                 }
-                BackendSpec::Endpoint(e) => (
-                    Arc::new(e.clone()) as Arc<dyn Backend>,
-                    SamplingParams::default(),
-                ),
+                BackendSpec::Endpoint(e) => (Arc::new(e.clone()) as Arc<dyn Backend>, SamplingParams::default()),
             };
             let at = |e: Error| Error::File {
                 path: self.path.display().to_string(),
@@ -176,10 +155,7 @@ impl ChainFile {
             };
             let params = sampling_params(base, &spec.options).map_err(at)?;
             let model = Model::shared(backend, params).map_err(at)?;
-            chain.push(
-                LlmChain::new(spec.template.clone(), model)
-                    .with_output_key(spec.output_key.clone()),
-            );
+            chain.push(LlmChain::new(spec.template.clone(), model).with_output_key(spec.output_key.clone()));
         }
         let path = self.path.display().to_string();
         SequentialChain::from_steps(chain).map_err(|e| Error::File {
@@ -191,14 +167,9 @@ impl ChainFile {
 
 /// The backend's defaults with the file's fields over them, read by `SamplingParams`' own
 /// deserializer and checked by its `validate`.
-pub fn sampling_params(
-    base: SamplingParams,
-    options: &Map<String, Value>,
-) -> Result<SamplingParams> {
+pub fn sampling_params(base: SamplingParams, options: &Map<String, Value>) -> Result<SamplingParams> {
     let mut p = serde_json::to_value(&base).map_err(|e| Error::Chain(e.to_string()))?;
-    if !options.contains_key("max_tokens")
-        && base.max_tokens == SamplingParams::default().max_tokens
-    {
+    if !options.contains_key("max_tokens") && base.max_tokens == SamplingParams::default().max_tokens {
         p["max_tokens"] = Value::from(256); // a chain step wants more than vLLM's 16 tokens
     }
     if let Value::Object(fields) = &mut p {
@@ -213,11 +184,7 @@ pub fn sampling_params(
 fn parse_step(t: &toml::Table, dir: &Path) -> std::result::Result<StepSpec, String> {
     let template = match (t.get("template"), t.get("messages")) {
         (Some(_), Some(_)) => return Err("give either template or messages, not both".into()),
-        (None, None) => {
-            return Err(
-                "no prompt: add template = \"...\" or messages = [[role, template], ...]".into(),
-            )
-        }
+        (None, None) => return Err("no prompt: add template = \"...\" or messages = [[role, template], ...]".into()),
         (Some(v), None) => {
             let s = v.as_str().ok_or("template must be a string")?;
             Template::Text(PromptTemplate::from_template(s).map_err(|e| e.to_string())?)
@@ -243,10 +210,7 @@ fn parse_step(t: &toml::Table, dir: &Path) -> std::result::Result<StepSpec, Stri
                 "unknown key {k:?} (not a step, backend or SamplingParams field)"
             ));
         }
-        options.insert(
-            k.clone(),
-            serde_json::to_value(v).map_err(|e| format!("{k}: {e}"))?,
-        );
+        options.insert(k.clone(), serde_json::to_value(v).map_err(|e| format!("{k}: {e}"))?);
     }
     // Out-of-range values are reported now, before any model loads (and again over the
     // model's own defaults when the chain is built).
@@ -287,7 +251,9 @@ fn backend(t: &toml::Table, dir: &Path) -> std::result::Result<BackendSpec, Stri
     };
     match (text("local")?, text("endpoint")?) {
         (Some(_), Some(_)) => Err("give either local or endpoint, not both".into()),
-        (None, None) => Err("no backend: set local = \"MODEL\" or endpoint = \"http://...\" (here or in [defaults])".into()),
+        (None, None) => {
+            Err("no backend: set local = \"MODEL\" or endpoint = \"http://...\" (here or in [defaults])".into())
+        }
         (Some(model), None) => match BACKEND_KEYS[2..].iter().find(|k| t.contains_key(**k)) {
             Some(k) => Err(format!("{k} is for an endpoint, not a local model")),
             None => Ok(BackendSpec::Local(model_path(&model, dir))),
@@ -300,8 +266,12 @@ fn backend(t: &toml::Table, dir: &Path) -> std::result::Result<BackendSpec, Stri
                 e.api_key = Some(std::env::var(&var).map_err(|_| format!("api_key_env: ${var} is not set"))?);
             }
             if let Some(v) = t.get("timeout") {
-                let secs = v.as_float().or_else(|| v.as_integer().map(|i| i as f64)).ok_or("timeout must be seconds")?;
-                e.timeout = Duration::try_from_secs_f64(secs).map_err(|_| format!("timeout must be positive seconds, got {secs}"))?;
+                let secs = v
+                    .as_float()
+                    .or_else(|| v.as_integer().map(|i| i as f64))
+                    .ok_or("timeout must be seconds")?;
+                e.timeout = Duration::try_from_secs_f64(secs)
+                    .map_err(|_| format!("timeout must be positive seconds, got {secs}"))?;
             }
             Ok(BackendSpec::Endpoint(e))
         }

@@ -56,10 +56,7 @@ pub type Vars = BTreeMap<String, String>;
 
 /// `Vars` from pairs: `vars([("country", "France")])`.
 pub fn vars<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Vars {
-    pairs
-        .into_iter()
-        .map(|(k, v)| (k.into(), v.into()))
-        .collect()
+    pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()
 }
 
 runnable::impl_bitor!(PromptTemplate, ChatPromptTemplate, Template);

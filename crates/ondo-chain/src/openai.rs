@@ -97,17 +97,9 @@ impl OpenAiEndpoint {
             p.frequency_penalty != d.frequency_penalty,
             json!(p.frequency_penalty),
         );
-        let bias: Map<String, Value> = p
-            .logit_bias
-            .iter()
-            .map(|(id, b)| (id.to_string(), json!(b)))
-            .collect();
+        let bias: Map<String, Value> = p.logit_bias.iter().map(|(id, b)| (id.to_string(), json!(b))).collect();
         put("logit_bias", !bias.is_empty(), Value::Object(bias));
-        put(
-            "best_of",
-            p.best_of.is_some_and(|b| b != p.n),
-            json!(p.best_of),
-        );
+        put("best_of", p.best_of.is_some_and(|b| b != p.n), json!(p.best_of));
         put("top_k", p.top_k != d.top_k, json!(p.top_k));
         put("min_p", p.min_p != d.min_p, json!(p.min_p));
         put(
@@ -115,22 +107,10 @@ impl OpenAiEndpoint {
             p.repetition_penalty != d.repetition_penalty,
             json!(p.repetition_penalty),
         );
-        put(
-            "min_tokens",
-            p.min_tokens != d.min_tokens,
-            json!(p.min_tokens),
-        );
+        put("min_tokens", p.min_tokens != d.min_tokens, json!(p.min_tokens));
         put("ignore_eos", p.ignore_eos, json!(true));
-        put(
-            "stop_token_ids",
-            !p.stop_token_ids.is_empty(),
-            json!(p.stop_token_ids),
-        );
-        put(
-            "include_stop_str_in_output",
-            p.include_stop_str_in_output,
-            json!(true),
-        );
+        put("stop_token_ids", !p.stop_token_ids.is_empty(), json!(p.stop_token_ids));
+        put("include_stop_str_in_output", p.include_stop_str_in_output, json!(true));
         put("skip_special_tokens", !p.skip_special_tokens, json!(false));
         put(
             "spaces_between_special_tokens",
@@ -166,17 +146,12 @@ impl OpenAiEndpoint {
             status,
             reason,
         };
-        let mut req = self
-            .agent()
-            .post(&url)
-            .header("Content-Type", "application/json");
+        let mut req = self.agent().post(&url).header("Content-Type", "application/json");
         if let Some(key) = &self.api_key {
             req = req.header("Authorization", format!("Bearer {key}"));
         }
         let body = self.body(prompt, params).to_string();
-        let mut resp = req
-            .send(body.as_str())
-            .map_err(|e| remote(None, self.transport(e)))?;
+        let mut resp = req.send(body.as_str()).map_err(|e| remote(None, self.transport(e)))?;
         let status = resp.status();
         if status.as_u16() >= 400 {
             let text = resp
@@ -185,8 +160,7 @@ impl OpenAiEndpoint {
                 .limit(64 << 10)
                 .read_to_string()
                 .unwrap_or_default();
-            let reason = error_message(&text)
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
+            let reason = error_message(&text).unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_string());
             return Err(remote(Some(status.as_u16()), reason));
         }
         let chat = matches!(prompt, PromptValue::Chat(_));
@@ -203,8 +177,8 @@ impl OpenAiEndpoint {
                 .map_err(|e| remote(None, self.transport(e)))?;
             let v: Value = serde_json::from_str(&text)
                 .map_err(|e| remote(None, format!("the answer is not JSON ({e}): {text:.200}")))?;
-            let delta = choice_text(&v, chat)
-                .ok_or_else(|| remote(None, format!("no choices[0] text in {text:.200}")))?;
+            let delta =
+                choice_text(&v, chat).ok_or_else(|| remote(None, format!("no choices[0] text in {text:.200}")))?;
             return Ok(Deltas {
                 reader: None,
                 pending: Some(delta),
@@ -253,9 +227,8 @@ impl Backend for OpenAiEndpoint {
                 handles
                     .into_iter()
                     .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::Chain("a request thread panicked".into()))
-                        })
+                        h.join()
+                            .unwrap_or_else(|_| Err(Error::Chain("a request thread panicked".into())))
                     })
                     .collect()
             });
@@ -309,7 +282,9 @@ impl Iterator for Deltas {
             match read {
                 Ok(0) => {
                     let n = self.chunks;
-                    return self.fail(format!("the stream ended before `data: [DONE]` (connection closed after {n} chunks)"));
+                    return self.fail(format!(
+                        "the stream ended before `data: [DONE]` (connection closed after {n} chunks)"
+                    ));
                 }
                 Err(e) => {
                     let reason = stream_error(&e, self.timeout, self.chunks);
@@ -328,9 +303,7 @@ impl Iterator for Deltas {
             self.chunks += 1;
             let chunk: Value = match serde_json::from_str(data) {
                 Ok(v) => v,
-                Err(e) => {
-                    return self.fail(format!("a stream chunk is not JSON ({e}): {data:.200}"))
-                }
+                Err(e) => return self.fail(format!("a stream chunk is not JSON ({e}): {data:.200}")),
             };
             if let Some(reason) = error_message(data) {
                 return self.fail(format!("error in the stream: {reason}"));

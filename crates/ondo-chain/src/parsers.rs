@@ -72,14 +72,7 @@ fn fenced(text: &str) -> Option<&str> {
     let after = &text[start + 3..];
     // The opening line may name a language (```json); the body starts on the next line.
     let body = match after.find('\n') {
-        Some(nl)
-            if after[..nl]
-                .trim()
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric()) =>
-        {
-            &after[nl + 1..]
-        }
+        Some(nl) if after[..nl].trim().chars().all(|c| c.is_ascii_alphanumeric()) => &after[nl + 1..],
         _ => after,
     };
     Some(body.find("```").map_or(body, |end| &body[..end]))
@@ -182,9 +175,7 @@ mod tests {
         let text = "```json\n{\"name\": \"Macron\",, }\n```";
         let e = json(text).unwrap_err();
         let Error::Parse {
-            parser,
-            text: shown,
-            ..
+            parser, text: shown, ..
         } = &e
         else {
             panic!("{e:?}")
@@ -204,10 +195,7 @@ mod tests {
     fn comma_separated_lists() {
         let p = CommaSeparatedListOutputParser;
         assert_eq!(p.parse("red, green ,blue"), vec!["red", "green", "blue"]);
-        assert_eq!(
-            p.parse(" 서울,  부산 , ,대구,\n"),
-            vec!["서울", "부산", "대구"]
-        );
+        assert_eq!(p.parse(" 서울,  부산 , ,대구,\n"), vec!["서울", "부산", "대구"]);
         assert!(p.parse("  ").is_empty());
         assert_eq!(p.invoke("one".into()).unwrap(), vec!["one"]);
     }
@@ -223,12 +211,7 @@ mod tests {
                 Ok(s)
             }
             fn stream<'a>(&'a self, s: String) -> Chunks<'a, String> {
-                Box::new(
-                    s.split(' ')
-                        .map(|w| Ok(w.to_string()))
-                        .collect::<Vec<_>>()
-                        .into_iter(),
-                )
+                Box::new(s.split(' ').map(|w| Ok(w.to_string())).collect::<Vec<_>>().into_iter())
             }
         }
         let chain = words | Deltas | StrOutputParser;

@@ -197,8 +197,7 @@ mod tests {
 
     #[test]
     fn an_error_stops_the_pipe() {
-        let fail =
-            RunnableLambda::new(|x: i64| -> Result<i64> { Err(Error::Chain(format!("no {x}"))) });
+        let fail = RunnableLambda::new(|x: i64| -> Result<i64> { Err(Error::Chain(format!("no {x}"))) });
         let ran = std::sync::atomic::AtomicBool::new(false);
         let after = RunnableLambda::new(|x: i64| {
             ran.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -39,11 +39,7 @@ impl LlmChain {
     }
 
     /// Render with `vars` and run, streaming the text to `sink` (which returns false to stop).
-    pub fn run_streaming(
-        &self,
-        vars: &Vars,
-        sink: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<StepRecord> {
+    pub fn run_streaming(&self, vars: &Vars, sink: &mut dyn FnMut(&str) -> bool) -> Result<StepRecord> {
         let prompt = self.prompt.format(vars)?;
         let mut text = String::new();
         for delta in self.model.stream(prompt.clone()) {
@@ -104,26 +100,16 @@ fn step_vars(step: &LlmChain, i: usize, feed: &Feed, done: &[StepRecord]) -> Var
     match feed {
         Feed::Simple(input) => {
             let value = if i == 0 { input } else { &done[i - 1].text };
-            step.variables()
-                .iter()
-                .map(|v| (v.clone(), value.clone()))
-                .collect()
+            step.variables().iter().map(|v| (v.clone(), value.clone())).collect()
         }
         Feed::Named(inputs) => step
             .variables()
             .iter()
             .map(|v| {
-                let from_step = done
-                    .iter()
-                    .rev()
-                    .find(|r| r.output_key == *v)
-                    .map(|r| &r.text);
+                let from_step = done.iter().rev().find(|r| r.output_key == *v).map(|r| &r.text);
                 (
                     v.clone(),
-                    from_step
-                        .or_else(|| inputs.get(v))
-                        .cloned()
-                        .unwrap_or_default(),
+                    from_step.or_else(|| inputs.get(v)).cloned().unwrap_or_default(),
                 )
             })
             .collect(),
@@ -133,10 +119,7 @@ fn step_vars(step: &LlmChain, i: usize, feed: &Feed, done: &[StepRecord]) -> Var
 /// Run `steps` for every feed, one step at a time over all of them (so a model sees the whole
 /// batch at once); each feed's records in step order.
 fn run_steps(steps: &[LlmChain], feeds: &[Feed]) -> Result<Vec<Vec<StepRecord>>> {
-    let mut records: Vec<Vec<StepRecord>> = feeds
-        .iter()
-        .map(|_| Vec::with_capacity(steps.len()))
-        .collect();
+    let mut records: Vec<Vec<StepRecord>> = feeds.iter().map(|_| Vec::with_capacity(steps.len())).collect();
     for (i, step) in steps.iter().enumerate() {
         let prompts = feeds
             .iter()
@@ -156,17 +139,11 @@ fn run_steps(steps: &[LlmChain], feeds: &[Feed]) -> Result<Vec<Vec<StepRecord>>>
 }
 
 /// Every step but the last run on `feed`, then the last streamed to `sink`.
-fn run_streaming(
-    steps: &[LlmChain],
-    feed: Feed,
-    sink: &mut dyn FnMut(&str) -> bool,
-) -> Result<Vec<StepRecord>> {
+fn run_streaming(steps: &[LlmChain], feed: Feed, sink: &mut dyn FnMut(&str) -> bool) -> Result<Vec<StepRecord>> {
     let (last, rest) = steps
         .split_last()
         .ok_or_else(|| Error::Chain("a chain needs at least one step".into()))?;
-    let mut done = run_steps(rest, std::slice::from_ref(&feed))?
-        .pop()
-        .unwrap_or_default();
+    let mut done = run_steps(rest, std::slice::from_ref(&feed))?.pop().unwrap_or_default();
     let vars = step_vars(last, rest.len(), &feed, &done);
     done.push(last.run_streaming(&vars, sink)?);
     Ok(done)
@@ -232,11 +209,7 @@ impl SimpleSequentialChain {
     }
 
     /// [`SimpleSequentialChain::run`], streaming the last step's text to `sink`.
-    pub fn run_streaming(
-        &self,
-        input: &str,
-        sink: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<Vec<StepRecord>> {
+    pub fn run_streaming(&self, input: &str, sink: &mut dyn FnMut(&str) -> bool) -> Result<Vec<StepRecord>> {
         run_streaming(&self.steps, Feed::Simple(input.to_string()), sink)
     }
 }
@@ -252,10 +225,7 @@ impl Runnable for SimpleSequentialChain {
     }
     fn batch(&self, inputs: Vec<String>) -> Result<Vec<String>> {
         let feeds: Vec<Feed> = inputs.into_iter().map(Feed::Simple).collect();
-        run_steps(&self.steps, &feeds)?
-            .into_iter()
-            .map(last_text)
-            .collect()
+        run_steps(&self.steps, &feeds)?.into_iter().map(last_text).collect()
     }
 }
 
@@ -304,11 +274,7 @@ impl SequentialChain {
                 "output variable {o:?} is neither an input nor a step's output"
             )));
         }
-        Ok(Self {
-            steps,
-            inputs,
-            outputs,
-        })
+        Ok(Self { steps, inputs, outputs })
     }
 
     /// The inputs are the variables no earlier step writes; the outputs are every step's.
@@ -331,17 +297,11 @@ impl SequentialChain {
     /// Run every step; `vars` must hold exactly the input variables.
     pub fn run(&self, vars: Vars) -> Result<Vec<StepRecord>> {
         check_vars(&vars, &self.inputs)?;
-        Ok(run_steps(&self.steps, &[Feed::Named(vars)])?
-            .pop()
-            .unwrap_or_default())
+        Ok(run_steps(&self.steps, &[Feed::Named(vars)])?.pop().unwrap_or_default())
     }
 
     /// [`SequentialChain::run`], streaming the last step's text to `sink`.
-    pub fn run_streaming(
-        &self,
-        vars: Vars,
-        sink: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<Vec<StepRecord>> {
+    pub fn run_streaming(&self, vars: Vars, sink: &mut dyn FnMut(&str) -> bool) -> Result<Vec<StepRecord>> {
         check_vars(&vars, &self.inputs)?;
         run_streaming(&self.steps, Feed::Named(vars), sink)
     }
@@ -349,9 +309,7 @@ impl SequentialChain {
     fn outputs_of(&self, vars: Vars, records: Vec<StepRecord>) -> Vars {
         let mut all = vars;
         all.extend(records.into_iter().map(|r| (r.output_key, r.text)));
-        all.into_iter()
-            .filter(|(k, _)| self.outputs.contains(k))
-            .collect()
+        all.into_iter().filter(|(k, _)| self.outputs.contains(k)).collect()
     }
 }
 

@@ -59,10 +59,7 @@ impl PromptTemplate {
 
     /// A copy with some variables bound now; the rest are given to `format` later. Binding a
     /// variable the template does not have (or has already bound) is an error naming it.
-    pub fn partial<K: Into<String>, V: Into<String>>(
-        &self,
-        values: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<Self> {
+    pub fn partial<K: Into<String>, V: Into<String>>(&self, values: impl IntoIterator<Item = (K, V)>) -> Result<Self> {
         let mut out = self.clone();
         for (k, v) in values {
             let name = k.into();
@@ -163,8 +160,7 @@ fn parse(template: &str) -> Result<Vec<Piece>> {
                         Some((_, ch)) => name.push(ch),
                     }
                 }
-                check_name(&name)
-                    .map_err(|why| bad(format!("{{{name}}} at character {at}: {why}")))?;
+                check_name(&name).map_err(|why| bad(format!("{{{name}}} at character {at}: {why}")))?;
                 if !text.is_empty() {
                     pieces.push(Piece::Text(std::mem::take(&mut text)));
                 }

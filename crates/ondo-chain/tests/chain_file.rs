@@ -42,14 +42,9 @@ fn steps_inherit_defaults_and_override_them() {
     .unwrap();
     assert_eq!(file.steps.len(), 2);
     let (a, b) = (&file.steps[0], &file.steps[1]);
-    assert_eq!(
-        (a.output_key.as_str(), b.output_key.as_str()),
-        ("president", "step2")
-    );
+    assert_eq!((a.output_key.as_str(), b.output_key.as_str()), ("president", "step2"));
     assert!(matches!(&a.template, Template::Chat(c) if c.variables() == ["country"]));
-    assert!(
-        matches!(&b.template, Template::Text(t) if t.template() == "{president} changed {topic}:")
-    );
+    assert!(matches!(&b.template, Template::Text(t) if t.template() == "{president} changed {topic}:"));
     let BackendSpec::Endpoint(e) = &a.backend else {
         panic!("{:?}", a.backend)
     };
@@ -61,10 +56,7 @@ fn steps_inherit_defaults_and_override_them() {
     // A step with its own backend drops the default one's settings (model, key, timeout).
     assert_eq!(b.backend, BackendSpec::Local("/models/m.gguf".into()));
     assert_eq!(
-        (
-            a.options["max_tokens"].as_i64(),
-            b.options["max_tokens"].as_i64()
-        ),
+        (a.options["max_tokens"].as_i64(), b.options["max_tokens"].as_i64()),
         (Some(40), Some(99))
     );
     assert_eq!(b.options["temperature"].as_i64(), Some(0));
@@ -74,14 +66,9 @@ fn steps_inherit_defaults_and_override_them() {
 
 #[test]
 fn sampling_options_go_through_sampling_params() {
-    let file =
-        parse("[[step]]\ntemplate = \"x\"\nlocal = \"m\"\ntop_k = 5\nstop = [\"\\n\"]\nseed = 3\n")
-            .unwrap();
+    let file = parse("[[step]]\ntemplate = \"x\"\nlocal = \"m\"\ntop_k = 5\nstop = [\"\\n\"]\nseed = 3\n").unwrap();
     let p = sampling_params(SamplingParams::default(), &file.steps[0].options).unwrap();
-    assert_eq!(
-        (p.top_k, p.stop.clone(), p.seed),
-        (5, vec!["\n".to_string()], Some(3))
-    );
+    assert_eq!((p.top_k, p.stop.clone(), p.seed), (5, vec!["\n".to_string()], Some(3)));
     assert_eq!(
         p.max_tokens,
         Some(256),

@@ -19,9 +19,7 @@ struct Seen {
 
 /// Serve one connection with `respond` on a free port; the request is read first and reported
 /// on the returned channel. Returns the base URL (with `/v1`).
-fn serve_once(
-    respond: impl FnOnce(&mut TcpStream) + Send + 'static,
-) -> (String, mpsc::Receiver<Seen>) {
+fn serve_once(respond: impl FnOnce(&mut TcpStream) + Send + 'static) -> (String, mpsc::Receiver<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
     let (tx, rx) = mpsc::channel();
@@ -61,8 +59,7 @@ fn read_request(conn: &mut TcpStream) -> Seen {
     }
 }
 
-const SSE_HEAD: &str =
-    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
 
 fn sse(conn: &mut TcpStream, events: &[&str]) {
     conn.write_all(SSE_HEAD.as_bytes()).unwrap();
@@ -123,25 +120,15 @@ fn completions_request_carries_the_sampling_options_and_joins_deltas() {
         .unwrap();
     assert_eq!(text, "Paris.");
     let seen = seen.recv().unwrap();
+    assert!(seen.head.starts_with("POST /v1/completions HTTP/1.1"), "{}", seen.head);
     assert!(
-        seen.head.starts_with("POST /v1/completions HTTP/1.1"),
-        "{}",
-        seen.head
-    );
-    assert!(
-        seen.head
-            .to_ascii_lowercase()
-            .contains("authorization: bearer sk-test"),
+        seen.head.to_ascii_lowercase().contains("authorization: bearer sk-test"),
         "{}",
         seen.head
     );
     let b = &seen.body;
     assert_eq!(
-        (
-            b["model"].as_str(),
-            b["prompt"].as_str(),
-            b["stream"].as_bool()
-        ),
+        (b["model"].as_str(), b["prompt"].as_str(), b["stream"].as_bool()),
         (Some("tiny"), Some("The capital of France is"), Some(true))
     );
     assert_eq!(
@@ -181,11 +168,7 @@ fn chat_prompts_go_to_chat_completions_and_read_delta_content() {
             ],
         )
     });
-    let prompt = ChatPromptTemplate::from_messages([
-        ("system", "Be kind."),
-        ("user", "Say hello in {lang}."),
-    ])
-    .unwrap();
+    let prompt = ChatPromptTemplate::from_messages([("system", "Be kind."), ("user", "Say hello in {lang}.")]).unwrap();
     let chain = prompt | model(&base, Duration::from_secs(30), greedy(8));
     let deltas: Vec<String> = chain
         .stream(ondo_chain::vars([("lang", "Korean")]))
@@ -204,13 +187,13 @@ fn chat_prompts_go_to_chat_completions_and_read_delta_content() {
 
 #[test]
 fn an_error_status_names_the_endpoint_status_and_message() {
-    for (status, line) in [
-        (500, "500 Internal Server Error"),
-        (401, "401 Unauthorized"),
-    ] {
+    for (status, line) in [(500, "500 Internal Server Error"), (401, "401 Unauthorized")] {
         let (base, _seen) = serve_once(move |c| {
             let body = r#"{"error":{"message":"the model fell over","type":"server_error"}}"#;
-            let head = format!("HTTP/1.1 {line}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let head = format!(
+                "HTTP/1.1 {line}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
             c.write_all(head.as_bytes()).unwrap();
             c.write_all(body.as_bytes()).unwrap();
         });
@@ -219,15 +202,9 @@ fn an_error_status_names_the_endpoint_status_and_message() {
             .unwrap_err();
         let shown = e.to_string();
         let (endpoint, got, reason) = remote(e);
-        assert_eq!(
-            (endpoint, got),
-            (format!("{base}/completions"), Some(status))
-        );
+        assert_eq!((endpoint, got), (format!("{base}/completions"), Some(status)));
         assert_eq!(reason, "the model fell over");
-        assert_eq!(
-            shown,
-            format!("{base}/completions: HTTP {status}: the model fell over")
-        );
+        assert_eq!(shown, format!("{base}/completions: HTTP {status}: the model fell over"));
     }
 }
 
@@ -270,18 +247,13 @@ fn a_server_that_never_answers_times_out() {
     });
     let timeout = Duration::from_millis(300);
     let started = Instant::now();
-    let e = model(&base, timeout, greedy(4))
-        .invoke("hi".into())
-        .unwrap_err();
+    let e = model(&base, timeout, greedy(4)).invoke("hi".into()).unwrap_err();
     let took = started.elapsed();
     seen.recv().expect("the request reached the server");
     let (endpoint, status, reason) = remote(e);
     assert_eq!((endpoint, status), (format!("{base}/completions"), None));
     assert!(reason.starts_with("timed out after 300ms"), "{reason}");
-    assert!(
-        took >= timeout && took < Duration::from_secs(10),
-        "took {took:?}"
-    );
+    assert!(took >= timeout && took < Duration::from_secs(10), "took {took:?}");
     drop(hold_tx);
 }
 
@@ -306,11 +278,7 @@ fn a_stream_that_stalls_times_out_between_chunks() {
 
 #[test]
 fn a_refused_connection_names_the_endpoint() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port(); // closed again
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(); // closed again
     let base = format!("http://127.0.0.1:{port}/v1");
     let e = model(&base, Duration::from_secs(5), greedy(4))
         .invoke("hi".into())

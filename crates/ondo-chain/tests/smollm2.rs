@@ -5,8 +5,8 @@
 //! giving the same text as the local model. Skips without the model, fails without it under CI.
 
 use ondo_chain::{
-    vars, ChatPromptTemplate, LlmChain, Local, Model, OpenAiEndpoint, PromptTemplate, PromptValue,
-    Runnable, SimpleSequentialChain, StrOutputParser,
+    vars, ChatPromptTemplate, LlmChain, Local, Model, OpenAiEndpoint, PromptTemplate, PromptValue, Runnable,
+    SimpleSequentialChain, StrOutputParser,
 };
 use ondo_engine::{Llm, LoadOptions, Prompt, SamplingParams};
 use std::sync::OnceLock;
@@ -57,11 +57,9 @@ fn prompt_pipe_llm_invoke_equals_llm_generate() {
     assert_eq!(got, direct[0].outputs[0].text);
 
     // A chat prompt goes through the model's chat template, as `Llm::chat` does.
-    let chat =
-        ChatPromptTemplate::from_messages([("user", "What is the capital of {country}?")]).unwrap();
+    let chat = ChatPromptTemplate::from_messages([("user", "What is the capital of {country}?")]).unwrap();
     let got = (chat | local(&llm, params.clone())).invoke(input).unwrap();
-    let messages =
-        [serde_json::json!({"role": "user", "content": "What is the capital of France?"})];
+    let messages = [serde_json::json!({"role": "user", "content": "What is the capital of France?"})];
     let direct = llm.chat(&messages, &params, &mut |_, _| true).unwrap();
     assert!(!got.is_empty());
     assert_eq!(got, direct.outputs[0].text);
@@ -73,40 +71,24 @@ fn stream_deltas_join_to_the_invoke_text() {
     let prompt = PromptTemplate::from_template("Once upon a time, {name} the {animal}").unwrap();
     let chain = prompt | local(&llm, greedy(32)) | StrOutputParser;
     let input = vars([("name", "Mia"), ("animal", "fox")]);
-    let deltas: Vec<String> = chain
-        .stream(input.clone())
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(
-        deltas.len() > 1,
-        "the text came in one piece, not streamed: {deltas:?}"
-    );
+    let deltas: Vec<String> = chain.stream(input.clone()).collect::<Result<_, _>>().unwrap();
+    assert!(deltas.len() > 1, "the text came in one piece, not streamed: {deltas:?}");
     assert_eq!(deltas.concat(), chain.invoke(input).unwrap());
 
-    let korean =
-        PromptTemplate::from_template("{나라}의 수도는").unwrap() | local(&llm, greedy(24));
+    let korean = PromptTemplate::from_template("{나라}의 수도는").unwrap() | local(&llm, greedy(24));
     let input = vars([("나라", "대한민국")]);
-    let deltas: Vec<String> = korean
-        .stream(input.clone())
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let deltas: Vec<String> = korean.stream(input.clone()).collect::<Result<_, _>>().unwrap();
     assert_eq!(deltas.concat(), korean.invoke(input).unwrap());
 }
 
 #[test]
 fn a_batch_of_eight_equals_eight_invokes() {
     let Some(llm) = llm() else { return };
-    let chain = PromptTemplate::from_template("Q: What is {country} known for?\nA:").unwrap()
-        | local(&llm, greedy(20));
-    let countries = [
-        "France", "Japan", "Brazil", "Kenya", "Norway", "Korea", "Peru", "Egypt",
-    ];
+    let chain = PromptTemplate::from_template("Q: What is {country} known for?\nA:").unwrap() | local(&llm, greedy(20));
+    let countries = ["France", "Japan", "Brazil", "Kenya", "Norway", "Korea", "Peru", "Egypt"];
     let inputs: Vec<_> = countries.iter().map(|c| vars([("country", *c)])).collect();
     let batch = chain.batch(inputs.clone()).unwrap();
-    let one_by_one: Vec<String> = inputs
-        .into_iter()
-        .map(|i| chain.invoke(i).unwrap())
-        .collect();
+    let one_by_one: Vec<String> = inputs.into_iter().map(|i| chain.invoke(i).unwrap()).collect();
     assert_eq!(batch.len(), 8);
     assert_eq!(batch, one_by_one);
     let distinct: std::collections::BTreeSet<&String> = batch.iter().collect();
@@ -120,8 +102,7 @@ fn president_chain(model: &Model) -> SimpleSequentialChain {
         ("user", "Who was the first president of {country}?"),
     ])
     .unwrap();
-    let changes =
-        PromptTemplate::from_template("Changes that {president} made as president:\n1.").unwrap();
+    let changes = PromptTemplate::from_template("Changes that {president} made as president:\n1.").unwrap();
     SimpleSequentialChain::new(vec![
         LlmChain::new(who, model.clone()),
         LlmChain::new(changes, model.clone()),
@@ -140,12 +121,7 @@ fn a_two_step_chain_feeds_step_one_into_step_two() {
     assert!(!first.trim().is_empty(), "step 1 said nothing");
     // Step 1 on its own says the same.
     let alone = LlmChain::new(chain.steps()[0].prompt.clone(), model.clone());
-    assert_eq!(
-        &alone
-            .invoke(vars([("country", "the United States")]))
-            .unwrap(),
-        first
-    );
+    assert_eq!(&alone.invoke(vars([("country", "the United States")])).unwrap(), first);
     let PromptValue::Text(second) = &records[1].prompt else {
         panic!("step 2 is a text prompt")
     };
@@ -153,15 +129,9 @@ fn a_two_step_chain_feeds_step_one_into_step_two() {
         second.contains(first.as_str()),
         "step 2's prompt {second:?} lacks step 1's output {first:?}"
     );
-    assert_eq!(
-        second,
-        &format!("Changes that {first} made as president:\n1.")
-    );
+    assert_eq!(second, &format!("Changes that {first} made as president:\n1."));
     assert!(!records[1].text.is_empty());
-    assert_eq!(
-        chain.invoke("the United States".into()).unwrap(),
-        records[1].text
-    );
+    assert_eq!(chain.invoke("the United States".into()).unwrap(), records[1].text);
 
     let mut streamed = String::new();
     let again = chain.run_streaming("the United States", &mut |d| {
@@ -209,23 +179,10 @@ fn the_same_chain_over_ondo_serve_gives_the_local_text() {
         let want = here.run(country).unwrap();
         let got = there.run(country).unwrap();
         assert!(!want[1].text.is_empty());
-        assert_eq!(
-            got, want,
-            "{country}: prompts and texts over HTTP differ from local"
-        );
+        assert_eq!(got, want, "{country}: prompts and texts over HTTP differ from local");
     }
-    let streamed: Vec<String> = there
-        .stream("France".into())
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let streamed: Vec<String> = there.stream("France".into()).collect::<Result<_, _>>().unwrap();
     assert_eq!(streamed.concat(), here.invoke("France".into()).unwrap());
-    let inputs = vec![
-        "Chile".to_string(),
-        "Ghana".to_string(),
-        "Poland".to_string(),
-    ];
-    assert_eq!(
-        there.batch(inputs.clone()).unwrap(),
-        here.batch(inputs).unwrap()
-    );
+    let inputs = vec!["Chile".to_string(), "Ghana".to_string(), "Poland".to_string()];
+    assert_eq!(there.batch(inputs.clone()).unwrap(), here.batch(inputs).unwrap());
 }

@@ -1,9 +1,7 @@
 //! Prompt templates: variables found at parse time, `{{`/`}}` escapes, errors that name the
 //! missing, extra or malformed variable, partials, chat templates, and Korean text.
 
-use ondo_chain::{
-    vars, ChatPromptTemplate, Error, Message, PromptTemplate, PromptValue, Role, Runnable,
-};
+use ondo_chain::{vars, ChatPromptTemplate, Error, Message, PromptTemplate, PromptValue, Role, Runnable};
 
 fn t(s: &str) -> PromptTemplate {
     PromptTemplate::from_template(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
@@ -54,10 +52,7 @@ fn malformed_templates_are_errors_that_say_where() {
         ("a {} b", "empty braces need a variable name"),
         ("{x:>10}", "format specs and conversions are not supported"),
         ("{x!r}", "format specs and conversions are not supported"),
-        (
-            "{user.name}",
-            "attribute and index access are not supported",
-        ),
+        ("{user.name}", "attribute and index access are not supported"),
         ("{items[0]}", "attribute and index access are not supported"),
         ("{1st}", "not starting with a digit"),
         ("{two words}", "letters, digits and '_'"),
@@ -91,20 +86,13 @@ fn missing_and_extra_variables_are_named() {
     );
 
     let e = p
-        .format(&vars([
-            ("country", "France"),
-            ("year", "2020"),
-            ("contry", "typo"),
-        ]))
+        .format(&vars([("country", "France"), ("year", "2020"), ("contry", "typo")]))
         .unwrap_err();
     assert!(
         matches!(&e, Error::ExtraVariable { name, .. } if name == "contry"),
         "{e:?}"
     );
-    assert!(
-        e.to_string().starts_with(r#"unexpected variable "contry""#),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(r#"unexpected variable "contry""#), "{e}");
     // The runnable form checks the same way.
     assert!(
         matches!(p.invoke(vars([("year", "1999")])), Err(Error::MissingVariable { name, .. }) if name == "country")
@@ -116,26 +104,15 @@ fn partials_bind_some_variables_now_and_the_rest_later() {
     let p = t("{greeting}, {name}! Today is {day}.");
     let q = p.partial([("greeting", "Hi")]).unwrap();
     assert_eq!(q.variables(), ["name", "day"]);
-    assert_eq!(
-        p.variables(),
-        ["greeting", "name", "day"],
-        "the original is unchanged"
-    );
+    assert_eq!(p.variables(), ["greeting", "name", "day"], "the original is unchanged");
     let r = q.partial([("day", "Monday")]).unwrap();
-    assert_eq!(
-        r.format(&vars([("name", "Bo")])).unwrap(),
-        "Hi, Bo! Today is Monday."
-    );
+    assert_eq!(r.format(&vars([("name", "Bo")])).unwrap(), "Hi, Bo! Today is Monday.");
     // A bound variable is no longer an input, and binding an unknown one is an error.
     assert!(
         matches!(r.format(&vars([("name", "Bo"), ("day", "x")])), Err(Error::ExtraVariable { name, .. }) if name == "day")
     );
-    assert!(
-        matches!(p.partial([("nmae", "x")]), Err(Error::ExtraVariable { name, .. }) if name == "nmae")
-    );
-    assert!(
-        matches!(q.partial([("greeting", "again")]), Err(Error::ExtraVariable { name, .. }) if name == "greeting")
-    );
+    assert!(matches!(p.partial([("nmae", "x")]), Err(Error::ExtraVariable { name, .. }) if name == "nmae"));
+    assert!(matches!(q.partial([("greeting", "again")]), Err(Error::ExtraVariable { name, .. }) if name == "greeting"));
 }
 
 #[test]
@@ -145,19 +122,11 @@ fn korean_text_and_korean_variable_names() {
     let out = p
         .format(&vars([("나라", "대한민국"), ("답변_형식", "한 문장")]))
         .unwrap();
-    assert_eq!(
-        out,
-        "대한민국의 대통령은 누구입니까? {답}: 한 문장으로 답하세요."
-    );
+    assert_eq!(out, "대한민국의 대통령은 누구입니까? {답}: 한 문장으로 답하세요.");
     // Positions in errors count characters, not bytes.
-    let e = PromptTemplate::from_template("안녕 {이름")
-        .unwrap_err()
-        .to_string();
+    let e = PromptTemplate::from_template("안녕 {이름").unwrap_err().to_string();
     assert!(e.contains("'{' at character 3 is not closed"), "{e}");
-    let e = t("{이름}님")
-        .format(&vars::<&str, &str>([]))
-        .unwrap_err()
-        .to_string();
+    let e = t("{이름}님").format(&vars::<&str, &str>([])).unwrap_err().to_string();
     assert!(e.contains(r#"missing variable "이름""#), "{e}");
 }
 
@@ -202,10 +171,7 @@ fn chat_templates_fill_each_message_and_check_roles() {
         matches!(c.format_messages(&vars([("language", "x")])), Err(Error::MissingVariable { name, .. }) if name == "country")
     );
     let e = ChatPromptTemplate::from_messages([("wizard", "hi")]).unwrap_err();
-    assert!(
-        e.to_string().contains(r#"unknown chat role "wizard""#),
-        "{e}"
-    );
+    assert!(e.to_string().contains(r#"unknown chat role "wizard""#), "{e}");
     let e = ChatPromptTemplate::from_messages([("user", "{oops")]).unwrap_err();
     assert!(matches!(e, Error::Syntax { .. }), "{e:?}");
 }

@@ -122,8 +122,7 @@ impl BlockManager {
         let h = Self::hash(parent, tokens);
         let &b = self.cached.get(&h)?;
         let at = b as usize * self.block_size;
-        let same =
-            self.parent[b as usize] == parent && self.tokens[at..at + self.block_size] == *tokens;
+        let same = self.parent[b as usize] == parent && self.tokens[at..at + self.block_size] == *tokens;
         same.then_some((b, h))
     }
 
@@ -208,11 +207,7 @@ mod tests {
     #[test]
     fn allocate_release_share() {
         let mut m = BlockManager::new(3, 4, true);
-        let (a, b, c) = (
-            m.allocate().unwrap(),
-            m.allocate().unwrap(),
-            m.allocate().unwrap(),
-        );
+        let (a, b, c) = (m.allocate().unwrap(), m.allocate().unwrap(), m.allocate().unwrap());
         assert_eq!((a, b, c), (0, 1, 2));
         assert_eq!(m.allocate(), None);
         m.share(b);
@@ -232,11 +227,7 @@ mod tests {
         let h = m.register(a, ROOT_HASH, &[5, 6]);
         assert_eq!(m.lookup(ROOT_HASH, &[5, 6]), Some((a, h)));
         assert_eq!(m.lookup(ROOT_HASH, &[5, 7]), None);
-        assert_eq!(
-            m.lookup(h, &[5, 6]),
-            None,
-            "same tokens after another parent"
-        );
+        assert_eq!(m.lookup(h, &[5, 6]), None, "same tokens after another parent");
         m.release(a);
         assert_eq!(
             m.lookup(ROOT_HASH, &[5, 6]),

@@ -331,12 +331,7 @@ impl EngineCore {
 
 impl Executor {
     /// Copy shared partial blocks, then run every scheduled span in one forward pass.
-    fn run(
-        &mut self,
-        plan: &Plan,
-        sched: &Scheduler,
-        modes: &[LogitsFor],
-    ) -> Result<&[f32], EngineError> {
+    fn run(&mut self, plan: &Plan, sched: &Scheduler, modes: &[LogitsFor]) -> Result<&[f32], EngineError> {
         for c in &plan.copies {
             self.kv.copy_block(c.src as usize, c.dst as usize, c.slots);
         }
@@ -350,10 +345,7 @@ impl Executor {
                 mode,
             );
         }
-        Ok(self
-            .parts
-            .model
-            .forward(&self.batch, &mut self.kv, &mut self.ws)?)
+        Ok(self.parts.model.forward(&self.batch, &mut self.kv, &mut self.ws)?)
     }
 }
 
@@ -365,28 +357,14 @@ impl State {
         let limits = (self.limits.vocab_size, self.limits.context);
         let parts = &self.parts;
         let seqs = (0..p.best_of())
-            .map(|i| {
-                Decoding::new(
-                    &parts.tokenizer,
-                    &parts.eos_ids,
-                    p,
-                    &req.prompt_ids,
-                    seed,
-                    i,
-                    limits,
-                )
-            })
+            .map(|i| Decoding::new(&parts.tokenizer, &parts.eos_ids, p, &req.prompt_ids, seed, i, limits))
             .collect();
         let cacheable = p.prompt_logprobs.is_none();
         let id = self.sched.add(req.prompt_ids.clone(), cacheable);
-        let slot = self
-            .requests
-            .iter()
-            .position(Option::is_none)
-            .unwrap_or_else(|| {
-                self.requests.push(None);
-                self.requests.len() - 1
-            });
+        let slot = self.requests.iter().position(Option::is_none).unwrap_or_else(|| {
+            self.requests.push(None);
+            self.requests.len() - 1
+        });
         self.set_owner(id, slot, 0);
         let mut sched = vec![None; p.best_of()];
         sched[0] = Some(id);
@@ -419,9 +397,7 @@ impl State {
         (
             slot,
             index,
-            self.requests[slot]
-                .as_mut()
-                .expect("owned sequence has a request"),
+            self.requests[slot].as_mut().expect("owned sequence has a request"),
         )
     }
 
@@ -431,12 +407,9 @@ impl State {
         self.modes.clear();
         for item in &plan.items {
             let (slot, _) = self.owner[item.seq];
-            let req = self.requests[slot]
-                .as_ref()
-                .expect("scheduled sequences have requests");
+            let req = self.requests[slot].as_ref().expect("scheduled sequences have requests");
             let samples = item.start + item.len == self.sched.seq(item.seq).tokens.len();
-            let prompt_rows =
-                req.prompt_logprobs.is_some() && item.start + 1 < req.prompt_ids.len();
+            let prompt_rows = req.prompt_logprobs.is_some() && item.start + 1 < req.prompt_ids.len();
             self.modes.push(match (prompt_rows, samples) {
                 (true, _) => LogitsFor::All,
                 (false, true) => LogitsFor::Last,
@@ -475,18 +448,14 @@ impl State {
             req.send_delta(i, delta);
         }
         let outputs: Vec<_> = req.seqs.into_iter().map(|s| s.out).collect();
-        let aborted = outputs
-            .iter()
-            .any(|o| o.finish_reason == Some(FinishReason::Abort));
+        let aborted = outputs.iter().any(|o| o.finish_reason == Some(FinishReason::Abort));
         let counter = if aborted {
             &self.stats.requests_aborted
         } else {
             &self.stats.requests_finished
         };
         counter.fetch_add(1, Relaxed);
-        self.stats
-            .prompt_tokens
-            .fetch_add(req.prompt_ids.len() as u64, Relaxed);
+        self.stats.prompt_tokens.fetch_add(req.prompt_ids.len() as u64, Relaxed);
         let p = &req.params;
         let outputs = if p.best_of() > p.n {
             best_of_select(outputs, p.n)
@@ -509,18 +478,13 @@ impl State {
         let Some(req) = self.requests[slot].take() else {
             return;
         };
-        req.sched
-            .iter()
-            .flatten()
-            .for_each(|&id| self.sched.remove(id));
+        req.sched.iter().flatten().for_each(|&id| self.sched.remove(id));
     }
 
     /// Cancel requests whose caller went away.
     fn reap_cancelled(&mut self) {
         for slot in 0..self.requests.len() {
-            let gone = |r: &Request| {
-                r.events.is_closed() || r.cancel.as_ref().is_some_and(|c| c.load(Relaxed))
-            };
+            let gone = |r: &Request| r.events.is_closed() || r.cancel.as_ref().is_some_and(|c| c.load(Relaxed));
             if self.requests[slot].as_ref().is_some_and(gone) {
                 self.finish_request(slot, Some(FinishReason::Abort));
             }
@@ -533,9 +497,7 @@ impl State {
         for item in &plan.items {
             let (slot, _) = self.owner[item.seq];
             if let Some(req) = self.requests[slot].as_ref() {
-                let _ = req
-                    .events
-                    .send(Event::Failed(EngineError::Internal(e.to_string())));
+                let _ = req.events.send(Event::Failed(EngineError::Internal(e.to_string())));
                 self.stats.requests_failed.fetch_add(1, Relaxed);
                 self.drop_request(slot);
             }
@@ -554,10 +516,8 @@ impl State {
     fn publish_gauges(&self) {
         let s = &self.stats;
         let (free, total) = (self.sched.blocks.num_free(), self.sched.blocks.num_blocks());
-        s.requests_running
-            .store(self.sched.num_running() as u64, Relaxed);
-        s.requests_waiting
-            .store(self.sched.num_waiting() as u64, Relaxed);
+        s.requests_running.store(self.sched.num_running() as u64, Relaxed);
+        s.requests_waiting.store(self.sched.num_waiting() as u64, Relaxed);
         s.kv_blocks_free.store(free as u64, Relaxed);
         s.kv_blocks_used.store((total - free) as u64, Relaxed);
         let c = &self.sched.counters;

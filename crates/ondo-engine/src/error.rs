@@ -16,7 +16,9 @@ pub enum EngineError {
     NoChatTemplate(String),
     #[error("the prompt is empty: nothing to continue from")]
     EmptyPrompt,
-    #[error("the prompt has {len} tokens, but the model's context is {max} (max_position_embeddings): shorten the prompt")]
+    #[error(
+        "the prompt has {len} tokens, but the model's context is {max} (max_position_embeddings): shorten the prompt"
+    )]
     PromptTooLong { len: usize, max: usize },
     #[error("{0}: no tokenizer found (expected tokenizer.json in the model folder or a vocabulary in the GGUF)")]
     NoTokenizer(String),

@@ -41,9 +41,7 @@ pub use engine::EngineHandle;
 pub use error::EngineError;
 pub use llm::{Llm, LoadOptions, Prompt, Stream, StreamItem};
 pub use metrics::EngineStats;
-pub use output::{
-    best_of_select, CompletionOutput, FinishReason, LogprobMap, RequestOutput, StopReason,
-};
+pub use output::{best_of_select, CompletionOutput, FinishReason, LogprobMap, RequestOutput, StopReason};
 pub use params::{LogprobsMode, ParamError, SamplingParams};
 pub use rng::Rng;
 pub use sampler::{LogitsProcessor, Sampler, SeqContext, SeqHistory, TokenCounts};

@@ -54,9 +54,7 @@ impl Llm {
         let path = crate::load::resolve(model, opts.offline)?;
         let loaded = crate::load::load_path(&path)?;
         let defaults = defaults_from(loaded.text.generation_config.as_ref());
-        let threads = opts
-            .threads
-            .map_or_else(ThreadPool::from_env, ThreadPool::new);
+        let threads = opts.threads.map_or_else(ThreadPool::from_env, ThreadPool::new);
         let parts = ModelParts {
             model: Arc::from(loaded.model),
             tokenizer: Arc::new(loaded.text.tokenizer),
@@ -91,12 +89,10 @@ impl Llm {
 
     /// The engine every request of this model runs on (started on first use).
     pub fn engine(&self) -> Result<&EngineHandle, EngineError> {
-        let started = self.engine.get_or_init(|| {
-            EngineHandle::start(self.parts.clone(), &self.config).map_err(|e| e.to_string())
-        });
-        started
-            .as_ref()
-            .map_err(|e| EngineError::Internal(e.clone()))
+        let started = self
+            .engine
+            .get_or_init(|| EngineHandle::start(self.parts.clone(), &self.config).map_err(|e| e.to_string()));
+        started.as_ref().map_err(|e| EngineError::Internal(e.clone()))
     }
     /// Where the model was loaded from.
     pub fn source(&self) -> &Path {
@@ -113,11 +109,7 @@ impl Llm {
 
     /// The chat prompt for `messages` (`{"role", "content"}` objects), rendered by the model's
     /// template with the assistant's turn opened, as transformers' `apply_chat_template` does.
-    pub fn render_chat(
-        &self,
-        messages: &[Value],
-        opts: &RenderOptions,
-    ) -> Result<String, EngineError> {
+    pub fn render_chat(&self, messages: &[Value], opts: &RenderOptions) -> Result<String, EngineError> {
         let template = self
             .chat_template
             .as_ref()
@@ -153,11 +145,7 @@ impl Llm {
     }
 
     /// Run every prompt to completion, all scheduled together; outputs in prompt order.
-    pub fn generate(
-        &self,
-        prompts: &[Prompt],
-        params: &SamplingParams,
-    ) -> Result<Vec<RequestOutput>, EngineError> {
+    pub fn generate(&self, prompts: &[Prompt], params: &SamplingParams) -> Result<Vec<RequestOutput>, EngineError> {
         let receivers = prompts
             .iter()
             .enumerate()

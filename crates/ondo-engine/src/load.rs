@@ -119,21 +119,11 @@ fn single_gguf(dir: &Path) -> Option<PathBuf> {
 /// tokenizer.json (+ tokenizer_config.json), generation_config.json, the chat template.
 fn text_from_hf(dir: &Path) -> Result<TextSide, EngineError> {
     let file = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
-    let tokenizer_json = file("tokenizer.json")
-        .ok_or_else(|| EngineError::NoTokenizer(dir.display().to_string()))?;
-    let tokenizer =
-        Tokenizer::from_files(&tokenizer_json, file("tokenizer_config.json").as_deref())?;
-    let generation_config = file("generation_config.json")
-        .as_deref()
-        .map(read_json)
-        .transpose()?;
+    let tokenizer_json = file("tokenizer.json").ok_or_else(|| EngineError::NoTokenizer(dir.display().to_string()))?;
+    let tokenizer = Tokenizer::from_files(&tokenizer_json, file("tokenizer_config.json").as_deref())?;
+    let generation_config = file("generation_config.json").as_deref().map(read_json).transpose()?;
     let config = file("config.json").as_deref().map(read_json).transpose()?;
-    let listed = listed_eos(
-        generation_config
-            .as_ref()
-            .or(config.as_ref())
-            .unwrap_or(&Value::Null),
-    );
+    let listed = listed_eos(generation_config.as_ref().or(config.as_ref()).unwrap_or(&Value::Null));
     let eos_ids = merge_ids(tokenizer.eos_token_id().into_iter().chain(listed));
     let chat_template = hf_chat_template(file("chat_template.jinja").as_deref(), &tokenizer)?;
     Ok(TextSide {
@@ -146,10 +136,7 @@ fn text_from_hf(dir: &Path) -> Result<TextSide, EngineError> {
 
 /// chat_template.jinja when present (transformers >= 4.43 saves it there), else the
 /// tokenizer_config.json `chat_template`.
-fn hf_chat_template(
-    jinja: Option<&Path>,
-    tokenizer: &Tokenizer,
-) -> Result<Option<ChatTemplate>, EngineError> {
+fn hf_chat_template(jinja: Option<&Path>, tokenizer: &Tokenizer) -> Result<Option<ChatTemplate>, EngineError> {
     let null = Value::Null;
     let config = tokenizer.config().unwrap_or(&null);
     let Some(file) = jinja else {
@@ -173,10 +160,7 @@ pub fn text_from_gguf(g: &GgufFile) -> Result<TextSide, EngineError> {
     let tokenizer = Tokenizer::from_gguf_vocab(&vocab)?;
     // llama.cpp's end-of-generation set: eos, eot, eom and the named end-of-turn control tokens.
     let eos_ids = merge_ids(tokenizer.end_of_generation_ids().iter().copied());
-    let token = |id: Option<u32>| {
-        id.and_then(|i| vocab.tokens.get(i as usize))
-            .map(String::as_str)
-    };
+    let token = |id: Option<u32>| id.and_then(|i| vocab.tokens.get(i as usize)).map(String::as_str);
     let chat_template = vocab
         .chat_template
         .as_deref()
@@ -193,23 +177,14 @@ pub fn text_from_gguf(g: &GgufFile) -> Result<TextSide, EngineError> {
 /// The tokenizer fields of a GGUF's metadata.
 pub fn vocab_from_gguf(g: &GgufFile) -> Result<GgufVocab, GgufError> {
     let string = |key| Ok::<_, GgufError>(g.get_str(key)?.map(str::to_string));
-    let strings = |key| {
-        Ok::<_, GgufError>(
-            g.get_str_array(key)?
-                .map(<[String]>::to_vec)
-                .unwrap_or_default(),
-        )
-    };
+    let strings = |key| Ok::<_, GgufError>(g.get_str_array(key)?.map(<[String]>::to_vec).unwrap_or_default());
     // A token id; negative values (GGUF writers use -1 for "none") give None.
     let id = |key| Ok::<_, GgufError>(g.get_i64(key)?.and_then(|x| u32::try_from(x).ok()));
     Ok(GgufVocab {
         model: string(KEY_MODEL)?.unwrap_or_default(),
         pre: string(KEY_PRE)?,
         tokens: strings(KEY_TOKENS)?,
-        scores: g
-            .get_f32_array(KEY_SCORES)?
-            .map(<[f32]>::to_vec)
-            .unwrap_or_default(),
+        scores: g.get_f32_array(KEY_SCORES)?.map(<[f32]>::to_vec).unwrap_or_default(),
         token_types: g
             .get_i32_array(KEY_TOKEN_TYPE)?
             .map(|t| t.into_owned())
@@ -231,11 +206,7 @@ pub fn vocab_from_gguf(g: &GgufFile) -> Result<GgufVocab, GgufError> {
 /// `eos_token_id` of a config: one id or a list.
 fn listed_eos(config: &Value) -> Vec<u32> {
     match config.get("eos_token_id") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_u64)
-            .map(|v| v as u32)
-            .collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
         Some(v) => v.as_u64().map(|v| v as u32).into_iter().collect(),
         None => vec![],
     }

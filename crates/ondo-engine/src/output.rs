@@ -166,26 +166,14 @@ mod tests {
     #[test]
     fn best_of_13_keeps_the_6_highest_reindexed() {
         // Cumulative logprobs in a scrambled order; one missing value ranks last.
-        let lps = [
-            -5.0, -1.0, -9.0, -0.5, -3.0, -7.0, -2.0, -8.0, -4.0, -6.0, -10.0, -1.5,
-        ];
-        let mut outs: Vec<_> = lps
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| completion(i, Some(l)))
-            .collect();
+        let lps = [-5.0, -1.0, -9.0, -0.5, -3.0, -7.0, -2.0, -8.0, -4.0, -6.0, -10.0, -1.5];
+        let mut outs: Vec<_> = lps.iter().enumerate().map(|(i, &l)| completion(i, Some(l))).collect();
         outs.push(completion(12, None));
         assert_eq!(outs.len(), 13);
         let best = best_of_select(outs, 6);
         let got: Vec<(usize, f64, &str)> = best
             .iter()
-            .map(|o| {
-                (
-                    o.index,
-                    o.cumulative_logprob.unwrap_or(f64::NAN),
-                    o.text.as_str(),
-                )
-            })
+            .map(|o| (o.index, o.cumulative_logprob.unwrap_or(f64::NAN), o.text.as_str()))
             .collect();
         assert_eq!(
             got,
@@ -204,9 +192,7 @@ mod tests {
     fn best_of_select_with_n_above_len_keeps_all() {
         let best = best_of_select(vec![completion(0, None), completion(1, Some(-1.0))], 5);
         assert_eq!(
-            best.iter()
-                .map(|o| (o.index, o.text.as_str()))
-                .collect::<Vec<_>>(),
+            best.iter().map(|o| (o.index, o.text.as_str())).collect::<Vec<_>>(),
             [(0, "seq1"), (1, "seq0")]
         );
     }

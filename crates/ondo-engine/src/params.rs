@@ -143,11 +143,7 @@ impl ParamError {
         }
     }
 
-    pub(crate) fn range(
-        field: &'static str,
-        rule: impl Into<String>,
-        got: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn range(field: &'static str, rule: impl Into<String>, got: impl Into<String>) -> Self {
         Self::OutOfRange {
             field,
             rule: rule.into(),
@@ -193,11 +189,7 @@ impl SamplingParams {
     /// Checks that every token id named by the parameters is below `vocab_size`.
     pub fn validate_vocab(&self, vocab_size: usize) -> Result<(), ParamError> {
         in_vocab("logit_bias", self.logit_bias.keys().copied(), vocab_size)?;
-        in_vocab(
-            "stop_token_ids",
-            self.stop_token_ids.iter().copied(),
-            vocab_size,
-        )?;
+        in_vocab("stop_token_ids", self.stop_token_ids.iter().copied(), vocab_size)?;
         in_vocab(
             "allowed_token_ids",
             self.allowed_token_ids.iter().flatten().copied(),
@@ -211,11 +203,7 @@ impl SamplingParams {
         }
         if self.best_of() < self.n {
             let got = format!("n={} and best_of={}", self.n, self.best_of());
-            return Err(ParamError::range(
-                "best_of",
-                "greater than or equal to n",
-                got,
-            ));
+            return Err(ParamError::range("best_of", "greater than or equal to n", got));
         }
         Ok(())
     }
@@ -251,11 +239,7 @@ impl SamplingParams {
             return Err(ParamError::range("temperature", "finite", "inf"));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(ParamError::range(
-                "top_p",
-                "in (0, 1]",
-                py_float(self.top_p),
-            ));
+            return Err(ParamError::range("top_p", "in (0, 1]", py_float(self.top_p)));
         }
         if self.top_k < -1 {
             return Err(ParamError::range(
@@ -265,11 +249,7 @@ impl SamplingParams {
             ));
         }
         if !(0.0..=1.0).contains(&self.min_p) {
-            return Err(ParamError::range(
-                "min_p",
-                "in [0, 1]",
-                py_float(self.min_p),
-            ));
+            return Err(ParamError::range("min_p", "in [0, 1]", py_float(self.min_p)));
         }
         Ok(())
     }
@@ -279,19 +259,11 @@ impl SamplingParams {
             return Ok(());
         };
         if max < 1 {
-            return Err(ParamError::range(
-                "max_tokens",
-                "at least 1",
-                max.to_string(),
-            ));
+            return Err(ParamError::range("max_tokens", "at least 1", max.to_string()));
         }
         if self.min_tokens > max {
             let rule = format!("less than or equal to max_tokens={max}");
-            return Err(ParamError::range(
-                "min_tokens",
-                rule,
-                self.min_tokens.to_string(),
-            ));
+            return Err(ParamError::range("min_tokens", rule, self.min_tokens.to_string()));
         }
         Ok(())
     }
@@ -341,11 +313,7 @@ impl SamplingParams {
 }
 
 /// The first id of `ids` at or beyond `vocab_size`, as an error naming `field`.
-fn in_vocab(
-    field: &'static str,
-    mut ids: impl Iterator<Item = u32>,
-    vocab_size: usize,
-) -> Result<(), ParamError> {
+fn in_vocab(field: &'static str, mut ids: impl Iterator<Item = u32>, vocab_size: usize) -> Result<(), ParamError> {
     match ids.find(|&id| id as usize >= vocab_size) {
         Some(id) => Err(ParamError::Invalid {
             field,
@@ -380,20 +348,14 @@ pub fn count_param(field: &'static str, v: i64) -> Result<usize, ParamError> {
     if v < min {
         return Err(ParamError::range(field, rule, v.to_string()));
     }
-    usize::try_from(v)
-        .map_err(|_| ParamError::range(field, format!("at most {}", usize::MAX), v.to_string()))
+    usize::try_from(v).map_err(|_| ParamError::range(field, format!("at most {}", usize::MAX), v.to_string()))
 }
 
 // ---- serde helpers: counts that JSON may give as negative numbers, `stop` as string or list ----
 
-fn non_negative<'de, D: Deserializer<'de>>(
-    d: D,
-    field: &'static str,
-) -> Result<Option<usize>, D::Error> {
+fn non_negative<'de, D: Deserializer<'de>>(d: D, field: &'static str) -> Result<Option<usize>, D::Error> {
     match Option::<i64>::deserialize(d)? {
-        Some(v) => count_param(field, v)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
+        Some(v) => count_param(field, v).map(Some).map_err(serde::de::Error::custom),
         None => Ok(None),
     }
 }
@@ -470,16 +432,9 @@ mod tests {
     fn defaults_are_vllms() {
         let p = SamplingParams::default();
         assert_eq!((p.n, p.best_of, p.best_of()), (1, None, 1));
+        assert_eq!((p.temperature, p.top_p, p.top_k, p.min_p), (1.0, 1.0, 0, 0.0));
         assert_eq!(
-            (p.temperature, p.top_p, p.top_k, p.min_p),
-            (1.0, 1.0, 0, 0.0)
-        );
-        assert_eq!(
-            (
-                p.presence_penalty,
-                p.frequency_penalty,
-                p.repetition_penalty
-            ),
+            (p.presence_penalty, p.frequency_penalty, p.repetition_penalty),
             (0.0, 0.0, 1.0)
         );
         assert_eq!(
@@ -495,15 +450,17 @@ mod tests {
 
     #[test]
     fn parses_a_jsonl_line_with_missing_and_unknown_fields() {
-        let p = parse(r#"{"prompt": "안녕", "temperature": 0.7, "stop": "\n", "logit_bias": {"50256": -100}, "seed": -1}"#)
-            .expect("parse");
+        let p =
+            parse(r#"{"prompt": "안녕", "temperature": 0.7, "stop": "\n", "logit_bias": {"50256": -100}, "seed": -1}"#)
+                .expect("parse");
         assert_eq!(p.temperature, 0.7);
         assert_eq!(p.stop, vec!["\n".to_string()]);
         assert_eq!(p.logit_bias.get(&50256), Some(&-100.0));
         assert_eq!(p.seed, Some(u64::MAX));
         assert_eq!(p.max_tokens, Some(16));
-        let p = parse(r#"{"stop": ["a", "b"], "max_tokens": null, "logprobs_mode": "processed_logprobs", "top_k": -1}"#)
-            .expect("parse");
+        let p =
+            parse(r#"{"stop": ["a", "b"], "max_tokens": null, "logprobs_mode": "processed_logprobs", "top_k": -1}"#)
+                .expect("parse");
         assert_eq!(p.stop, vec!["a".to_string(), "b".to_string()]);
         assert_eq!(
             (p.max_tokens, p.logprobs_mode, p.top_k),
@@ -529,18 +486,12 @@ mod tests {
     fn negative_counts_are_rejected_while_parsing_with_the_field_named() {
         for (json, msg) in [
             (r#"{"n": 0}"#, "n must be at least 1, got 0"),
-            (
-                r#"{"max_tokens": -1}"#,
-                "max_tokens must be at least 1, got -1",
-            ),
+            (r#"{"max_tokens": -1}"#, "max_tokens must be at least 1, got -1"),
             (
                 r#"{"min_tokens": -2}"#,
                 "min_tokens must be greater than or equal to 0, got -2",
             ),
-            (
-                r#"{"logprobs": -1}"#,
-                "logprobs must be non-negative, got -1",
-            ),
+            (r#"{"logprobs": -1}"#, "logprobs must be non-negative, got -1"),
             (
                 r#"{"prompt_logprobs": -3}"#,
                 "prompt_logprobs must be non-negative, got -3",
@@ -556,11 +507,7 @@ mod tests {
     fn each_rule_names_its_field() {
         let d = SamplingParams::default;
         let cases: Vec<(SamplingParams, &str, &str)> = vec![
-            (
-                SamplingParams { n: 0, ..d() },
-                "n",
-                "n must be at least 1, got 0",
-            ),
+            (SamplingParams { n: 0, ..d() }, "n", "n must be at least 1, got 0"),
             (
                 SamplingParams {
                     n: 3,
@@ -761,18 +708,12 @@ mod tests {
             logit_bias: [(99, 1.0)].into(),
             ..Default::default()
         };
-        assert_eq!(
-            p.validate_vocab(50).map_err(|e| e.field()),
-            Err("logit_bias")
-        );
+        assert_eq!(p.validate_vocab(50).map_err(|e| e.field()), Err("logit_bias"));
         let p = SamplingParams {
             allowed_token_ids: Some(vec![0, 50]),
             ..Default::default()
         };
-        assert_eq!(
-            p.validate_vocab(50).map_err(|e| e.field()),
-            Err("allowed_token_ids")
-        );
+        assert_eq!(p.validate_vocab(50).map_err(|e| e.field()), Err("allowed_token_ids"));
     }
 
     #[test]

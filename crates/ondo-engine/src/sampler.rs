@@ -25,8 +25,7 @@ use std::fmt;
 
 pub use logprobs::{log_softmax, top_logprobs};
 pub use processors::{
-    AllowedTokens, LogitBias, MinP, MinTokens, PresenceFrequencyPenalty, RepetitionPenalty,
-    Temperature, TopK, TopP,
+    AllowedTokens, LogitBias, MinP, MinTokens, PresenceFrequencyPenalty, RepetitionPenalty, Temperature, TopK, TopP,
 };
 
 use crate::params::{LogprobsMode, SamplingParams};
@@ -183,11 +182,7 @@ impl Sampler {
         }
         Self {
             chain,
-            draw: if greedy {
-                Draw::Greedy
-            } else {
-                Draw::Categorical
-            },
+            draw: if greedy { Draw::Greedy } else { Draw::Categorical },
             mode: params.logprobs_mode,
             track_logprobs: params.logprobs.is_some() || params.best_of() > params.n,
             logprobs: Vec::new(),

@@ -223,16 +223,10 @@ impl Scheduler {
         plan.out_of_blocks.clear();
         let mut budget = self.cfg.max_num_batched_tokens;
         let need = |s: &Seq| s.tokens.len() - s.computed;
-        let decoding = self
-            .running
-            .iter()
-            .filter(|&&id| need(self.seq(id)) == 1)
-            .count();
+        let decoding = self.running.iter().filter(|&&id| need(self.seq(id)) == 1).count();
         let mut prefill_room = match decoding {
             0 => usize::MAX,
-            d => {
-                ((d as f32 * self.cfg.prefill_per_decode) as usize).max(self.cfg.min_prefill_chunk)
-            }
+            d => ((d as f32 * self.cfg.prefill_per_decode) as usize).max(self.cfg.min_prefill_chunk),
         };
         let mut i = 0;
         while i < self.running.len() && budget > 0 {
@@ -338,10 +332,7 @@ impl Scheduler {
         }
         let seq = self.seqs[id].as_mut().expect("live sequence");
         if partial {
-            let (src, dst) = (
-                seq.table[start / bs],
-                self.blocks.allocate().expect("counted"),
-            );
+            let (src, dst) = (seq.table[start / bs], self.blocks.allocate().expect("counted"));
             plan.copies.push(BlockCopy {
                 src,
                 dst,
@@ -401,9 +392,9 @@ impl Scheduler {
             while seq.cacheable && (seq.hashes.len() + 1) * bs <= seq.computed {
                 let i = seq.hashes.len();
                 let parent = seq.hashes.last().copied().unwrap_or(ROOT_HASH);
-                let h =
-                    self.blocks
-                        .register(seq.table[i], parent, &seq.tokens[i * bs..(i + 1) * bs]);
+                let h = self
+                    .blocks
+                    .register(seq.table[i], parent, &seq.tokens[i * bs..(i + 1) * bs]);
                 seq.hashes.push(h);
             }
         }

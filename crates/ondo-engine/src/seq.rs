@@ -41,11 +41,7 @@ impl Decoding {
             history: SeqHistory::new(prompt_ids.to_vec()),
             sampler: Sampler::new(params, eos_ids).with_logprobs(track),
             rng: Rng::for_sequence(seed, index),
-            detok: IncrementalDetokenizer::new(
-                tokenizer.clone(),
-                prompt_ids,
-                params.skip_special_tokens,
-            ),
+            detok: IncrementalDetokenizer::new(tokenizer.clone(), prompt_ids, params.skip_special_tokens),
             stops: StopMatcher::new(&params.stop, params.include_stop_str_in_output),
             out: CompletionOutput {
                 index,

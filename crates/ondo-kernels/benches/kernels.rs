@@ -6,10 +6,7 @@
 use ondo_kernels::{bench, DType};
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let named: Vec<DType> = DType::ALL
         .into_iter()
         .filter(|d| args.iter().any(|a| a.eq_ignore_ascii_case(d.name())))
@@ -20,12 +17,7 @@ fn main() {
         named
     };
     if args.iter().any(|a| a == "--hot") {
-        let env = |k: &str, d: usize| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
+        let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
         let rows = bench::matvec_in_cache(&formats, env("HOT_ROWS", 128), env("HOT_COLS", 4096));
         print!("{}", bench::table(&rows));
         return;

@@ -114,10 +114,7 @@ unsafe fn sum_words_avx512(words: &[u64]) -> u64 {
             *a = _mm512_add_epi64(*a, _mm512_loadu_si512(p.add(4 * i + k) as *const _));
         }
     }
-    let s = _mm512_add_epi64(
-        _mm512_add_epi64(acc[0], acc[1]),
-        _mm512_add_epi64(acc[2], acc[3]),
-    );
+    let s = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
     _mm512_reduce_add_epi64(s) as u64
 }
 
@@ -176,13 +173,7 @@ pub fn matvec_in_cache(formats: &[DType], rows: usize, cols: usize) -> Vec<Bench
 /// over the run, and `of_bandwidth` divides by the best read bandwidth measured in any round.
 const ROUNDS: usize = 4;
 
-fn matvec_over(
-    formats: &[DType],
-    threads: &[usize],
-    rows: usize,
-    cols: usize,
-    min_bytes: usize,
-) -> Vec<BenchRow> {
+fn matvec_over(formats: &[DType], threads: &[usize], rows: usize, cols: usize, min_bytes: usize) -> Vec<BenchRow> {
     let mut rng = Rng::new(1);
     let values = rng.normals(rows * cols);
     let x = rng.normals(cols);
@@ -195,9 +186,7 @@ fn matvec_over(
             (0..copies)
                 .map(|_| {
                     let bytes = crate::Bytes::from_vec(w.bytes().to_vec());
-                    Weight::new(w.dtype(), rows, cols, bytes)
-                        .unwrap()
-                        .for_matmul()
+                    Weight::new(w.dtype(), rows, cols, bytes).unwrap().for_matmul()
                 })
                 .collect()
         })
@@ -242,13 +231,7 @@ fn matvec_over(
 }
 
 /// Batched matmul `[batch, cols] x [rows, cols]ᵀ` per format.
-pub fn batched(
-    formats: &[DType],
-    threads: &[usize],
-    batch: usize,
-    rows: usize,
-    cols: usize,
-) -> Vec<BenchRow> {
+pub fn batched(formats: &[DType], threads: &[usize], batch: usize, rows: usize, cols: usize) -> Vec<BenchRow> {
     let mut rng = Rng::new(2);
     let values = rng.normals(rows * cols);
     let x = rng.normals(batch * cols);

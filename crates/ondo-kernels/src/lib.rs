@@ -56,11 +56,7 @@ pub enum Error {
         got: usize,
     },
     #[error("{dtype:?} rows of {cols} values are not a whole number of {block}-value blocks")]
-    Blocks {
-        dtype: DType,
-        cols: usize,
-        block: usize,
-    },
+    Blocks { dtype: DType, cols: usize, block: usize },
     #[error("{0:?} is not supported by this build of ondo-kernels")]
     Unsupported(DType),
 }

@@ -163,8 +163,7 @@ impl ThreadPool {
         sh.job.store(&job as *const Job as usize, Release);
         sh.done.store(0, Release);
         let (gen, _, _) = unpack(sh.state.load(Acquire));
-        sh.state
-            .store(pack((gen + 1) & 0xFF_FFFF, tasks, 0), SeqCst);
+        sh.state.store(pack((gen + 1) & 0xFF_FFFF, tasks, 0), SeqCst);
         for (sleeping, (t, _)) in sh.sleeping.iter().zip(&self.handles) {
             if sleeping.load(SeqCst) {
                 t.unpark();
@@ -230,9 +229,7 @@ impl std::fmt::Debug for ThreadPool {
 /// Physical cores: distinct (package, core) pairs in /proc/cpuinfo, capped by the cores this
 /// process may use; falls back to `available_parallelism`.
 fn physical_cores() -> usize {
-    let logical = thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let logical = thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
         return logical;
     };
@@ -322,19 +319,14 @@ mod tests {
     #[test]
     fn a_panicking_task_reaches_the_caller_and_the_pool_survives() {
         let pool = ThreadPool::new(2);
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            pool.run(4, |i| assert!(i != 2, "boom"))
-        }));
+        let r = catch_unwind(AssertUnwindSafe(|| pool.run(4, |i| assert!(i != 2, "boom"))));
         assert!(r.is_err());
         let count = AtomicUsize::new(0);
         pool.run(4, |_| {
             count.fetch_add(1, Relaxed);
         });
         assert_eq!(count.load(Relaxed), 4);
-        assert!(
-            pool.busy.try_lock().is_ok(),
-            "the pool lock is not poisoned"
-        );
+        assert!(pool.busy.try_lock().is_ok(), "the pool lock is not poisoned");
     }
 
     #[test]

@@ -93,11 +93,7 @@ impl Weight {
 
     /// An f32 weight copied from values (tests and small fix-ups).
     pub fn from_f32(values: &[f32], rows: usize, cols: usize) -> Weight {
-        assert_eq!(
-            values.len(),
-            rows * cols,
-            "from_f32: shape does not match the values"
-        );
+        assert_eq!(values.len(), rows * cols, "from_f32: shape does not match the values");
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         Weight {
             dtype: DType::F32,
@@ -110,12 +106,7 @@ impl Weight {
 
     /// Quantize f32 values `[rows, cols]` into a new weight of `dtype` (tests, benchmarks,
     /// load-time conversions).
-    pub fn quantize(
-        dtype: DType,
-        values: &[f32],
-        rows: usize,
-        cols: usize,
-    ) -> Result<Weight, Error> {
+    pub fn quantize(dtype: DType, values: &[f32], rows: usize, cols: usize) -> Result<Weight, Error> {
         let row_bytes = dtype.row_bytes(cols).ok_or(Error::Blocks {
             dtype,
             cols,
@@ -157,12 +148,8 @@ impl Weight {
     /// Unchanged when the format has no interleaved form or there are fewer than 16 rows.
     pub fn interleaved(mut self) -> Weight {
         use crate::matmul::interleave;
-        if self.tiles.is_none()
-            && interleave::interleaves(self.dtype)
-            && self.rows >= interleave::ROWS
-        {
-            let tiles =
-                interleave::interleave(self.dtype, self.bytes(), self.rows, self.row_bytes());
+        if self.tiles.is_none() && interleave::interleaves(self.dtype) && self.rows >= interleave::ROWS {
+            let tiles = interleave::interleave(self.dtype, self.bytes(), self.rows, self.row_bytes());
             let len = tiles.as_ref().len();
             self.tiles = Some(Bytes::new(std::sync::Arc::new(tiles), 0, len));
         }

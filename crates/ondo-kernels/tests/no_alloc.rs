@@ -39,11 +39,7 @@ fn warm_matmul_does_not_allocate() {
             for _ in 0..5 {
                 matmul(&pool, &x, &w, &mut y);
             }
-            assert_eq!(
-                ondo_testdata::allocations(),
-                before,
-                "{dtype} n={n} allocated"
-            );
+            assert_eq!(ondo_testdata::allocations(), before, "{dtype} n={n} allocated");
         }
     }
 }
@@ -77,9 +73,5 @@ fn warm_matmul_multi_does_not_allocate() {
     for _ in 0..5 {
         run();
     }
-    assert_eq!(
-        ondo_testdata::allocations(),
-        before,
-        "matmul_multi allocated"
-    );
+    assert_eq!(ondo_testdata::allocations(), before, "matmul_multi allocated");
 }

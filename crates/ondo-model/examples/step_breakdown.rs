@@ -15,9 +15,7 @@ use std::time::Instant;
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: step_breakdown MODEL [CTX]");
-    let ctx: usize = args
-        .next()
-        .map_or(64, |s| s.parse().expect("CTX is a number"));
+    let ctx: usize = args.next().map_or(64, |s| s.parse().expect("CTX is a number"));
     let reps: usize = std::env::var("REPS").map_or(20, |v| v.parse().expect("REPS is a number"));
     let only = std::env::var("ONLY").unwrap_or_default();
     let model = load_model(std::path::Path::new(&path)).expect("the model loads");
@@ -27,11 +25,7 @@ fn main() {
     let per_seq = (ctx + 130).div_ceil(16);
     let mut pool = KvPool::new(hp, n * per_seq, 16, KvDtype::F16);
     let tables: Vec<Vec<u32>> = (0..n)
-        .map(|s| {
-            (0..per_seq as u32)
-                .map(|b| b * n as u32 + s as u32)
-                .collect()
-        })
+        .map(|s| (0..per_seq as u32).map(|b| b * n as u32 + s as u32).collect())
         .collect();
     let mut ws = Workspace::new(hp, 256);
     let mut batch = Batch::default();
@@ -46,16 +40,8 @@ fn main() {
     };
     type Build<'a> = Box<dyn Fn(&mut Batch, &[Vec<u32>]) + 'a>;
     let lines: Vec<(&str, usize, Build)> = vec![
-        (
-            "decode16 logits all",
-            n,
-            Box::new(decode(ctx, LogitsFor::Last)),
-        ),
-        (
-            "decode16 logits none",
-            n,
-            Box::new(decode(ctx, LogitsFor::None)),
-        ),
+        ("decode16 logits all", n, Box::new(decode(ctx, LogitsFor::Last))),
+        ("decode16 logits none", n, Box::new(decode(ctx, LogitsFor::None))),
         (
             "decode16 at pos 0, logits none",
             n,
@@ -71,11 +57,7 @@ fn main() {
             128,
             Box::new(|b, t| b.push(&[7; 128], 0, &t[1], LogitsFor::Last)),
         ),
-        (
-            "decode1",
-            1,
-            Box::new(|b, t| b.push(&[5], ctx, &t[0], LogitsFor::Last)),
-        ),
+        ("decode1", 1, Box::new(|b, t| b.push(&[5], ctx, &t[0], LogitsFor::Last))),
     ];
     for (name, tokens, build) in lines.iter().filter(|l| l.0.starts_with(&only)) {
         batch.clear();
@@ -88,10 +70,6 @@ fn main() {
             model.forward(&batch, &mut pool, &mut ws).expect("forward");
         }
         let s = t.elapsed().as_secs_f64() / reps as f64;
-        println!(
-            "{name:32} {:8.2} ms/step {:8.1} tok/s",
-            s * 1e3,
-            *tokens as f64 / s
-        );
+        println!("{name:32} {:8.2} ms/step {:8.1} tok/s", s * 1e3, *tokens as f64 / s);
     }
 }

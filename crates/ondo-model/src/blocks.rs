@@ -115,12 +115,7 @@ impl Model for Decoder {
         &self.hp
     }
 
-    fn forward<'w>(
-        &self,
-        batch: &Batch,
-        kv: &mut KvPool,
-        ws: &'w mut Workspace,
-    ) -> Result<&'w [f32], Error> {
+    fn forward<'w>(&self, batch: &Batch, kv: &mut KvPool, ws: &'w mut Workspace) -> Result<&'w [f32], Error> {
         self.check_batch(batch, kv)?;
         let vocab = self.hp.vocab_size;
         let n_logits = batch.logit_rows.len();
@@ -133,10 +128,7 @@ impl Model for Decoder {
             let end = (start + chunk).min(total);
             ws.load_chunk(batch, start..end, kv.block_size());
             self.forward_chunk(&batch.tokens[start..end], &batch.table, kv, ws);
-            let wanted = batch.logit_rows[done_logits..]
-                .iter()
-                .take_while(|&&r| r < end)
-                .count();
+            let wanted = batch.logit_rows[done_logits..].iter().take_while(|&&r| r < end).count();
             let rows = &batch.logit_rows[done_logits..done_logits + wanted];
             self.logits(ws, rows, start, done_logits);
             done_logits += wanted;
@@ -174,16 +166,11 @@ impl Decoder {
         if next_row != batch.tokens.len() {
             return bad("sequences must cover the batch's tokens in order");
         }
-        if batch.logit_rows.windows(2).any(|w| w[0] >= w[1])
-            || batch.logit_rows.last().is_some_and(|&r| r >= next_row)
+        if batch.logit_rows.windows(2).any(|w| w[0] >= w[1]) || batch.logit_rows.last().is_some_and(|&r| r >= next_row)
         {
             return bad("logit rows must be ascending rows of the batch");
         }
-        match batch
-            .tokens
-            .iter()
-            .find(|&&t| t as usize >= self.hp.vocab_size)
-        {
+        match batch.tokens.iter().find(|&&t| t as usize >= self.hp.vocab_size) {
             Some(&id) => Err(Error::TokenOutOfRange {
                 id,
                 vocab_size: self.hp.vocab_size,
@@ -226,28 +213,14 @@ impl Decoder {
     }
 
     /// ws.o = post_norm(o(attn(norm(x))))
-    fn attention_block(
-        &self,
-        li: usize,
-        layer: &Layer,
-        t: usize,
-        table: &[u32],
-        kv: &mut KvPool,
-        ws: &mut Workspace,
-    ) {
+    fn attention_block(&self, li: usize, layer: &Layer, t: usize, table: &[u32], kv: &mut KvPool, ws: &mut Workspace) {
         let hp = &self.hp;
         let (h, qd, kvd, hd) = (hp.hidden_size, hp.q_dim(), hp.kv_dim(), hp.head_dim);
         let eps = hp.norm_eps;
         let a = &layer.attn;
-        layer
-            .attn_norm
-            .rows(&ws.x[..t * h], eps, &mut ws.xn[..t * h]);
+        layer.attn_norm.rows(&ws.x[..t * h], eps, &mut ws.xn[..t * h]);
         let pool = &*ws.pool;
-        let qkv_outs = [
-            &mut ws.q[..t * qd],
-            &mut ws.k[..t * kvd],
-            &mut ws.v[..t * kvd],
-        ];
+        let qkv_outs = [&mut ws.q[..t * qd], &mut ws.k[..t * kvd], &mut ws.v[..t * kvd]];
         linear_multi(pool, &ws.xn[..t * h], [&a.q, &a.k, &a.v], qkv_outs);
         if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
             ws.q[..t * qd]
@@ -270,10 +243,7 @@ impl Decoder {
                     Some((long, after)) if ws.seq_end[i] > *after => long,
                     _ => inv_freq,
                 };
-                let (q, k) = (
-                    &mut ws.q[i * qd..(i + 1) * qd],
-                    &mut ws.k[i * kvd..(i + 1) * kvd],
-                );
+                let (q, k) = (&mut ws.q[i * qd..(i + 1) * qd], &mut ws.k[i * kvd..(i + 1) * kvd]);
                 ops::rope(q, hd, pos, inv_freq, style);
                 ops::rope(k, hd, pos, inv_freq, style);
                 if self.rope_factor != 1.0 {
@@ -284,12 +254,7 @@ impl Decoder {
                     }
                 }
             }
-            kv.write(
-                li,
-                at,
-                &ws.k[i * kvd..(i + 1) * kvd],
-                &ws.v[i * kvd..(i + 1) * kvd],
-            );
+            kv.write(li, at, &ws.k[i * kvd..(i + 1) * kvd], &ws.v[i * kvd..(i + 1) * kvd]);
         }
         let params = AttnParams {
             n_heads: hp.num_attention_heads,
@@ -340,17 +305,11 @@ impl Decoder {
         let hp = &self.hp;
         let (h, inter) = (hp.hidden_size, layer.mlp.inner_dim());
         let eps = hp.norm_eps;
-        layer
-            .ffn_norm
-            .rows(&ws.x[..t * h], eps, &mut ws.xn[..t * h]);
+        layer.ffn_norm.rows(&ws.x[..t * h], eps, &mut ws.xn[..t * h]);
         let pool = &*ws.pool;
         let (gate, up) = (&mut ws.gate[..t * inter], &mut ws.up[..t * inter]);
         let down = match &layer.mlp {
-            Mlp::Gated {
-                gate: g,
-                up: u,
-                down,
-            } => {
+            Mlp::Gated { gate: g, up: u, down } => {
                 linear_multi(pool, &ws.xn[..t * h], [g, u], [&mut *gate, &mut *up]);
                 match hp.hidden_act {
                     Activation::Silu => ops::silu_mul(gate, up),

@@ -121,9 +121,7 @@ impl Rope {
     /// The factor cos and sin are multiplied by (1 unless longrope).
     pub fn attention_factor(&self) -> f32 {
         match &self.scaling {
-            RopeScaling::LongRope {
-                attention_factor, ..
-            } => *attention_factor,
+            RopeScaling::LongRope { attention_factor, .. } => *attention_factor,
             _ => 1.0,
         }
     }
@@ -229,17 +227,10 @@ impl Hparams {
         ];
         match self.positions {
             Positions::Learned => s.push(("positions", "learned".into())),
-            Positions::Rope => s.push((
-                "rotary_dims",
-                format!("{} of {}", self.rope.rot_dim, self.head_dim),
-            )),
+            Positions::Rope => s.push(("rotary_dims", format!("{} of {}", self.rope.rot_dim, self.head_dim))),
         }
         if let Some(w) = self.sliding_window {
-            let pattern: String = self
-                .sliding_layers
-                .iter()
-                .map(|&b| if b { 'S' } else { 'F' })
-                .collect();
+            let pattern: String = self.sliding_layers.iter().map(|&b| if b { 'S' } else { 'F' }).collect();
             if self.sliding_layers.iter().any(|&b| b) {
                 s.push(("sliding_window", format!("{w}, layers {pattern}")));
             }
@@ -295,20 +286,13 @@ impl Hparams {
                     return Err(Error::config(
                         path,
                         &key("rotary dimension"),
-                        format!(
-                            "{} must be even and at most head_dim {}",
-                            rope.rot_dim, self.head_dim
-                        ),
+                        format!("{} must be even and at most head_dim {}", rope.rot_dim, self.head_dim),
                     ));
                 }
             }
         }
         if self.sliding_window == Some(0) {
-            return Err(Error::config(
-                path,
-                "sliding_window",
-                "must be greater than 0",
-            ));
+            return Err(Error::config(path, "sliding_window", "must be greater than 0"));
         }
         Ok(())
     }

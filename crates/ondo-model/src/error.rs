@@ -5,21 +5,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: invalid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Json { path: PathBuf, source: serde_json::Error },
     #[error("{path}: field `{field}`: {msg}")]
-    Config {
-        path: PathBuf,
-        field: String,
-        msg: String,
-    },
+    Config { path: PathBuf, field: String, msg: String },
     #[error("{path}: unsupported architecture `{name}` (supported: {supported})")]
     UnknownArch {
         path: PathBuf,
@@ -36,20 +26,14 @@ pub enum Error {
         got: Vec<usize>,
     },
     #[error("{path}: tensor `{name}` has unsupported dtype {dtype}")]
-    TensorDType {
-        path: PathBuf,
-        name: String,
-        dtype: String,
-    },
+    TensorDType { path: PathBuf, name: String, dtype: String },
     #[error("{path}: {msg}")]
     Format { path: PathBuf, msg: String },
     #[error("{path}: no model found: {msg}")]
     NotAModel { path: PathBuf, msg: String },
     #[error(transparent)]
     Gguf(Box<crate::gguf::GgufError>),
-    #[error(
-        "sequence of {len} tokens exceeds the model's context of {max} (max_position_embeddings)"
-    )]
+    #[error("sequence of {len} tokens exceeds the model's context of {max} (max_position_embeddings)")]
     ContextTooLong { len: usize, max: usize },
     #[error("invalid batch: {0}")]
     BadBatch(String),

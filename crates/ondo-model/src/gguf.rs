@@ -173,9 +173,7 @@ impl GgufFile {
 
     /// Any integer value that fits a u32.
     pub fn get_u32(&self, key: &str) -> Result<Option<u32>, GgufError> {
-        self.typed(key, "u32", |v| {
-            v.as_u64().and_then(|x| u32::try_from(x).ok())
-        })
+        self.typed(key, "u32", |v| v.as_u64().and_then(|x| u32::try_from(x).ok()))
     }
     /// Any non-negative integer value.
     pub fn get_u64(&self, key: &str) -> Result<Option<u64>, GgufError> {
@@ -183,9 +181,7 @@ impl GgufFile {
     }
     /// Any integer value that fits an i32.
     pub fn get_i32(&self, key: &str) -> Result<Option<i32>, GgufError> {
-        self.typed(key, "i32", |v| {
-            v.as_i64().and_then(|x| i32::try_from(x).ok())
-        })
+        self.typed(key, "i32", |v| v.as_i64().and_then(|x| i32::try_from(x).ok()))
     }
     /// Any integer value that fits an i64.
     pub fn get_i64(&self, key: &str) -> Result<Option<i64>, GgufError> {
@@ -228,14 +224,12 @@ impl GgufFile {
         let Some(value) = self.metadata.get(key) else {
             return Ok(None);
         };
-        convert(value)
-            .map(Some)
-            .ok_or_else(|| GgufError::WrongType {
-                path: self.path.clone(),
-                key: key.to_string(),
-                expected,
-                found: value.type_name(),
-            })
+        convert(value).map(Some).ok_or_else(|| GgufError::WrongType {
+            path: self.path.clone(),
+            key: key.to_string(),
+            expected,
+            found: value.type_name(),
+        })
     }
 
     /// All tensors, in file order.
@@ -265,12 +259,10 @@ impl GgufFile {
         let (rows, cols) = info.rows_cols();
         let bytes = self.bytes(info)?;
         // rows·cols is a checked element count, and the bytes are in memory: both fit usize.
-        Weight::new(dtype, rows as usize, cols as usize, bytes).map_err(|source| {
-            GgufError::Weight {
-                path: self.path.clone(),
-                name: name.to_string(),
-                source,
-            }
+        Weight::new(dtype, rows as usize, cols as usize, bytes).map_err(|source| GgufError::Weight {
+            path: self.path.clone(),
+            name: name.to_string(),
+            source,
         })
     }
 
@@ -489,9 +481,7 @@ fn tensor_size(path: &Path, t: &TensorInfo) -> Result<Option<u64>, GgufError> {
     };
     let cols = t.dims.first().copied().unwrap_or(1);
     if cols % block != 0 {
-        return Err(shape_err(
-            "rows are not a whole number of quantization blocks",
-        ));
+        return Err(shape_err("rows are not a whole number of quantization blocks"));
     }
     // Also bound one row: with another dim 0 the total is 0 however wide the rows are.
     let too_big = || shape_err("too many bytes");
@@ -594,22 +584,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Fail as truncated unless `count` items of at least `min_size` bytes each can follow.
-    fn check_count(
-        &self,
-        count: u64,
-        min_size: u64,
-        what: impl FnOnce() -> String,
-    ) -> Result<usize, GgufError> {
+    fn check_count(&self, count: u64, min_size: u64, what: impl FnOnce() -> String) -> Result<usize, GgufError> {
         match count.checked_mul(min_size) {
             Some(n) if n <= self.remaining() as u64 => Ok(count as usize),
             _ => Err(self.truncated(what())),
         }
     }
 
-    fn fixed<const N: usize>(
-        &mut self,
-        what: impl FnOnce() -> String,
-    ) -> Result<[u8; N], GgufError> {
+    fn fixed<const N: usize>(&mut self, what: impl FnOnce() -> String) -> Result<[u8; N], GgufError> {
         let bytes = self.take(N, what)?;
         let mut out = [0u8; N];
         out.copy_from_slice(bytes);
@@ -724,11 +706,7 @@ impl<'a> Reader<'a> {
                     .map(|i| self.string_value(|| format!("element {i} of {key}")))
                     .collect::<Result<_, _>>()?,
             ),
-            ValueType::Array => Array::Array(
-                (0..n)
-                    .map(|_| self.array(key, depth + 1))
-                    .collect::<Result<_, _>>()?,
-            ),
+            ValueType::Array => Array::Array((0..n).map(|_| self.array(key, depth + 1)).collect::<Result<_, _>>()?),
             ValueType::U64 => Array::U64(self.prims(n, key)?),
             ValueType::I64 => Array::I64(self.prims(n, key)?),
             ValueType::F64 => Array::F64(self.prims(n, key)?),
@@ -801,9 +779,7 @@ enum ValueType {
 impl ValueType {
     fn from_id(id: u32) -> Option<ValueType> {
         use ValueType::*;
-        const ALL: [ValueType; 13] = [
-            U8, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64,
-        ];
+        const ALL: [ValueType; 13] = [U8, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64];
         ALL.get(id as usize).copied()
     }
 
@@ -1063,36 +1039,21 @@ impl Array {
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{}: file is truncated: {what} at byte {offset} runs past the end", path.display())]
-    Truncated {
-        path: PathBuf,
-        offset: u64,
-        what: String,
-    },
+    Truncated { path: PathBuf, offset: u64, what: String },
     #[error("{}: not a GGUF file (starts with {found:?}, expected \"GGUF\")", path.display())]
     Magic { path: PathBuf, found: [u8; 4] },
     #[error("{}: unsupported GGUF version {version} (ondo reads versions 2 and 3)", path.display())]
     Version { path: PathBuf, version: u32 },
     #[error("{}: metadata {key} has unknown value type {type_id}", path.display())]
-    ValueType {
-        path: PathBuf,
-        key: String,
-        type_id: u32,
-    },
+    ValueType { path: PathBuf, key: String, type_id: u32 },
     #[error("{}: bool at byte {offset} is neither 0 nor 1", path.display())]
     InvalidBool { path: PathBuf, offset: u64 },
     #[error("{}: arrays in metadata {key} are nested too deeply", path.display())]
     Nesting { path: PathBuf, key: String },
     #[error("{}: {what} (at byte {offset}) is not valid UTF-8", path.display())]
-    Utf8 {
-        path: PathBuf,
-        what: String,
-        offset: u64,
-    },
+    Utf8 { path: PathBuf, what: String, offset: u64 },
     #[error("{}: metadata key {key} appears twice", path.display())]
     DuplicateKey { path: PathBuf, key: String },
     #[error("{}: metadata {key} is {found}, expected {expected}", path.display())]
@@ -1105,11 +1066,7 @@ pub enum GgufError {
     #[error("{}: general.alignment {alignment} is not a power of two", path.display())]
     Alignment { path: PathBuf, alignment: u64 },
     #[error("{}: tensor {name} has {n_dims} dimensions (at most 4)", path.display())]
-    Dims {
-        path: PathBuf,
-        name: String,
-        n_dims: u32,
-    },
+    Dims { path: PathBuf, name: String, n_dims: u32 },
     #[error("{}: tensor {name} with dims {dims:?}: {why}", path.display())]
     Shape {
         path: PathBuf,
@@ -1180,10 +1137,7 @@ mod tests {
         assert_eq!(a.to_i32s().as_deref(), Some(&[1, 2, 255][..]));
         assert_eq!(Array::I64(vec![1, -1]).to_u32s(), None);
         assert_eq!(Array::F32(vec![1.0]).to_i32s(), None);
-        assert!(matches!(
-            Array::I32(vec![3]).to_i32s(),
-            Some(Cow::Borrowed(_))
-        ));
+        assert!(matches!(Array::I32(vec![3]).to_i32s(), Some(Cow::Borrowed(_))));
     }
 
     #[test]

@@ -3,9 +3,7 @@
 //! under the canonical (GGUF) names.
 
 use crate::arch;
-use crate::config::{
-    Activation, Hparams, MlpKind, NormKind, Positions, Residual, Rope, RopeScaling,
-};
+use crate::config::{Activation, Hparams, MlpKind, NormKind, Positions, Residual, Rope, RopeScaling};
 use crate::gguf::{GgufError, GgufFile};
 use crate::store::{TensorData, TensorStore};
 use crate::Error;
@@ -71,9 +69,7 @@ pub fn hparams_from_gguf(g: &GgufFile) -> Result<Hparams, Error> {
     let sliding_window = k.opt_usize("attention.sliding_window")?;
     let vocab_size = match g.tensor("token_embd.weight") {
         Some(t) => t.rows_cols().0 as usize,
-        None => g
-            .get_str_array("tokenizer.ggml.tokens")?
-            .map_or(0, |t| t.len()),
+        None => g.get_str_array("tokenizer.ggml.tokens")?.map_or(0, |t| t.len()),
     };
     let rms_eps = k.opt_f32("attention.layer_norm_rms_epsilon")?;
     let ln_eps = k.opt_f32("attention.layer_norm_epsilon")?;
@@ -108,10 +104,7 @@ pub fn hparams_from_gguf(g: &GgufFile) -> Result<Hparams, Error> {
         final_logit_softcapping: k.opt_f32("final_logit_softcapping")?,
         embed_scale: None,
         bos_token_id: g.get_u32("tokenizer.ggml.bos_token_id")?,
-        eos_token_ids: g
-            .get_u32("tokenizer.ggml.eos_token_id")?
-            .into_iter()
-            .collect(),
+        eos_token_ids: g.get_u32("tokenizer.ggml.eos_token_id")?.into_iter().collect(),
     };
     // llama.cpp stores llama3-style rope scaling as per-pair divisors of the angles
     if g.tensor("rope_freqs.weight").is_some() {

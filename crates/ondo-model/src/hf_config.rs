@@ -3,9 +3,7 @@
 //! fix-ups (`ArchSpec::hf_fixup`). Every error names the file and the field.
 
 use crate::arch::{self, ArchSpec};
-use crate::config::{
-    Activation, Hparams, MlpKind, NormKind, Positions, Residual, Rope, RopeScaling,
-};
+use crate::config::{Activation, Hparams, MlpKind, NormKind, Positions, Residual, Rope, RopeScaling};
 use crate::Error;
 use serde_json::Value;
 use std::path::Path;
@@ -37,12 +35,7 @@ impl<'a> Fields<'a> {
     pub fn get(&self, key: &'a str) -> Option<&'a Value> {
         self.lookup(key).1
     }
-    fn typed<T>(
-        &self,
-        key: &'a str,
-        what: &str,
-        conv: impl Fn(&'a Value) -> Option<T>,
-    ) -> Result<Option<T>, Error> {
+    fn typed<T>(&self, key: &'a str, what: &str, conv: impl Fn(&'a Value) -> Option<T>) -> Result<Option<T>, Error> {
         match self.lookup(key) {
             (_, None) => Ok(None),
             (name, Some(v)) => conv(v)
@@ -55,9 +48,7 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| Error::config(self.path, key, "is missing"))
     }
     pub fn opt_usize(&self, key: &'a str) -> Result<Option<usize>, Error> {
-        self.typed(key, "a non-negative integer", |v| {
-            v.as_u64().map(|n| n as usize)
-        })
+        self.typed(key, "a non-negative integer", |v| v.as_u64().map(|n| n as usize))
     }
     pub fn opt_f32(&self, key: &'a str) -> Result<Option<f32>, Error> {
         self.typed(key, "a number", |v| v.as_f64().map(|n| n as f32))
@@ -113,9 +104,7 @@ pub fn hparams_from_hf(path: &Path, json: &Value) -> Result<Hparams, Error> {
     };
     let hidden_size = f.usize("hidden_size")?;
     let num_attention_heads = f.usize("num_attention_heads")?;
-    let num_key_value_heads = f
-        .opt_usize("num_key_value_heads")?
-        .unwrap_or(num_attention_heads);
+    let num_key_value_heads = f.opt_usize("num_key_value_heads")?.unwrap_or(num_attention_heads);
     let head_dim = match f.opt_usize("head_dim")? {
         Some(d) => d,
         None if num_attention_heads == 0 => 0,
@@ -126,10 +115,7 @@ pub fn hparams_from_hf(path: &Path, json: &Value) -> Result<Hparams, Error> {
     let (theta, scaling) = rope_params(&f, None)?;
     let sliding_window = f.opt_usize("sliding_window")?;
     let sliding_layers = sliding_layers(&f, num_hidden_layers, sliding_window)?;
-    let attn_scale = 1.0
-        / f.opt_f32("query_pre_attn_scalar")?
-            .unwrap_or(head_dim as f32)
-            .sqrt();
+    let attn_scale = 1.0 / f.opt_f32("query_pre_attn_scalar")?.unwrap_or(head_dim as f32).sqrt();
     let mut hp = Hparams {
         arch: spec,
         arch_name,
@@ -182,21 +168,14 @@ fn find_arch(f: &Fields) -> Result<(&'static ArchSpec, String), Error> {
             .as_array()
             .and_then(|a| a.first())
             .and_then(|v| v.as_str())
-            .ok_or_else(|| {
-                Error::config(
-                    f.path,
-                    "architectures",
-                    format!("expected a list of names, got {list}"),
-                )
-            })?;
+            .ok_or_else(|| Error::config(f.path, "architectures", format!("expected a list of names, got {list}")))?;
         let spec = arch::by_hf_name(first).ok_or_else(|| unknown(first, arch::hf_names()))?;
         return Ok((spec, first.to_string()));
     }
-    let model_type = f.opt_str("model_type")?.ok_or_else(|| {
-        Error::config(f.path, "architectures", "is missing (and so is model_type)")
-    })?;
-    let (spec, name) =
-        arch::by_model_type(model_type).ok_or_else(|| unknown(model_type, arch::model_types()))?;
+    let model_type = f
+        .opt_str("model_type")?
+        .ok_or_else(|| Error::config(f.path, "architectures", "is missing (and so is model_type)"))?;
+    let (spec, name) = arch::by_model_type(model_type).ok_or_else(|| unknown(model_type, arch::model_types()))?;
     Ok((spec, name.to_string()))
 }
 
@@ -219,10 +198,7 @@ fn activation(f: &Fields) -> Result<Activation, Error> {
 
 /// rope_theta and scaling, from transformers 4's `rope_theta` + `rope_scaling` or transformers 5's
 /// `rope_parameters` (optionally one entry per layer type).
-pub(crate) fn rope_params(
-    f: &Fields,
-    layer_type: Option<&str>,
-) -> Result<(f32, RopeScaling), Error> {
+pub(crate) fn rope_params(f: &Fields, layer_type: Option<&str>) -> Result<(f32, RopeScaling), Error> {
     let params = f
         .get("rope_parameters")
         .map(|p| match layer_type.and_then(|t| p.get(t)) {
@@ -249,10 +225,7 @@ pub(crate) fn rope_params(
 
 fn rope_scaling(f: &Fields, s: &Value) -> Result<RopeScaling, Error> {
     let sub = f.sub(s);
-    let kind = sub
-        .opt_str("rope_type")?
-        .or(sub.opt_str("type")?)
-        .unwrap_or("default");
+    let kind = sub.opt_str("rope_type")?.or(sub.opt_str("type")?).unwrap_or("default");
     let factor = || sub.opt_f32("factor").map(|v| v.unwrap_or(1.0));
     match kind {
         "default" => Ok(RopeScaling::None),
@@ -261,9 +234,7 @@ fn rope_scaling(f: &Fields, s: &Value) -> Result<RopeScaling, Error> {
             factor: factor()?,
             low_freq_factor: sub.opt_f32("low_freq_factor")?.unwrap_or(1.0),
             high_freq_factor: sub.opt_f32("high_freq_factor")?.unwrap_or(4.0),
-            original_max_position_embeddings: sub
-                .opt_usize("original_max_position_embeddings")?
-                .unwrap_or(8192) as f32,
+            original_max_position_embeddings: sub.opt_usize("original_max_position_embeddings")?.unwrap_or(8192) as f32,
         }),
         "longrope" => {
             let list = |key: &'static str| -> Result<Vec<f32>, Error> {
@@ -319,13 +290,7 @@ pub(crate) fn layer_types(f: &Fields) -> Result<Option<Vec<bool>>, Error> {
     let Some(v) = f.get("layer_types") else {
         return Ok(None);
     };
-    let bad = || {
-        Error::config(
-            f.path,
-            "layer_types",
-            format!("expected a list of names, got {v}"),
-        )
-    };
+    let bad = || Error::config(f.path, "layer_types", format!("expected a list of names, got {v}"));
     let items = v.as_array().ok_or_else(bad)?;
     items
         .iter()

@@ -54,21 +54,13 @@ pub enum HubError {
     #[error("not a hub id: {0:?} (expected org/name or org/name@revision)")]
     BadId(String),
     #[error("{id} is not in the HF cache at {} ({detail}) and offline mode is on (--offline or HF_HUB_OFFLINE); pull it while online", cache.display())]
-    NotCached {
-        id: String,
-        cache: PathBuf,
-        detail: String,
-    },
+    NotCached { id: String, cache: PathBuf, detail: String },
     #[error("model not found on the hub: {id} (a private repo needs HF_TOKEN)")]
     NotFound { id: String },
     #[error("revision {revision:?} not found for {id} on the hub")]
     RevisionNotFound { id: String, revision: String },
     #[error("{file} not found in {id} at {revision}")]
-    FileNotFound {
-        id: String,
-        file: String,
-        revision: String,
-    },
+    FileNotFound { id: String, file: String, revision: String },
     #[error("access to {id} refused (HTTP {status}): the repo may be gated or private; request access on its hub page and set HF_TOKEN to a token that has it")]
     Unauthorized { id: String, status: u16 },
     #[error("HTTP {status} from {url}")]
@@ -85,10 +77,7 @@ pub enum HubError {
     #[error("download of {url} stopped at {got} of {want} bytes; run again to resume")]
     Truncated { url: String, got: u64, want: u64 },
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 impl HubError {
@@ -153,10 +142,7 @@ impl HubOptions {
 
 /// huggingface_hub's notion of a true environment value.
 fn is_true(v: &str) -> bool {
-    matches!(
-        v.trim().to_ascii_uppercase().as_str(),
-        "1" | "ON" | "YES" | "TRUE"
-    )
+    matches!(v.trim().to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")
 }
 
 fn env_token(var: &impl Fn(&str) -> Option<String>) -> Option<String> {
@@ -175,16 +161,11 @@ fn hf_home_from(var: &impl Fn(&str) -> Option<String>) -> PathBuf {
         return expand_tilde(&home, var);
     }
     let xdg = var("XDG_CACHE_HOME").map(|x| expand_tilde(&x, var));
-    xdg.unwrap_or_else(|| home_dir(var).join(".cache"))
-        .join("huggingface")
+    xdg.unwrap_or_else(|| home_dir(var).join(".cache")).join("huggingface")
 }
 
 fn cache_dir_from(var: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    let named = [
-        "HF_HUB_CACHE",
-        "HUGGINGFACE_HUB_CACHE",
-        "TRANSFORMERS_CACHE",
-    ];
+    let named = ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE"];
     match named.iter().find_map(|&n| var(n)) {
         Some(dir) => expand_tilde(&dir, var),
         None => hf_home_from(var).join("hub"),
@@ -199,10 +180,7 @@ fn home_dir(var: &impl Fn(&str) -> Option<String>) -> PathBuf {
 }
 
 fn expand_tilde(path: &str, var: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    match path
-        .strip_prefix("~/")
-        .or_else(|| (path == "~").then_some(""))
-    {
+    match path.strip_prefix("~/").or_else(|| (path == "~").then_some("")) {
         Some(rest) => home_dir(var).join(rest),
         None => PathBuf::from(path),
     }
@@ -275,11 +253,7 @@ fn valid_repo(repo: &str) -> bool {
     let Some((org, name)) = repo.split_once('/') else {
         return false;
     };
-    repo.len() <= 96
-        && !repo.contains("--")
-        && !repo.contains("..")
-        && valid_part(org)
-        && valid_part(name)
+    repo.len() <= 96 && !repo.contains("--") && !repo.contains("..") && valid_part(org) && valid_part(name)
 }
 
 fn valid_part(part: &str) -> bool {
@@ -388,17 +362,11 @@ mod tests {
         assert_eq!(plain.revision(), "main");
         assert!(!is_commit_hash("main"));
         let err = HubId::parse("nope").unwrap_err().to_string();
-        assert!(
-            err.contains("\"nope\"") && err.contains("org/name"),
-            "{err}"
-        );
+        assert!(err.contains("\"nope\"") && err.contains("org/name"), "{err}");
     }
 
     fn opts_from(vars: &[(&str, &str)]) -> HubOptions {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         HubOptions::from_vars(|name| map.get(name).cloned())
     }
 
@@ -410,19 +378,9 @@ mod tests {
             PathBuf::from("/home/u/.cache/huggingface/hub")
         );
         let xdg = [("HOME", "/home/u"), ("XDG_CACHE_HOME", "/x")];
-        assert_eq!(
-            opts_from(&xdg).cache_dir(),
-            PathBuf::from("/x/huggingface/hub")
-        );
-        let hf_home = [
-            ("HOME", "/home/u"),
-            ("HF_HOME", "~/hf"),
-            ("XDG_CACHE_HOME", "/x"),
-        ];
-        assert_eq!(
-            opts_from(&hf_home).cache_dir(),
-            PathBuf::from("/home/u/hf/hub")
-        );
+        assert_eq!(opts_from(&xdg).cache_dir(), PathBuf::from("/x/huggingface/hub"));
+        let hf_home = [("HOME", "/home/u"), ("HF_HOME", "~/hf"), ("XDG_CACHE_HOME", "/x")];
+        assert_eq!(opts_from(&hf_home).cache_dir(), PathBuf::from("/home/u/hf/hub"));
         let tc = [("HF_HOME", "/hf"), ("TRANSFORMERS_CACHE", "/tc")];
         assert_eq!(opts_from(&tc).cache_dir(), PathBuf::from("/tc"));
         let all = [
@@ -444,10 +402,7 @@ mod tests {
         assert!(o.offline && o.quiet);
         assert_eq!(o.endpoint(), "http://mirror");
         assert_eq!(o.token.as_deref(), Some("hf_abc"));
-        let o = opts_from(&[
-            ("HF_HUB_OFFLINE", "0"),
-            ("HF_HOME", "/nonexistent-ondo-hf-home"),
-        ]);
+        let o = opts_from(&[("HF_HUB_OFFLINE", "0"), ("HF_HOME", "/nonexistent-ondo-hf-home")]);
         assert!(!o.offline && !o.quiet && o.token.is_none());
         assert_eq!(o.endpoint(), DEFAULT_ENDPOINT);
         assert!(opts_from(&[("TRANSFORMERS_OFFLINE", "yes")]).offline);

@@ -110,10 +110,7 @@ impl KvPool {
                     .iter_mut()
                     .zip(key)
                     .for_each(|(d, s)| *d = f16::from_f32(*s));
-                v[at]
-                    .iter_mut()
-                    .zip(value)
-                    .for_each(|(d, s)| *d = f16::from_f32(*s));
+                v[at].iter_mut().zip(value).for_each(|(d, s)| *d = f16::from_f32(*s));
             }
         }
     }
@@ -202,10 +199,7 @@ impl Batch {
     /// Blocks the table of `seq` names (all of the rest of `table` for the last sequence).
     pub fn blocks_of(&self, seq: usize) -> &[u32] {
         let start = self.seqs[seq].block0;
-        let end = self
-            .seqs
-            .get(seq + 1)
-            .map_or(self.table.len(), |s| s.block0);
+        let end = self.seqs.get(seq + 1).map_or(self.table.len(), |s| s.block0);
         &self.table[start..end]
     }
 }

@@ -51,12 +51,7 @@ pub trait Model: Send + Sync {
     /// Run every sequence of `batch` (its tokens at positions `pos0..`), write their keys and
     /// values into their blocks of `kv`, and return the logits `[batch.logit_rows.len(), vocab]`,
     /// which live in `ws` until the next call.
-    fn forward<'w>(
-        &self,
-        batch: &Batch,
-        kv: &mut KvPool,
-        ws: &'w mut Workspace,
-    ) -> Result<&'w [f32], Error>;
+    fn forward<'w>(&self, batch: &Batch, kv: &mut KvPool, ws: &'w mut Workspace) -> Result<&'w [f32], Error>;
 }
 
 pub use blocks::Workspace;

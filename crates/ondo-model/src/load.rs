@@ -71,10 +71,7 @@ pub fn read_hparams(files: &ModelFiles) -> Result<Hparams, Error> {
 
 /// Whether `path` names a GGUF file (by extension or by its magic bytes).
 pub fn is_gguf(path: &Path) -> bool {
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-    {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
         return true;
     }
     let mut magic = [0u8; 4];
@@ -117,10 +114,7 @@ pub fn load_hf(files: &ModelFiles) -> Result<Box<dyn Model>, Error> {
     // the first spelling the files have; the full HF name when none (errors name that one)
     let name_of = move |canonical: &str| {
         let mut candidates = names.hf_candidates(canonical);
-        let found = candidates
-            .iter()
-            .position(|n| store_ref.get(n).is_some())
-            .unwrap_or(0);
+        let found = candidates.iter().position(|n| store_ref.get(n).is_some()).unwrap_or(0);
         candidates.swap_remove(found)
     };
     let tensors = Tensors {

@@ -43,10 +43,7 @@ impl Names {
     /// canonical spelling (a missing tensor then names itself as looked for).
     pub fn hf_name(&self, canonical: &str) -> String {
         let (stem, kind) = canonical.rsplit_once('.').unwrap_or((canonical, ""));
-        let mapped = match stem
-            .strip_prefix("blk.")
-            .and_then(|rest| rest.split_once('.'))
-        {
+        let mapped = match stem.strip_prefix("blk.").and_then(|rest| rest.split_once('.')) {
             Some((layer, part)) => {
                 let hf = lookup(self.layer, part).unwrap_or(part);
                 format!("{}{layer}.{hf}", self.layer_prefix)
@@ -130,22 +127,14 @@ mod tests {
                 "blk.1.post_attention_norm.weight",
                 "model.layers.1.post_attention_layernorm.weight",
             ),
-            (
-                "LlamaForCausalLM",
-                "token_embd.weight",
-                "model.embed_tokens.weight",
-            ),
+            ("LlamaForCausalLM", "token_embd.weight", "model.embed_tokens.weight"),
             ("LlamaForCausalLM", "output.weight", "lm_head.weight"),
             (
                 "GPT2LMHeadModel",
                 "blk.2.attn_qkv.weight",
                 "transformer.h.2.attn.c_attn.weight",
             ),
-            (
-                "GPT2LMHeadModel",
-                "position_embd.weight",
-                "transformer.wpe.weight",
-            ),
+            ("GPT2LMHeadModel", "position_embd.weight", "transformer.wpe.weight"),
             (
                 "GPTNeoXForCausalLM",
                 "blk.0.attn_qkv.bias",

@@ -24,8 +24,7 @@ impl Linear {
 
     fn add_bias(&self, out: &mut [f32]) {
         if let Some(b) = &self.bias {
-            out.chunks_exact_mut(b.len())
-                .for_each(|row| ops::add(row, b));
+            out.chunks_exact_mut(b.len()).for_each(|row| ops::add(row, b));
         }
     }
 }
@@ -33,12 +32,7 @@ impl Linear {
 /// Several linear layers over the same input in one pass (q/k/v, gate/up): the activations are
 /// quantized once and all rows share one fork/join.
 /// Arrays, not Vecs: nothing is allocated per call.
-pub(crate) fn linear_multi<const N: usize>(
-    pool: &ThreadPool,
-    x: &[f32],
-    layers: [&Linear; N],
-    outs: [&mut [f32]; N],
-) {
+pub(crate) fn linear_multi<const N: usize>(pool: &ThreadPool, x: &[f32], layers: [&Linear; N], outs: [&mut [f32]; N]) {
     let mut i = 0;
     let mut jobs: [(&Weight, &mut [f32]); N] = outs.map(|out| {
         i += 1;
@@ -53,10 +47,7 @@ pub(crate) fn linear_multi<const N: usize>(
 /// A norm's weights (any `+1` offset already folded in).
 pub enum Norm {
     Rms(Vec<f32>),
-    Layer {
-        weight: Vec<f32>,
-        bias: Option<Vec<f32>>,
-    },
+    Layer { weight: Vec<f32>, bias: Option<Vec<f32>> },
 }
 
 impl Norm {
@@ -112,11 +103,7 @@ pub struct Attention {
 /// The MLP's weights.
 pub enum Mlp {
     /// `down(act(gate(x)) · up(x))`
-    Gated {
-        gate: Linear,
-        up: Linear,
-        down: Linear,
-    },
+    Gated { gate: Linear, up: Linear, down: Linear },
     /// `down(act(up(x)))`
     Plain { up: Linear, down: Linear },
 }

@@ -81,13 +81,9 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>, Error> {
         .ok_or_else(|| Error::config(index, "weight_map", "is missing or not an object"))?;
     let mut files: BTreeMap<String, ()> = BTreeMap::new();
     for (tensor, file) in map {
-        let file = file.as_str().ok_or_else(|| {
-            Error::config(
-                index,
-                &format!("weight_map.{tensor}"),
-                "expected a file name",
-            )
-        })?;
+        let file = file
+            .as_str()
+            .ok_or_else(|| Error::config(index, &format!("weight_map.{tensor}"), "expected a file name"))?;
         if file.contains('/') || file.contains("..") {
             return Err(Error::config(
                 index,

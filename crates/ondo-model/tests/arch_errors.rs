@@ -18,8 +18,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn config(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("config.json")).unwrap())
-        .unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("config.json")).unwrap()).unwrap()
 }
 
 fn hf_err(json: &Value) -> String {
@@ -87,10 +86,7 @@ fn wrong_typed_field_names_file_and_field() {
     let mut c = config("gpt2");
     c["n_embd"] = json!("32");
     let e = hf_err(&c);
-    assert!(
-        e.contains("/m/config.json") && e.contains("`n_embd`"),
-        "{e}"
-    );
+    assert!(e.contains("/m/config.json") && e.contains("`n_embd`"), "{e}");
     let mut c = config("gptneox");
     c["use_parallel_residual"] = json!("yes");
     let e = hf_err(&c);
@@ -129,11 +125,8 @@ fn missing_arch_specific_tensor_is_named() {
     let path = scratch.0.join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let kept: Vec<(String, safetensors::tensor::TensorView)> = st
-        .tensors()
-        .into_iter()
-        .filter(|(n, _)| n != "wpe.weight")
-        .collect();
+    let kept: Vec<(String, safetensors::tensor::TensorView)> =
+        st.tensors().into_iter().filter(|(n, _)| n != "wpe.weight").collect();
     assert_eq!(kept.len() + 1, st.len(), "the fixture has wpe.weight");
     let out = safetensors::serialize(kept, None).unwrap();
     std::fs::write(&path, out).unwrap();

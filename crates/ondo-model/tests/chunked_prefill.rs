@@ -8,16 +8,13 @@ use ondo_model::{load_model, Batch, KvDtype, KvPool, LogitsFor, SeqCache, Worksp
 fn models() -> Vec<std::path::PathBuf> {
     let stories = ondo_testdata::shared("models/stories260K").map(|d| d.join("stories260K.gguf"));
     let smol = ondo_testdata::fetched("smollm2-135m-instruct-q4_1.gguf");
-    let hf = ondo_testdata::fetched("smollm2-135m-instruct-hf/model.safetensors")
-        .map(|p| p.parent().unwrap().to_path_buf());
+    let hf =
+        ondo_testdata::fetched("smollm2-135m-instruct-hf/model.safetensors").map(|p| p.parent().unwrap().to_path_buf());
     [stories, smol, hf].into_iter().flatten().collect()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 #[test]
@@ -25,9 +22,7 @@ fn chunked_prefill_matches_one_pass() {
     for path in models() {
         let model = load_model(&path).unwrap();
         let hp = model.hparams();
-        let prompt: Vec<u32> = (0..100)
-            .map(|i| (1 + i * 7) % hp.vocab_size as u32)
-            .collect();
+        let prompt: Vec<u32> = (0..100).map(|i| (1 + i * 7) % hp.vocab_size as u32).collect();
         let mut whole = Workspace::new(hp, 256);
         let mut kv = SeqCache::new(hp, 100, KvDtype::F16);
         let want = kv
@@ -37,15 +32,9 @@ fn chunked_prefill_matches_one_pass() {
         for chunk in [1, 7, 16, 50] {
             let mut ws = Workspace::new(hp, chunk);
             let mut kv = SeqCache::new(hp, 100, KvDtype::F16);
-            let got = kv
-                .forward(&*model, &prompt, &mut ws, LogitsFor::All)
-                .unwrap();
+            let got = kv.forward(&*model, &prompt, &mut ws, LogitsFor::All).unwrap();
             let d = max_diff(got, &want);
-            assert!(
-                d == 0.0,
-                "{}: chunks of {chunk}: logits differ by {d}",
-                path.display()
-            );
+            assert!(d == 0.0, "{}: chunks of {chunk}: logits differ by {d}", path.display());
         }
     }
 }
@@ -67,9 +56,7 @@ fn a_sequence_beside_others_gets_its_logits_alone() {
             .iter()
             .map(|p| {
                 let mut kv = SeqCache::new(hp, 64, KvDtype::F16);
-                kv.forward(&*model, p, &mut ws, LogitsFor::Last)
-                    .unwrap()
-                    .to_vec()
+                kv.forward(&*model, p, &mut ws, LogitsFor::Last).unwrap().to_vec()
             })
             .collect();
         let mut pool = KvPool::new(hp, 5 * 4, 16, KvDtype::F16);

@@ -40,14 +40,10 @@ fn decode_steps_do_not_allocate(path: &Path) {
     let hp = model.hparams();
     let mut kv = SeqCache::new(hp, 64, KvDtype::F16);
     let mut ws = Workspace::new(hp, 16);
-    let logits = kv
-        .forward(&*model, &[1, 45, 99], &mut ws, LogitsFor::Last)
-        .unwrap();
+    let logits = kv.forward(&*model, &[1, 45, 99], &mut ws, LogitsFor::Last).unwrap();
     let mut token = ondo_testdata::argmax(logits);
     let mut step = |token: &mut u32| {
-        let logits = kv
-            .forward(&*model, &[*token], &mut ws, LogitsFor::Last)
-            .unwrap();
+        let logits = kv.forward(&*model, &[*token], &mut ws, LogitsFor::Last).unwrap();
         *token = ondo_testdata::argmax(logits);
     };
     for _ in 0..4 {
@@ -74,11 +70,7 @@ fn batched_steps_do_not_allocate(path: &Path, n: usize) {
     let (block, per_seq) = (16, 4); // 64 positions each
     let mut pool = KvPool::new(hp, n * per_seq, block, KvDtype::F16);
     let tables: Vec<Vec<u32>> = (0..n)
-        .map(|s| {
-            (0..per_seq as u32)
-                .map(|b| b * n as u32 + s as u32)
-                .collect()
-        })
+        .map(|s| (0..per_seq as u32).map(|b| b * n as u32 + s as u32).collect())
         .collect();
     let mut ws = Workspace::new(hp, 64);
     let mut batch = Batch::default();
@@ -87,10 +79,7 @@ fn batched_steps_do_not_allocate(path: &Path, n: usize) {
     }
     let logits = model.forward(&batch, &mut pool, &mut ws).unwrap();
     let vocab = hp.vocab_size;
-    let mut tokens: Vec<u32> = logits
-        .chunks_exact(vocab)
-        .map(ondo_testdata::argmax)
-        .collect();
+    let mut tokens: Vec<u32> = logits.chunks_exact(vocab).map(ondo_testdata::argmax).collect();
     let mut len = 3;
     let mut step = |tokens: &mut Vec<u32>, len: &mut usize| {
         batch.clear();
@@ -117,8 +106,5 @@ fn batched_steps_do_not_allocate(path: &Path, n: usize) {
         "{}: 16 batched decode steps of {n} sequences allocated {allocs} times",
         path.display()
     );
-    println!(
-        "{}: 16 decode steps of {n} sequences, 0 allocations",
-        path.display()
-    );
+    println!("{}: 16 decode steps of {n} sequences, 0 allocations", path.display());
 }

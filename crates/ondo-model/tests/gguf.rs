@@ -20,25 +20,14 @@ fn stories260k_metadata_and_tensors() {
     assert_eq!(f.get_u32("llama.block_count").unwrap(), Some(5));
     assert_eq!(f.get_u32("llama.embedding_length").unwrap(), Some(64));
     assert_eq!(f.get_u32("llama.attention.head_count_kv").unwrap(), Some(4));
-    assert_eq!(
-        f.get_f32("llama.attention.layer_norm_rms_epsilon").unwrap(),
-        Some(1e-5)
-    );
+    assert_eq!(f.get_f32("llama.attention.layer_norm_rms_epsilon").unwrap(), Some(1e-5));
     assert_eq!(f.get_u32("no.such.key").unwrap(), None);
     let tokens = f.get_str_array("tokenizer.ggml.tokens").unwrap().unwrap();
     assert_eq!(tokens.len(), 512);
     assert_eq!(&tokens[..3], ["<unk>", "<s>", "</s>"]);
+    assert_eq!(f.get_f32_array("tokenizer.ggml.scores").unwrap().unwrap().len(), 512);
     assert_eq!(
-        f.get_f32_array("tokenizer.ggml.scores")
-            .unwrap()
-            .unwrap()
-            .len(),
-        512
-    );
-    assert_eq!(
-        f.get_i32_array("tokenizer.ggml.token_type")
-            .unwrap()
-            .unwrap()[..2],
+        f.get_i32_array("tokenizer.ggml.token_type").unwrap().unwrap()[..2],
         [2, 3]
     );
     assert!(f.warnings().is_empty());
@@ -65,19 +54,13 @@ fn stories260k_metadata_and_tensors() {
     );
 
     let embd = f.weight("token_embd.weight").unwrap();
-    assert_eq!(
-        (embd.rows(), embd.cols(), embd.dtype()),
-        (512, 64, DType::F32)
-    );
+    assert_eq!((embd.rows(), embd.cols(), embd.dtype()), (512, 64, DType::F32));
     assert!(embd.to_f32().iter().all(|v| v.is_finite()));
     assert!(embd.to_f32().iter().any(|&v| v != 0.0));
     let norm = f.weight("output_norm.weight").unwrap();
     assert_eq!((norm.rows(), norm.cols()), (1, 64));
     let err = f.weight("nope").unwrap_err().to_string();
-    assert!(
-        err.contains("nope") && err.contains("stories260K.gguf"),
-        "{err}"
-    );
+    assert!(err.contains("nope") && err.contains("stories260K.gguf"), "{err}");
 }
 
 #[test]
@@ -109,10 +92,7 @@ fn vocab_only_files_have_arrays_and_no_tensors() {
         let tokens = f.get_str_array("tokenizer.ggml.tokens").unwrap().unwrap();
         assert_eq!(tokens.len(), n_vocab, "{name}");
         assert_eq!(
-            f.get_i32_array("tokenizer.ggml.token_type")
-                .unwrap()
-                .unwrap()
-                .len(),
+            f.get_i32_array("tokenizer.ggml.token_type").unwrap().unwrap().len(),
             n_vocab
         );
         if merges {
@@ -122,16 +102,10 @@ fn vocab_only_files_have_arrays_and_no_tensors() {
             assert_eq!(tokens[0], "!");
         } else {
             assert_eq!(
-                f.get_f32_array("tokenizer.ggml.scores")
-                    .unwrap()
-                    .unwrap()
-                    .len(),
+                f.get_f32_array("tokenizer.ggml.scores").unwrap().unwrap().len(),
                 n_vocab
             );
-            assert_eq!(
-                f.get_bool("tokenizer.ggml.add_bos_token").unwrap(),
-                Some(true)
-            );
+            assert_eq!(f.get_bool("tokenizer.ggml.add_bos_token").unwrap(), Some(true));
         }
     }
 }
@@ -152,30 +126,15 @@ fn smollm2_q4_1() {
     let f = GgufFile::open(&path).unwrap();
     assert_eq!(f.get_u32("llama.block_count").unwrap(), Some(30));
     assert_eq!(f.get_str("tokenizer.ggml.pre").unwrap(), Some("smollm"));
-    assert_eq!(
-        f.get_str_array("tokenizer.ggml.tokens")
-            .unwrap()
-            .unwrap()
-            .len(),
-        49152
-    );
-    assert_eq!(
-        f.get_str_array("tokenizer.ggml.merges")
-            .unwrap()
-            .unwrap()
-            .len(),
-        48900
-    );
+    assert_eq!(f.get_str_array("tokenizer.ggml.tokens").unwrap().unwrap().len(), 49152);
+    assert_eq!(f.get_str_array("tokenizer.ggml.merges").unwrap().unwrap().len(), 48900);
     assert!(f
         .get_str("tokenizer.chat_template")
         .unwrap()
         .unwrap()
         .contains("im_start"));
     let counts = type_counts(&f);
-    assert_eq!(
-        counts,
-        BTreeMap::from([("F32", 61), ("Q4_1", 210), ("Q8_0", 1)])
-    );
+    assert_eq!(counts, BTreeMap::from([("F32", 61), ("Q4_1", 210), ("Q8_0", 1)]));
     let q = f.weight("blk.0.attn_k.weight").unwrap();
     assert_eq!((q.dtype(), q.rows(), q.cols()), (DType::Q4_1, 192, 576));
     let e = f.weight("token_embd.weight").unwrap();
@@ -189,26 +148,11 @@ fn gemma3_k_quants() {
     };
     let f = GgufFile::open(&path).unwrap();
     assert_eq!(f.get_str("general.architecture").unwrap(), Some("gemma3"));
-    assert_eq!(
-        f.get_u32("gemma3.attention.sliding_window").unwrap(),
-        Some(512)
-    );
+    assert_eq!(f.get_u32("gemma3.attention.sliding_window").unwrap(), Some(512));
     assert_eq!(f.get_str_array("general.tags").unwrap().unwrap().len(), 4);
-    assert_eq!(
-        f.get_f32_array("tokenizer.ggml.scores")
-            .unwrap()
-            .unwrap()
-            .len(),
-        262144
-    );
+    assert_eq!(f.get_f32_array("tokenizer.ggml.scores").unwrap().unwrap().len(), 262144);
     let counts = type_counts(&f);
-    let expected = [
-        ("F32", 109),
-        ("Q4_K", 27),
-        ("Q5_0", 81),
-        ("Q6_K", 9),
-        ("Q8_0", 10),
-    ];
+    let expected = [("F32", 109), ("Q4_K", 27), ("Q5_0", 81), ("Q6_K", 9), ("Q8_0", 10)];
     assert_eq!(counts, BTreeMap::from(expected));
     for t in f.tensors() {
         let w = f.weight(&t.name).unwrap();
@@ -224,20 +168,8 @@ fn qwen25_large_file_opens_without_reading_tensor_data() {
     let t = std::time::Instant::now();
     let f = GgufFile::open(&path).unwrap();
     eprintln!("opened {} in {:?}", path.display(), t.elapsed()); // timing is printed, not asserted
-    assert_eq!(
-        f.get_str_array("tokenizer.ggml.tokens")
-            .unwrap()
-            .unwrap()
-            .len(),
-        151936
-    );
-    assert_eq!(
-        f.get_str_array("tokenizer.ggml.merges")
-            .unwrap()
-            .unwrap()
-            .len(),
-        151387
-    );
+    assert_eq!(f.get_str_array("tokenizer.ggml.tokens").unwrap().unwrap().len(), 151936);
+    assert_eq!(f.get_str_array("tokenizer.ggml.merges").unwrap().unwrap().len(), 151387);
     assert_eq!(f.tensors().len(), 339);
     assert_eq!(
         type_counts(&f),
@@ -296,15 +228,12 @@ impl Writer {
         self.raw(key, 9, &v)
     }
     fn tensor(mut self, name: &str, dims: &[u64], ggml_type: u32, data: Vec<u8>) -> Writer {
-        self.tensors
-            .push((name.into(), dims.to_vec(), ggml_type, data));
+        self.tensors.push((name.into(), dims.to_vec(), ggml_type, data));
         self
     }
     fn f32_tensor(self, name: &str, dims: &[u64]) -> Writer {
         let n: u64 = dims.iter().product();
-        let data = (0..n)
-            .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
-            .collect();
+        let data = (0..n).flat_map(|i| (i as f32 * 0.5).to_le_bytes()).collect();
         self.tensor(name, dims, 0, data)
     }
 
@@ -340,10 +269,7 @@ impl Writer {
 
 /// A small file with every value type, a nested array and two tensors.
 fn sample() -> Vec<u8> {
-    let f32s: Vec<u8> = [0.5f32, -1.0, 2.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let f32s: Vec<u8> = [0.5f32, -1.0, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     let strs: Vec<u8> = ["a", "bc", "한"]
         .iter()
         .flat_map(|s| gguf_string(s.as_bytes()))
@@ -400,20 +326,9 @@ fn every_value_type_round_trips() {
     assert_eq!(f.get_u64("t.u64").unwrap(), Some(1 << 40));
     assert_eq!(f.get_i64("t.i64").unwrap(), Some(-5));
     assert_eq!(f.get_f32("t.f64").unwrap(), Some(0.25));
-    assert_eq!(
-        f.get_f32_array("t.scores").unwrap().unwrap(),
-        [0.5, -1.0, 2.0]
-    );
-    assert_eq!(
-        f.get_str_array("t.tokens").unwrap().unwrap(),
-        ["a", "bc", "한"]
-    );
-    let nested = f
-        .get_array("t.nested")
-        .unwrap()
-        .unwrap()
-        .as_arrays()
-        .unwrap();
+    assert_eq!(f.get_f32_array("t.scores").unwrap().unwrap(), [0.5, -1.0, 2.0]);
+    assert_eq!(f.get_str_array("t.tokens").unwrap().unwrap(), ["a", "bc", "한"]);
+    let nested = f.get_array("t.nested").unwrap().unwrap().as_arrays().unwrap();
     assert_eq!(nested, [Array::I32(vec![1, 2]), Array::I32(vec![3, 4])]);
     assert_eq!(f.metadata().len(), 15);
 }
@@ -466,10 +381,7 @@ fn bad_alignment_is_an_error() {
     let e = err(Writer::new().u32("general.alignment", 24).finish());
     assert!(e.contains("alignment 24"), "{e}");
     let e = err(Writer::new().str("general.alignment", "32").finish());
-    assert!(
-        e.contains("general.alignment") && e.contains("string"),
-        "{e}"
-    );
+    assert!(e.contains("general.alignment") && e.contains("string"), "{e}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,11 +392,7 @@ fn every_truncation_is_an_error() {
     let full = sample();
     for len in 0..full.len() {
         let cut = full[..len].to_vec();
-        assert!(
-            parse(cut).is_err(),
-            "a prefix of {len} of {} bytes parsed",
-            full.len()
-        );
+        assert!(parse(cut).is_err(), "a prefix of {len} of {} bytes parsed", full.len());
     }
     assert!(parse(full).is_ok());
 }
@@ -513,20 +421,14 @@ fn versions_1_and_99_are_unsupported() {
         let mut w = Writer::new().u32("k", 1);
         w.version = version;
         let e = err(w.finish());
-        assert!(
-            e.contains(&format!("unsupported GGUF version {version}")),
-            "{e}"
-        );
+        assert!(e.contains(&format!("unsupported GGUF version {version}")), "{e}");
     }
 }
 
 #[test]
 fn unknown_value_type() {
     let e = err(Writer::new().raw("odd.key", 13, &[0; 8]).finish());
-    assert!(
-        e.contains("odd.key") && e.contains("unknown value type 13"),
-        "{e}"
-    );
+    assert!(e.contains("odd.key") && e.contains("unknown value type 13"), "{e}");
     let e = err(Writer::new().array("odd.array", 77, 1, &[0; 8]).finish());
     assert!(e.contains("odd.array") && e.contains("77"), "{e}");
 }
@@ -566,34 +468,21 @@ fn invalid_utf8_in_values_is_lossy_and_reported() {
         .flat_map(|s| gguf_string(s))
         .collect();
     let f = parse(Writer::new().array("tokens", 8, 2, &strs).finish()).unwrap();
-    assert_eq!(
-        f.get_str_array("tokens").unwrap().unwrap(),
-        ["ok", "\u{fffd}x"]
-    );
+    assert_eq!(f.get_str_array("tokens").unwrap().unwrap(), ["ok", "\u{fffd}x"]);
     assert_eq!(f.warnings().len(), 1);
-    assert!(
-        f.warnings()[0].contains("element 1 of tokens"),
-        "{:?}",
-        f.warnings()
-    );
+    assert!(f.warnings()[0].contains("element 1 of tokens"), "{:?}", f.warnings());
     let mut bytes = Writer::new().u32("key", 1).finish();
     let at = bytes.windows(3).position(|w| w == b"key").unwrap();
     bytes[at] = 0xc3;
     let e = err(bytes);
-    assert!(
-        e.contains("not valid UTF-8") && e.contains("metadata key #0"),
-        "{e}"
-    );
+    assert!(e.contains("not valid UTF-8") && e.contains("metadata key #0"), "{e}");
 }
 
 #[test]
 fn duplicate_keys_and_tensors() {
     let e = err(Writer::new().u32("k", 1).u32("k", 2).finish());
     assert!(e.contains("k appears twice"), "{e}");
-    let e = err(Writer::new()
-        .f32_tensor("w", &[2])
-        .f32_tensor("w", &[2])
-        .finish());
+    let e = err(Writer::new().f32_tensor("w", &[2]).f32_tensor("w", &[2]).finish());
     assert!(e.contains("tensor w appears twice"), "{e}");
 }
 
@@ -606,21 +495,13 @@ fn wrong_metadata_type_names_key_expected_and_found() {
         "{e}"
     );
     let e = f.get_str_array("t.scores").unwrap_err().to_string();
-    assert!(
-        e.contains("t.scores") && e.contains("array of 3 f32"),
-        "{e}"
-    );
+    assert!(e.contains("t.scores") && e.contains("array of 3 f32"), "{e}");
 }
 
 #[test]
 fn unsupported_quant_type_opens_and_fails_on_use() {
     // IQ4_NL (20): 32 values in 18 bytes.
-    let f = parse(
-        Writer::new()
-            .tensor("iq", &[32, 2], 20, vec![0; 36])
-            .finish(),
-    )
-    .unwrap();
+    let f = parse(Writer::new().tensor("iq", &[32, 2], 20, vec![0; 36]).finish()).unwrap();
     let info = f.tensor("iq").unwrap();
     assert_eq!((info.dtype, info.size_bytes), (None, Some(36)));
     assert_eq!(f.bytes(info).unwrap().len(), 36);
@@ -637,16 +518,10 @@ fn unsupported_quant_type_opens_and_fails_on_use() {
 
 #[test]
 fn tensor_data_past_the_end() {
-    let mut bytes = Writer::new()
-        .f32_tensor("a", &[8])
-        .f32_tensor("big", &[16])
-        .finish();
+    let mut bytes = Writer::new().f32_tensor("a", &[8]).f32_tensor("big", &[16]).finish();
     bytes.truncate(bytes.len() - 4);
     let e = err(bytes);
-    assert!(
-        e.contains("tensor big") && e.contains("past the end"),
-        "{e}"
-    );
+    assert!(e.contains("tensor big") && e.contains("past the end"), "{e}");
     let bytes = Writer::new()
         .f32_tensor("far", &[4])
         .finish_with_offsets(|_, _| 1 << 62);
@@ -659,48 +534,26 @@ fn tensor_data_past_the_end() {
 
 #[test]
 fn misaligned_offset() {
-    let bytes = Writer::new()
-        .f32_tensor("a", &[4])
-        .finish_with_offsets(|_, o| o + 4);
+    let bytes = Writer::new().f32_tensor("a", &[4]).finish_with_offsets(|_, o| o + 4);
     let e = err(bytes);
-    assert!(
-        e.contains("tensor a") && e.contains("not a multiple"),
-        "{e}"
-    );
+    assert!(e.contains("tensor a") && e.contains("not a multiple"), "{e}");
 }
 
 #[test]
 fn bad_shapes() {
     let e = err(Writer::new().tensor("q", &[33], 2, vec![0; 36]).finish());
     assert!(e.contains("tensor q") && e.contains("blocks"), "{e}");
-    let e = err(Writer::new()
-        .tensor("huge", &[1 << 32, 1 << 32], 0, vec![])
-        .finish());
+    let e = err(Writer::new().tensor("huge", &[1 << 32, 1 << 32], 0, vec![]).finish());
     assert!(e.contains("tensor huge") && e.contains("too many"), "{e}");
     // Found by cargo-fuzz: a zero dim hid rows of 2^64 bytes, or 2^80 rows, from the total check.
-    let e = err(Writer::new()
-        .tensor("wide", &[1 << 62, 0], 0, vec![])
-        .finish());
-    assert!(
-        e.contains("tensor wide") && e.contains("too many bytes"),
-        "{e}"
-    );
-    let e = err(Writer::new()
-        .tensor("rows", &[0, 1 << 40, 1 << 40], 0, vec![])
-        .finish());
-    assert!(
-        e.contains("tensor rows") && e.contains("too many elements"),
-        "{e}"
-    );
+    let e = err(Writer::new().tensor("wide", &[1 << 62, 0], 0, vec![]).finish());
+    assert!(e.contains("tensor wide") && e.contains("too many bytes"), "{e}");
+    let e = err(Writer::new().tensor("rows", &[0, 1 << 40, 1 << 40], 0, vec![]).finish());
+    assert!(e.contains("tensor rows") && e.contains("too many elements"), "{e}");
     let e = err(Writer::new().tensor("neg", &[1 << 63], 0, vec![]).finish());
     assert!(e.contains("tensor neg") && e.contains("2^63"), "{e}");
-    let e = err(Writer::new()
-        .tensor("five", &[1, 1, 1, 1, 1], 0, vec![0; 4])
-        .finish());
-    assert!(
-        e.contains("tensor five") && e.contains("5 dimensions"),
-        "{e}"
-    );
+    let e = err(Writer::new().tensor("five", &[1, 1, 1, 1, 1], 0, vec![0; 4]).finish());
+    assert!(e.contains("tensor five") && e.contains("5 dimensions"), "{e}");
 }
 
 #[test]
@@ -716,10 +569,7 @@ fn open_reports_missing_files_and_maps_real_ones() {
     let f = GgufFile::open(&path).unwrap();
     assert_eq!(f.weight("w").unwrap().to_f32()[1], 0.5);
     std::fs::write(&path, b"").unwrap();
-    assert!(GgufFile::open(&path)
-        .unwrap_err()
-        .to_string()
-        .contains("truncated"));
+    assert!(GgufFile::open(&path).unwrap_err().to_string().contains("truncated"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -797,10 +647,7 @@ fn fuzz_regressions() {
 
 #[test]
 fn mutation_fuzz_never_panics() {
-    let seeds = [
-        sample(),
-        Writer::new().tensor("q", &[32, 2], 2, vec![0; 36]).finish(),
-    ];
+    let seeds = [sample(), Writer::new().tensor("q", &[32, 2], 2, vec![0; 36]).finish()];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut ok, mut failed) = (0, 0);
     for i in 0..50_000 {
@@ -818,8 +665,5 @@ fn mutation_fuzz_never_panics() {
         }
     }
     eprintln!("mutation fuzz: {ok} parsed, {failed} rejected");
-    assert!(
-        ok > 100 && failed > 100,
-        "the mutator should hit both outcomes"
-    );
+    assert!(ok > 100 && failed > 100, "the mutator should hit both outcomes");
 }

@@ -23,10 +23,7 @@ fn ref_top5(step: &Value) -> Vec<(u32, f32)> {
         .iter()
         .map(|e| match e {
             Value::Array(p) => (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap() as f32),
-            _ => (
-                e["id"].as_u64().unwrap() as u32,
-                e["prob"].as_f64().unwrap() as f32,
-            ),
+            _ => (e["id"].as_u64().unwrap() as u32, e["prob"].as_f64().unwrap() as f32),
         })
         .collect()
 }
@@ -46,10 +43,7 @@ fn compare(model: &dyn Model, case: &Value, prob_tol: f32, exact: bool) -> usize
     // f16 keys and values, as llama.cpp caches them.
     let mut kv = SeqCache::new(hp, prompt.len() + expected.len() + 1, KvDtype::F16);
     let mut ws = Workspace::new(hp, 16);
-    let mut probs = kv
-        .forward(model, &prompt, &mut ws, LogitsFor::Last)
-        .unwrap()
-        .to_vec();
+    let mut probs = kv.forward(model, &prompt, &mut ws, LogitsFor::Last).unwrap().to_vec();
     for (step, &want) in expected.iter().enumerate() {
         ondo_kernels::ops::softmax(&mut probs);
         let ours = top5(&probs);
@@ -74,10 +68,7 @@ fn compare(model: &dyn Model, case: &Value, prob_tol: f32, exact: bool) -> usize
                 "step {step}: p({id}) = {got}, reference {p}"
             );
         }
-        probs = kv
-            .forward(model, &[want], &mut ws, LogitsFor::Last)
-            .unwrap()
-            .to_vec();
+        probs = kv.forward(model, &[want], &mut ws, LogitsFor::Last).unwrap().to_vec();
     }
     expected.len()
 }
@@ -132,11 +123,7 @@ fn smollm2_q4_1_agrees_with_llama_cpp() {
 
 #[test]
 fn gemma3_q4_k_m_agrees_with_llama_cpp() {
-    check_reference(
-        "gemma-3-270m-q4_k_m.gguf",
-        "models/references/gemma-3-270m.json",
-        false,
-    );
+    check_reference("gemma-3-270m-q4_k_m.gguf", "models/references/gemma-3-270m.json", false);
 }
 
 #[test]

@@ -30,19 +30,13 @@ fn greedy_matches_transformers() {
         let expected = ids(&case["generated_token_ids"]);
         let mut kv = SeqCache::new(hp, 256, KvDtype::F32);
         let mut ws = Workspace::new(hp, 32);
-        let mut logits = kv
-            .forward(&*model, &prompt, &mut ws, LogitsFor::Last)
-            .unwrap()
-            .to_vec();
+        let mut logits = kv.forward(&*model, &prompt, &mut ws, LogitsFor::Last).unwrap().to_vec();
         let mut got = vec![];
         for (step, want) in expected.iter().enumerate() {
             let mut probs = logits.clone();
             ondo_kernels::ops::softmax(&mut probs);
             for pair in case["steps"][step]["top5"].as_array().unwrap() {
-                let (id, p) = (
-                    pair[0].as_u64().unwrap() as usize,
-                    pair[1].as_f64().unwrap() as f32,
-                );
+                let (id, p) = (pair[0].as_u64().unwrap() as usize, pair[1].as_f64().unwrap() as f32);
                 assert!(
                     (probs[id] - p).abs() < 2e-3,
                     "step {step}: p({id}) = {} vs transformers {p}",
@@ -52,10 +46,7 @@ fn greedy_matches_transformers() {
             let next = argmax(&logits);
             got.push(next);
             assert_eq!(next, *want, "step {step}: ids so far {got:?}");
-            logits = kv
-                .forward(&*model, &[next], &mut ws, LogitsFor::Last)
-                .unwrap()
-                .to_vec();
+            logits = kv.forward(&*model, &[next], &mut ws, LogitsFor::Last).unwrap().to_vec();
         }
     }
 }

@@ -2,9 +2,7 @@
 //! headers (ETag / X-Linked-Etag / X-Repo-Commit), a 302 to "LFS storage", Range requests, 401
 //! for a gated repo and 404 for a missing one. Every test has its own cache folder and server.
 
-use ondo_model::hub::{
-    cached_models, is_complete_snapshot, pull_model, resolve_model, HubError, HubOptions,
-};
+use ondo_model::hub::{cached_models, is_complete_snapshot, pull_model, resolve_model, HubError, HubOptions};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Write};
@@ -97,16 +95,8 @@ fn sharded_repo(id: &str) -> FakeRepo {
             file("config.json", br#"{"model_type":"qwen2"}"#, false),
             file("tokenizer.json", br#"{}"#, false),
             file("model.safetensors.index.json", index, false),
-            file(
-                "model-00001-of-00002.safetensors",
-                &weights("s1", 70_000),
-                true,
-            ),
-            file(
-                "model-00002-of-00002.safetensors",
-                &weights("s22", 50_000),
-                true,
-            ),
+            file("model-00001-of-00002.safetensors", &weights("s1", 70_000), true),
+            file("model-00002-of-00002.safetensors", &weights("s22", 50_000), true),
             file("consolidated.safetensors", &weights("c", 500), true),
         ],
         token: None,
@@ -115,10 +105,7 @@ fn sharded_repo(id: &str) -> FakeRepo {
 
 impl FakeRepo {
     fn file(&self, name: &str) -> &FakeFile {
-        self.files
-            .iter()
-            .find(|f| f.name == name)
-            .expect("fake file")
+        self.files.iter().find(|f| f.name == name).expect("fake file")
     }
 }
 
@@ -133,10 +120,7 @@ struct Logged {
 
 impl Logged {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -213,29 +197,18 @@ struct Reply {
 }
 
 fn reply(status: u16, headers: &[(&str, String)], body: Vec<u8>) -> Reply {
-    let headers = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    let headers = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    Reply { status, headers, body }
 }
 
 fn error_reply(status: u16, code: Option<&str>) -> Reply {
-    let headers: Vec<(&str, String)> = code
-        .map(|c| vec![("X-Error-Code", c.to_string())])
-        .unwrap_or_default();
+    let headers: Vec<(&str, String)> = code.map(|c| vec![("X-Error-Code", c.to_string())]).unwrap_or_default();
     reply(status, &headers, b"{\"error\":\"nope\"}".to_vec())
 }
 
 impl Hub {
     fn serve(&self, mut stream: TcpStream) {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let Some(req) = read_request(&stream) else {
             return;
         };
@@ -243,9 +216,7 @@ impl Hub {
         let mut reply = self.route(&req);
         let limit = self.cut_for(&req, &reply);
         let full_len = reply.body.len();
-        reply
-            .headers
-            .push(("Content-Length".into(), full_len.to_string()));
+        reply.headers.push(("Content-Length".into(), full_len.to_string()));
         reply.headers.push(("Connection".into(), "close".into()));
         let mut head = format!("HTTP/1.1 {} X\r\n", reply.status);
         for (k, v) in &reply.headers {
@@ -276,9 +247,7 @@ impl Hub {
         }
         let parts: Vec<&str> = path.trim_start_matches('/').splitn(5, '/').collect();
         match parts.as_slice() {
-            [org, name, "resolve", rev, file] => {
-                self.resolve(req, &format!("{org}/{name}"), rev, file)
-            }
+            [org, name, "resolve", rev, file] => self.resolve(req, &format!("{org}/{name}"), rev, file),
             _ => error_reply(404, None),
         }
     }
@@ -319,11 +288,7 @@ impl Hub {
             repo.commit,
             siblings.join(",")
         );
-        reply(
-            200,
-            &[("Content-Type", "application/json".into())],
-            json.into_bytes(),
-        )
+        reply(200, &[("Content-Type", "application/json".into())], json.into_bytes())
     }
 
     fn resolve(&self, req: &Logged, id: &str, rev: &str, name: &str) -> Reply {
@@ -352,11 +317,7 @@ impl Hub {
     }
 
     fn cdn(&self, req: &Logged, etag: &str) -> Reply {
-        let found = self
-            .repos
-            .iter()
-            .flat_map(|r| &r.files)
-            .find(|f| f.etag == etag);
+        let found = self.repos.iter().flat_map(|r| &r.files).find(|f| f.etag == etag);
         match found {
             Some(f) => ranged(req, &f.body, &[("ETag", "\"cdn-etag\"".to_string())]),
             None => error_reply(404, None),
@@ -366,12 +327,9 @@ impl Hub {
 
 /// 200 with the body, or 206 / 416 for a `Range: bytes=N-` request.
 fn ranged(req: &Logged, body: &[u8], headers: &[(&str, String)]) -> Reply {
-    let start = req.header("range").and_then(|r| {
-        r.strip_prefix("bytes=")?
-            .strip_suffix('-')?
-            .parse::<usize>()
-            .ok()
-    });
+    let start = req
+        .header("range")
+        .and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse::<usize>().ok());
     let Some(start) = start else {
         return reply(200, headers, body.to_vec());
     };
@@ -402,11 +360,7 @@ fn read_request(stream: &TcpStream) -> Option<Logged> {
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    Some(Logged {
-        method,
-        path,
-        headers,
-    })
+    Some(Logged { method, path, headers })
 }
 
 // ---------------------------------------------------------------- helpers
@@ -491,15 +445,9 @@ fn hub_download_creates_huggingface_hub_layout() {
 
     let root = cache.join("models--org--tiny");
     assert_eq!(snap, root.join("snapshots").join(&repo.commit));
-    assert_eq!(
-        std::fs::read(root.join("refs/main")).unwrap(),
-        repo.commit.as_bytes()
-    );
+    assert_eq!(std::fs::read(root.join("refs/main")).unwrap(), repo.commit.as_bytes());
     assert_eq!(files_in(&root), ["blobs", "refs", "snapshots"]);
-    assert_eq!(
-        files_in(&root.join("snapshots")),
-        std::slice::from_ref(&repo.commit)
-    );
+    assert_eq!(files_in(&root.join("snapshots")), std::slice::from_ref(&repo.commit));
     assert_eq!(files_in(&snap), sorted(&NEEDED));
     let etags: Vec<&str> = NEEDED.iter().map(|n| repo.file(n).etag.as_str()).collect();
     assert_eq!(
@@ -510,19 +458,14 @@ fn hub_download_creates_huggingface_hub_layout() {
     for name in NEEDED {
         let f = repo.file(name);
         let link = std::fs::read_link(snap.join(name)).unwrap();
-        assert_eq!(
-            link,
-            PathBuf::from(format!("../../blobs/{}", f.etag)),
-            "{name}"
-        );
+        assert_eq!(link, PathBuf::from(format!("../../blobs/{}", f.etag)), "{name}");
         assert_eq!(std::fs::read(snap.join(name)).unwrap(), f.body, "{name}");
     }
     assert!(is_complete_snapshot(&snap));
 
     let reqs = server.requests();
     let lfs = repo.file("model.safetensors");
-    let fetched =
-        |method: &str, path: &str| reqs.iter().any(|r| r.method == method && r.path == path);
+    let fetched = |method: &str, path: &str| reqs.iter().any(|r| r.method == method && r.path == path);
     assert!(fetched("GET", "/api/models/org/tiny/revision/main"));
     assert!(fetched(
         "HEAD",
@@ -560,10 +503,7 @@ fn hub_cached_model_resolves_with_server_gone() {
     assert_eq!(resolve_model(&by_commit, &offline(&cache)).unwrap(), snap);
 
     let err = resolve_model("org/tiny@v1", &offline(&cache)).unwrap_err();
-    assert!(
-        matches!(err, HubError::NotCached { .. }),
-        "no refs/v1 yet: {err}"
-    );
+    assert!(matches!(err, HubError::NotCached { .. }), "no refs/v1 yet: {err}");
     let other = format!("org/tiny@{}", "f".repeat(40));
     assert!(resolve_model(&other, &offline(&cache)).is_err());
 }
@@ -580,15 +520,10 @@ fn hub_offline_with_empty_cache_is_a_clear_error() {
     let msg = err.to_string();
     assert!(matches!(err, HubError::NotCached { .. }), "{msg}");
     assert!(
-        msg.contains("org/tiny")
-            && msg.contains("offline")
-            && msg.contains(&cache.display().to_string()),
+        msg.contains("org/tiny") && msg.contains("offline") && msg.contains(&cache.display().to_string()),
         "{msg}"
     );
-    assert!(
-        server.requests().is_empty(),
-        "offline must not touch the network"
-    );
+    assert!(server.requests().is_empty(), "offline must not touch the network");
 }
 
 #[test]
@@ -600,28 +535,18 @@ fn hub_incomplete_blob_is_resumed_with_range() {
     let half = lfs.body.len() / 2;
     let blobs = cache.join("models--org--tiny/blobs");
     std::fs::create_dir_all(&blobs).unwrap();
-    std::fs::write(
-        blobs.join(format!("{}.incomplete", lfs.etag)),
-        &lfs.body[..half],
-    )
-    .unwrap();
+    std::fs::write(blobs.join(format!("{}.incomplete", lfs.etag)), &lfs.body[..half]).unwrap();
 
     let snap = resolve_model("org/tiny", &opts(server.url(), &cache)).unwrap();
 
-    assert_eq!(
-        std::fs::read(snap.join("model.safetensors")).unwrap(),
-        lfs.body
-    );
+    assert_eq!(std::fs::read(snap.join("model.safetensors")).unwrap(), lfs.body);
     let gets: Vec<Logged> = server
         .requests()
         .into_iter()
         .filter(|r| r.path == format!("/cdn/{}", lfs.etag))
         .collect();
     assert_eq!(gets.len(), 1, "{gets:#?}");
-    assert_eq!(
-        gets[0].header("range"),
-        Some(format!("bytes={half}-").as_str())
-    );
+    assert_eq!(gets[0].header("range"), Some(format!("bytes={half}-").as_str()));
     assert!(!blobs.join(format!("{}.incomplete", lfs.etag)).exists());
 }
 
@@ -647,10 +572,7 @@ fn hub_interrupted_download_resumes_on_next_run() {
     );
 
     let snap = resolve_model("org/tiny", &opts(server.url(), &cache)).unwrap();
-    assert_eq!(
-        std::fs::read(snap.join("model.safetensors")).unwrap(),
-        lfs.body
-    );
+    assert_eq!(std::fs::read(snap.join("model.safetensors")).unwrap(), lfs.body);
     let last = server
         .requests()
         .into_iter()
@@ -667,10 +589,7 @@ fn hub_gated_repo_needs_a_token() {
     let cache = temp_cache("gated");
     let err = resolve_model("org/gated", &opts(server.url(), &cache)).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        matches!(err, HubError::Unauthorized { status: 401, .. }),
-        "{msg}"
-    );
+    assert!(matches!(err, HubError::Unauthorized { status: 401, .. }), "{msg}");
     assert!(
         msg.contains("org/gated") && msg.contains("gated") && msg.contains("HF_TOKEN"),
         "{msg}"
@@ -702,10 +621,7 @@ fn hub_missing_repo_revision_and_network_errors() {
     let cache = temp_cache("missing");
     let o = opts(server.url(), &cache);
     let msg = resolve_model("org/missing", &o).unwrap_err().to_string();
-    assert!(
-        msg.contains("model not found on the hub: org/missing"),
-        "{msg}"
-    );
+    assert!(msg.contains("model not found on the hub: org/missing"), "{msg}");
     let err = resolve_model("org/tiny@nope", &o).unwrap_err();
     assert!(
         matches!(err, HubError::RevisionNotFound { .. }) && err.to_string().contains("nope"),
@@ -713,10 +629,7 @@ fn hub_missing_repo_revision_and_network_errors() {
     );
     assert!(matches!(resolve_model("tiny", &o), Err(HubError::BadId(_))));
 
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let dead = format!("http://{closed}");
     let err = resolve_model("org/tiny", &opts(&dead, &cache)).unwrap_err();
     assert!(matches!(err, HubError::Network { .. }), "{err}");
@@ -734,15 +647,9 @@ fn hub_tag_revision_writes_its_ref() {
     let cache = temp_cache("tag");
     let snap = resolve_model("org/tiny@v1", &opts(server.url(), &cache)).unwrap();
     let root = cache.join("models--org--tiny");
-    assert_eq!(
-        std::fs::read_to_string(root.join("refs/v1")).unwrap(),
-        repo.commit
-    );
+    assert_eq!(std::fs::read_to_string(root.join("refs/v1")).unwrap(), repo.commit);
     assert!(!root.join("refs/main").exists());
-    assert_eq!(
-        resolve_model("org/tiny@v1", &offline(&cache)).unwrap(),
-        snap
-    );
+    assert_eq!(resolve_model("org/tiny@v1", &offline(&cache)).unwrap(), snap);
 
     let by_commit = format!("org/tiny@{}", repo.commit);
     let cache2 = temp_cache("commit");
@@ -769,11 +676,7 @@ fn hub_sharded_weights_download_every_shard() {
     ];
     assert_eq!(files_in(&snap), sorted(&want));
     for name in want {
-        assert_eq!(
-            std::fs::read(snap.join(name)).unwrap(),
-            repo.file(name).body,
-            "{name}"
-        );
+        assert_eq!(std::fs::read(snap.join(name)).unwrap(), repo.file(name).body, "{name}");
     }
     assert!(is_complete_snapshot(&snap));
     std::fs::remove_file(snap.join("model-00002-of-00002.safetensors")).unwrap();
@@ -800,22 +703,14 @@ fn hub_cached_models_lists_complete_snapshots() {
     let sharded_snap = pull_model("org/sharded", &o).unwrap();
     std::fs::create_dir_all(cache.join("datasets--org--data/refs")).unwrap();
     std::fs::create_dir_all(cache.join("models--noorg")).unwrap();
-    std::fs::create_dir_all(cache.join(format!("models--org--tiny/snapshots/{}", "0".repeat(40))))
-        .unwrap();
+    std::fs::create_dir_all(cache.join(format!("models--org--tiny/snapshots/{}", "0".repeat(40)))).unwrap();
 
     let models = cached_models(&cache);
     let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["org/sharded", "org/tiny"]);
-    assert_eq!(
-        models[0].refs,
-        [("main".to_string(), sharded.commit.clone())]
-    );
+    assert_eq!(models[0].refs, [("main".to_string(), sharded.commit.clone())]);
     assert_eq!(models[0].snapshots, [sharded_snap]);
-    assert_eq!(
-        models[1].snapshots,
-        [tiny_snap],
-        "the empty snapshot is not listed"
-    );
+    assert_eq!(models[1].snapshots, [tiny_snap], "the empty snapshot is not listed");
     assert!(matches!(
         pull_model("org/tiny", &offline(&cache)),
         Err(HubError::NotCached { .. })

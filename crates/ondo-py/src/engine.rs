@@ -110,10 +110,7 @@ impl Engine {
                     prompts.len()
                 )));
             }
-            let params = params
-                .iter()
-                .map(pyparams::from_py)
-                .collect::<PyResult<Vec<_>>>()?;
+            let params = params.iter().map(pyparams::from_py).collect::<PyResult<Vec<_>>>()?;
             let requests = py.detach(|| {
                 prompts
                     .into_iter()
@@ -128,12 +125,7 @@ impl Engine {
     }
 
     /// Stream one prompt: an iterator of `(sequence index, text delta)`, then its output.
-    fn stream(
-        &self,
-        py: Python<'_>,
-        prompt: PromptArg,
-        params: &Bound<'_, PyAny>,
-    ) -> PyResult<TextStream> {
+    fn stream(&self, py: Python<'_>, prompt: PromptArg, params: &Bound<'_, PyAny>) -> PyResult<TextStream> {
         guard("stream", || {
             let params = pyparams::from_py(params)?;
             let req = py.detach(|| self.request("stream".into(), prompt, params, true))?;
@@ -151,8 +143,8 @@ impl Engine {
         continue_final_message: bool,
     ) -> PyResult<String> {
         guard("apply_chat_template", || {
-            let messages: Vec<Value> = serde_json::from_str(messages_json)
-                .map_err(|e| PyValueError::new_err(format!("messages: {e}")))?;
+            let messages: Vec<Value> =
+                serde_json::from_str(messages_json).map_err(|e| PyValueError::new_err(format!("messages: {e}")))?;
             let opts = RenderOptions {
                 add_generation_prompt,
                 continue_final_message,
@@ -196,8 +188,7 @@ impl Engine {
 
     /// The model's sampling defaults (generation_config.json as transformers reads it) as JSON.
     fn default_params_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.llm.default_params())
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        serde_json::to_string(&self.llm.default_params()).map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 
     /// Where the model was loaded from.
@@ -276,20 +267,10 @@ impl Engine {
     /// The request for one prompt: tokenized as transformers' `tokenizer(text)` does, its
     /// `max_tokens` capped to `max_model_len` when that was given, its seed derived from the
     /// LLM's seed when it has none.
-    fn request(
-        &self,
-        id: String,
-        prompt: PromptArg,
-        mut params: SamplingParams,
-        stream: bool,
-    ) -> PyResult<NewRequest> {
+    fn request(&self, id: String, prompt: PromptArg, mut params: SamplingParams, stream: bool) -> PyResult<NewRequest> {
         let (text, ids) = match prompt {
             PromptArg::Text(t) => {
-                let ids = self
-                    .llm
-                    .tokenizer()
-                    .encode(&t, true)
-                    .map_err(|e| to_py(e.into()))?;
+                let ids = self.llm.tokenizer().encode(&t, true).map_err(|e| to_py(e.into()))?;
                 (Some(t), ids)
             }
             PromptArg::Ids(ids) => (None, ids),
@@ -332,9 +313,7 @@ fn mix(base: u64, n: u64) -> u64 {
 
 /// A model argument that names a file or folder rather than a hub id.
 fn looks_like_path(model: &str) -> bool {
-    model.starts_with(['/', '.', '~'])
-        || model.ends_with(".gguf")
-        || !ondo_model::hub::is_hub_id(model)
+    model.starts_with(['/', '.', '~']) || model.ends_with(".gguf") || !ondo_model::hub::is_hub_id(model)
 }
 
 /// A spinner on stderr while the model loads (drawn only when stderr is a terminal).

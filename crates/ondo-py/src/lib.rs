@@ -36,9 +36,7 @@ pub(crate) fn to_py(e: EngineError) -> PyErr {
         | EngineError::PromptToken { .. }
         | EngineError::NoChatTemplate(_)
         | EngineError::Template(_) => PyValueError::new_err(msg),
-        EngineError::Load(_) | EngineError::Model(_) | EngineError::NoTokenizer(_) => {
-            PyOSError::new_err(msg)
-        }
+        EngineError::Load(_) | EngineError::Model(_) | EngineError::NoTokenizer(_) => PyOSError::new_err(msg),
         EngineError::Text(_) | EngineError::Internal(_) => PyRuntimeError::new_err(msg),
     }
 }
@@ -60,9 +58,7 @@ pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("unknown panic");
-        Err(PyRuntimeError::new_err(format!(
-            "internal error in {what}: {why}"
-        )))
+        Err(PyRuntimeError::new_err(format!("internal error in {what}: {why}")))
     })
 }
 
@@ -76,8 +72,7 @@ fn check_params(params: &Bound<'_, PyAny>) -> PyResult<()> {
 /// vLLM's default `SamplingParams` as JSON (the engine's `SamplingParams::default()`).
 #[pyfunction]
 fn default_params_json() -> PyResult<String> {
-    serde_json::to_string(&SamplingParams::default())
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    serde_json::to_string(&SamplingParams::default()).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
 #[pymodule]

@@ -12,10 +12,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use std::collections::BTreeMap;
 
 fn type_error(field: &str, want: &str, got: &Bound<'_, PyAny>) -> PyErr {
-    let repr = got
-        .repr()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| "?".into());
+    let repr = got.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into());
     PyValueError::new_err(format!("{field} must be {want}, got {repr}"))
 }
 
@@ -37,17 +34,14 @@ fn int(field: &str, v: &Bound<'_, PyAny>) -> PyResult<i64> {
 }
 
 fn float(field: &str, v: &Bound<'_, PyAny>) -> PyResult<f32> {
-    if v.is_instance_of::<PyBool>()
-        || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
-    {
+    if v.is_instance_of::<PyBool>() || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>()) {
         return Err(type_error(field, "a number", v));
     }
     Ok(v.extract::<f64>()? as f32)
 }
 
 fn boolean(field: &str, v: &Bound<'_, PyAny>) -> PyResult<bool> {
-    v.extract::<bool>()
-        .map_err(|_| type_error(field, "True or False", v))
+    v.extract::<bool>().map_err(|_| type_error(field, "True or False", v))
 }
 
 fn token_id(field: &str, v: &Bound<'_, PyAny>) -> PyResult<u32> {
@@ -69,8 +63,7 @@ fn count(obj: &Bound<'_, PyAny>, field: &'static str) -> PyResult<Option<usize>>
     match attr(obj, field)? {
         None => Ok(None),
         Some(v) => Ok(Some(
-            count_param(field, int(field, &v)?)
-                .map_err(|e| PyValueError::new_err(e.to_string()))?,
+            count_param(field, int(field, &v)?).map_err(|e| PyValueError::new_err(e.to_string()))?,
         )),
     }
 }
@@ -116,16 +109,10 @@ pub fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<SamplingParams> {
         p.stop_token_ids = token_ids("stop_token_ids", &v)?;
     }
     for (field, slot) in [
-        (
-            "include_stop_str_in_output",
-            &mut p.include_stop_str_in_output,
-        ),
+        ("include_stop_str_in_output", &mut p.include_stop_str_in_output),
         ("ignore_eos", &mut p.ignore_eos),
         ("skip_special_tokens", &mut p.skip_special_tokens),
-        (
-            "spaces_between_special_tokens",
-            &mut p.spaces_between_special_tokens,
-        ),
+        ("spaces_between_special_tokens", &mut p.spaces_between_special_tokens),
     ] {
         if let Some(v) = attr(obj, field)? {
             *slot = boolean(field, &v)?;
@@ -165,7 +152,6 @@ pub fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<SamplingParams> {
             }
         };
     }
-    p.validate()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    p.validate().map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(p)
 }

@@ -81,11 +81,7 @@ fn next_event(py: Python<'_>, p: &mut Pending) -> PyResult<Event> {
 
 /// Submit every request (one engine batch), then collect their outputs in order. On an error
 /// or a signal the requests still running are cancelled.
-pub fn run_all(
-    py: Python<'_>,
-    engine: &EngineHandle,
-    requests: Vec<NewRequest>,
-) -> PyResult<Vec<RequestOutput>> {
+pub fn run_all(py: Python<'_>, engine: &EngineHandle, requests: Vec<NewRequest>) -> PyResult<Vec<RequestOutput>> {
     let mut pending = requests
         .into_iter()
         .map(|r| Pending::submit(engine, r))

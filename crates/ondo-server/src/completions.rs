@@ -11,9 +11,7 @@ use crate::error::ApiError;
 use crate::params::{chat_logprobs, check_vocab, completion_logprobs, sampling_params};
 use crate::prompt::{chat_ids, fit, max_model_len, normalize_messages, parse_prompts, prompt_ids};
 use crate::state::AppState;
-use crate::wire::{
-    fields, parse_object, ChatRequest, CompletionRequest, Header, SamplingFields, Usage,
-};
+use crate::wire::{fields, parse_object, ChatRequest, CompletionRequest, Header, SamplingFields, Usage};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -60,10 +58,7 @@ pub async fn chat(State(app): State<AppState>, body: Result<Bytes, BytesRejectio
     }
 }
 
-pub async fn completions(
-    State(app): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn completions(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     match plan_completion(&app, body).await {
         Ok(plan) => respond(&app, plan).await,
         Err(e) => e.into_response(),
@@ -83,11 +78,7 @@ async fn plan_chat(app: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
     }
     let max_tokens = req.max_completion_tokens.or(sampling.max_tokens);
     let params = sampling_params(&sampling, max_tokens, logprobs)?;
-    let (llm, limit, stream) = (
-        engine.llm_arc(),
-        app.config().max_model_len,
-        sampling.stream(),
-    );
+    let (llm, limit, stream) = (engine.llm_arc(), app.config().max_model_len, sampling.stream());
     let request = blocking(move || {
         check_vocab(&params, llm.model().hparams().vocab_size)?;
         let ids = chat_ids(&llm, &messages)?;
@@ -111,10 +102,7 @@ async fn plan_chat(app: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
     })
 }
 
-async fn plan_completion(
-    app: &AppState,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Plan, ApiError> {
+async fn plan_completion(app: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Plan, ApiError> {
     let value = parse_object(body)?;
     let (req, sampling): (CompletionRequest, SamplingFields) = (fields(&value)?, fields(&value)?);
     app.check_model(req.model.as_deref())?;
@@ -125,11 +113,7 @@ async fn plan_completion(
     let prompts = parse_prompts(&req.prompt)?;
     let logprobs = completion_logprobs(req.logprobs)?;
     let params = sampling_params(&sampling, sampling.max_tokens, logprobs)?;
-    let (llm, limit, stream) = (
-        engine.llm_arc(),
-        app.config().max_model_len,
-        sampling.stream(),
-    );
+    let (llm, limit, stream) = (engine.llm_arc(), app.config().max_model_len, sampling.stream());
     let n = params.n;
     let requests = blocking(move || {
         check_vocab(&params, llm.model().hparams().vocab_size)?;
@@ -161,9 +145,7 @@ async fn plan_completion(
 }
 
 /// Run CPU work (templates, tokenizing) on the blocking pool; a panic there is a 500.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| ApiError::internal("preparing the request failed"))?
@@ -194,11 +176,7 @@ async fn respond(app: &AppState, mut plan: Plan) -> Response {
 
 // ---- one JSON answer ----
 
-async fn complete(
-    plan: &Plan,
-    receivers: Vec<UnboundedReceiver<Event>>,
-    llm: &Llm,
-) -> Result<Value, ApiError> {
+async fn complete(plan: &Plan, receivers: Vec<UnboundedReceiver<Event>>, llm: &Llm) -> Result<Value, ApiError> {
     let mut choices = vec![];
     let mut usage = Usage::default();
     for (p, rx) in receivers.into_iter().enumerate() {
@@ -215,10 +193,7 @@ async fn complete(
     Ok(plan.header.object(object, choices, Some(usage.json())))
 }
 
-async fn wait_done(
-    mut rx: UnboundedReceiver<Event>,
-    prompt_param: &str,
-) -> Result<RequestOutput, ApiError> {
+async fn wait_done(mut rx: UnboundedReceiver<Event>, prompt_param: &str) -> Result<RequestOutput, ApiError> {
     loop {
         match rx.recv().await {
             Some(Event::Delta { .. }) => continue,
@@ -347,27 +322,17 @@ async fn forward_events(
     let total = plan.n * receivers.len();
     if plan.kind == Kind::Chat {
         for i in 0..total {
-            send(
-                tx,
-                chunk(plan, i, json!({"role": "assistant", "content": ""}), None),
-            )
-            .await?;
+            send(tx, chunk(plan, i, json!({"role": "assistant", "content": ""}), None)).await?;
         }
     }
     let mut usage = Usage::default();
     for (p, mut rx) in receivers.into_iter().enumerate() {
         let out = loop {
             match rx.recv().await {
-                Some(Event::Delta { index, text }) => {
-                    send(tx, delta_chunk(plan, p * plan.n + index, &text)).await?
-                }
+                Some(Event::Delta { index, text }) => send(tx, delta_chunk(plan, p * plan.n + index, &text)).await?,
                 Some(Event::Done(out)) => break *out,
-                Some(Event::Failed(e)) => {
-                    return fail(tx, ApiError::from_engine(e, plan.prompt_param())).await
-                }
-                None => {
-                    return fail(tx, ApiError::internal("the engine dropped the request")).await
-                }
+                Some(Event::Failed(e)) => return fail(tx, ApiError::from_engine(e, plan.prompt_param())).await,
+                None => return fail(tx, ApiError::internal("the engine dropped the request")).await,
             }
         };
         usage.add(usage_of(&out));
@@ -381,12 +346,7 @@ async fn forward_events(
         }
     }
     if plan.include_usage {
-        send(
-            tx,
-            plan.header
-                .object(chunk_object(plan), vec![], Some(usage.json())),
-        )
-        .await?;
+        send(tx, plan.header.object(chunk_object(plan), vec![], Some(usage.json()))).await?;
     }
     tx.send("[DONE]".into()).await.map_err(|_| Gone)
 }

@@ -33,10 +33,7 @@ pub struct Engine {
 impl Engine {
     /// Start (or join) the engine thread of `llm`.
     pub fn start(llm: Llm) -> Result<Engine, ApiError> {
-        let handle = llm
-            .engine()
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .clone();
+        let handle = llm.engine().map_err(|e| ApiError::internal(e.to_string()))?.clone();
         Ok(Engine {
             llm: Arc::new(llm),
             handle,

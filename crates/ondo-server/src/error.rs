@@ -10,10 +10,7 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
     #[error("serving failed: {0}")]
     Serve(std::io::Error),
     #[error("loading the model failed: {0}")]

@@ -71,10 +71,7 @@ impl Server {
 
     /// Serve until `shutdown` resolves; then running generations stop at their next token and
     /// open connections are drained.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Error> {
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
         let state = self.state.clone();
         let config = state.config().clone();
         let app = router(self.state);
@@ -97,10 +94,7 @@ pub async fn serve(llm: Llm, config: Config) -> Result<(), Error> {
 
 /// What `ondo serve` runs: listen at once (503 while loading), load the model with `load` on a
 /// worker thread, serve until SIGINT or SIGTERM. A failed load stops the server with its error.
-pub fn run_blocking(
-    config: Config,
-    load: impl FnOnce() -> Result<Llm, String> + Send + 'static,
-) -> Result<(), Error> {
+pub fn run_blocking(config: Config, load: impl FnOnce() -> Result<Llm, String> + Send + 'static) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -67,16 +67,8 @@ pub fn render(engine: &Engine) -> String {
         out,
         "# TYPE ondo_prefix_cache_hit_rate gauge\nondo_prefix_cache_hit_rate {rate}"
     );
-    histogram(
-        &mut out,
-        "vllm:time_to_first_token_seconds",
-        &s.time_to_first_token,
-    );
-    histogram(
-        &mut out,
-        "vllm:inter_token_latency_seconds",
-        &s.inter_token_latency,
-    );
+    histogram(&mut out, "vllm:time_to_first_token_seconds", &s.time_to_first_token);
+    histogram(&mut out, "vllm:inter_token_latency_seconds", &s.inter_token_latency);
     out
 }
 

@@ -48,17 +48,11 @@ pub fn sampling_params(
         .map_err(|e| ApiError::bad_param(e.field(), e.to_string()))?;
     if p.best_of() > MAX_SEQUENCES {
         let field = if p.best_of.is_some() { "best_of" } else { "n" };
-        let msg = format!(
-            "{field} must be at most {MAX_SEQUENCES}, got {}",
-            p.best_of()
-        );
+        let msg = format!("{field} must be at most {MAX_SEQUENCES}, got {}", p.best_of());
         return Err(ApiError::bad_param(field, msg));
     }
     if f.stream() && p.best_of() != p.n {
-        return Err(ApiError::bad_param(
-            "best_of",
-            "best_of must equal n when streaming",
-        ));
+        return Err(ApiError::bad_param("best_of", "best_of must equal n when streaming"));
     }
     Ok(p)
 }
@@ -143,8 +137,7 @@ fn count(field: &'static str, v: Option<i64>) -> Result<Option<usize>, ApiError>
 
 fn top_k(v: Option<i64>) -> Result<i32, ApiError> {
     let v = v.unwrap_or(0);
-    i32::try_from(v)
-        .map_err(|_| ApiError::bad_param("top_k", format!("top_k is out of range: {v}")))
+    i32::try_from(v).map_err(|_| ApiError::bad_param("top_k", format!("top_k is out of range: {v}")))
 }
 
 fn stop_list(stop: Option<&StringOrList>) -> Vec<String> {
@@ -163,14 +156,10 @@ fn logit_bias(f: &SamplingFields) -> Result<std::collections::BTreeMap<u32, f32>
     map.iter()
         .map(|(k, &v)| {
             let id = k.trim().parse::<u32>().map_err(|_| {
-                ApiError::bad_param(
-                    "logit_bias",
-                    format!("logit_bias keys must be token ids, got {k:?}"),
-                )
+                ApiError::bad_param("logit_bias", format!("logit_bias keys must be token ids, got {k:?}"))
             })?;
             if !(-100.0..=100.0).contains(&v) {
-                let msg =
-                    format!("logit_bias values must be in [-100, 100], got {v} for token {id}");
+                let msg = format!("logit_bias values must be in [-100, 100], got {v} for token {id}");
                 return Err(ApiError::bad_param("logit_bias", msg));
             }
             Ok((id, v))

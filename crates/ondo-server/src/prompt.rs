@@ -8,14 +8,7 @@ use ondo_engine::{Llm, SamplingParams};
 use ondo_text::RenderOptions;
 use serde_json::{Map, Value};
 
-const ROLES: [&str; 6] = [
-    "system",
-    "developer",
-    "user",
-    "assistant",
-    "tool",
-    "function",
-];
+const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
 
 /// A completion prompt as sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,9 +20,9 @@ pub enum PromptInput {
 /// Checks `messages` and returns them with list-of-parts content joined into one string (what
 /// text-only templates expect).
 pub fn normalize_messages(messages: &Value, max: usize) -> Result<Vec<Value>, ApiError> {
-    let list = messages.as_array().ok_or_else(|| {
-        ApiError::bad_param("messages", "messages must be a list of message objects")
-    })?;
+    let list = messages
+        .as_array()
+        .ok_or_else(|| ApiError::bad_param("messages", "messages must be a list of message objects"))?;
     if list.is_empty() {
         return Err(ApiError::bad_param(
             "messages",
@@ -43,23 +36,18 @@ pub fn normalize_messages(messages: &Value, max: usize) -> Result<Vec<Value>, Ap
         );
         return Err(ApiError::bad_param("messages", msg));
     }
-    list.iter()
-        .enumerate()
-        .map(|(i, m)| normalize_message(i, m))
-        .collect()
+    list.iter().enumerate().map(|(i, m)| normalize_message(i, m)).collect()
 }
 
 fn normalize_message(i: usize, m: &Value) -> Result<Value, ApiError> {
     let param = |field: &str| format!("messages.[{i}]{field}");
-    let obj = m.as_object().ok_or_else(|| {
-        ApiError::bad_param(param(""), format!("messages[{i}] must be an object"))
-    })?;
-    let role = obj.get("role").and_then(Value::as_str).ok_or_else(|| {
-        ApiError::bad_param(
-            param(".role"),
-            format!("messages[{i}].role must be a string"),
-        )
-    })?;
+    let obj = m
+        .as_object()
+        .ok_or_else(|| ApiError::bad_param(param(""), format!("messages[{i}] must be an object")))?;
+    let role = obj
+        .get("role")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_param(param(".role"), format!("messages[{i}].role must be a string")))?;
     if !ROLES.contains(&role) {
         let msg = format!("messages[{i}].role must be one of {ROLES:?}, got {role:?}");
         return Err(ApiError::bad_param(param(".role"), msg));
@@ -67,9 +55,10 @@ fn normalize_message(i: usize, m: &Value) -> Result<Value, ApiError> {
     let content = match obj.get("content") {
         None | Some(Value::Null) if role == "assistant" => Value::Null,
         Some(Value::String(s)) => Value::String(s.clone()),
-        Some(Value::Array(parts)) => Value::String(join_text_parts(parts).map_err(|m| {
-            ApiError::bad_param(param(".content"), format!("messages[{i}].content: {m}"))
-        })?),
+        Some(Value::Array(parts)) => Value::String(
+            join_text_parts(parts)
+                .map_err(|m| ApiError::bad_param(param(".content"), format!("messages[{i}].content: {m}")))?,
+        ),
         _ => {
             let msg = format!("messages[{i}].content must be a string or a list of text parts");
             return Err(ApiError::bad_param(param(".content"), msg));
@@ -89,12 +78,8 @@ fn join_text_parts(parts: &[Value]) -> Result<String, String> {
                 p.get("text").and_then(Value::as_str),
             ) {
                 (Some("text"), Some(t)) => Ok(t),
-                (Some(kind), _) if kind != "text" => {
-                    Err(format!("content parts of type {kind:?} are not supported"))
-                }
-                _ => Err(
-                    "each content part must be {\"type\": \"text\", \"text\": string}".to_string(),
-                ),
+                (Some(kind), _) if kind != "text" => Err(format!("content parts of type {kind:?} are not supported")),
+                _ => Err("each content part must be {\"type\": \"text\", \"text\": string}".to_string()),
             }
         })
         .collect::<Result<_, _>>()?;
@@ -111,12 +96,8 @@ pub fn parse_prompts(prompt: &Value) -> Result<Vec<PromptInput>, ApiError> {
     };
     match prompt {
         Value::String(s) => Ok(vec![PromptInput::Text(s.clone())]),
-        Value::Array(items) if items.is_empty() => {
-            Err(ApiError::bad_param("prompt", "prompt must not be empty"))
-        }
-        Value::Array(items) if items[0].is_number() => {
-            Ok(vec![PromptInput::Ids(token_ids(items).ok_or_else(bad)?)])
-        }
+        Value::Array(items) if items.is_empty() => Err(ApiError::bad_param("prompt", "prompt must not be empty")),
+        Value::Array(items) if items[0].is_number() => Ok(vec![PromptInput::Ids(token_ids(items).ok_or_else(bad)?)]),
         Value::Array(items) => items
             .iter()
             .map(|item| match item {
@@ -185,12 +166,7 @@ pub fn max_model_len(llm: &Llm, limit: Option<usize>) -> usize {
 
 /// Non-empty ids that fit the context with the parameters (the engine checks the rest when the
 /// request is submitted: vocabulary, parameters, the KV pool's size).
-pub fn fit(
-    ids: &[u32],
-    params: &SamplingParams,
-    max_len: usize,
-    param: &str,
-) -> Result<SamplingParams, ApiError> {
+pub fn fit(ids: &[u32], params: &SamplingParams, max_len: usize, param: &str) -> Result<SamplingParams, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::bad_param(
             param,
@@ -207,23 +183,20 @@ mod tests {
 
     #[test]
     fn messages_are_checked_and_parts_joined() {
-        let m = normalize_messages(&json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]), 8)
-            .expect("valid");
+        let m = normalize_messages(
+            &json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]),
+            8,
+        )
+        .expect("valid");
         assert_eq!(m[0]["content"], "a\nb");
         for (bad, param) in [
             (json!([]), "messages"),
             (json!("hi"), "messages"),
             (json!([1]), "messages.[0]"),
             (json!([{"content": "x"}]), "messages.[0].role"),
-            (
-                json!([{"role": "wizard", "content": "x"}]),
-                "messages.[0].role",
-            ),
+            (json!([{"role": "wizard", "content": "x"}]), "messages.[0].role"),
             (json!([{"role": "user"}]), "messages.[0].content"),
-            (
-                json!([{"role": "user", "content": 5}]),
-                "messages.[0].content",
-            ),
+            (json!([{"role": "user", "content": 5}]), "messages.[0].content"),
             (
                 json!([{"role": "user", "content": [{"type": "image_url"}]}]),
                 "messages.[0].content",
@@ -235,11 +208,7 @@ mod tests {
         assert!(normalize_messages(&json!([{"role": "assistant", "content": null}]), 8).is_ok());
         let many = Value::Array(vec![json!({"role": "user", "content": "a"}); 9]);
         let err = normalize_messages(&many, 8).expect_err("9 messages over a limit of 8");
-        assert!(
-            err.message.contains("limit of 8 (max_messages)"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("limit of 8 (max_messages)"), "{}", err.message);
         assert_eq!(err.param.as_deref(), Some("messages"));
     }
 
@@ -248,10 +217,7 @@ mod tests {
         let t = |s: &str| PromptInput::Text(s.into());
         assert_eq!(parse_prompts(&json!("a")), Ok(vec![t("a")]));
         assert_eq!(parse_prompts(&json!(["a", "b"])), Ok(vec![t("a"), t("b")]));
-        assert_eq!(
-            parse_prompts(&json!([1, 2])),
-            Ok(vec![PromptInput::Ids(vec![1, 2])])
-        );
+        assert_eq!(parse_prompts(&json!([1, 2])), Ok(vec![PromptInput::Ids(vec![1, 2])]));
         assert_eq!(
             parse_prompts(&json!([[1], [2]])),
             Ok(vec![PromptInput::Ids(vec![1]), PromptInput::Ids(vec![2])])

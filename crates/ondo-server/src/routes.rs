@@ -58,10 +58,7 @@ async fn log_request(req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let response = next.run(req).await;
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    eprintln!(
-        "{peer} \"{method} {path}\" {} {ms:.1}ms",
-        response.status().as_u16()
-    );
+    eprintln!("{peer} \"{method} {path}\" {} {ms:.1}ms", response.status().as_u16());
     response
 }
 
@@ -71,8 +68,7 @@ async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> R
     let Some(key) = app.config().api_key.as_deref() else {
         return next.run(req).await;
     };
-    let open =
-        matches!(req.uri().path(), "/health" | "/metrics") || req.method() == Method::OPTIONS;
+    let open = matches!(req.uri().path(), "/health" | "/metrics") || req.method() == Method::OPTIONS;
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -113,20 +109,14 @@ async fn models(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"object": "list", "data": [model_card(&app)?]})))
 }
 
-async fn model(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+async fn model(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     app.check_model(Some(&id))?;
     Ok(Json(model_card(&app)?))
 }
 
 /// vLLM's /tokenize: a prompt (`add_special_tokens` default true) or chat messages (rendered
 /// with the template; `add_special_tokens` default false).
-async fn tokenize(
-    State(app): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+async fn tokenize(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
     let req: TokenizeRequest = parse_body(body)?;
     app.check_model(req.model.as_deref())?;
     let engine = app.engine()?;
@@ -141,20 +131,14 @@ async fn tokenize(
                     .map_err(|e| ApiError::bad_param("prompt", e.to_string()))?
             }
             (None, Some(m)) => tokenize_chat(&llm, m, &req, max_messages)?,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "give exactly one of prompt or messages",
-                ))
-            }
+            _ => return Err(ApiError::bad_request("give exactly one of prompt or messages")),
         };
         let strs = req.return_token_strs.unwrap_or(false).then(|| {
             ids.iter()
                 .map(|&id| llm.tokenizer().id_to_token(id).unwrap_or_default())
                 .collect::<Vec<_>>()
         });
-        Ok(
-            json!({"count": ids.len(), "max_model_len": max_model_len(&llm, limit), "tokens": ids, "token_strs": strs}),
-        )
+        Ok(json!({"count": ids.len(), "max_model_len": max_model_len(&llm, limit), "tokens": ids, "token_strs": strs}))
     };
     let value = tokio::task::spawn_blocking(job)
         .await
@@ -182,10 +166,7 @@ fn tokenize_chat(
         .map_err(|e| ApiError::bad_param("messages", e.to_string()))
 }
 
-async fn detokenize(
-    State(app): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+async fn detokenize(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
     let req: DetokenizeRequest = parse_body(body)?;
     app.check_model(req.model.as_deref())?;
     let engine = app.engine()?;

@@ -69,9 +69,7 @@ impl AppState {
             stopping: Arc::default(),
             created: crate::wire::unix_now(),
         };
-        AppState {
-            inner: Arc::new(inner),
-        }
+        AppState { inner: Arc::new(inner) }
     }
 
     /// The model has loaded: start its engine thread and begin serving requests.

@@ -142,14 +142,11 @@ pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> R
 
 /// The body as a JSON object (syntax errors and non-objects are 400s without a param).
 pub fn parse_object(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let bytes =
-        body.map_err(|r| ApiError::new(r.status(), "invalid_request_error", r.body_text()))?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let bytes = body.map_err(|r| ApiError::new(r.status(), "invalid_request_error", r.body_text()))?;
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("the request body must be a JSON object"));
     }
     Ok(value)
 }
@@ -228,10 +225,6 @@ pub fn unix_now() -> u64 {
 /// 32 random hex digits (std's randomly keyed hasher; no extra dependency).
 fn random_hex() -> String {
     use std::hash::{BuildHasher, Hasher};
-    let word = || {
-        std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish()
-    };
+    let word = || std::collections::hash_map::RandomState::new().build_hasher().finish();
     format!("{:016x}{:016x}", word(), word())
 }

@@ -39,10 +39,7 @@ fn routes_answer_in_openai_and_vllm_shapes() {
     let body = json!({"model": "smol", "messages": messages, "max_tokens": 12, "temperature": 0, "user": "u1", "unknown_field": 1});
     let (status, chat) = post(base, "/v1/chat/completions", &body.to_string(), None);
     assert_eq!(status, 200, "{chat}");
-    assert_eq!(
-        keys(&chat),
-        ["choices", "created", "id", "model", "object", "usage"]
-    );
+    assert_eq!(keys(&chat), ["choices", "created", "id", "model", "object", "usage"]);
     assert_eq!(chat["object"], "chat.completion");
     assert_eq!(
         keys(&chat["choices"][0]),
@@ -71,14 +68,8 @@ fn routes_answer_in_openai_and_vllm_shapes() {
         .collect();
     assert_eq!(joined, text);
     let last = &chunks[chunks.len() - 1];
-    assert_eq!(
-        last["choices"][0]["finish_reason"],
-        chat["choices"][0]["finish_reason"]
-    );
-    assert!(
-        last.get("usage").is_none(),
-        "usage only with include_usage: {last}"
-    );
+    assert_eq!(last["choices"][0]["finish_reason"], chat["choices"][0]["finish_reason"]);
+    assert!(last.get("usage").is_none(), "usage only with include_usage: {last}");
 
     // A stop string never reaches the client.
     let (_, plain) = post(
@@ -87,10 +78,7 @@ fn routes_answer_in_openai_and_vllm_shapes() {
         &json!({"prompt": "1, 2, 3, 4,", "max_tokens": 12, "temperature": 0}).to_string(),
         None,
     );
-    let full = plain["choices"][0]["text"]
-        .as_str()
-        .expect("text")
-        .to_string();
+    let full = plain["choices"][0]["text"].as_str().expect("text").to_string();
     let stop = full.trim_start().chars().take(2).collect::<String>();
     let body = json!({"prompt": "1, 2, 3, 4,", "max_tokens": 12, "temperature": 0, "stop": [stop]});
     let (_, stopped) = post(base, "/v1/completions", &body.to_string(), None);
@@ -113,23 +101,10 @@ fn routes_answer_in_openai_and_vllm_shapes() {
     assert_eq!(many["usage"]["completion_tokens"], 12);
 
     // Token ids as the prompt, and /tokenize -> /detokenize round trip.
-    let (_, tok) = post(
-        base,
-        "/tokenize",
-        &json!({"prompt": "Hello world"}).to_string(),
-        None,
-    );
+    let (_, tok) = post(base, "/tokenize", &json!({"prompt": "Hello world"}).to_string(), None);
     let ids = tok["tokens"].clone();
-    assert_eq!(
-        tok["count"].as_u64(),
-        ids.as_array().map(|a| a.len() as u64)
-    );
-    let (_, detok) = post(
-        base,
-        "/detokenize",
-        &json!({"tokens": ids}).to_string(),
-        None,
-    );
+    assert_eq!(tok["count"].as_u64(), ids.as_array().map(|a| a.len() as u64));
+    let (_, detok) = post(base, "/detokenize", &json!({"tokens": ids}).to_string(), None);
     assert_eq!(detok["prompt"], "Hello world");
     let (status, by_ids) = post(
         base,

@@ -23,8 +23,7 @@ fn config() -> Config {
 
 /// A chat body: `fields` merged into a valid one-message request.
 fn chat(fields: Value) -> String {
-    let mut body =
-        json!({"model": "smol", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4});
+    let mut body = json!({"model": "smol", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4});
     merge(&mut body, fields);
     body.to_string()
 }
@@ -53,21 +52,11 @@ fn assert_error_shape(case: &str, body: &Value) {
     let obj = e
         .as_object()
         .unwrap_or_else(|| panic!("{case}: error is not an object: {body}"));
-    assert!(
-        obj.contains_key("param") && obj.contains_key("code"),
-        "{case}: {body}"
-    );
+    assert!(obj.contains_key("param") && obj.contains_key("code"), "{case}: {body}");
 }
 
 /// (name, path, body, api key, expected status, expected param)
-type Case<'a> = (
-    &'a str,
-    &'a str,
-    String,
-    Option<&'a str>,
-    u16,
-    Option<&'a str>,
-);
+type Case<'a> = (&'a str, &'a str, String, Option<&'a str>, u16, Option<&'a str>);
 
 #[test]
 fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
@@ -77,24 +66,10 @@ fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
     let base = &server.base;
     let long = "word ".repeat(200);
     let cases: Vec<Case> = vec![
-        (
-            "malformed json",
-            CHAT,
-            "{\"messages\": [".into(),
-            Some(KEY),
-            400,
-            None,
-        ),
+        ("malformed json", CHAT, "{\"messages\": [".into(), Some(KEY), 400, None),
         ("empty body", CHAT, "".into(), Some(KEY), 400, None),
         ("body is a list", CHAT, "[]".into(), Some(KEY), 400, None),
-        (
-            "body is a string",
-            CHAT,
-            "\"hi\"".into(),
-            Some(KEY),
-            400,
-            None,
-        ),
+        ("body is a string", CHAT, "\"hi\"".into(), Some(KEY), 400, None),
         (
             "missing messages",
             CHAT,
@@ -161,30 +136,9 @@ fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
             400,
             Some("messages.[0].content"),
         ),
-        (
-            "n = 0",
-            CHAT,
-            chat(json!({"n": 0})),
-            Some(KEY),
-            400,
-            Some("n"),
-        ),
-        (
-            "n a string",
-            CHAT,
-            chat(json!({"n": "two"})),
-            Some(KEY),
-            400,
-            Some("n"),
-        ),
-        (
-            "n too many",
-            CHAT,
-            chat(json!({"n": 1000})),
-            Some(KEY),
-            400,
-            Some("n"),
-        ),
+        ("n = 0", CHAT, chat(json!({"n": 0})), Some(KEY), 400, Some("n")),
+        ("n a string", CHAT, chat(json!({"n": "two"})), Some(KEY), 400, Some("n")),
+        ("n too many", CHAT, chat(json!({"n": 1000})), Some(KEY), 400, Some("n")),
         (
             "temperature -1",
             CHAT,
@@ -442,14 +396,7 @@ fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
             Some("model"),
         ),
         ("no api key", CHAT, chat(json!({})), None, 401, None),
-        (
-            "wrong api key",
-            CHAT,
-            chat(json!({})),
-            Some("sk-wrong"),
-            401,
-            None,
-        ),
+        ("wrong api key", CHAT, chat(json!({})), Some("sk-wrong"), 401, None),
         (
             "body too large",
             CHAT,
@@ -546,14 +493,7 @@ fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
             400,
             Some("tokens"),
         ),
-        (
-            "unknown route",
-            "/v1/nope",
-            "{}".into(),
-            Some(KEY),
-            404,
-            None,
-        ),
+        ("unknown route", "/v1/nope", "{}".into(), Some(KEY), 404, None),
     ];
     assert!(cases.len() >= 30);
     for (name, path, body, key, status, param) in &cases {

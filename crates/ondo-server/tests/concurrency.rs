@@ -35,17 +35,13 @@ fn stream_chat(base: &str, i: usize) -> (String, String, Value) {
         .all(|c| c["object"] == "chat.completion.chunk" && c["id"] == first["id"]));
     (
         text,
-        last["choices"][0]["finish_reason"]
-            .as_str()
-            .unwrap_or("")
-            .to_string(),
+        last["choices"][0]["finish_reason"].as_str().unwrap_or("").to_string(),
         usage_chunk["usage"].clone(),
     )
 }
 
 fn prompt_tokens(base: &str, i: usize) -> u64 {
-    let body =
-        json!({"messages": [{"role": "user", "content": format!("Count from {i} upwards.")}]});
+    let body = json!({"messages": [{"role": "user", "content": format!("Count from {i} upwards.")}]});
     let (status, resp) = post(base, "/tokenize", &body.to_string(), None);
     assert_eq!(status, 200, "{resp}");
     resp["count"].as_u64().expect("count")
@@ -70,11 +66,7 @@ fn sixty_four_concurrent_streams_all_complete_with_exact_usage() {
         let (i, (text, finish, usage)) = client.join().expect("client thread");
         assert!(!text.is_empty(), "client {i}");
         assert_eq!(finish, "length", "client {i}");
-        assert_eq!(
-            usage["completion_tokens"].as_u64(),
-            Some(TOKENS),
-            "client {i}: {usage}"
-        );
+        assert_eq!(usage["completion_tokens"].as_u64(), Some(TOKENS), "client {i}: {usage}");
         assert_eq!(
             usage["prompt_tokens"].as_u64(),
             Some(prompt_tokens(&base, i)),
@@ -88,11 +80,7 @@ fn sixty_four_concurrent_streams_all_complete_with_exact_usage() {
     }
     assert_eq!(metric(&base, "ondo_requests_finished_total"), 64);
     assert_eq!(metric(&base, "ondo_requests_waiting"), 0);
-    assert_eq!(
-        metric(&base, "ondo_kv_blocks_used"),
-        0,
-        "every block is back"
-    );
+    assert_eq!(metric(&base, "ondo_kv_blocks_used"), 0, "every block is back");
     assert!(metric(&base, "vllm:num_requests_running") == 0);
 }
 
@@ -137,10 +125,7 @@ fn sixteen_clients_that_disconnect_give_their_blocks_back() {
     let taken = metric(base, "ondo_engine_steps_total") - steps;
     // the server notices a closed connection at its next write (one step), the engine cancels
     // at the step after
-    assert!(
-        taken <= 3,
-        "blocks came back {taken} steps after the clients left"
-    );
+    assert!(taken <= 3, "blocks came back {taken} steps after the clients left");
     assert_eq!(metric(base, "ondo_requests_aborted_total"), 16);
     assert!(
         metric(base, "ondo_generation_tokens_total") < 16 * 100,

@@ -82,18 +82,13 @@ fn limits_hold_while_a_normal_stream_is_served() {
     );
 
     // too many messages, too many sequences: 400s naming the limit
-    let messages: Vec<_> = (0..9)
-        .map(|_| json!({"role": "user", "content": "hi"}))
-        .collect();
+    let messages: Vec<_> = (0..9).map(|_| json!({"role": "user", "content": "hi"})).collect();
     let body = json!({"messages": messages, "max_tokens": 1});
     let (status, err) = post(&base, "/v1/chat/completions", &body.to_string(), None);
     assert_eq!(status, 400, "{err}");
     assert_eq!(err["error"]["param"], "messages", "{err}");
     assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("max_messages"),
+        err["error"]["message"].as_str().unwrap().contains("max_messages"),
         "{err}"
     );
     let body = json!({"prompt": "a", "max_tokens": 1, "n": 1, "best_of": 100000});
@@ -101,19 +96,13 @@ fn limits_hold_while_a_normal_stream_is_served() {
     assert_eq!(status, 400, "{err}");
     assert_eq!(err["error"]["param"], "best_of", "{err}");
     assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("must be at most"),
+        err["error"]["message"].as_str().unwrap().contains("must be at most"),
         "{err}"
     );
 
     // the normal stream was not disturbed
     let chunks = stream.collect();
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["text"].as_str())
-        .collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["text"].as_str()).collect();
     let last = chunks
         .iter()
         .rev()

@@ -21,26 +21,18 @@ pub fn models_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("ONDO_TEST_MODELS") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     home.join(".cache/ondo-test-models")
 }
 
 /// `../shared/<rel>`, or None (after printing why) when absent. Panics under CI.
 pub fn shared(rel: &str) -> Option<PathBuf> {
-    require(
-        shared_root().join(rel),
-        "../shared is not beside the repository",
-    )
+    require(shared_root().join(rel), "../shared is not beside the repository")
 }
 
 /// A fetched model `<models_root>/<rel>`, or None when absent. Panics under CI.
 pub fn fetched(rel: &str) -> Option<PathBuf> {
-    require(
-        models_root().join(rel),
-        "run ../shared/models/fetch.sh to get it",
-    )
+    require(models_root().join(rel), "run ../shared/models/fetch.sh to get it")
 }
 
 fn require(path: PathBuf, hint: &str) -> Option<PathBuf> {

@@ -67,8 +67,7 @@ impl<T: Deref<Target = Tokenizer>> IncrementalDetokenizer<T> {
     }
 
     fn decode(&self, from: usize, to: usize) -> Result<String> {
-        self.tokenizer
-            .decode(&self.ids[from..to], self.skip_special_tokens)
+        self.tokenizer.decode(&self.ids[from..to], self.skip_special_tokens)
     }
 }
 
@@ -162,10 +161,6 @@ mod tests {
         let tok = spm();
         let ids = tok.encode("한", false).expect("encode");
         let deltas = stream(&tok, &[], &ids[..ids.len() - 1], true);
-        assert_eq!(
-            deltas.last().map(String::as_str),
-            Some("\u{FFFD}"),
-            "{deltas:?}"
-        );
+        assert_eq!(deltas.last().map(String::as_str), Some("\u{FFFD}"), "{deltas:?}");
     }
 }

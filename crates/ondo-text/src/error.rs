@@ -24,14 +24,9 @@ pub enum Error {
     Tokenizers { what: String, message: String },
     /// A GGUF vocabulary field is missing, malformed or inconsistent.
     #[error("GGUF vocabulary field {field}: {message}")]
-    Vocab {
-        field: &'static str,
-        message: String,
-    },
+    Vocab { field: &'static str, message: String },
     /// The GGUF tokenizer model (`tokenizer.ggml.model`) is not one ondo implements.
-    #[error(
-        "unsupported tokenizer model tokenizer.ggml.model = {0:?} (supported: \"llama\", \"gpt2\")"
-    )]
+    #[error("unsupported tokenizer model tokenizer.ggml.model = {0:?} (supported: \"llama\", \"gpt2\")")]
     UnsupportedModel(String),
     /// A token id outside the vocabulary was given to decode.
     #[error("token id {id} is outside the vocabulary (size {vocab_size})")]

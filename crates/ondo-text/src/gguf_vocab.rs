@@ -109,8 +109,7 @@ impl GgufVocab {
     /// Whether llama.cpp adds BOS for this vocabulary: the file's flag, else true for "llama" (SPM)
     /// and for the Llama-3 pre-tokenizers.
     pub fn resolved_add_bos(&self) -> bool {
-        let default =
-            self.model == "llama" || self.pre.as_deref().is_some_and(crate::pretok::adds_bos);
+        let default = self.model == "llama" || self.pre.as_deref().is_some_and(crate::pretok::adds_bos);
         self.add_bos_token.unwrap_or(default)
     }
 

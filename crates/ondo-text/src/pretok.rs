@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 /// Llama-3: letters with one leading non-letter, numbers in groups of up to three.
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Qwen2: as Llama-3 but every digit on its own.
-const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_REGEX: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The pre-tokenizer families ondo knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +34,7 @@ pub(crate) enum Family {
 pub(crate) fn family(pre: Option<&str>) -> Result<Family> {
     let family = match pre.unwrap_or("default") {
         "default" | "gpt-2" | "gpt2" | "phi-2" | "olmo" | "jais" => Family::Gpt2,
-        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
-            Family::DigitsGpt2
-        }
+        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => Family::DigitsGpt2,
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "dbrx" | "smaug-bpe" => Family::Llama3,
         "qwen2" | "deepseek-r1-qwen" | "stablelm2" => Family::Qwen2,
         other => {
@@ -56,10 +55,7 @@ pub(crate) fn pre_tokenizer(family: Family) -> Result<PreTokenizerWrapper> {
     let bytes_only = ByteLevel::new(false, true, false).into();
     let steps: Vec<PreTokenizerWrapper> = match family {
         Family::Gpt2 => vec![ByteLevel::new(false, true, true).into()],
-        Family::DigitsGpt2 => vec![
-            Digits::new(true).into(),
-            ByteLevel::new(false, true, true).into(),
-        ],
+        Family::DigitsGpt2 => vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()],
         Family::Llama3 => vec![regex_split(LLAMA3_REGEX)?, bytes_only],
         Family::Qwen2 => vec![regex_split(QWEN2_REGEX)?, bytes_only],
     };
@@ -108,10 +104,7 @@ mod tests {
 
     #[test]
     fn llama3_contractions_ignore_case_and_newlines_group() {
-        assert_eq!(
-            split(Family::Llama3, "I'VE\n\n x"),
-            ["I", "'VE", "ĊĊ", "Ġx"]
-        );
+        assert_eq!(split(Family::Llama3, "I'VE\n\n x"), ["I", "'VE", "ĊĊ", "Ġx"]);
         assert_eq!(split(Family::Gpt2, "I'VE"), ["I", "'", "VE"]);
     }
 

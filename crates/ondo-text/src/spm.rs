@@ -77,9 +77,7 @@ impl Spm {
             index.entry(piece.clone()).or_insert(id as u32);
         }
         let byte_ids = (0..=255u8).map(|b| byte_token(&index, b)).collect();
-        let mut specials: Vec<u32> = (0..n)
-            .filter(|&id| is_partition_type(types[id as usize]))
-            .collect();
+        let mut specials: Vec<u32> = (0..n).filter(|&id| is_partition_type(types[id as usize])).collect();
         specials.retain(|&id| !v.tokens[id as usize].is_empty());
         specials.sort_by_key(|&id| std::cmp::Reverse(v.tokens[id as usize].len()));
         Spm {
@@ -190,14 +188,7 @@ impl Spm {
         }
     }
 
-    fn try_bigram(
-        &self,
-        text: &str,
-        symbols: &[Symbol],
-        left: usize,
-        right: usize,
-        queue: &mut BinaryHeap<Bigram>,
-    ) {
+    fn try_bigram(&self, text: &str, symbols: &[Symbol], left: usize, right: usize, queue: &mut BinaryHeap<Bigram>) {
         let (l, r) = (symbols[left], symbols[right]);
         let joined = &text[l.start..r.start + r.len];
         if let Some(&id) = self.index.get(joined) {
@@ -241,9 +232,7 @@ impl Spm {
             };
             match ty {
                 TokenType::Control | TokenType::Unknown if skip_special => {}
-                TokenType::Control | TokenType::Unknown => {
-                    bytes.extend_from_slice(piece.as_bytes())
-                }
+                TokenType::Control | TokenType::Unknown => bytes.extend_from_slice(piece.as_bytes()),
                 TokenType::Byte => bytes.extend(parse_byte_token(piece)),
                 _ => bytes.extend_from_slice(piece.replace(SPACE, " ").as_bytes()),
             }
@@ -282,10 +271,7 @@ fn split_fragment<'t>(fragment: Fragment<'t>, needle: &str, id: u32) -> Vec<Frag
 }
 
 fn is_partition_type(ty: TokenType) -> bool {
-    matches!(
-        ty,
-        TokenType::Control | TokenType::Unknown | TokenType::UserDefined
-    )
+    matches!(ty, TokenType::Control | TokenType::Unknown | TokenType::UserDefined)
 }
 
 fn initial_symbols(text: &str) -> Vec<Symbol> {
@@ -335,9 +321,7 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         let mut types = vec![2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1];
-        let mut scores = vec![
-            0.0, 0.0, 0.0, -1.0, -2.0, -2.0, -2.0, -5.0, -3.0, -4.0, -6.0, -7.0,
-        ];
+        let mut scores = vec![0.0, 0.0, 0.0, -1.0, -2.0, -2.0, -2.0, -5.0, -3.0, -4.0, -6.0, -7.0];
         for b in 0..=255u32 {
             tokens.push(format!("<0x{b:02X}>"));
             types.push(6);

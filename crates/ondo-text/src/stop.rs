@@ -48,17 +48,10 @@ impl StopMatcher {
         self.held.push_str(delta);
         if let Some((start, stop)) = self.first_match() {
             self.stopped = true;
-            let end = if self.include_stop {
-                start + stop.len()
-            } else {
-                start
-            };
+            let end = if self.include_stop { start + stop.len() } else { start };
             let text = self.held[..end].to_string();
             self.held.clear();
-            return StopStep {
-                text,
-                stop: Some(stop),
-            };
+            return StopStep { text, stop: Some(stop) };
         }
         let keep = self.partial_suffix_len();
         let text = self.held[..self.held.len() - keep].to_string();
@@ -132,11 +125,7 @@ mod tests {
             &["abc", "S", "T", "O", "P"][..],
         ] {
             let (text, stop) = run(&mut matcher(&["STOP"], false), deltas);
-            assert_eq!(
-                (text.as_str(), stop.as_deref()),
-                ("abc", Some("STOP")),
-                "{deltas:?}"
-            );
+            assert_eq!((text.as_str(), stop.as_deref()), ("abc", Some("STOP")), "{deltas:?}");
             let (text, _) = run(&mut matcher(&["STOP"], true), deltas);
             assert_eq!(text, "abcSTOP", "{deltas:?}");
         }
@@ -172,10 +161,7 @@ mod tests {
         let mut m = matcher(&["abc", "bcx"], false);
         assert_eq!(m.push("zab").text, "z");
         let step = m.push("cq");
-        assert_eq!(
-            (step.text.as_str(), step.stop.as_deref()),
-            ("", Some("abc"))
-        );
+        assert_eq!((step.text.as_str(), step.stop.as_deref()), ("", Some("abc")));
         let (text, stop) = run(&mut matcher(&["aab"], false), &["aa", "aab"]);
         assert_eq!((text.as_str(), stop.as_deref()), ("aa", Some("aab")));
     }
@@ -184,10 +170,7 @@ mod tests {
     fn korean_stop_strings() {
         let deltas = ["안녕하세요. ", "감사", "합니다", " 끝"];
         let (text, stop) = run(&mut matcher(&["감사합니다"], false), &deltas);
-        assert_eq!(
-            (text.as_str(), stop.as_deref()),
-            ("안녕하세요. ", Some("감사합니다"))
-        );
+        assert_eq!((text.as_str(), stop.as_deref()), ("안녕하세요. ", Some("감사합니다")));
         let (text, _) = run(&mut matcher(&["감사합니다"], true), &deltas);
         assert_eq!(text, "안녕하세요. 감사합니다");
         let mut m = matcher(&["세요!"], false);

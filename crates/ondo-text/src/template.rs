@@ -39,10 +39,7 @@ pub enum TemplateError {
     Raised(String),
     /// Rendering failed inside the template (unknown filter, bad operation, ...).
     #[error("chat template render error{}: {message}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
-    Render {
-        line: Option<usize>,
-        message: String,
-    },
+    Render { line: Option<usize>, message: String },
     /// The messages or options are not what a chat template takes.
     #[error("chat template input: {0}")]
     Input(String),
@@ -51,15 +48,9 @@ pub enum TemplateError {
     Config(String),
     /// A named template (e.g. "tool_use") that the model does not have.
     #[error("no chat template named {name:?}; available: {available:?}")]
-    NoSuchTemplate {
-        name: String,
-        available: Vec<String>,
-    },
+    NoSuchTemplate { name: String, available: Vec<String> },
     #[error("reading chat template {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// What a render needs besides the messages (the keyword arguments of `apply_chat_template`).
@@ -104,13 +95,7 @@ impl std::fmt::Debug for ChatTemplate {
 }
 
 /// Special tokens transformers passes to every template besides bos/eos.
-const OTHER_SPECIAL_TOKENS: [&str; 5] = [
-    "unk_token",
-    "sep_token",
-    "pad_token",
-    "cls_token",
-    "mask_token",
-];
+const OTHER_SPECIAL_TOKENS: [&str; 5] = ["unk_token", "sep_token", "pad_token", "cls_token", "mask_token"];
 
 /// Appended to the final message's content to find where it ends (transformers uses the same).
 const CONTINUE_TAG: &str = "CONTINUE_FINAL_MESSAGE_TAG ";
@@ -120,11 +105,7 @@ const REASONING_FIELDS: [&str; 3] = ["reasoning_content", "thinking", "reasoning
 
 impl ChatTemplate {
     /// Compiles `source`. A syntax error reports the template's line.
-    pub fn new(
-        source: &str,
-        bos_token: Option<&str>,
-        eos_token: Option<&str>,
-    ) -> Result<ChatTemplate, TemplateError> {
+    pub fn new(source: &str, bos_token: Option<&str>, eos_token: Option<&str>) -> Result<ChatTemplate, TemplateError> {
         let env = env::environment(source::rewrite(source)).map_err(syntax_error)?;
         Ok(ChatTemplate {
             source: source.to_string(),
@@ -151,10 +132,7 @@ impl ChatTemplate {
     /// From a parsed tokenizer_config.json: `chat_template` as a string, or as a list of
     /// `{name, template}` picked by `name` (default "default"); special tokens as strings or
     /// AddedToken dicts `{"content": ...}`. `Ok(None)` when the config has no template.
-    pub fn from_tokenizer_config(
-        config: &Value,
-        name: Option<&str>,
-    ) -> Result<Option<ChatTemplate>, TemplateError> {
+    pub fn from_tokenizer_config(config: &Value, name: Option<&str>) -> Result<Option<ChatTemplate>, TemplateError> {
         let Some(source) = pick_template(config.get("chat_template"), name)? else {
             return Ok(None);
         };
@@ -192,11 +170,7 @@ impl ChatTemplate {
 
     /// Renders a conversation. Each message is a JSON object (`role`, `content` as a string or a
     /// list of parts, `tool_calls`, ...) passed through as given.
-    pub fn render(
-        &self,
-        messages: &[Value],
-        opts: &RenderOptions,
-    ) -> Result<String, TemplateError> {
+    pub fn render(&self, messages: &[Value], opts: &RenderOptions) -> Result<String, TemplateError> {
         let mut messages = alias_reasoning_fields(messages)?;
         let continued = match opts.continue_final_message {
             true => Some(self.tag_final_message(&mut messages, opts)?),
@@ -211,19 +185,13 @@ impl ChatTemplate {
 
     /// Appends [`CONTINUE_TAG`] to the final message's text (its string content or its last
     /// text part) and returns that text as it was.
-    fn tag_final_message(
-        &self,
-        messages: &mut [Value],
-        opts: &RenderOptions,
-    ) -> Result<String, TemplateError> {
+    fn tag_final_message(&self, messages: &mut [Value], opts: &RenderOptions) -> Result<String, TemplateError> {
         let input = |m: &str| Err(TemplateError::Input(m.to_string()));
         if opts.add_generation_prompt {
             return input("continue_final_message and add_generation_prompt are not compatible");
         }
         if !self.source.contains("content") {
-            return input(
-                "continue_final_message is set but the template does not read \"content\"",
-            );
+            return input("continue_final_message is set but the template does not read \"content\"");
         }
         let Some(content) = messages.last_mut().and_then(|m| m.get_mut("content")) else {
             return input("continue_final_message is set but the final message has no content");
@@ -232,13 +200,9 @@ impl ChatTemplate {
             Value::String(s) => s,
             Value::Array(parts) => match parts.iter_mut().rev().find_map(|p| p.get_mut("text")) {
                 Some(Value::String(s)) => s,
-                _ => return input(
-                    "continue_final_message is set but the final message has no text to continue",
-                ),
+                _ => return input("continue_final_message is set but the final message has no text to continue"),
             },
-            _ => {
-                return input("continue_final_message is set but the final message has no content")
-            }
+            _ => return input("continue_final_message is set but the final message has no content"),
         };
         let original = text.clone();
         text.push_str(CONTINUE_TAG);
@@ -249,10 +213,7 @@ impl ChatTemplate {
     /// then the four it always sets.
     fn context(&self, messages: Vec<Value>, opts: &RenderOptions) -> Map<String, Value> {
         let mut ctx = Map::new();
-        let tokens = [
-            ("bos_token", &self.bos_token),
-            ("eos_token", &self.eos_token),
-        ];
+        let tokens = [("bos_token", &self.bos_token), ("eos_token", &self.eos_token)];
         for (name, token) in tokens {
             if let Some(token) = token {
                 ctx.insert(name.to_string(), Value::from(token.as_str()));
@@ -261,32 +222,19 @@ impl ChatTemplate {
         ctx.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         ctx.extend(opts.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         ctx.insert("messages".into(), Value::Array(messages));
-        ctx.insert(
-            "tools".into(),
-            opts.tools.clone().map_or(Value::Null, Value::Array),
-        );
+        ctx.insert("tools".into(), opts.tools.clone().map_or(Value::Null, Value::Array));
         ctx.insert(
             "documents".into(),
             opts.documents.clone().map_or(Value::Null, Value::Array),
         );
-        ctx.insert(
-            "add_generation_prompt".into(),
-            Value::Bool(opts.add_generation_prompt),
-        );
+        ctx.insert("add_generation_prompt".into(), Value::Bool(opts.add_generation_prompt));
         ctx
     }
 
     /// Renders with exactly these variables (no special tokens or defaults added);
     /// `now` fixes the clock of `strftime_now`.
-    pub fn render_context(
-        &self,
-        ctx: &Map<String, Value>,
-        now: Option<DateTime>,
-    ) -> Result<String, TemplateError> {
-        let template = self
-            .env
-            .get_template(env::TEMPLATE_NAME)
-            .map_err(syntax_error)?;
+    pub fn render_context(&self, ctx: &Map<String, Value>, now: Option<DateTime>) -> Result<String, TemplateError> {
+        let template = self.env.get_template(env::TEMPLATE_NAME).map_err(syntax_error)?;
         let mut vars = minijinja::Value::from(minijinja::value::Serde(ctx));
         if let Some(now) = now {
             let clock = minijinja::Value::from_pairs([(env::NOW_VAR, now.to_unix())]);
@@ -300,10 +248,7 @@ impl ChatTemplate {
 /// tag when the template kept the spacing, else also dropping whitespace before it).
 fn cut_at_continue_tag(rendered: String, final_text: &str) -> Result<String, TemplateError> {
     let tag = CONTINUE_TAG.trim();
-    let Some(at) = rendered
-        .rfind(tag)
-        .filter(|_| rendered.contains(final_text.trim()))
-    else {
+    let Some(at) = rendered.rfind(tag).filter(|_| rendered.contains(final_text.trim())) else {
         return Err(TemplateError::Input(
             "continue_final_message is set but the final message does not appear in the rendered chat".into(),
         ));
@@ -317,10 +262,7 @@ fn cut_at_continue_tag(rendered: String, final_text: &str) -> Result<String, Tem
 }
 
 /// Picks the template text out of `chat_template` (a string or a list of `{name, template}`).
-fn pick_template(
-    value: Option<&Value>,
-    name: Option<&str>,
-) -> Result<Option<String>, TemplateError> {
+fn pick_template(value: Option<&Value>, name: Option<&str>) -> Result<Option<String>, TemplateError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => match name {
@@ -366,9 +308,7 @@ fn token_content(config: &Value, key: &str) -> Result<Option<String>, TemplateEr
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Object(o)) => match o.get("content") {
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            _ => Err(TemplateError::Config(format!(
-                "{key} has no string \"content\""
-            ))),
+            _ => Err(TemplateError::Config(format!("{key} has no string \"content\""))),
         },
         Some(other) => Err(TemplateError::Config(format!(
             "{key} must be a string or an AddedToken, got {other}"
@@ -529,10 +469,7 @@ mod tests {
     #[test]
     fn syntax_error_names_the_line() {
         let err = ChatTemplate::new("line one\n{% if x %}\n{{ y }\n", None, None).unwrap_err();
-        assert!(
-            matches!(err, TemplateError::Syntax { line: 3, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, TemplateError::Syntax { line: 3, .. }), "{err:?}");
     }
 
     #[test]
@@ -557,7 +494,12 @@ mod tests {
 
     #[test]
     fn context_has_transformers_variables() {
-        let t = ChatTemplate::new("{{ bos_token }}|{{ eos_token }}|{{ tools is none }}|{{ add_generation_prompt }}|{{ flag }}", Some("<s>"), Some("</s>")).unwrap();
+        let t = ChatTemplate::new(
+            "{{ bos_token }}|{{ eos_token }}|{{ tools is none }}|{{ add_generation_prompt }}|{{ flag }}",
+            Some("<s>"),
+            Some("</s>"),
+        )
+        .unwrap();
         let mut opts = RenderOptions {
             add_generation_prompt: true,
             ..RenderOptions::default()
@@ -568,7 +510,12 @@ mod tests {
 
     #[test]
     fn reasoning_fields_are_aliased() {
-        let t = ChatTemplate::new("{% for m in messages %}{{ m.thinking }}/{{ m.reasoning_content }}/{{ m | tojson }}{% endfor %}", None, None).unwrap();
+        let t = ChatTemplate::new(
+            "{% for m in messages %}{{ m.thinking }}/{{ m.reasoning_content }}/{{ m | tojson }}{% endfor %}",
+            None,
+            None,
+        )
+        .unwrap();
         let out = t
             .render(
                 &[json!({"role": "assistant", "reasoning": "r", "content": "c"})],
@@ -590,27 +537,17 @@ mod tests {
                 {"name": "tool_use", "template": "T{{ eos_token }}"}
             ]
         });
-        let d = ChatTemplate::from_tokenizer_config(&config, None)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            d.render(&[], &RenderOptions::default()).unwrap(),
-            "D<|begin|><unk>"
-        );
+        let d = ChatTemplate::from_tokenizer_config(&config, None).unwrap().unwrap();
+        assert_eq!(d.render(&[], &RenderOptions::default()).unwrap(), "D<|begin|><unk>");
         let t = ChatTemplate::from_tokenizer_config(&config, Some("tool_use"))
             .unwrap()
             .unwrap();
-        assert_eq!(
-            t.render(&[], &RenderOptions::default()).unwrap(),
-            "T<|end|>"
-        );
+        assert_eq!(t.render(&[], &RenderOptions::default()).unwrap(), "T<|end|>");
         let missing = ChatTemplate::from_tokenizer_config(&config, Some("rag")).unwrap_err();
         assert!(matches!(missing, TemplateError::NoSuchTemplate { .. }));
-        assert!(
-            ChatTemplate::from_tokenizer_config(&json!({"eos_token": "x"}), None)
-                .unwrap()
-                .is_none()
-        );
+        assert!(ChatTemplate::from_tokenizer_config(&json!({"eos_token": "x"}), None)
+            .unwrap()
+            .is_none());
         assert!(ChatTemplate::from_tokenizer_config(&json!({"chat_template": 3}), None).is_err());
     }
 
@@ -625,8 +562,7 @@ mod tests {
 
     #[test]
     fn continue_final_message_stops_inside_the_last_turn() {
-        let src =
-            "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>\n{% endfor %}";
+        let src = "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>\n{% endfor %}";
         let t = ChatTemplate::new(src, None, None).unwrap();
         let msgs = [
             json!({"role": "user", "content": "시"}),
@@ -636,22 +572,13 @@ mod tests {
             continue_final_message: true,
             ..RenderOptions::default()
         };
-        assert_eq!(
-            t.render(&msgs, &opts).unwrap(),
-            "<user>시</user>\n<assistant>봄바람이 "
-        );
+        assert_eq!(t.render(&msgs, &opts).unwrap(), "<user>시</user>\n<assistant>봄바람이 ");
         opts.add_generation_prompt = true;
-        assert!(matches!(
-            t.render(&msgs, &opts),
-            Err(TemplateError::Input(_))
-        ));
+        assert!(matches!(t.render(&msgs, &opts), Err(TemplateError::Input(_))));
     }
 
     #[test]
     fn non_object_message_is_an_input_error() {
-        assert!(matches!(
-            render("x", json!(["hi"])),
-            Err(TemplateError::Input(_))
-        ));
+        assert!(matches!(render("x", json!(["hi"])), Err(TemplateError::Input(_))));
     }
 }

@@ -75,10 +75,7 @@ const EOG_TEXTS: &[&str] = &[
 impl Tokenizer {
     /// Loads tokenizer.json and, when given, tokenizer_config.json (special-token names, and
     /// `add_bos_token`/`add_eos_token` for Llama/Gemma tokenizer classes, as transformers does).
-    pub fn from_files(
-        tokenizer_json: &Path,
-        tokenizer_config_json: Option<&Path>,
-    ) -> Result<Tokenizer> {
+    pub fn from_files(tokenizer_json: &Path, tokenizer_config_json: Option<&Path>) -> Result<Tokenizer> {
         let mut tok = tokenizers::Tokenizer::from_file(tokenizer_json)
             .map_err(|e| Error::tokenizers(tokenizer_json.display().to_string(), e))?;
         let config = tokenizer_config_json.map(read_json).transpose()?;
@@ -127,12 +124,7 @@ impl Tokenizer {
     }
 
     /// As [`Tokenizer::encode`]; with `parse_special = false`, special-token text is plain text.
-    pub fn encode_with(
-        &self,
-        text: &str,
-        add_special_tokens: bool,
-        parse_special: bool,
-    ) -> Result<Vec<u32>> {
+    pub fn encode_with(&self, text: &str, add_special_tokens: bool, parse_special: bool) -> Result<Vec<u32>> {
         let mut ids = match &self.backend {
             Backend::Hf(hf) => hf.encode(text, add_special_tokens, parse_special)?,
             Backend::Spm(spm) => spm.encode(text, parse_special),
@@ -169,11 +161,7 @@ impl Tokenizer {
             .and_then(|c| c.get("clean_up_tokenization_spaces"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        Ok(if clean_up {
-            clean_up_spaces(&text)
-        } else {
-            text
-        })
+        Ok(if clean_up { clean_up_spaces(&text) } else { text })
     }
 
     /// The vocabulary entry of `id` (e.g. "Ġthe", "▁the", "<0x0A>").
@@ -244,17 +232,8 @@ impl HfBackend {
         }
     }
 
-    fn encode(
-        &self,
-        text: &str,
-        add_special_tokens: bool,
-        parse_special: bool,
-    ) -> Result<Vec<u32>> {
-        let tok = if parse_special {
-            &self.tok
-        } else {
-            self.literal()
-        };
+    fn encode(&self, text: &str, add_special_tokens: bool, parse_special: bool) -> Result<Vec<u32>> {
+        let tok = if parse_special { &self.tok } else { self.literal() };
         let enc = tok
             .encode_fast(text, add_special_tokens)
             .map_err(|e| Error::tokenizers("encode", e))?;
@@ -344,10 +323,8 @@ fn gguf_specials(v: &GgufVocab) -> Specials {
         .into_iter()
         .flatten()
         .collect();
-    let by_name = (0..n).filter(|&id| {
-        v.token_type(id) == TokenType::Control
-            && EOG_TEXTS.contains(&v.tokens[id as usize].as_str())
-    });
+    let by_name = (0..n)
+        .filter(|&id| v.token_type(id) == TokenType::Control && EOG_TEXTS.contains(&v.tokens[id as usize].as_str()));
     for id in by_name {
         if !eog.contains(&id) {
             eog.push(id);
@@ -499,16 +476,12 @@ mod tests {
     #[test]
     fn llama_class_flags_replace_the_post_processor() {
         let config = r#"{"bos_token": "<s>", "eos_token": "</s>", "tokenizer_class": "LlamaTokenizerFast", "add_bos_token": false, "add_eos_token": true}"#;
-        assert_eq!(
-            load(Some(config)).encode("a", true).expect("encode"),
-            [0, 3]
-        );
+        assert_eq!(load(Some(config)).encode("a", true).expect("encode"), [0, 3]);
     }
 
     #[test]
     fn missing_or_bad_files_name_themselves() {
-        let err =
-            Tokenizer::from_files(Path::new("/no/such/tokenizer.json"), None).expect_err("missing");
+        let err = Tokenizer::from_files(Path::new("/no/such/tokenizer.json"), None).expect_err("missing");
         assert!(err.to_string().contains("/no/such/tokenizer.json"), "{err}");
     }
 
@@ -518,10 +491,7 @@ mod tests {
             model: "llama".into(),
             ..Default::default()
         };
-        assert!(matches!(
-            Tokenizer::from_gguf_vocab(&empty),
-            Err(Error::Vocab { .. })
-        ));
+        assert!(matches!(Tokenizer::from_gguf_vocab(&empty), Err(Error::Vocab { .. })));
         let tokens = vec!["a".to_string()];
         let bert = GgufVocab {
             model: "bert".into(),
@@ -560,10 +530,7 @@ mod tests {
         let tok = Tokenizer::from_gguf_vocab(&v).expect("vocab");
         assert_eq!(tok.end_of_generation_ids(), [2, 3]);
         assert_eq!(tok.pad_token_id(), None);
-        assert_eq!(
-            tok.config().and_then(|c| c["eos_token"].as_str()),
-            Some("</s>")
-        );
+        assert_eq!(tok.config().and_then(|c| c["eos_token"].as_str()), Some("</s>"));
     }
 
     #[test]
@@ -587,9 +554,7 @@ fn clean_up_spaces(text: &str) -> String {
         (" 've", "'ve"),
         (" 're", "'re"),
     ];
-    PAIRS
-        .iter()
-        .fold(text.to_string(), |t, (from, to)| t.replace(from, to))
+    PAIRS.iter().fold(text.to_string(), |t, (from, to)| t.replace(from, to))
 }
 
 #[cfg(test)]

@@ -30,18 +30,10 @@ fn without_undefined(data: &Map<String, Value>) -> Map<String, Value> {
 
 /// A readable account of where two renders part.
 fn diff(want: &str, got: &str) -> String {
-    let at = want
-        .chars()
-        .zip(got.chars())
-        .take_while(|(a, b)| a == b)
-        .count();
+    let at = want.chars().zip(got.chars()).take_while(|(a, b)| a == b).count();
     let byte_w = want.char_indices().nth(at).map_or(want.len(), |(i, _)| i);
     let byte_g = got.char_indices().nth(at).map_or(got.len(), |(i, _)| i);
-    let from = want[..byte_w]
-        .char_indices()
-        .rev()
-        .nth(60)
-        .map_or(0, |(i, _)| i);
+    let from = want[..byte_w].char_indices().rev().nth(60).map_or(0, |(i, _)| i);
     format!(
         "first difference at char {at}\n  common: {:?}\n  want:   {:?}\n  got:    {:?}",
         &want[from..byte_w],
@@ -59,15 +51,11 @@ fn render_case(case: &Value, now: DateTime) -> Result<String, TemplateError> {
 
 #[test]
 fn hfjs_e2e_cases_render_exactly() {
-    let Some(path) = ondo_testdata::shared("models/chat-templates/hfjs_jinja_e2e_cases.json")
-    else {
+    let Some(path) = ondo_testdata::shared("models/chat-templates/hfjs_jinja_e2e_cases.json") else {
         return;
     };
     let doc = load_json(&path);
-    let now = doc["mock_date"]
-        .as_str()
-        .and_then(DateTime::parse)
-        .expect("mock_date");
+    let now = doc["mock_date"].as_str().and_then(DateTime::parse).expect("mock_date");
     let cases = doc["cases"].as_array().expect("cases");
     assert_eq!(cases.len(), 53);
     let mut failures = Vec::new();
@@ -114,9 +102,7 @@ fn check_golden(record: &Value, got: Result<String, TemplateError>) -> Result<()
                 (true, Err(TemplateError::Raised(m))) if m == want => Ok(()),
                 (false, Err(_)) => Ok(()),
                 (_, Err(e)) => Err(format!("transformers raised {want:?}, ondo raised {e:?}")),
-                (_, Ok(got)) => Err(format!(
-                    "transformers raised {want:?}, ondo rendered {got:?}"
-                )),
+                (_, Ok(got)) => Err(format!("transformers raised {want:?}, ondo rendered {got:?}")),
             }
         }
     }
@@ -126,16 +112,12 @@ fn check_golden(record: &Value, got: Result<String, TemplateError>) -> Result<()
 /// including the ones where huggingface.js' targets and Python disagree.
 #[test]
 fn hfjs_cases_render_as_transformers_does() {
-    let Some(path) = ondo_testdata::shared("models/chat-templates/hfjs_jinja_e2e_cases.json")
-    else {
+    let Some(path) = ondo_testdata::shared("models/chat-templates/hfjs_jinja_e2e_cases.json") else {
         return;
     };
     let doc = load_json(&path);
     let goldens = fixture("hfjs_transformers.json");
-    let now = goldens["now"]
-        .as_str()
-        .and_then(DateTime::parse)
-        .expect("now");
+    let now = goldens["now"].as_str().and_then(DateTime::parse).expect("now");
     let cases = doc["cases"].as_array().expect("cases");
     let records = goldens["cases"].as_array().expect("golden cases");
     assert_eq!(cases.len(), records.len());
@@ -171,10 +153,7 @@ const GOLDEN_KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[(
 #[test]
 fn llamacpp_templates_render_as_transformers_does() {
     let goldens = fixture("transformers_goldens.json");
-    let now = goldens["now"]
-        .as_str()
-        .and_then(DateTime::parse)
-        .expect("now");
+    let now = goldens["now"].as_str().and_then(DateTime::parse).expect("now");
     let bos = goldens["bos_token"].as_str();
     let eos = goldens["eos_token"].as_str();
     let conversations = goldens["conversations"].as_object().expect("conversations");
@@ -234,10 +213,7 @@ fn options(opts: &Value, now: DateTime) -> RenderOptions {
 #[test]
 fn tokenizer_config_templates_render_as_apply_chat_template_does() {
     let goldens = fixture("tokenizer_goldens.json");
-    let now = goldens["now"]
-        .as_str()
-        .and_then(DateTime::parse)
-        .expect("now");
+    let now = goldens["now"].as_str().and_then(DateTime::parse).expect("now");
     let conversations = goldens["conversations"].as_object().expect("conversations");
     let cases = goldens["cases"].as_array().expect("cases");
     assert!(!cases.is_empty());
@@ -254,10 +230,7 @@ fn tokenizer_config_templates_render_as_apply_chat_template_does() {
             .expect("model has a template");
         let conv = &conversations[conv_name];
         let messages = conv["messages"].as_array().map_or(&[][..], Vec::as_slice);
-        if let Err(e) = check_golden(
-            case,
-            template.render(messages, &options(&conv["options"], now)),
-        ) {
+        if let Err(e) = check_golden(case, template.render(messages, &options(&conv["options"], now))) {
             failures.push(format!("{model} × {conv_name}: {e}"));
         }
     }

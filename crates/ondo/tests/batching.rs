@@ -4,9 +4,7 @@
 //! others; best_of sequences share the prompt's blocks; a shared prefix is computed once; a pool
 //! of 4 blocks preempts and still finishes every request with the same output.
 
-use ondo::{
-    EngineConfig, Event, Llm, LoadOptions, NewRequest, Prompt, RequestOutput, SamplingParams,
-};
+use ondo::{EngineConfig, Event, Llm, LoadOptions, NewRequest, Prompt, RequestOutput, SamplingParams};
 use ondo_engine::core::EngineCore;
 use ondo_engine::EngineStats;
 use std::path::PathBuf;
@@ -104,12 +102,7 @@ fn batched_greedy_equals_each_prompt_alone() {
         let params = greedy(12);
         let alone: Vec<RequestOutput> = all
             .iter()
-            .map(|p| {
-                alone_llm
-                    .generate(std::slice::from_ref(p), &params)
-                    .unwrap()
-                    .remove(0)
-            })
+            .map(|p| alone_llm.generate(std::slice::from_ref(p), &params).unwrap().remove(0))
             .collect();
         for n in [1, 3, 16] {
             let together = llm.generate(&all[..n], &params).unwrap();
@@ -134,10 +127,7 @@ fn a_seeded_request_gives_the_same_text_beside_15_others() {
         ..Default::default()
     };
     let prompt = Prompt::Text("Once upon a time".into());
-    let alone = llm
-        .generate(std::slice::from_ref(&prompt), &seeded)
-        .unwrap()
-        .remove(0);
+    let alone = llm.generate(std::slice::from_ref(&prompt), &seeded).unwrap().remove(0);
     // 15 other requests submitted first, then the seeded one joins the running batch
     let others: Vec<_> = prompts(llm.model().hparams().vocab_size, 15)
         .iter()
@@ -213,11 +203,7 @@ fn best_of_13_shares_the_prompt_blocks() {
         13 * 3
     );
     let blocks = &core.scheduler().blocks;
-    assert_eq!(
-        blocks.num_free(),
-        blocks.num_blocks(),
-        "every block is back"
-    );
+    assert_eq!(blocks.num_free(), blocks.num_blocks(), "every block is back");
     assert_eq!(
         core.scheduler().counters.computed_tokens,
         40 + 13 * 7,
@@ -245,15 +231,9 @@ fn a_shared_200_token_prefix_is_computed_once_and_changes_nothing() {
     let params = greedy(10);
     let engine = cached.engine().unwrap();
     let computed = || EngineStats::get(&engine.stats().computed_tokens);
-    let out_a = cached
-        .generate(std::slice::from_ref(&a), &params)
-        .unwrap()
-        .remove(0);
+    let out_a = cached.generate(std::slice::from_ref(&a), &params).unwrap().remove(0);
     let before = computed();
-    let out_b = cached
-        .generate(std::slice::from_ref(&b), &params)
-        .unwrap()
-        .remove(0);
+    let out_b = cached.generate(std::slice::from_ref(&b), &params).unwrap().remove(0);
     let b_prompt_computed = computed() - before - 9; // 9 decode steps after the prompt
                                                      // 200 shared tokens = 12 full blocks of 16 (192 tokens) from the cache
     assert_eq!(
@@ -300,10 +280,7 @@ fn a_4_block_pool_preempts_and_every_request_finishes_with_the_same_output() {
     );
     assert_eq!(EngineStats::get(&stats.kv_blocks_used), 0);
     for (i, (g, p)) in got.iter().zip(&all).enumerate() {
-        let want = roomy
-            .generate(std::slice::from_ref(p), &params)
-            .unwrap()
-            .remove(0);
+        let want = roomy.generate(std::slice::from_ref(p), &params).unwrap().remove(0);
         assert_eq!(g.outputs[0].token_ids.len(), 30);
         // recomputed keys and values come from the prompt-sized kernels, not the one-token ones,
         // so logprobs agree to float rounding (3e-4 seen), tokens exactly

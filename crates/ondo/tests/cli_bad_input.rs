@@ -47,8 +47,7 @@ fn fails(model: &Path, extra: &[&str]) -> String {
 
 fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     let path = dir.join("config.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     f(&mut v);
     std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
 }
@@ -58,8 +57,7 @@ fn edit_safetensors(dir: &Path, f: impl FnOnce(&mut serde_json::Map<String, serd
     let path = dir.join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     f(&mut header);
     let mut text = serde_json::to_vec(&header).unwrap();
     while !(8 + text.len()).is_multiple_of(8) {
@@ -90,23 +88,15 @@ fn invalid_json_in_config() {
     let dir = scratch_model("bad-json");
     std::fs::write(dir.join("config.json"), "{\"hidden_size\": 32,").unwrap();
     let err = fails(&dir, &[]);
-    assert!(
-        err.contains("config.json") && err.contains("invalid JSON"),
-        "{err}"
-    );
+    assert!(err.contains("config.json") && err.contains("invalid JSON"), "{err}");
 }
 
 #[test]
 fn unknown_architecture() {
     let dir = scratch_model("unknown-arch");
-    edit_config(&dir, |c| {
-        c["architectures"] = serde_json::json!(["FooForCausalLM"])
-    });
+    edit_config(&dir, |c| c["architectures"] = serde_json::json!(["FooForCausalLM"]));
     let err = fails(&dir, &[]);
-    assert!(
-        err.contains("FooForCausalLM") && err.contains("config.json"),
-        "{err}"
-    );
+    assert!(err.contains("FooForCausalLM") && err.contains("config.json"), "{err}");
 }
 
 #[test]
@@ -123,9 +113,7 @@ fn unknown_model_type_without_architectures() {
 #[test]
 fn config_field_of_wrong_type() {
     let dir = scratch_model("field-type");
-    edit_config(&dir, |c| {
-        c["num_attention_heads"] = serde_json::json!("four")
-    });
+    edit_config(&dir, |c| c["num_attention_heads"] = serde_json::json!("four"));
     let err = fails(&dir, &[]);
     assert!(err.contains("num_attention_heads"), "{err}");
 }
@@ -171,10 +159,7 @@ fn tensor_with_unsupported_dtype() {
         t["dtype"] = serde_json::json!("I32");
     });
     let err = fails(&dir, &[]);
-    assert!(
-        err.contains("model.norm.weight") && err.contains("I32"),
-        "{err}"
-    );
+    assert!(err.contains("model.norm.weight") && err.contains("I32"), "{err}");
 }
 
 #[test]
@@ -201,9 +186,7 @@ fn corrupted_safetensors_header() {
 #[test]
 fn prompt_longer_than_the_context() {
     let dir = scratch_model("long-prompt");
-    edit_config(&dir, |c| {
-        c["max_position_embeddings"] = serde_json::json!(8)
-    });
+    edit_config(&dir, |c| c["max_position_embeddings"] = serde_json::json!(8));
     let ids: Vec<String> = (0..20).map(|i| (i % 100 + 5).to_string()).collect();
     let err = fails(&dir, &["--prompt-ids", &ids.join(",")]);
     assert!(

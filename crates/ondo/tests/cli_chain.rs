@@ -12,8 +12,7 @@ const MODEL: &str = "smollm2-135m-instruct-q4_1.gguf";
 
 /// The README's example file: the ```toml block that starts with `# president.toml`.
 fn readme_example() -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let start = readme
         .find("```toml\n# president.toml")
         .expect("README has the president.toml example");
@@ -41,17 +40,13 @@ fn with_backend(example: &str, backend: &str) -> String {
 }
 
 fn write(name: &str, text: &str) -> PathBuf {
-    let path =
-        std::env::temp_dir().join(format!("ondo-cli-chain-{}-{name}.toml", std::process::id()));
+    let path = std::env::temp_dir().join(format!("ondo-cli-chain-{}-{name}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }
 
 fn ondo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ondo"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_ondo")).args(args).output().unwrap()
 }
 
 fn ok(args: &[&str]) -> String {
@@ -64,11 +59,7 @@ fn ok(args: &[&str]) -> String {
 fn fails(args: &[&str]) -> String {
     let out = ondo(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{args:?} should fail cleanly: {stderr}"
-    );
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail cleanly: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
 }
@@ -80,37 +71,22 @@ fn local_line() -> Option<String> {
 
 /// Checks the `--json` report of the example and returns its steps.
 fn steps_of(json: &str) -> Vec<Value> {
-    let report: Value =
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    let report: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
     assert_eq!(report["inputs"], serde_json::json!({"country": "France"}));
     let steps = report["steps"].as_array().expect("steps").clone();
     assert_eq!(steps.len(), 2, "{report}");
     assert_eq!(
-        (
-            steps[0]["output_key"].as_str(),
-            steps[1]["output_key"].as_str()
-        ),
+        (steps[0]["output_key"].as_str(), steps[1]["output_key"].as_str()),
         (Some("president"), Some("changes"))
     );
     let president = steps[0]["text"].as_str().unwrap();
-    assert!(
-        !president.trim().is_empty(),
-        "step 1 said nothing: {report}"
-    );
+    assert!(!president.trim().is_empty(), "step 1 said nothing: {report}");
     assert_eq!(report["outputs"]["president"].as_str(), Some(president));
     // Step 2's rendered prompt (chat messages) carries step 1's text and the input.
-    let messages = steps[1]["prompt"]
-        .as_array()
-        .expect("step 2 is a chat prompt");
-    let prompt: Vec<&str> = messages
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
+    let messages = steps[1]["prompt"].as_array().expect("step 2 is a chat prompt");
+    let prompt: Vec<&str> = messages.iter().map(|m| m["content"].as_str().unwrap()).collect();
     let prompt = prompt.join("\n");
-    assert!(
-        prompt.contains(president),
-        "{prompt:?} lacks step 1's {president:?}"
-    );
+    assert!(prompt.contains(president), "{prompt:?} lacks step 1's {president:?}");
     assert!(prompt.contains("France"), "{prompt}");
     assert!(!steps[1]["text"].as_str().unwrap().is_empty());
     steps
@@ -124,10 +100,7 @@ fn the_readme_example_runs_through_the_binary() {
     let steps = steps_of(&ok(&["chain", file, "--var", "country=France", "--json"]));
     // Without --json the last step's text streams to stdout: the same greedy text.
     let streamed = ok(&["chain", file, "--var", "country=France"]);
-    assert_eq!(
-        streamed.strip_suffix('\n').unwrap(),
-        steps[1]["text"].as_str().unwrap()
-    );
+    assert_eq!(streamed.strip_suffix('\n').unwrap(), steps[1]["text"].as_str().unwrap());
 }
 
 #[test]
@@ -140,14 +113,7 @@ fn var_mistakes_are_named_before_any_model_loads() {
     let file = file.to_str().unwrap();
     let e = fails(&["chain", file]);
     assert!(e.contains("needs --var country=VALUE"), "{e}");
-    let e = fails(&[
-        "chain",
-        file,
-        "--var",
-        "country=France",
-        "--var",
-        "contry=Peru",
-    ]);
+    let e = fails(&["chain", file, "--var", "country=France", "--var", "contry=Peru"]);
     assert!(
         e.contains("no input \"contry\"") && e.contains("its inputs: country"),
         "{e}"
@@ -161,12 +127,24 @@ fn var_mistakes_are_named_before_any_model_loads() {
 #[test]
 fn bad_chain_files_are_named_with_their_step() {
     for (text, says) in [
-        ("[[step]]\ntemplate = \"{x}\"\nlocal = \"m\"\ntemprature = 0\n", "step 1: unknown key \"temprature\""),
+        (
+            "[[step]]\ntemplate = \"{x}\"\nlocal = \"m\"\ntemprature = 0\n",
+            "step 1: unknown key \"temprature\"",
+        ),
         ("[[step]]\nlocal = \"m\"\n", "step 1: no prompt"),
-        ("[[step]]\ntemplate = \"hi {x\"\nlocal = \"m\"\n", "step 1: bad template"),
-        ("[defaults]\nlocal = \"m\"\n[[step]]\ntemplate = \"{x}\"\n[[step]]\ntemplate = \"b\"\ntop_p = 2.0\n", "step 2: invalid sampling parameter: top_p must be in (0, 1], got 2.0"),
+        (
+            "[[step]]\ntemplate = \"hi {x\"\nlocal = \"m\"\n",
+            "step 1: bad template",
+        ),
+        (
+            "[defaults]\nlocal = \"m\"\n[[step]]\ntemplate = \"{x}\"\n[[step]]\ntemplate = \"b\"\ntop_p = 2.0\n",
+            "step 2: invalid sampling parameter: top_p must be in (0, 1], got 2.0",
+        ),
         ("[[step]]\ntemplate = \"a\"\n", "step 1: no backend"),
-        ("[[step]]\ntemplate = \"a\"\nendpoint = \"http://127.0.0.1:9/v1\"\n", "an endpoint needs model"),
+        (
+            "[[step]]\ntemplate = \"a\"\nendpoint = \"http://127.0.0.1:9/v1\"\n",
+            "an endpoint needs model",
+        ),
         ("step = 3\n", "no steps"),
         ("[[step]\n", "TOML"),
     ] {
@@ -182,14 +160,7 @@ fn bad_chain_files_are_named_with_their_step() {
 /// `ondo serve MODEL --port 0`, once it has loaded the model; returns the child and its URL.
 fn serve(model: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ondo"))
-        .args([
-            "serve",
-            model,
-            "--port",
-            "0",
-            "--served-model-name",
-            "smollm2",
-        ])
+        .args(["serve", model, "--port", "0", "--served-model-name", "smollm2"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -13,22 +13,13 @@ use std::time::{Duration, Instant};
 const DEADLINE: Duration = Duration::from_secs(300);
 
 fn model() -> Option<String> {
-    ondo_testdata::fetched("smollm2-135m-instruct-q4_1.gguf")
-        .map(|p| p.to_str().unwrap().to_string())
+    ondo_testdata::fetched("smollm2-135m-instruct-q4_1.gguf").map(|p| p.to_str().unwrap().to_string())
 }
 
 fn chat_command(model: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ondo"));
-    cmd.args([
-        "chat",
-        model,
-        "--temperature",
-        "0",
-        "--debug-prompt",
-        "-t",
-        "1",
-    ])
-    .args(extra);
+    cmd.args(["chat", model, "--temperature", "0", "--debug-prompt", "-t", "1"])
+        .args(extra);
     cmd.env("HF_HUB_OFFLINE", "1");
     cmd
 }
@@ -61,9 +52,7 @@ impl Collected {
     fn debug_prompts(&self) -> Vec<Value> {
         let text = self.text();
         let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        let lines = complete
-            .lines()
-            .filter_map(|l| l.strip_prefix("[debug-prompt] "));
+        let lines = complete.lines().filter_map(|l| l.strip_prefix("[debug-prompt] "));
         lines
             .map(|l| serde_json::from_str(l).expect("debug-prompt JSON"))
             .collect()
@@ -71,12 +60,7 @@ impl Collected {
 }
 
 /// Polls `ready` until it holds; panics (killing the child) after the deadline.
-fn wait_until(
-    child: &mut Child,
-    what: &str,
-    mut ready: impl FnMut() -> bool,
-    log: impl Fn() -> String,
-) {
+fn wait_until(child: &mut Child, what: &str, mut ready: impl FnMut() -> bool, log: impl Fn() -> String) {
     let start = Instant::now();
     while !ready() {
         if start.elapsed() > DEADLINE || matches!(child.try_wait(), Ok(Some(_))) {
@@ -141,23 +125,10 @@ fn open_pty() -> (std::fs::File, std::fs::File) {
         ws_ypixel: 0,
     };
     // SAFETY: openpty writes two fds we then own; the other pointers are null or valid.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &size,
-        )
-    };
+    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
     assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
     // SAFETY: both fds are fresh and owned by nothing else.
-    unsafe {
-        (
-            std::fs::File::from_raw_fd(master),
-            std::fs::File::from_raw_fd(slave),
-        )
-    }
+    unsafe { (std::fs::File::from_raw_fd(master), std::fs::File::from_raw_fd(slave)) }
 }
 
 /// Terminal output without escape sequences and carriage returns.
@@ -269,10 +240,7 @@ fn two_turns_through_a_terminal_keep_history() {
         log()
     );
     // The second prompt grew by the first answer, not just by the second question.
-    let question_turn = format!(
-        "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
-        questions[1]
-    );
+    let question_turn = format!("<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n", questions[1]);
     let growth = tokens(second) - tokens(first);
     assert!(
         growth > count_tokens(&model, &question_turn) + 1,
@@ -285,8 +253,7 @@ fn two_turns_through_a_terminal_keep_history() {
 fn ctrl_c_in_the_terminal_stops_the_answer() {
     let Some(model) = model() else { return };
     // An answer that would run for minutes unless stopped.
-    let (mut child, term, stderr, mut keys) =
-        spawn_on_pty(&model, &["--max-tokens", "4000", "--ignore-eos"]);
+    let (mut child, term, stderr, mut keys) = spawn_on_pty(&model, &["--max-tokens", "4000", "--ignore-eos"]);
     let log = || {
         format!(
             "terminal:\n{}\nstderr:\n{}",
@@ -297,19 +264,9 @@ fn ctrl_c_in_the_terminal_stops_the_answer() {
     wait_until(&mut child, "the prompt", || at_prompt(&term), log);
     keys.write_all(b"Tell me a long story.\r").unwrap();
     let asked = term.text().len() + 40;
-    wait_until(
-        &mut child,
-        "the answer to stream",
-        || term.text().len() > asked,
-        log,
-    );
+    wait_until(&mut child, "the answer to stream", || term.text().len() > asked, log);
     keys.write_all(b"\x03").unwrap();
-    wait_until(
-        &mut child,
-        "[stopped]",
-        || stderr.text().contains("[stopped]"),
-        log,
-    );
+    wait_until(&mut child, "[stopped]", || stderr.text().contains("[stopped]"), log);
     wait_until(&mut child, "the next prompt", || at_prompt(&term), log);
     keys.write_all(b"/exit\r").unwrap();
     assert!(wait_exit(&mut child).success(), "{}", log());
@@ -326,12 +283,7 @@ fn piped_session(model: &str, extra: &[&str], input: &str) -> (String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = Collected::spawn_reader(child.stdout.take().unwrap());
     let err = Collected::spawn_reader(child.stderr.take().unwrap());
     let status = wait_exit(&mut child);
@@ -348,40 +300,22 @@ fn piped_lines_reset_and_system() {
     let collected = Collected(Arc::new(Mutex::new(stderr.clone().into_bytes())));
     let records = collected.debug_prompts();
     assert_eq!(records.len(), 3, "{stderr}");
-    assert_eq!(
-        records[0], records[1],
-        "after /reset the prompt is the first one again"
-    );
-    assert!(
-        prompt(&records[2]).contains("Answer in French."),
-        "{stderr}"
-    );
+    assert_eq!(records[0], records[1], "after /reset the prompt is the first one again");
+    assert!(prompt(&records[2]).contains("Answer in French."), "{stderr}");
     assert!(
         !prompt(&records[2]).contains(prompt(&records[0])),
         "/reset kept the history empty"
     );
     assert!(stderr.contains("[history cleared]"));
     let answers: Vec<&str> = stdout.lines().collect();
-    assert_eq!(
-        answers.len(),
-        3,
-        "one line per answer, no prompt printed: {stdout:?}"
-    );
-    assert_eq!(
-        answers[0], answers[1],
-        "greedy answers to the same prompt agree"
-    );
+    assert_eq!(answers.len(), 3, "one line per answer, no prompt printed: {stdout:?}");
+    assert_eq!(answers[0], answers[1], "greedy answers to the same prompt agree");
 }
 
 /// Waits until `out` has grown past `len` bytes, then sends SIGINT, then waits for `[stopped]`
 /// number `stops` on stderr.
 fn interrupt_answer(child: &mut Child, out: &Collected, err: &Collected, len: usize, stops: usize) {
-    wait_until(
-        child,
-        "the answer to start",
-        || out.text().len() > len,
-        || err.text(),
-    );
+    wait_until(child, "the answer to start", || out.text().len() > len, || err.text());
     // SAFETY: plain kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     wait_until(

@@ -7,11 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn model() -> String {
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/tiny-models/llama-gqa"
-    )
-    .to_string()
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/tiny-models/llama-gqa").to_string()
 }
 
 fn ondo_generate(args: &[&str]) -> Output {
@@ -41,20 +37,13 @@ fn outputs(args: &[&str]) -> Vec<Value> {
 fn fails(args: &[&str]) -> String {
     let out = ondo_generate(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{args:?} should fail cleanly: {stderr}"
-    );
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail cleanly: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
 }
 
 fn jsonl(test: &str, lines: &[&str]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!(
-        "ondo-cli-generate-{}-{test}.jsonl",
-        std::process::id()
-    ));
+    let path = std::env::temp_dir().join(format!("ondo-cli-generate-{}-{test}.jsonl", std::process::id()));
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     path
 }
@@ -120,10 +109,7 @@ fn jsonl_prompts_give_one_request_output_per_line() {
     let first = ids(&outs[0]["outputs"][0]["token_ids"]);
     assert_eq!(first.len(), 5);
     assert_eq!(ids(&outs[1]["outputs"][0]["token_ids"]).len(), 5);
-    assert_eq!(
-        ids(&outs[2]["outputs"][0]["token_ids"]),
-        first[..3].to_vec()
-    );
+    assert_eq!(ids(&outs[2]["outputs"][0]["token_ids"]), first[..3].to_vec());
     assert_eq!(outs[2]["prompt_token_ids"], outs[0]["prompt_token_ids"]);
     let _ = std::fs::remove_file(file);
 }
@@ -131,11 +117,7 @@ fn jsonl_prompts_give_one_request_output_per_line() {
 #[test]
 fn bad_jsonl_lines_name_the_file_line_and_field() {
     let cases: &[(&[&str], &str, &[&str])] = &[
-        (
-            &[r#"{"prompt": "a"}"#, r#"{"prompt": "b", "#],
-            ":2",
-            &["invalid JSON"],
-        ),
+        (&[r#"{"prompt": "a"}"#, r#"{"prompt": "b", "#], ":2", &["invalid JSON"]),
         (
             &[
                 r#"{"prompt": "a"}"#,
@@ -145,21 +127,13 @@ fn bad_jsonl_lines_name_the_file_line_and_field() {
             ":3",
             &["top_p", "(0, 1]"],
         ),
-        (
-            &[r#"{"prompt": "a", "temperature": "hot"}"#],
-            ":1",
-            &["temperature"],
-        ),
+        (&[r#"{"prompt": "a", "temperature": "hot"}"#], ":1", &["temperature"]),
         (
             &[r#"{"prompt": "a", "max_tokens": -1}"#],
             ":1",
             &["max_tokens must be at least 1, got -1"],
         ),
-        (
-            &[r#"{"prompt_token_ids": [1, -2]}"#],
-            ":1",
-            &["prompt_token_ids"],
-        ),
+        (&[r#"{"prompt_token_ids": [1, -2]}"#], ":1", &["prompt_token_ids"]),
         (&[r#"{"prompt": 7}"#], ":1", &["prompt must be a string"]),
         (&[r#"{"max_tokens": 3}"#], ":1", &["prompt"]),
         (&[r#"[1, 2]"#], ":1", &["JSON object"]),
@@ -179,11 +153,7 @@ fn bad_jsonl_lines_name_the_file_line_and_field() {
 #[test]
 fn negative_flags_are_reported_by_validation_not_clap() {
     for (flag, value, want) in [
-        (
-            "--max-tokens",
-            "-1",
-            "max_tokens must be at least 1, got -1",
-        ),
+        ("--max-tokens", "-1", "max_tokens must be at least 1, got -1"),
         ("--n", "-1", "n must be at least 1, got -1"),
         ("--logprobs", "-2", "logprobs must be non-negative, got -2"),
         ("--min-tokens", "-1", "min_tokens"),
@@ -198,9 +168,7 @@ fn negative_flags_are_reported_by_validation_not_clap() {
 /// The chosen token's logprob at each step (from the `{id: logprob}` maps).
 fn chosen_logprobs(c: &Value) -> Vec<f64> {
     let ids = ids(&c["token_ids"]);
-    let maps = c["logprobs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no logprobs: {c}"));
+    let maps = c["logprobs"].as_array().unwrap_or_else(|| panic!("no logprobs: {c}"));
     assert_eq!(maps.len(), ids.len());
     ids.iter()
         .zip(maps)
@@ -278,21 +246,11 @@ fn logprobs_mode_processed_differs_from_raw_by_the_temperature() {
 #[test]
 fn allowed_token_ids_restrict_the_output() {
     let base = ["--prompt", "Hello", "--max-tokens", "8", "--ignore-eos"];
-    let greedy = ids(
-        &outputs(&[&base[..], &["--temperature", "0"]].concat()).remove(0)["outputs"][0]
-            ["token_ids"],
-    );
+    let greedy = ids(&outputs(&[&base[..], &["--temperature", "0"]].concat()).remove(0)["outputs"][0]["token_ids"]);
     // Three ids the unrestricted greedy run never picks.
     let allowed: Vec<u64> = (3..384).filter(|id| !greedy.contains(id)).take(3).collect();
-    let list = allowed
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    for sampling in [
-        &["--temperature", "0"][..],
-        &["--temperature", "1.0", "--seed", "4"],
-    ] {
+    let list = allowed.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    for sampling in [&["--temperature", "0"][..], &["--temperature", "1.0", "--seed", "4"]] {
         let args = [&base[..], sampling, &["--allowed-token-ids", &list]].concat();
         let got = ids(&outputs(&args).remove(0)["outputs"][0]["token_ids"]);
         assert_eq!(got.len(), 8);
@@ -302,8 +260,5 @@ fn allowed_token_ids_restrict_the_output() {
         );
     }
     let err = fails(&["--prompt", "Hello", "--allowed-token-ids", "5,99999"]);
-    assert!(
-        err.contains("allowed_token_ids") && err.contains("99999"),
-        "{err}"
-    );
+    assert!(err.contains("allowed_token_ids") && err.contains("99999"), "{err}");
 }

@@ -65,15 +65,7 @@ impl FakeHub {
             .map(|name| {
                 let body = std::fs::read(fixture().join(name)).unwrap();
                 // LFS files carry a sha256-length etag, git files a sha1-length one.
-                let etag = etag(
-                    name,
-                    &body,
-                    if name.ends_with(".safetensors") {
-                        64
-                    } else {
-                        40
-                    },
-                );
+                let etag = etag(name, &body, if name.ends_with(".safetensors") { 64 } else { 40 });
                 HubFile {
                     name: name.to_string(),
                     body,
@@ -145,10 +137,7 @@ fn serve(stream: TcpStream, files: &[HubFile]) -> bool {
         }
         if let Some((name, value)) = h.split_once(':') {
             if name.trim().eq_ignore_ascii_case("range") {
-                let v = value
-                    .trim()
-                    .trim_start_matches("bytes=")
-                    .trim_end_matches('-');
+                let v = value.trim().trim_start_matches("bytes=").trim_end_matches('-');
                 range_start = v.parse::<usize>().ok();
             }
         }
@@ -185,10 +174,7 @@ fn serve(stream: TcpStream, files: &[HubFile]) -> bool {
             not_found(&mut out, "RevisionNotFound");
             return true;
         }
-        let siblings: Vec<_> = FILES
-            .iter()
-            .map(|f| serde_json::json!({ "rfilename": f }))
-            .collect();
+        let siblings: Vec<_> = FILES.iter().map(|f| serde_json::json!({ "rfilename": f })).collect();
         let body = serde_json::json!({ "id": REPO, "sha": SHA, "siblings": siblings }).to_string();
         respond(
             &mut out,
@@ -214,16 +200,8 @@ fn serve(stream: TcpStream, files: &[HubFile]) -> bool {
         ];
         match range_start.filter(|_| !head) {
             Some(start) if start < len => {
-                headers.push((
-                    "Content-Range".into(),
-                    format!("bytes {start}-{}/{len}", len - 1),
-                ));
-                respond(
-                    &mut out,
-                    "206 Partial Content",
-                    &headers,
-                    &file.body[start..],
-                );
+                headers.push(("Content-Range".into(), format!("bytes {start}-{}/{len}", len - 1)));
+                respond(&mut out, "206 Partial Content", &headers, &file.body[start..]);
             }
             Some(_) => respond(&mut out, "416 Range Not Satisfiable", &headers, b""),
             None if head => {
@@ -263,8 +241,7 @@ fn ondo(args: &[&str], hf_home: &Path, vars: &[(&str, &str)]) -> Output {
     ] {
         cmd.env_remove(v);
     }
-    cmd.env("HF_HOME", hf_home)
-        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
+    cmd.env("HF_HOME", hf_home).env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
     for (k, v) in vars {
         cmd.env(k, v);
     }
@@ -278,15 +255,7 @@ fn text(out: &Output) -> (String, String) {
     )
 }
 
-const RUN: &[&str] = &[
-    "run",
-    REPO,
-    "Hello",
-    "--max-tokens",
-    "5",
-    "--temperature",
-    "0",
-];
+const RUN: &[&str] = &["run", REPO, "Hello", "--max-tokens", "5", "--temperature", "0"];
 
 #[test]
 fn run_pulls_a_hub_id_into_the_cache_then_runs_offline() {
@@ -311,15 +280,12 @@ fn run_pulls_a_hub_id_into_the_cache_then_runs_offline() {
         .collect();
     assert_eq!(blobs.len(), FILES.len(), "{blobs:?}");
     assert!(
-        blobs
-            .iter()
-            .all(|b| !b.to_string_lossy().ends_with(".incomplete")),
+        blobs.iter().all(|b| !b.to_string_lossy().ends_with(".incomplete")),
         "{blobs:?}"
     );
     let snapshot = repo.join("snapshots").join(SHA);
     for f in FILES {
-        let cached = std::fs::read(snapshot.join(f))
-            .unwrap_or_else(|e| panic!("{f} not in the snapshot: {e}"));
+        let cached = std::fs::read(snapshot.join(f)).unwrap_or_else(|e| panic!("{f} not in the snapshot: {e}"));
         assert_eq!(
             cached,
             std::fs::read(fixture().join(f)).unwrap(),
@@ -327,9 +293,7 @@ fn run_pulls_a_hub_id_into_the_cache_then_runs_offline() {
         );
     }
     assert_eq!(
-        std::fs::read_to_string(repo.join("refs").join("main"))
-            .unwrap()
-            .trim(),
+        std::fs::read_to_string(repo.join("refs").join("main")).unwrap().trim(),
         SHA
     );
 
@@ -351,11 +315,7 @@ fn run_pulls_a_hub_id_into_the_cache_then_runs_offline() {
 
     // Server gone: offline mode finds the cache and gives the same text.
     hub.stop(); // joined: the listener is closed
-    let out = ondo(
-        RUN,
-        &home,
-        &[("HF_ENDPOINT", &endpoint), ("HF_HUB_OFFLINE", "1")],
-    );
+    let out = ondo(RUN, &home, &[("HF_ENDPOINT", &endpoint), ("HF_HUB_OFFLINE", "1")]);
     let (offline, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(offline, online);
@@ -396,10 +356,7 @@ fn offline_run_of_an_uncached_id_names_it() {
         let (_, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("tiny-org/never-cached"), "{stderr}");
-        assert!(
-            stderr.contains("offline") && !stderr.contains("panicked"),
-            "{stderr}"
-        );
+        assert!(stderr.contains("offline") && !stderr.contains("panicked"), "{stderr}");
     }
     assert_eq!(
         hub.requests.load(Ordering::SeqCst),

@@ -7,11 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/tiny-models"
-    ))
-    .join(name)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/tiny-models")).join(name)
 }
 
 fn show(path: &std::path::Path, json: bool) -> String {
@@ -39,12 +35,7 @@ fn specials(path: &std::path::Path) -> std::collections::BTreeMap<String, String
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| {
-            (
-                p[0].as_str().unwrap().to_string(),
-                p[1].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string()))
         .collect()
 }
 
@@ -69,21 +60,14 @@ fn show_prints_each_architectures_specials() {
                 ("mlp", "Plain (Gelu)"),
             ],
         ),
-        (
-            "gpt2",
-            &[("positions", "learned"), ("mlp", "Plain (GeluTanh)")],
-        ),
+        ("gpt2", &[("positions", "learned"), ("mlp", "Plain (GeluTanh)")]),
         ("phi3", &[("sliding_window", "64, layers SS")]),
     ];
     for (name, fields) in want {
         for path in [fixture(name), fixture(name).join("model.gguf")] {
             let got = specials(&path);
             for (k, v) in *fields {
-                assert_eq!(
-                    got.get(*k).map(String::as_str),
-                    Some(*v),
-                    "{path:?} {k}: {got:?}"
-                );
+                assert_eq!(got.get(*k).map(String::as_str), Some(*v), "{path:?} {k}: {got:?}");
             }
         }
     }

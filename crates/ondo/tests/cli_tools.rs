@@ -34,9 +34,7 @@ fn s(p: &Path) -> &str {
 
 /// A scratch folder for this test's files, emptied first.
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli_tools")
-        .join(name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli_tools").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -55,11 +53,7 @@ fn vectors(dir: &Path, vocab: &str) -> Vec<(String, Vec<u32>)> {
     let inp = std::fs::read_to_string(dir.join(format!("{vocab}.inp"))).unwrap();
     let out = std::fs::read_to_string(dir.join(format!("{vocab}.out"))).unwrap();
     let mut strings: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
-    assert_eq!(
-        strings.pop(),
-        Some(""),
-        "the .inp file ends with a separator"
-    );
+    assert_eq!(strings.pop(), Some(""), "the .inp file ends with a separator");
     let ids = out
         .lines()
         .map(|l| l.split_whitespace().map(|x| x.parse().unwrap()).collect());
@@ -105,23 +99,12 @@ fn tokenize_plain_output_and_parse_special() {
     let lines: Vec<&str> = plain.lines().collect();
     assert_eq!(lines.len(), 2, "{plain}");
     assert!(
-        lines[0].contains("18435")
-            && lines[0].contains("ĠHello")
-            && lines[0].contains("\" Hello\""),
+        lines[0].contains("18435") && lines[0].contains("ĠHello") && lines[0].contains("\" Hello\""),
         "{plain}"
     );
-    assert!(
-        lines[1].contains("995") && lines[1].contains("Ġworld"),
-        "{plain}"
-    );
+    assert!(lines[1].contains("995") && lines[1].contains("Ġworld"), "{plain}");
     // <|endoftext|> (50256) is one token when special text is parsed, plain text otherwise.
-    let parsed = ok_json(&[
-        "tokenize",
-        s(&gguf),
-        "--no-add-special",
-        "--json",
-        "<|endoftext|>",
-    ]);
+    let parsed = ok_json(&["tokenize", s(&gguf), "--no-add-special", "--json", "<|endoftext|>"]);
     assert_eq!(parsed["ids"], json!([50256]));
     let literal = ok_json(&[
         "tokenize",
@@ -141,13 +124,7 @@ fn tokenize_adds_bos_where_the_vocab_says_so() {
     };
     let spm = dir.join("ggml-vocab-llama-spm.gguf");
     let with = ok_json(&["tokenize", s(&spm), "--json", "Hello world"]);
-    let without = ok_json(&[
-        "tokenize",
-        s(&spm),
-        "--no-add-special",
-        "--json",
-        "Hello world",
-    ]);
+    let without = ok_json(&["tokenize", s(&spm), "--no-add-special", "--json", "Hello world"]);
     assert_eq!(with["ids"][0], json!(1), "BOS first: {with}");
     assert_eq!(
         with["ids"].as_array().unwrap()[1..],
@@ -198,10 +175,7 @@ fn show_gguf_model() {
     assert_eq!(r["context_length"], 8192);
     assert_eq!(r["layers"], 30);
     let types = r["tensor_types"].as_object().unwrap();
-    assert!(
-        types.contains_key("Q4_1") && types.contains_key("F32"),
-        "{types:?}"
-    );
+    assert!(types.contains_key("Q4_1") && types.contains_key("F32"), "{types:?}");
     let tensors: u64 = types.values().map(|t| t["tensors"].as_u64().unwrap()).sum();
     assert_eq!(tensors, 272, "30 layers × 9 + token_embd + output_norm");
     let bytes: u64 = types.values().map(|t| t["bytes"].as_u64().unwrap()).sum();
@@ -249,11 +223,7 @@ fn show_hf_folder_with_weights() {
     let params = r["parameters"].as_u64().unwrap();
     assert!((130_000_000..140_000_000).contains(&params), "{params}");
     let types = r["tensor_types"].as_object().unwrap();
-    assert_eq!(
-        types.len(),
-        1,
-        "one dtype in SmolLM2's safetensors: {types:?}"
-    );
+    assert_eq!(types.len(), 1, "one dtype in SmolLM2's safetensors: {types:?}");
     let bytes = r["tensor_bytes"].as_u64().unwrap();
     assert_eq!(bytes, 2 * params, "16-bit weights");
 }
@@ -266,55 +236,19 @@ fn bench_json_shape_on_stories260k() {
         return;
     };
     let model = dir.join("stories260K.gguf");
-    let r = ok_json(&[
-        "bench",
-        s(&model),
-        "-p",
-        "8",
-        "-n",
-        "4",
-        "-r",
-        "2",
-        "-t",
-        "1",
-        "--json",
-    ]);
+    let r = ok_json(&["bench", s(&model), "-p", "8", "-n", "4", "-r", "2", "-t", "1", "--json"]);
     let list = r.as_array().unwrap();
     assert_eq!(list.len(), 2, "{r}");
     for (entry, test) in list.iter().zip(["pp8", "tg4"]) {
         assert_eq!(entry["test"], test);
         assert_eq!(entry["threads"], 1);
-        assert!(
-            entry["tokens_per_second"].as_f64().unwrap() > 0.0,
-            "{entry}"
-        );
+        assert!(entry["tokens_per_second"].as_f64().unwrap() > 0.0, "{entry}");
         assert!(entry["stddev"].as_f64().unwrap() >= 0.0, "{entry}");
     }
-    let only_tg = ok_json(&[
-        "bench",
-        s(&model),
-        "-p",
-        "0",
-        "-n",
-        "2",
-        "-r",
-        "1",
-        "--json",
-    ]);
+    let only_tg = ok_json(&["bench", s(&model), "-p", "0", "-n", "2", "-r", "1", "--json"]);
     assert_eq!(only_tg.as_array().unwrap().len(), 1);
     assert_eq!(only_tg[0]["stddev"], 0.0, "one repetition has no spread");
-    let table = ok(&[
-        "bench",
-        s(&model),
-        "-p",
-        "4",
-        "-n",
-        "2",
-        "-r",
-        "1",
-        "-t",
-        "1",
-    ]);
+    let table = ok(&["bench", s(&model), "-p", "4", "-n", "2", "-r", "1", "-t", "1"]);
     assert!(
         table.contains("| pp4 |") && table.contains("| tg2 |") && table.contains("±"),
         "{table}"
@@ -345,30 +279,12 @@ fn bench_concurrent_runs_every_level_on_the_engine() {
     for (entry, b) in list.iter().zip([1, 3]) {
         let c = &entry["concurrent"];
         assert_eq!(c["b"], b, "{entry}");
-        assert_eq!(
-            (c["pp"].as_u64(), c["tg"].as_u64()),
-            (Some(6), Some(5)),
-            "{entry}"
-        );
+        assert_eq!((c["pp"].as_u64(), c["tg"].as_u64()), (Some(6), Some(5)), "{entry}");
         let (t_pp, t) = (c["t_pp"].as_f64().unwrap(), c["t"].as_f64().unwrap());
         assert!(t_pp > 0.0 && t_pp <= t, "{entry}");
-        assert!(
-            entry["tokens_per_second"].as_f64().unwrap() > 0.0,
-            "{entry}"
-        );
+        assert!(entry["tokens_per_second"].as_f64().unwrap() > 0.0, "{entry}");
     }
-    let table = ok(&[
-        "bench",
-        s(&model),
-        "-p",
-        "4",
-        "-n",
-        "3",
-        "-r",
-        "1",
-        "--concurrent",
-        "2",
-    ]);
+    let table = ok(&["bench", s(&model), "-p", "4", "-n", "3", "-r", "1", "--concurrent", "2"]);
     assert!(
         table.contains("S_TG t/s") && table.contains("|     4 |      3 |    2 |     14 |"),
         "{table}"
@@ -405,16 +321,8 @@ Today is {{ strftime_now('%d %B %Y %H:%M:%S') }}.\n\
 fn template_file_with_tools_clock_and_special_tokens() {
     let dir = scratch("template_file");
     let template = write(&dir, "t.jinja", TEMPLATE);
-    let messages = write(
-        &dir,
-        "m.json",
-        r#"[{"role": "user", "content": "안녕 \"hi\""}]"#,
-    );
-    let tools = write(
-        &dir,
-        "tools.json",
-        r#"[{"name": "get_weather"}, {"name": "search"}]"#,
-    );
+    let messages = write(&dir, "m.json", r#"[{"role": "user", "content": "안녕 \"hi\""}]"#);
+    let tools = write(&dir, "tools.json", r#"[{"name": "get_weather"}, {"name": "search"}]"#);
     let base = [
         "template",
         "--template",
@@ -438,10 +346,7 @@ fn template_file_with_tools_clock_and_special_tokens() {
         ok(&args),
         "<s>Tools: get_weather, search\nToday is 03 February 2026 09:05:07.\n[user] 안녕 \"hi\"</s>\n[assistant] "
     );
-    assert_eq!(
-        ok(&base),
-        "Today is 03 February 2026 09:05:07.\n[user] 안녕 \"hi\"\n"
-    );
+    assert_eq!(ok(&base), "Today is 03 February 2026 09:05:07.\n[user] 안녕 \"hi\"\n");
     // {"messages": [...]} works too.
     let wrapped = write(
         &dir,
@@ -450,10 +355,7 @@ fn template_file_with_tools_clock_and_special_tokens() {
     );
     let mut args = base.to_vec();
     args[4] = s(&wrapped);
-    assert_eq!(
-        ok(&args),
-        "Today is 03 February 2026 09:05:07.\n[assistant] x\n"
-    );
+    assert_eq!(ok(&args), "Today is 03 February 2026 09:05:07.\n[assistant] x\n");
 }
 
 #[test]
@@ -461,19 +363,10 @@ fn template_raise_exception_is_the_error() {
     let dir = scratch("template_raise");
     let template = write(&dir, "t.jinja", TEMPLATE);
     let messages = write(&dir, "m.json", r#"[{"role": "bad", "content": "x"}]"#);
-    let out = ondo(&[
-        "template",
-        "--template",
-        s(&template),
-        "--messages",
-        s(&messages),
-    ]);
+    let out = ondo(&["template", "--template", s(&template), "--messages", s(&messages)]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.trim(),
-        "error: Roles must be user or assistant, got bad"
-    );
+    assert_eq!(stderr.trim(), "error: Roles must be user or assistant, got bad");
     assert!(out.stdout.is_empty());
 }
 
@@ -482,13 +375,7 @@ fn template_bad_inputs_name_the_file() {
     let dir = scratch("template_bad");
     let template = write(&dir, "t.jinja", TEMPLATE);
     let messages = write(&dir, "m.json", r#"{"role": "user"}"#);
-    let out = ondo(&[
-        "template",
-        "--template",
-        s(&template),
-        "--messages",
-        s(&messages),
-    ]);
+    let out = ondo(&["template", "--template", s(&template), "--messages", s(&messages)]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("m.json"));
     let good = write(&dir, "g.json", "[]");
@@ -523,7 +410,10 @@ fn template_of_a_model() {
         s(&messages),
         "--add-generation-prompt",
     ]);
-    assert_eq!(out, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    assert_eq!(
+        out,
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
     if let Some(gguf) = ondo_testdata::fetched("smollm2-135m-instruct-q4_1.gguf") {
         assert_eq!(
             ok(&[

@@ -35,11 +35,7 @@ fn greedy(max_tokens: usize) -> SamplingParams {
 }
 
 /// Run `prompt` streamed; returns (deltas, final output text, finish reason, stop reason).
-fn streamed(
-    llm: &Llm,
-    prompt: &str,
-    params: &SamplingParams,
-) -> (Vec<String>, ondo::CompletionOutput) {
+fn streamed(llm: &Llm, prompt: &str, params: &SamplingParams) -> (Vec<String>, ondo::CompletionOutput) {
     let mut deltas = vec![];
     let mut done = None;
     for item in llm.stream(Prompt::Text(prompt.into()), params.clone()) {
@@ -69,15 +65,8 @@ fn best_of_13_returns_the_6_best_sorted() {
     assert_eq!(out.outputs.len(), 6);
     let idx: Vec<usize> = out.outputs.iter().map(|o| o.index).collect();
     assert_eq!(idx, vec![0, 1, 2, 3, 4, 5]);
-    let cum: Vec<f64> = out
-        .outputs
-        .iter()
-        .map(|o| o.cumulative_logprob.unwrap())
-        .collect();
-    assert!(
-        cum.windows(2).all(|w| w[0] >= w[1]),
-        "not sorted best first: {cum:?}"
-    );
+    let cum: Vec<f64> = out.outputs.iter().map(|o| o.cumulative_logprob.unwrap()).collect();
+    assert!(cum.windows(2).all(|w| w[0] >= w[1]), "not sorted best first: {cum:?}");
     // The best of 13 beats (or ties) the best of the first 6 drawn alone with the same seed.
     let six = SamplingParams {
         best_of: None,
@@ -136,11 +125,7 @@ fn stop_strings_across_token_boundaries() {
     let text = &base.text;
     // A token k whose text is at least 2 bytes and whose neighbours are not empty.
     let k = (2..bounds.len() - 3)
-        .find(|&k| {
-            bounds[k + 1] - bounds[k] >= 2
-                && bounds[k] > bounds[k - 1]
-                && bounds[k + 2] > bounds[k + 1]
-        })
+        .find(|&k| bounds[k + 1] - bounds[k] >= 2 && bounds[k] > bounds[k - 1] && bounds[k + 2] > bounds[k + 1])
         .unwrap();
     let spans = [
         ("1 token", bounds[k], bounds[k + 1]),
@@ -207,9 +192,7 @@ fn korean_streams_whole_characters() {
         assert!(!d.contains('\u{FFFD}'), "delta {d:?} of {deltas:?}");
     }
     assert!(
-        out.text
-            .chars()
-            .any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)),
+        out.text.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)),
         "no Hangul in {:?}",
         out.text
     );

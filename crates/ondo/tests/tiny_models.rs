@@ -14,11 +14,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/tiny-models"
-    ))
-    .join(name)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/tiny-models")).join(name)
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -36,17 +32,12 @@ fn check_model(name: &str) {
 /// The fixture's GGUF twin (same weights, llama.cpp's layout) against the same goldens, with an
 /// f32 KV cache as the HF side has.
 fn check_gguf_twin(name: &str) {
-    check_files(
-        name,
-        &fixture(name).join("model.gguf"),
-        Some(ondo::model::KvDtype::F32),
-    );
+    check_files(name, &fixture(name).join("model.gguf"), Some(ondo::model::KvDtype::F32));
 }
 
 fn check_files(name: &str, path: &std::path::Path, kv_dtype: Option<ondo::model::KvDtype>) {
     let dir = fixture(name);
-    let golden: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
     let llm = Llm::load(
         path.to_str().unwrap(),
         &LoadOptions {
@@ -80,12 +71,7 @@ fn check_files(name: &str, path: &std::path::Path, kv_dtype: Option<ondo::model:
             ..Default::default()
         };
         let out = llm.generate(&[prompt], &params).unwrap().remove(0);
-        compare_prompt_logprobs(
-            name,
-            i,
-            &out.prompt_logprobs.unwrap(),
-            &case["prompt_logprobs"],
-        );
+        compare_prompt_logprobs(name, i, &out.prompt_logprobs.unwrap(), &case["prompt_logprobs"]);
         let o = &out.outputs[0];
         assert_eq!(o.token_ids, greedy, "{name} case {i}: greedy ids");
         let want_text = case["greedy_text"].as_str().unwrap();
@@ -132,11 +118,7 @@ fn compare_prompt_logprobs(
     golden: &Value,
 ) {
     let golden = golden.as_array().unwrap();
-    assert_eq!(
-        ours.len(),
-        golden.len(),
-        "{name} case {case}: prompt_logprobs length"
-    );
+    assert_eq!(ours.len(), golden.len(), "{name} case {case}: prompt_logprobs length");
     assert!(ours[0].is_none() && golden[0].is_null());
     for (pos, (o, g)) in ours.iter().zip(golden).enumerate().skip(1) {
         let o = o.as_ref().unwrap();
@@ -145,7 +127,10 @@ fn compare_prompt_logprobs(
             let want = lp.as_f64().unwrap() as f32;
             let got = o.get(&id).copied();
             match got {
-                Some(got) => assert!((got - want).abs() < 1e-4, "{name} case {case} pos {pos} id {id}: {got} vs {want}"),
+                Some(got) => assert!(
+                    (got - want).abs() < 1e-4,
+                    "{name} case {case} pos {pos} id {id}: {got} vs {want}"
+                ),
                 None => panic!("{name} case {case} pos {pos}: id {id} (logprob {want}) missing from ours {o:?}"),
             }
         }
@@ -250,8 +235,7 @@ fn load(path: &std::path::Path) -> Llm {
 #[test]
 fn gemma2_chat_template_and_system_role_error() {
     let dir = fixture("gemma2");
-    let golden: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
     let chat = &golden["chat"];
     let messages = chat["messages"].as_array().unwrap().clone();
     let opts = ondo::text::RenderOptions {
@@ -264,10 +248,7 @@ fn gemma2_chat_template_and_system_role_error() {
         assert_eq!(rendered, chat["rendered"].as_str().unwrap(), "{path:?}");
         let mut with_system = vec![serde_json::json!({"role": "system", "content": "Be brief."})];
         with_system.extend(messages.iter().cloned());
-        let e = llm
-            .render_chat(&with_system, &opts)
-            .unwrap_err()
-            .to_string();
+        let e = llm.render_chat(&with_system, &opts).unwrap_err().to_string();
         assert!(e.contains("System role not supported"), "{path:?}: {e}");
     }
 }

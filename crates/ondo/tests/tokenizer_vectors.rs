@@ -31,11 +31,7 @@ fn json(path: &Path) -> Value {
 fn ids(v: &Value) -> Vec<u32> {
     let list = v.as_array().expect("an array of token ids");
     list.iter()
-        .map(|x| {
-            x.as_u64()
-                .and_then(|x| u32::try_from(x).ok())
-                .expect("a token id")
-        })
+        .map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()).expect("a token id"))
         .collect()
 }
 
@@ -45,32 +41,14 @@ fn vectors(name: &str) -> Option<Vec<(String, Vec<u32>)>> {
     let inp = read(&dir.join(format!("{name}.inp")));
     let out = read(&dir.join(format!("{name}.out")));
     let mut strings: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
-    assert_eq!(
-        strings.pop(),
-        Some(""),
-        "{name}.inp must end with the separator"
-    );
+    assert_eq!(strings.pop(), Some(""), "{name}.inp must end with the separator");
     let expected: Vec<Vec<u32>> = out
         .lines()
-        .map(|l| {
-            l.split_whitespace()
-                .map(|x| x.parse().expect("a token id"))
-                .collect()
-        })
+        .map(|l| l.split_whitespace().map(|x| x.parse().expect("a token id")).collect())
         .collect();
-    assert_eq!(
-        strings.len(),
-        expected.len(),
-        "{name}: .inp and .out disagree"
-    );
+    assert_eq!(strings.len(), expected.len(), "{name}: .inp and .out disagree");
     assert_eq!(strings.len(), 46, "{name}: the README promises 46 strings");
-    Some(
-        strings
-            .into_iter()
-            .map(str::to_string)
-            .zip(expected)
-            .collect(),
-    )
+    Some(strings.into_iter().map(str::to_string).zip(expected).collect())
 }
 
 /// Encodes every vector as llama.cpp's test does (no BOS/EOS, special text not parsed).
@@ -98,10 +76,7 @@ fn stream(tok: &Tokenizer, prompt: &[u32], out: &[u32], skip_special: bool) -> S
     let mut text = String::new();
     for &id in out {
         let delta = d.push(id).expect("push");
-        assert!(
-            !delta.contains('\u{FFFD}'),
-            "delta {delta:?} after token {id}"
-        );
+        assert!(!delta.contains('\u{FFFD}'), "delta {delta:?} after token {id}");
         text.push_str(&delta);
     }
     text + &d.finish().expect("finish")
@@ -119,14 +94,8 @@ fn check_streaming(tok: &Tokenizer, prompt: &str, output: &str) {
     let all: Vec<u32> = prompt.iter().chain(&out).copied().collect();
     let whole = tok.decode(&all, true).expect("decode");
     let before = tok.decode(&prompt, true).expect("decode");
-    let want = whole
-        .strip_prefix(before.as_str())
-        .expect("prompt text is a prefix");
-    assert_eq!(
-        stream(tok, &prompt, &out, true),
-        want,
-        "{output:?} after the prompt"
-    );
+    let want = whole.strip_prefix(before.as_str()).expect("prompt text is a prefix");
+    assert_eq!(stream(tok, &prompt, &out, true), want, "{output:?} after the prompt");
 }
 
 /// Strings that exercise spaces, digits, code, CJK, Korean and emoji.
@@ -203,18 +172,10 @@ fn stories260k_prompts_and_streamed_generations() {
     for case in cases {
         let prompt = case["prompt"].as_str().expect("prompt");
         let prompt_ids = ids(&case["prompt_token_ids"]);
-        assert_eq!(
-            tok.encode(prompt, true).expect("encode"),
-            prompt_ids,
-            "{prompt:?}"
-        );
+        assert_eq!(tok.encode(prompt, true).expect("encode"), prompt_ids, "{prompt:?}");
         let generated = ids(&case["generated_token_ids"]);
         let text = case["generated_text"].as_str().expect("generated_text");
-        assert_eq!(
-            stream(&tok, &prompt_ids, &generated, true),
-            text,
-            "{prompt:?}"
-        );
+        assert_eq!(stream(&tok, &prompt_ids, &generated, true), text, "{prompt:?}");
     }
 }
 
@@ -238,20 +199,13 @@ fn check_llama_cpp_reference(model: &str, reference: &str) {
         );
         let generated = ids(&case["generated_token_ids"]);
         let text = case["generated_text"].as_str().expect("generated_text");
-        assert_eq!(
-            stream(&tok, &prompt_ids, &generated, true),
-            text,
-            "{model}: {prompt:?}"
-        );
+        assert_eq!(stream(&tok, &prompt_ids, &generated, true), text, "{model}: {prompt:?}");
     }
 }
 
 #[test]
 fn smollm2_gguf_matches_llama_cpp_reference() {
-    check_llama_cpp_reference(
-        "smollm2-135m-instruct-q4_1.gguf",
-        "smollm2-135m-instruct.json",
-    );
+    check_llama_cpp_reference("smollm2-135m-instruct-q4_1.gguf", "smollm2-135m-instruct.json");
 }
 
 #[test]
@@ -273,10 +227,7 @@ fn gemma3_gguf_matches_llama_cpp_reference() {
 fn smollm2_json() -> Option<Tokenizer> {
     let dir = ondo_testdata::shared("models/smollm2-135m-instruct-hf")?;
     let config = dir.join("tokenizer_config.json");
-    Some(
-        Tokenizer::from_files(&dir.join("tokenizer.json"), Some(&config))
-            .expect("SmolLM2 tokenizer.json"),
-    )
+    Some(Tokenizer::from_files(&dir.join("tokenizer.json"), Some(&config)).expect("SmolLM2 tokenizer.json"))
 }
 
 #[test]
@@ -320,12 +271,7 @@ fn smollm2_gguf_vocab_encodes_like_tokenizer_json() {
         "ggml-vocab-qwen2.gguf",
         "ggml-vocab-llama-spm.gguf",
     ] {
-        texts.extend(
-            vectors(name)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(s, _)| s),
-        );
+        texts.extend(vectors(name).unwrap_or_default().into_iter().map(|(s, _)| s));
     }
     for text in &texts {
         for (add, parse) in [(true, true), (false, false)] {

@@ -25,9 +25,7 @@ fn best_of_and_n_are_capped_by_max_num_seqs() {
     assert_eq!(check(best_of(4), &[1, 2]), Ok(()));
     let err = check(best_of(5), &[1, 2]).unwrap_err();
     assert!(
-        err.contains("best_of must be at most 4")
-            && err.contains("--max-num-seqs")
-            && err.contains("got 5"),
+        err.contains("best_of must be at most 4") && err.contains("--max-num-seqs") && err.contains("got 5"),
         "{err}"
     );
     let n = SamplingParams {
@@ -43,9 +41,7 @@ fn prompts_past_the_context_the_pool_or_the_vocabulary_are_refused() {
     let ok = SamplingParams::default;
     assert_eq!(check(ok(), &[1; 39]), Ok(()));
     assert!(check(ok(), &[]).unwrap_err().contains("empty"));
-    assert!(check(ok(), &[1; 40])
-        .unwrap_err()
-        .contains("KV cache holds 40"));
+    assert!(check(ok(), &[1; 40]).unwrap_err().contains("KV cache holds 40"));
     assert!(check(ok(), &[1, 100]).unwrap_err().contains("token id 100"));
     let long = Limits {
         context: 10,

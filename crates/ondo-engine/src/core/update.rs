@@ -48,11 +48,7 @@ impl State {
                 row += 1;
             }
         }
-        debug_assert_eq!(
-            row * vocab,
-            logits.len(),
-            "one logits row per row asked for"
-        );
+        debug_assert_eq!(row * vocab, logits.len(), "one logits row per row asked for");
         self.draw_samples(logits);
         for k in 0..self.samples.len() {
             self.finish_sample(k);
@@ -64,9 +60,7 @@ impl State {
     fn draw_samples(&mut self, logits: &[f32]) {
         self.units.clear();
         for s in &self.samples {
-            let req = self.requests[s.slot]
-                .as_mut()
-                .expect("a sampling request is live");
+            let req = self.requests[s.slot].as_mut().expect("a sampling request is live");
             let Request { params, seqs, .. } = req;
             for seq in &mut seqs[s.targets.clone()] {
                 self.units.push(draws::Unit {
@@ -86,11 +80,8 @@ impl State {
     /// The logprobs of prompt token `pos + 1` from the logits at `pos`.
     fn prompt_logprob(&mut self, id: SeqId, pos: usize, row: &[f32]) {
         let (slot, _) = self.owner[id];
-        let req = self.requests[slot]
-            .as_mut()
-            .expect("owned sequence has a request");
-        let (Some(k), Some(list)) = (req.params.prompt_logprobs, req.prompt_logprobs.as_mut())
-        else {
+        let req = self.requests[slot].as_mut().expect("owned sequence has a request");
+        let (Some(k), Some(list)) = (req.params.prompt_logprobs, req.prompt_logprobs.as_mut()) else {
             return;
         };
         // a recomputed prompt (after preemption) has its earlier entries already
@@ -101,9 +92,7 @@ impl State {
         self.row.copy_from_slice(row);
         log_softmax(&mut self.row);
         list.push(Some(
-            crate::sampler::top_logprobs(&self.row, k, actual)
-                .into_iter()
-                .collect(),
+            crate::sampler::top_logprobs(&self.row, k, actual).into_iter().collect(),
         ));
     }
 
@@ -135,11 +124,7 @@ impl State {
 
     /// Apply sample `k`'s drawn tokens: stop rules, text, events, scheduler and counters.
     fn finish_sample(&mut self, k: usize) {
-        let (slot, len, first) = (
-            self.samples[k].slot,
-            self.samples[k].len,
-            self.samples[k].unit0,
-        );
+        let (slot, len, first) = (self.samples[k].slot, self.samples[k].len, self.samples[k].unit0);
         let targets = self.samples[k].targets.clone();
         let now = Instant::now();
         // (a request failed by an earlier sample of this step is gone)
@@ -169,18 +154,13 @@ impl State {
                 }
             }
         }
-        self.stats
-            .generation_tokens
-            .fetch_add(targets.len() as u64, Relaxed);
+        self.stats.generation_tokens.fetch_add(targets.len() as u64, Relaxed);
         match req.last_token.replace(now) {
             None => self
                 .stats
                 .time_to_first_token
                 .observe((now - req.arrived).as_secs_f64()),
-            Some(prev) => self
-                .stats
-                .inter_token_latency
-                .observe((now - prev).as_secs_f64()),
+            Some(prev) => self.stats.inter_token_latency.observe((now - prev).as_secs_f64()),
         }
         if req.seqs.iter().all(Decoding::finished) {
             self.finish_request(slot, None);

@@ -16,11 +16,7 @@ struct Ranked {
 impl Ranked {
     fn new(id: u32, value: f32) -> Self {
         Self {
-            value: if value.is_nan() {
-                f32::NEG_INFINITY
-            } else {
-                value
-            },
+            value: if value.is_nan() { f32::NEG_INFINITY } else { value },
             id,
         }
     }
@@ -31,9 +27,7 @@ impl Eq for Ranked {}
 impl Ord for Ranked {
     /// Greater = better.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.value
-            .total_cmp(&other.value)
-            .then(other.id.cmp(&self.id))
+        self.value.total_cmp(&other.value).then(other.id.cmp(&self.id))
     }
 }
 
@@ -80,10 +74,7 @@ mod tests {
     #[test]
     fn top_k_best_first_plus_chosen() {
         let lp = [-3.0, -0.5, -2.0, -0.5, -9.0, -1.0];
-        assert_eq!(
-            top_logprobs(&lp, 3, 4),
-            [(1, -0.5), (3, -0.5), (5, -1.0), (4, -9.0)]
-        );
+        assert_eq!(top_logprobs(&lp, 3, 4), [(1, -0.5), (3, -0.5), (5, -1.0), (4, -9.0)]);
         assert_eq!(top_logprobs(&lp, 3, 5), [(1, -0.5), (3, -0.5), (5, -1.0)]);
         assert_eq!(top_logprobs(&lp, 0, 2), [(2, -2.0)]);
         assert_eq!(top_logprobs(&lp, 100, 0).len(), 6);
@@ -93,11 +84,8 @@ mod tests {
 
     #[test]
     fn top_k_matches_a_full_sort_on_a_larger_row() {
-        let lp: Vec<f32> = (0..1000u32)
-            .map(|i| -(((i * 7919) % 1000) as f32) / 100.0)
-            .collect();
-        let mut sorted: Vec<(u32, f32)> =
-            lp.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+        let lp: Vec<f32> = (0..1000u32).map(|i| -(((i * 7919) % 1000) as f32) / 100.0).collect();
+        let mut sorted: Vec<(u32, f32)> = lp.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
         sorted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         assert_eq!(top_logprobs(&lp, 20, sorted[0].0), sorted[..20]);
     }

@@ -9,9 +9,7 @@ const MASKED: f32 = f32::NEG_INFINITY;
 
 /// The largest logit that is not NaN (-inf when there is none).
 fn max_logit(logits: &[f32]) -> f32 {
-    logits
-        .iter()
-        .fold(MASKED, |m, &v| if v > m { v } else { m })
+    logits.iter().fold(MASKED, |m, &v| if v > m { v } else { m })
 }
 
 /// Masks every logit below `floor`, and NaNs.
@@ -30,11 +28,7 @@ pub(crate) fn softmax_weights(logits: &[f32], weights: &mut Vec<f32>) -> Option<
         return None;
     }
     weights.clear();
-    weights.extend(
-        logits
-            .iter()
-            .map(|&l| if l > MASKED { (l - max).exp() } else { 0.0 }),
-    );
+    weights.extend(logits.iter().map(|&l| if l > MASKED { (l - max).exp() } else { 0.0 }));
     Some((max, weights.iter().map(|&w| f64::from(w)).sum()))
 }
 
@@ -146,11 +140,7 @@ impl RepetitionPenalty {
 
     fn penalize(&self, logits: &mut [f32], token: u32) {
         if let Some(l) = logits.get_mut(token as usize) {
-            *l = if *l > 0.0 {
-                *l / self.penalty
-            } else {
-                *l * self.penalty
-            };
+            *l = if *l > 0.0 { *l / self.penalty } else { *l * self.penalty };
         }
     }
 }
@@ -184,10 +174,7 @@ pub struct PresenceFrequencyPenalty {
 
 impl PresenceFrequencyPenalty {
     pub fn new(presence: f32, frequency: f32) -> Self {
-        Self {
-            presence,
-            frequency,
-        }
+        Self { presence, frequency }
     }
 }
 
@@ -242,9 +229,7 @@ pub struct MinP {
 
 impl MinP {
     pub fn new(min_p: f32) -> Self {
-        Self {
-            ln_min_p: min_p.ln(),
-        }
+        Self { ln_min_p: min_p.ln() }
     }
 }
 
@@ -314,13 +299,7 @@ impl TopP {
     }
 
     /// Collects into `cands` the finite tokens within `delta` of `max` and returns their mass.
-    fn collect(
-        logits: &[f32],
-        weights: &[f32],
-        max: f32,
-        delta: f32,
-        cands: &mut Vec<(u32, f32)>,
-    ) -> f64 {
+    fn collect(logits: &[f32], weights: &[f32], max: f32, delta: f32, cands: &mut Vec<(u32, f32)>) -> f64 {
         cands.clear();
         let floor = max - delta;
         let mut mass = 0.0;
@@ -414,10 +393,7 @@ mod tests {
     #[test]
     fn allowed_tokens_masks_the_rest_and_ignores_out_of_vocab_ids() {
         let p = AllowedTokens::new(&[3, 1, 3, 99]);
-        assert_eq!(
-            run(&p, &[1.0, 2.0, 3.0, 4.0, 5.0], &fresh()),
-            [NEG, 2.0, NEG, 4.0, NEG]
-        );
+        assert_eq!(run(&p, &[1.0, 2.0, 3.0, 4.0, 5.0], &fresh()), [NEG, 2.0, NEG, 4.0, NEG]);
     }
 
     #[test]
@@ -434,10 +410,7 @@ mod tests {
     #[test]
     fn logit_bias_adds_clamped_bias() {
         let p = LogitBias::new(&[(0, 500.0), (2, -0.5), (3, -1000.0), (9, 1.0)].into());
-        assert_eq!(
-            run(&p, &[1.0, 2.0, 3.0, 4.0], &fresh()),
-            [101.0, 2.0, 2.5, -96.0]
-        );
+        assert_eq!(run(&p, &[1.0, 2.0, 3.0, 4.0], &fresh()), [101.0, 2.0, 2.5, -96.0]);
     }
 
     #[test]
@@ -447,16 +420,10 @@ mod tests {
         h.push(3);
         h.push(3);
         let p = RepetitionPenalty::new(2.0);
-        assert_eq!(
-            run(&p, &[2.0, -2.0, 5.0, 0.5, 7.0], &h),
-            [1.0, -4.0, 5.0, 0.25, 7.0]
-        );
+        assert_eq!(run(&p, &[2.0, -2.0, 5.0, 0.5, 7.0], &h), [1.0, -4.0, 5.0, 0.25, 7.0]);
         // A penalty below 1 encourages instead.
         let p = RepetitionPenalty::new(0.5);
-        assert_eq!(
-            run(&p, &[2.0, -2.0, 5.0, 0.5, 7.0], &h),
-            [4.0, -1.0, 5.0, 1.0, 7.0]
-        );
+        assert_eq!(run(&p, &[2.0, -2.0, 5.0, 0.5, 7.0], &h), [4.0, -1.0, 5.0, 1.0, 7.0]);
     }
 
     #[test]
@@ -467,23 +434,14 @@ mod tests {
         }
         let p = PresenceFrequencyPenalty::new(0.5, 0.25);
         // token 1: 1 - 0.25 - 0.5; token 2: 1 - 0.75 - 0.5; prompt token 0 untouched.
-        assert!(close(
-            &run(&p, &[1.0, 1.0, 1.0, 1.0], &h),
-            &[1.0, 0.25, -0.25, 1.0]
-        ));
+        assert!(close(&run(&p, &[1.0, 1.0, 1.0, 1.0], &h), &[1.0, 0.25, -0.25, 1.0]));
         let p = PresenceFrequencyPenalty::new(-1.0, 0.0);
-        assert!(close(
-            &run(&p, &[1.0, 1.0, 1.0, 1.0], &h),
-            &[1.0, 2.0, 2.0, 1.0]
-        ));
+        assert!(close(&run(&p, &[1.0, 1.0, 1.0, 1.0], &h), &[1.0, 2.0, 2.0, 1.0]));
     }
 
     #[test]
     fn temperature_divides_and_is_floored() {
-        assert_eq!(
-            run(&Temperature::new(0.5), &[1.0, -2.0], &fresh()),
-            [2.0, -4.0]
-        );
+        assert_eq!(run(&Temperature::new(0.5), &[1.0, -2.0], &fresh()), [2.0, -4.0]);
         assert!(close(
             &run(&Temperature::new(1e-4), &[1.0, -2.0], &fresh()),
             &[100.0, -200.0]
@@ -494,35 +452,17 @@ mod tests {
     fn min_p_masks_below_fraction_of_max_probability() {
         // probs ∝ e^l: relative to max (l=2): 1, e^-1 ≈ 0.37, e^-2 ≈ 0.14, e^-3 ≈ 0.05.
         let logits = [1.0, 2.0, 0.0, -1.0];
-        assert_eq!(
-            run(&MinP::new(0.1), &logits, &fresh()),
-            [1.0, 2.0, 0.0, NEG]
-        );
-        assert_eq!(
-            run(&MinP::new(0.3), &logits, &fresh()),
-            [1.0, 2.0, NEG, NEG]
-        );
-        assert_eq!(
-            run(&MinP::new(1.0), &logits, &fresh()),
-            [NEG, 2.0, NEG, NEG]
-        );
+        assert_eq!(run(&MinP::new(0.1), &logits, &fresh()), [1.0, 2.0, 0.0, NEG]);
+        assert_eq!(run(&MinP::new(0.3), &logits, &fresh()), [1.0, 2.0, NEG, NEG]);
+        assert_eq!(run(&MinP::new(1.0), &logits, &fresh()), [NEG, 2.0, NEG, NEG]);
     }
 
     #[test]
     fn top_k_keeps_k_largest_and_ties_at_the_boundary() {
         let logits = [1.0, 5.0, 3.0, 3.0, -1.0, 4.0];
-        assert_eq!(
-            run(&TopK::new(2), &logits, &fresh()),
-            [NEG, 5.0, NEG, NEG, NEG, 4.0]
-        );
-        assert_eq!(
-            run(&TopK::new(3), &logits, &fresh()),
-            [NEG, 5.0, 3.0, 3.0, NEG, 4.0]
-        );
-        assert_eq!(
-            run(&TopK::new(1), &logits, &fresh()),
-            [NEG, 5.0, NEG, NEG, NEG, NEG]
-        );
+        assert_eq!(run(&TopK::new(2), &logits, &fresh()), [NEG, 5.0, NEG, NEG, NEG, 4.0]);
+        assert_eq!(run(&TopK::new(3), &logits, &fresh()), [NEG, 5.0, 3.0, 3.0, NEG, 4.0]);
+        assert_eq!(run(&TopK::new(1), &logits, &fresh()), [NEG, 5.0, NEG, NEG, NEG, NEG]);
         assert_eq!(run(&TopK::new(6), &logits, &fresh()), logits);
     }
 

@@ -20,13 +20,7 @@ fn softmax64(logits: &[f64]) -> Vec<f64> {
 }
 
 /// Probabilities after temperature, min_p, top_k, top_p (each off when None), vLLM semantics.
-fn reference(
-    logits: &[f32],
-    t: f64,
-    min_p: Option<f64>,
-    top_k: Option<usize>,
-    top_p: Option<f64>,
-) -> Vec<f64> {
+fn reference(logits: &[f32], t: f64, min_p: Option<f64>, top_k: Option<usize>, top_p: Option<f64>) -> Vec<f64> {
     let mut l: Vec<f64> = logits.iter().map(|&v| f64::from(v) / t).collect();
     if let Some(m) = min_p {
         let p = softmax64(&l);
@@ -216,11 +210,7 @@ fn top_p_on_a_large_vocabulary_follows_the_reference() {
         pc[j % 10] += counts[i];
         pp[j % 10] += probs[i];
     }
-    assert_eq!(
-        pc.iter().sum::<usize>(),
-        20_000,
-        "only kept tokens are drawn"
-    );
+    assert_eq!(pc.iter().sum::<usize>(), 20_000, "only kept tokens are drawn");
     assert_fits(&pc, &pp);
 }
 
@@ -299,14 +289,8 @@ fn greedy_is_argmax_with_lowest_id_on_ties_and_ignores_truncation() {
     assert_eq!(s.chain_names(), Vec::<&str>::new());
     let hist = SeqHistory::new(vec![]);
     let mut rng = Rng::new(0);
-    assert_eq!(
-        s.sample(&mut [1.0, 3.0, 2.0, 3.0], &hist.ctx(), &mut rng),
-        1
-    );
-    assert_eq!(
-        s.sample(&mut [f32::NAN, -1.0, -2.0], &hist.ctx(), &mut rng),
-        1
-    );
+    assert_eq!(s.sample(&mut [1.0, 3.0, 2.0, 3.0], &hist.ctx(), &mut rng), 1);
+    assert_eq!(s.sample(&mut [f32::NAN, -1.0, -2.0], &hist.ctx(), &mut rng), 1);
     assert_eq!(s.sample(&mut [], &hist.ctx(), &mut rng), 0);
 }
 
@@ -321,11 +305,7 @@ fn greedy_still_applies_penalties_and_biases() {
         }),
         &[],
     );
-    assert_eq!(
-        s.sample(&mut [1.0, 3.0, 2.0], &hist.ctx(), &mut rng),
-        2,
-        "3 / 2 < 2"
-    );
+    assert_eq!(s.sample(&mut [1.0, 3.0, 2.0], &hist.ctx(), &mut rng), 2, "3 / 2 < 2");
     let mut s = Sampler::new(
         &params(|p| {
             p.temperature = 0.0;
@@ -338,12 +318,7 @@ fn greedy_still_applies_penalties_and_biases() {
 
 #[test]
 fn logit_bias_forces_and_bans_tokens() {
-    let forced = draw_counts(
-        &params(|p| p.logit_bias = [(3, 100.0)].into()),
-        &LOGITS,
-        16,
-        2000,
-    );
+    let forced = draw_counts(&params(|p| p.logit_bias = [(3, 100.0)].into()), &LOGITS, 16, 2000);
     assert_eq!(forced[3], 2000);
     let banned = draw_counts(
         &params(|p| p.logit_bias = [(4, -100.0), (6, -100.0)].into()),
@@ -387,15 +362,9 @@ fn min_tokens_masks_eos_and_stop_ids_until_reached() {
         let mut logits = LOGITS;
         let t = s.sample(&mut logits, &hist.ctx(), &mut rng);
         if step < 3 {
-            assert!(
-                t != 4 && t != 6,
-                "step {step}: stop token {t} before min_tokens"
-            );
+            assert!(t != 4 && t != 6, "step {step}: stop token {t} before min_tokens");
         } else {
-            assert!(
-                t == 4 || t == 6,
-                "step {step}: biased stop tokens should win, got {t}"
-            );
+            assert!(t == 4 || t == 6, "step {step}: biased stop tokens should win, got {t}");
         }
         hist.push(t);
     }
@@ -449,10 +418,7 @@ fn logprobs_are_tracked_only_when_needed() {
     assert_eq!(s.logprobs(), None);
     let mut s = Sampler::new(&params(|p| p.best_of = Some(3)), &[]);
     s.sample(&mut LOGITS.clone(), &hist.ctx(), &mut rng);
-    assert!(
-        s.logprobs().is_some(),
-        "best_of > n needs cumulative logprobs"
-    );
+    assert!(s.logprobs().is_some(), "best_of > n needs cumulative logprobs");
     let mut s = Sampler::new(&SamplingParams::default(), &[]).with_logprobs(true);
     s.sample(&mut LOGITS.clone(), &hist.ctx(), &mut rng);
     assert!(s.logprobs().is_some());
@@ -487,9 +453,7 @@ fn chain_runs_in_vllm_order_and_skips_no_ops() {
             "top_p"
         ]
     );
-    assert!(Sampler::new(&SamplingParams::default(), &[0])
-        .chain_names()
-        .is_empty());
+    assert!(Sampler::new(&SamplingParams::default(), &[0]).chain_names().is_empty());
     assert_eq!(
         Sampler::new(&params(|p| p.top_k = -1), &[0]).chain_names(),
         Vec::<&str>::new()

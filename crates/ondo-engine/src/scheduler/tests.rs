@@ -48,15 +48,9 @@ fn budget_is_shared_running_first_then_arrival_order() {
         vec![(a, 0, 8)],
         "a takes the whole budget"
     );
-    assert_eq!(
-        step(&mut s, &mut plan, &done),
-        vec![(a, 8, 2), (b, 0, 3), (c, 0, 3)]
-    );
+    assert_eq!(step(&mut s, &mut plan, &done), vec![(a, 8, 2), (b, 0, 3), (c, 0, 3)]);
     // all decode now: one token each
-    assert_eq!(
-        step(&mut s, &mut plan, &done),
-        vec![(a, 10, 1), (b, 3, 1), (c, 3, 1)]
-    );
+    assert_eq!(step(&mut s, &mut plan, &done), vec![(a, 10, 1), (b, 3, 1), (c, 3, 1)]);
     assert_eq!(s.num_running(), 3);
 }
 
@@ -137,10 +131,7 @@ fn a_sequence_too_long_for_the_whole_pool_is_reported_not_looped() {
         s.commit(&plan);
         s.append(a, 7);
     }
-    assert!(
-        out,
-        "a grows past 8 positions and is reported out of blocks"
-    );
+    assert!(out, "a grows past 8 positions and is reported out of blocks");
 }
 
 #[test]
@@ -215,9 +206,7 @@ fn forks_share_blocks_and_copy_the_partial_one_on_write() {
     assert_eq!(s.blocks.num_free(), 15);
     let full = s.seq(a).table[0];
     assert!(
-        [a].iter()
-            .chain(&kids)
-            .all(|&id| s.seq(id).table[0] == full),
+        [a].iter().chain(&kids).all(|&id| s.seq(id).table[0] == full),
         "the full block stays shared"
     );
     assert_eq!(s.blocks.refs(full), 4);
@@ -232,19 +221,9 @@ fn prompt_chunks_beside_decoding_sequences_are_capped_per_decoder() {
     step(&mut s, &mut plan, &done); // their prompts
     let long = s.add(vec![2; 500], true);
     let items = step(&mut s, &mut plan, &done);
-    assert!(items
-        .iter()
-        .filter(|i| decoders.contains(&i.0))
-        .all(|i| i.2 == 1));
-    let chunk = items
-        .iter()
-        .find(|i| i.0 == long)
-        .expect("the prompt is admitted")
-        .2;
-    assert_eq!(
-        chunk, 30,
-        "1.5 prompt tokens per decoding sequence (20 decode)"
-    );
+    assert!(items.iter().filter(|i| decoders.contains(&i.0)).all(|i| i.2 == 1));
+    let chunk = items.iter().find(|i| i.0 == long).expect("the prompt is admitted").2;
+    assert_eq!(chunk, 30, "1.5 prompt tokens per decoding sequence (20 decode)");
     // alone, a prompt takes the whole budget
     let mut s = sched(400, 512, 64);
     let alone = s.add(vec![2; 500], true);

@@ -75,9 +75,7 @@ impl Acts {
                     return;
                 }
                 let blocks = x.chunks_exact(256).zip(qs.chunks_exact_mut(256));
-                for ((x, q), (d, bs)) in
-                    blocks.zip(self.d.iter_mut().zip(self.bsums.chunks_exact_mut(16)))
-                {
+                for ((x, q), (d, bs)) in blocks.zip(self.d.iter_mut().zip(self.bsums.chunks_exact_mut(16))) {
                     *d = quantize_q8k(x, q, bs);
                 }
             }
@@ -165,11 +163,7 @@ fn quantize_q8k(x: &[f32], q: &mut [i8], bsums: &mut [i16]) -> f32 {
     let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    for ((x, q), bs) in x
-        .chunks_exact(16)
-        .zip(q.chunks_exact_mut(16))
-        .zip(bsums.iter_mut())
-    {
+    for ((x, q), bs) in x.chunks_exact(16).zip(q.chunks_exact_mut(16)).zip(bsums.iter_mut()) {
         let mut sum = 0i32;
         for (q, v) in q.iter_mut().zip(x) {
             *q = (v * id).round_ties_even() as i8;

@@ -56,14 +56,7 @@ pub(crate) fn read_by(isa: crate::Isa, dtype: DType) -> bool {
 pub(crate) fn interleaves(dtype: DType) -> bool {
     matches!(
         dtype,
-        DType::Q4_0
-            | DType::Q4_1
-            | DType::Q5_0
-            | DType::Q5_1
-            | DType::Q8_0
-            | DType::Q4_K
-            | DType::Q5_K
-            | DType::Q6_K
+        DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 | DType::Q4_K | DType::Q5_K | DType::Q6_K
     )
 }
 
@@ -327,8 +320,7 @@ fn put_nibbles(qs: &mut [u8], r: usize, q: &[u8]) {
     for c in 0..4 {
         let (lo, hi) = (word(&q[8 * c..]), word(&q[8 * c + 4..]));
         let at = 64 * c + 4 * r;
-        qs[at..at + 4]
-            .copy_from_slice(&((lo & 0x0F0F_0F0F) | (hi & 0x0F0F_0F0F) << 4).to_le_bytes());
+        qs[at..at + 4].copy_from_slice(&((lo & 0x0F0F_0F0F) | (hi & 0x0F0F_0F0F) << 4).to_le_bytes());
     }
 }
 
@@ -359,11 +351,7 @@ fn dequantize_tile_row(dtype: DType, tile: &[u8], r: usize, out: &mut [f32]) {
             for (c, y) in out[..256].iter_mut().enumerate() {
                 let j = c / 32;
                 let sub = &tile[K4_SUBS + k4_sub_bytes(five) * j..];
-                let high = if five {
-                    fifth_bit(&sub[256..], r, c % 32)
-                } else {
-                    0
-                };
+                let high = if five { fifth_bit(&sub[256..], r, c % 32) } else { 0 };
                 let q = (nibble(sub, r, c % 32) | high << 4) as f32;
                 let (sc, m) = (tile[K4_SC + 16 * j + r], tile[K4_M + 16 * j + r]);
                 *y = d * sc as f32 * q - dmin * m as f32;
@@ -390,9 +378,7 @@ fn dequantize_tile_row32(dtype: DType, tile: &[u8], r: usize, d: f32, out: &mut 
         let q = if dtype == DType::Q8_0 {
             tile[p.qs + 64 * (c / 4) + 4 * r + c % 4] as i32 - 128
         } else {
-            let bit = |qh: usize| {
-                (tile[qh + 8 * (c / 4) + (4 * r + c % 4) / 8] >> ((4 * r + c % 4) % 8)) & 1
-            };
+            let bit = |qh: usize| (tile[qh + 8 * (c / 4) + (4 * r + c % 4) / 8] >> ((4 * r + c % 4) % 8)) & 1;
             let high = p.qh.map_or(0, bit);
             (nibble(&tile[p.qs..], r, c) | high << 4) as i32
         };
@@ -432,11 +418,7 @@ mod tests {
                     let want = &plain[r * cols + b * bs..][..bs];
                     for (c, (g, w)) in got.iter().zip(want).enumerate() {
                         let tol = 1e-6 * w.abs().max(1.0);
-                        assert!(
-                            (g - w).abs() <= tol,
-                            "{dtype} row {r} col {}: {g} vs {w}",
-                            b * bs + c
-                        );
+                        assert!((g - w).abs() <= tol, "{dtype} row {r} col {}: {g} vs {w}", b * bs + c);
                     }
                 }
             }
@@ -452,20 +434,13 @@ mod tests {
             } else {
                 0
             };
-            assert_eq!(
-                tile_bytes(dtype),
-                ROWS * dtype.block_bytes() + extra,
-                "{dtype}"
-            );
+            assert_eq!(tile_bytes(dtype), ROWS * dtype.block_bytes() + extra, "{dtype}");
         }
         for (len, chunk) in [(100, 34), (5 << 20, 3 << 20)] {
             let a = Aligned::filled_by(len, chunk, |k, part| part.fill(k as u8 + 1));
             let bytes = a.as_ref();
             assert_eq!((bytes.as_ptr() as usize % 64, bytes.len()), (0, len));
-            assert!(bytes
-                .iter()
-                .enumerate()
-                .all(|(i, b)| *b as usize == i / chunk + 1));
+            assert!(bytes.iter().enumerate().all(|(i, b)| *b as usize == i / chunk + 1));
         }
     }
 }

@@ -44,14 +44,7 @@ const MAX_TOKENS: usize = 4;
 /// A multi-token kernel from a one-token scalar function.
 macro_rules! scalar_kernel {
     ($name:ident, $f:path) => {
-        unsafe fn $name(
-            dtype: DType,
-            w: &[u8],
-            row_bytes: usize,
-            a: &[ActRow],
-            out: *mut f32,
-            stride: usize,
-        ) {
+        unsafe fn $name(dtype: DType, w: &[u8], row_bytes: usize, a: &[ActRow], out: *mut f32, stride: usize) {
             for (r, row) in w.chunks_exact(row_bytes).enumerate() {
                 for (t, a) in a.iter().enumerate() {
                     *out.add(t * stride + r) = $f(dtype, row, a);
@@ -95,10 +88,7 @@ impl Isa {
             }
             let named = std::env::var("ONDO_ISA").ok();
             let supported = Isa::supported();
-            match supported
-                .iter()
-                .find(|i| Some(i.name()) == named.as_deref())
-            {
+            match supported.iter().find(|i| Some(i.name()) == named.as_deref()) {
                 Some(isa) => *isa,
                 None => supported.last().copied().unwrap_or(Isa::Scalar),
             }
@@ -153,12 +143,7 @@ pub fn matmul_multi(pool: &ThreadPool, x: &[f32], jobs: &mut [(&Weight, &mut [f3
 pub const MAX_MULTI: usize = 8;
 
 /// `matmul_multi` on a chosen instruction set.
-pub fn matmul_multi_with(
-    isa: Isa,
-    pool: &ThreadPool,
-    x: &[f32],
-    jobs: &mut [(&Weight, &mut [f32])],
-) {
+pub fn matmul_multi_with(isa: Isa, pool: &ThreadPool, x: &[f32], jobs: &mut [(&Weight, &mut [f32])]) {
     let isa = if Isa::supported().contains(&isa) {
         isa
     } else {
@@ -173,12 +158,7 @@ pub fn matmul_multi_with(
         let mut list: [Option<Job>; MAX_MULTI] = Default::default();
         for (slot, (w, out)) in list.iter_mut().zip(chunk.iter_mut()) {
             assert_eq!(w.cols(), cols, "matmul_multi: weights differ in input size");
-            assert_eq!(
-                out.len(),
-                n * w.rows(),
-                "matmul: out is not [{n}, {}]",
-                w.rows()
-            );
+            assert_eq!(out.len(), n * w.rows(), "matmul: out is not [{n}, {}]", w.rows());
             *slot = Some(Job {
                 w,
                 plan: Plan::new(w, isa, n),
@@ -271,18 +251,13 @@ impl Plan {
         let dtype = w.dtype();
         let interleaved = interleave::read_by(isa, dtype) && w.tiles().is_some();
         let int_act = match dtype {
-            DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 => {
-                Some(ActKind::Q8)
-            }
-            DType::Q2_K | DType::Q3_K | DType::Q4_K | DType::Q5_K | DType::Q6_K => {
-                Some(ActKind::Q8K)
-            }
+            DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 => Some(ActKind::Q8),
+            DType::Q2_K | DType::Q3_K | DType::Q4_K | DType::Q5_K | DType::Q6_K => Some(ActKind::Q8K),
             _ => None,
         };
         let simd = kernel_for(dtype, isa);
         let rows2 = kernel_rows2(isa);
-        let packed =
-            isa == Isa::Avx512Vnni && packed::packs(dtype) && n >= PACK_MIN_TOKENS && !interleaved;
+        let packed = isa == Isa::Avx512Vnni && packed::packs(dtype) && n >= PACK_MIN_TOKENS && !interleaved;
         let plan = |act, dot, via_f32| Plan {
             isa,
             dtype,
@@ -291,11 +266,7 @@ impl Plan {
             via_f32,
             packed,
             interleaved,
-            rows2: if via_f32 || dtype == DType::F32 {
-                rows2
-            } else {
-                None
-            },
+            rows2: if via_f32 || dtype == DType::F32 { rows2 } else { None },
         };
         match (int_act, simd) {
             (Some(act), Some(dot)) => plan(act, dot, false),
@@ -380,18 +351,14 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     let n = x.len() / cols;
     for kind in [ActKind::Q8, ActKind::Q8K, ActKind::F32] {
         if let Some(j) = jobs().find(|j| j.plan.act == kind) {
-            scratch
-                .acts_mut(kind)
-                .prepare(kind, x, cols, j.plan.isa != Isa::Scalar);
+            scratch.acts_mut(kind).prepare(kind, x, cols, j.plan.isa != Isa::Scalar);
         }
     }
     // All weights' rows, as row blocks laid end to end, split into tasks of whole blocks,
     // several per thread, claimed in order. Task sizes shrink towards the end (`task_start`), so
     // the thread that finishes last waits on a small task, not an average one.
     // (Block offsets per job are recomputed in each task.)
-    let total: usize = jobs()
-        .map(|j| j.w.rows().div_ceil(j.plan.row_block()))
-        .sum();
+    let total: usize = jobs().map(|j| j.w.rows().div_ceil(j.plan.row_block())).sum();
     let tasks = if pool.threads() == 1 {
         1
     } else {
@@ -412,10 +379,7 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     let packs = PackPtr(scratch.packs.as_mut_ptr());
     let scratch = &*scratch;
     pool.run(tasks, |task| {
-        let (b0, b1) = (
-            task_start(task, tasks, total),
-            task_start(task + 1, tasks, total),
-        );
+        let (b0, b1) = (task_start(task, tasks, total), task_start(task + 1, tasks, total));
         let mut first = 0; // first block of the current job
         for job in jobs() {
             let unit = job.plan.row_block();
@@ -432,9 +396,7 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
                     unsafe { *out.ptr().add(t * rows + r) = v };
                 };
                 // SAFETY: task `task` alone uses this part of the row buffers.
-                let buf = || unsafe {
-                    std::slice::from_raw_parts_mut(row_bufs.ptr().add(task * per_buf), per_buf)
-                };
+                let buf = || unsafe { std::slice::from_raw_parts_mut(row_bufs.ptr().add(task * per_buf), per_buf) };
                 let (plan, acts) = (&job.plan, scratch.acts(job.plan.act));
                 if plan.interleaved {
                     rows_interleaved(plan, job.w, x, acts, rs, out);
@@ -488,8 +450,7 @@ fn rows_direct(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>
                     call += 1;
                 }
                 let k = (n - t0).min(MAX_TOKENS).min(tb + TOKEN_BLOCK - t0);
-                let act_rows: [ActRow; MAX_TOKENS] =
-                    std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
+                let act_rows: [ActRow; MAX_TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
                 debug_assert!(t0 + k <= n && rb_end <= rows);
                 // SAFETY: the plan picked `dot` for this CPU and this format; rows rb..rb_end of
                 // tokens t0..t0+k are inside out ([n, rows]) and belong to this task.
@@ -518,14 +479,7 @@ fn prefetch(bytes: &[u8]) {
 /// Rows `rs` (starting on a row group) from the weight's interleaved tiles, sixteen rows ×
 /// up to `MAX_TOKENS` tokens per kernel call; rows past the interleaved ones go `rows_direct`.
 #[cfg(target_arch = "x86_64")]
-fn rows_interleaved(
-    plan: &Plan,
-    w: &Weight,
-    x: &[f32],
-    acts: &Acts,
-    rs: Range<usize>,
-    out: OutPtr,
-) {
+fn rows_interleaved(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, out: OutPtr) {
     use interleave::ROWS;
     let (rows, n) = (w.rows(), x.len() / w.cols());
     let (tiles, tile_rows) = w.tiles().expect("an interleaved plan has tiles");
@@ -598,14 +552,7 @@ impl PackPtr {
 /// Rows `rs` eight at a time: unpack them into `pack`, then run every token against the pack,
 /// `PACKED_TOKENS` tokens per kernel call.
 #[cfg(target_arch = "x86_64")]
-fn rows_packed(
-    w: &Weight,
-    x: &[f32],
-    acts: &Acts,
-    rs: Range<usize>,
-    pack: &mut packed::Packed,
-    out: OutPtr,
-) {
+fn rows_packed(w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, pack: &mut packed::Packed, out: OutPtr) {
     use packed::LANES;
     use x86::PACKED_TOKENS as TOKENS;
     let (rows, n) = (w.rows(), x.len() / w.cols());
@@ -620,8 +567,7 @@ fn rows_packed(
         pack.pack(w.dtype(), &list[..rb_end - rb]);
         for t0 in (0..n).step_by(TOKENS) {
             let k = (n - t0).min(TOKENS);
-            let act_rows: [ActRow; TOKENS] =
-                std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
+            let act_rows: [ActRow; TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
             // SAFETY: plans are only packed on AVX-512 VNNI CPUs.
             unsafe { x86::packed_dot(pack, sbs, &act_rows[..k], &mut tile[..k]) };
             for (t, lanes) in tile[..k].iter().enumerate() {
@@ -635,14 +581,7 @@ fn rows_packed(
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn rows_packed(
-    _: &Weight,
-    _: &[f32],
-    _: &Acts,
-    _: Range<usize>,
-    _: &mut packed::Packed,
-    _: OutPtr,
-) {
+fn rows_packed(_: &Weight, _: &[f32], _: &Acts, _: Range<usize>, _: &mut packed::Packed, _: OutPtr) {
     unreachable!("packed plans are x86-64 only")
 }
 
@@ -668,9 +607,7 @@ fn rows_f32(
         let row = |r: usize| -> &[u8] {
             match buf.as_deref() {
                 // SAFETY: reading initialized f32s as their bytes.
-                Some(b) => unsafe {
-                    std::slice::from_raw_parts(b[(r - rb) * cols..].as_ptr() as *const u8, 4 * cols)
-                },
+                Some(b) => unsafe { std::slice::from_raw_parts(b[(r - rb) * cols..].as_ptr() as *const u8, 4 * cols) },
                 None => w.row(r),
             }
         };
@@ -686,15 +623,9 @@ fn rows_f32(
                         r += 2;
                     }
                     _ => {
-                        dot_tokens(
-                            plan.dot,
-                            DType::F32,
-                            row(r),
-                            x,
-                            acts,
-                            ts.clone(),
-                            &|t, v| write(t, r, v),
-                        );
+                        dot_tokens(plan.dot, DType::F32, row(r), x, acts, ts.clone(), &|t, v| {
+                            write(t, r, v)
+                        });
                         r += 1;
                     }
                 }

@@ -133,12 +133,7 @@ fn prefetch(b: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     for line in (0..b.len()).step_by(64) {
         // SAFETY: a prefetch of an address inside `b` has no effect beyond the cache.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch(
-                b.as_ptr().add(line) as *const i8,
-                std::arch::x86_64::_MM_HINT_T0,
-            )
-        };
+        unsafe { std::arch::x86_64::_mm_prefetch(b.as_ptr().add(line) as *const i8, std::arch::x86_64::_MM_HINT_T0) };
     }
 }
 
@@ -266,8 +261,7 @@ impl Packed {
             for k in 0..8 {
                 let pair = self.m16[(i * 8 + k) * LANES + lane];
                 let (lo, hi) = (pair as i16 as i64, (pair >> 16) as i64);
-                summ +=
-                    lo * a.bsums[16 * i + 2 * k] as i64 + hi * a.bsums[16 * i + 2 * k + 1] as i64;
+                summ += lo * a.bsums[16 * i + 2 * k] as i64 + hi * a.bsums[16 * i + 2 * k + 1] as i64;
             }
             let k = i * LANES + lane;
             total += a.d[i] * (self.d[k] * sumi as f32 - self.dmin[k] * summ as f32);
@@ -310,13 +304,7 @@ mod tests {
     use crate::testutil::Rng;
     use crate::Weight;
 
-    const FORMATS: [DType; 5] = [
-        DType::Q2_K,
-        DType::Q3_K,
-        DType::Q4_K,
-        DType::Q5_K,
-        DType::Q6_K,
-    ];
+    const FORMATS: [DType; 5] = [DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K];
 
     #[test]
     fn unpacked_blocks_rebuild_the_dequantized_values() {
@@ -396,9 +384,7 @@ mod tests {
                     let mut wf = vec![0f32; cols];
                     crate::quant::dequantize_row(dtype, w.row(lane), &mut wf);
                     // the activations as the kernel sees them (quantized)
-                    (0..cols)
-                        .map(|c| wf[c] * a.qs[c] as f32 * a.d[c / 256])
-                        .sum()
+                    (0..cols).map(|c| wf[c] * a.qs[c] as f32 * a.d[c / 256]).sum()
                 } else {
                     0.0
                 };

@@ -165,9 +165,7 @@ pub(crate) fn dot_q2_k(_: DType, w: &[u8], a: &ActRow) -> f32 {
         let (aq, bsums) = (&a.qs[256 * i..], &a.bsums[16 * i..]);
         let (mut si, mut mi) = (0i32, 0i32);
         for j in 0..16 {
-            let s: i32 = (16 * j..16 * j + 16)
-                .map(|e| two_bits(qs, e) * aq[e] as i32)
-                .sum();
+            let s: i32 = (16 * j..16 * j + 16).map(|e| two_bits(qs, e) * aq[e] as i32).sum();
             si += (scales[j] & 0xF) as i32 * s;
             mi += (scales[j] >> 4) as i32 * bsums[j] as i32;
         }

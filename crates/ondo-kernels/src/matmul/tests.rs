@@ -29,8 +29,7 @@ fn worst_rel(a: &[f32], b: &[f32], x: &[f32], w: &Weight) -> f32 {
     let mut worst = 0f32;
     for (i, (a, b)) in a.iter().zip(b).enumerate() {
         let (t, r) = (i / rows, i % rows);
-        let scale =
-            norm(&x[t * cols..(t + 1) * cols]) * norm(&wf[r * cols..(r + 1) * cols]) + 1e-20;
+        let scale = norm(&x[t * cols..(t + 1) * cols]) * norm(&wf[r * cols..(r + 1) * cols]) + 1e-20;
         worst = worst.max((a - b).abs() / scale);
     }
     worst
@@ -73,10 +72,7 @@ fn every_isa_matches_the_reference() {
                 let want = reference(&x, &w);
                 let tol = if int_activations(dtype) { 0.006 } else { 1e-6 };
                 let err = worst_rel(&got, &want, &x, &w);
-                assert!(
-                    err <= tol,
-                    "{isa:?} {dtype} {rows}x{cols} n={n}: error {err} > {tol}"
-                );
+                assert!(err <= tol, "{isa:?} {dtype} {rows}x{cols} n={n}: error {err} > {tol}");
             }
         }
     }
@@ -95,10 +91,7 @@ fn simd_kernels_match_scalar_integer_kernels() {
                 matmul_with(isa, &pool, &x, &w, &mut simd);
                 matmul_with(Isa::Scalar, &pool, &x, &w, &mut scalar);
                 let err = worst_rel(&simd, &scalar, &x, &w);
-                assert!(
-                    err <= 2e-6,
-                    "{isa:?} {dtype} {rows}x{cols} n={n}: {err} off scalar"
-                );
+                assert!(err <= 2e-6, "{isa:?} {dtype} {rows}x{cols} n={n}: {err} off scalar");
             }
         }
     }
@@ -111,10 +104,7 @@ fn interleaved_weights_match_the_plain_kernels() {
     let pool = ThreadPool::new(3);
     let mut rng = Rng::new(23);
     for &isa in Isa::supported().iter().filter(|i| **i != Isa::Scalar) {
-        for dtype in DType::ALL
-            .into_iter()
-            .filter(|d| interleave::read_by(isa, *d))
-        {
+        for dtype in DType::ALL.into_iter().filter(|d| interleave::read_by(isa, *d)) {
             // 70 tokens: past one block of activation rows (64), in a partial token group
             let extra = [(48, 512, 1), (33, 256, 4), (21, 256, 17), (35, 256, 70)];
             for (rows, cols, n) in shapes(dtype).into_iter().chain(extra) {
@@ -126,10 +116,7 @@ fn interleaved_weights_match_the_plain_kernels() {
                 matmul_with(isa, &pool, &x, &tiled, &mut got);
                 matmul_with(Isa::Scalar, &pool, &x, &plain, &mut want);
                 let err = worst_rel(&got, &want, &x, &plain);
-                assert!(
-                    err <= 2e-6,
-                    "{isa:?} {dtype} {rows}x{cols} n={n}: {err} off scalar"
-                );
+                assert!(err <= 2e-6, "{isa:?} {dtype} {rows}x{cols} n={n}: {err} off scalar");
             }
         }
     }
@@ -161,11 +148,7 @@ fn known_q4_0_product() {
         let mut y = [0f32];
         matmul_with(isa, &ThreadPool::new(1), &x, &w, &mut y);
         let want = 0.5 * (0..32).sum::<i32>() as f32;
-        assert!(
-            (y[0] - want).abs() < 0.01 * want,
-            "{isa:?}: {} vs {want}",
-            y[0]
-        );
+        assert!((y[0] - want).abs() < 0.01 * want, "{isa:?}: {} vs {want}", y[0]);
     }
 }
 
@@ -173,9 +156,7 @@ fn known_q4_0_product() {
 fn force_scalar_env_is_read() {
     // Isa::detect is decided once per process; when CI sets ONDO_FORCE_SCALAR=1 it must be Scalar.
     let named = std::env::var("ONDO_ISA").ok();
-    let named = Isa::supported()
-        .iter()
-        .find(|i| Some(i.name()) == named.as_deref());
+    let named = Isa::supported().iter().find(|i| Some(i.name()) == named.as_deref());
     if std::env::var("ONDO_FORCE_SCALAR").is_ok_and(|v| v == "1") {
         assert_eq!(Isa::detect(), Isa::Scalar);
     } else if let Some(isa) = named {
@@ -277,16 +258,9 @@ fn kernel_cycles_probe() {
 fn task_starts_cover_every_block_once_with_shrinking_tasks() {
     for (tasks, total) in [(1, 5), (16, 16), (16, 32), (16, 1000), (7, 3)] {
         let starts: Vec<usize> = (0..=tasks).map(|k| task_start(k, tasks, total)).collect();
-        assert_eq!(
-            (starts[0], starts[tasks]),
-            (0, total),
-            "{tasks} tasks of {total}"
-        );
+        assert_eq!((starts[0], starts[tasks]), (0, total), "{tasks} tasks of {total}");
         let sizes: Vec<usize> = starts.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(
-            sizes.windows(2).all(|w| w[0] + 1 >= w[1]),
-            "not shrinking: {sizes:?}"
-        );
+        assert!(sizes.windows(2).all(|w| w[0] + 1 >= w[1]), "not shrinking: {sizes:?}");
         if total >= 4 * tasks && tasks > 1 {
             assert!(sizes[0] > sizes[tasks - 1], "{sizes:?}");
         }

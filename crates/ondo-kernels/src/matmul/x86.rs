@@ -103,12 +103,7 @@ unsafe fn bits_to_0x10<const VNNI: bool>(bits: u32) -> __m256i {
         _mm256_movm_epi8(bits)
     } else {
         // byte j takes source byte j/8, then tests bit j%8 by or-ing every other bit in.
-        let spread = _mm256_setr_epi64x(
-            0,
-            0x0101_0101_0101_0101,
-            0x0202_0202_0202_0202,
-            0x0303_0303_0303_0303,
-        );
+        let spread = _mm256_setr_epi64x(0, 0x0101_0101_0101_0101, 0x0202_0202_0202_0202, 0x0303_0303_0303_0303);
         let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), spread);
         let others = _mm256_set1_epi64x(0x7FBF_DFEF_F7FB_FDFEu64 as i64);
         _mm256_cmpeq_epi8(_mm256_or_si256(bytes, others), _mm256_set1_epi8(-1))
@@ -141,10 +136,7 @@ trait Block32 {
     /// Blocks `b` and `b + BYTES` as one 512-bit vector (AVX-512 builds only).
     #[inline(always)]
     unsafe fn quants_pair(b: *const u8) -> __m512i {
-        let (q0, q1) = (
-            Self::quants::<true>(b),
-            Self::quants::<true>(b.add(Self::BYTES)),
-        );
+        let (q0, q1) = (Self::quants::<true>(b), Self::quants::<true>(b.add(Self::BYTES)));
         _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1)
     }
     unsafe fn offset(b: *const u8, d: f32) -> f32;
@@ -272,16 +264,7 @@ impl Block32 for Q8_0 {
 #[inline(always)]
 unsafe fn f16x8(p: *const u8, stride: usize) -> __m256 {
     let h = |k: usize| (p.add(k * stride) as *const i16).read_unaligned();
-    _mm256_cvtph_ps(_mm_setr_epi16(
-        h(0),
-        h(1),
-        h(2),
-        h(3),
-        h(4),
-        h(5),
-        h(6),
-        h(7),
-    ))
+    _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)))
 }
 
 /// The unsigned weights of block `b` dotted with 32 activations at `x` (8 lanes of i32).
@@ -373,9 +356,7 @@ unsafe fn group32_512<B: Block32, const T: usize>(
         );
         let u = if B::SIGNED { _mm512_abs_epi8(q) } else { q };
         for t in 0..T {
-            let x = _mm512_loadu_si512(
-                a.get_unchecked(t).qs.as_ptr().add(32 * (8 * g + k)) as *const _
-            );
+            let x = _mm512_loadu_si512(a.get_unchecked(t).qs.as_ptr().add(32 * (8 * g + k)) as *const _);
             // signed weights: move their sign onto the activations
             let x = if B::SIGNED {
                 _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(q), _mm512_setzero_si512(), x)
@@ -414,11 +395,7 @@ unsafe fn block32<const V: bool, B: Block32, const T: usize>(
 
 /// `out[t] = Σ_blocks d_w d_a Σqa + offset · s_a`.
 #[inline(always)]
-unsafe fn dot32<const V: bool, B: Block32, const T: usize>(
-    w: &[u8],
-    a: &[ActRow],
-    out: &mut [f32],
-) {
+unsafe fn dot32<const V: bool, B: Block32, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let nb = w.len() / B::BYTES;
     let mut acc = [[_mm256_setzero_ps(); 2]; T];
     let mut off = [_mm256_setzero_ps(); T];
@@ -470,19 +447,12 @@ unsafe fn q4_k_scales(p: *const u8) -> (u64, u64) {
     let sc_hi = (w2 & 0x0F0F_0F0F) | (((w0 >> 6) & 0x0303_0303) << 4);
     let m_lo = w1 & 0x3F3F_3F3F;
     let m_hi = ((w2 >> 4) & 0x0F0F_0F0F) | (((w1 >> 6) & 0x0303_0303) << 4);
-    (
-        sc_lo as u64 | (sc_hi as u64) << 32,
-        m_lo as u64 | (m_hi as u64) << 32,
-    )
+    (sc_lo as u64 | (sc_hi as u64) << 32, m_lo as u64 | (m_hi as u64) << 32)
 }
 
 /// Q4_K, and Q5_K when `FIVE` (a fifth bit per value from `qh`, bits 2j and 2j+1 for chunk j).
 #[inline(always)]
-unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(
-    w: &[u8],
-    a: &[ActRow],
-    out: &mut [f32],
-) {
+unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let (bb, qs_at) = if FIVE { (176, 48) } else { (144, 16) };
     let nb = w.len() / bb;
     let (mut acc, mut accm) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
@@ -496,11 +466,7 @@ unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(
         // each min twice, as i16: a madd with the 16 bsums gives m_j · (Σ a over sub-block j)
         let mn = _mm_cvtsi64_si128(mn as i64);
         let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn, mn));
-        let mut qh = if FIVE {
-            load(b.add(16))
-        } else {
-            _mm256_setzero_si256()
-        };
+        let mut qh = if FIVE { load(b.add(16)) } else { _mm256_setzero_si256() };
         let mut sumi = [_mm256_setzero_si256(); T];
         for j in 0..4 {
             let bytes = load(b.add(qs_at + 32 * j));
@@ -510,14 +476,8 @@ unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(
                 // qh is shifted right by 2 per chunk: its bits 0 and 1 belong to chunk j
                 let h = qh;
                 qh = _mm256_srli_epi16(qh, 2);
-                lo = _mm256_or_si256(
-                    lo,
-                    _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(1)), 4),
-                );
-                hi = _mm256_or_si256(
-                    hi,
-                    _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(2)), 3),
-                );
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(1)), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(2)), 3));
             }
             let s_lo = _mm256_shuffle_epi8(sc16, i16_lane(2 * j));
             let s_hi = _mm256_shuffle_epi8(sc16, i16_lane(2 * j + 1));
@@ -565,10 +525,7 @@ unsafe fn q6_k_half(ql: *const u8, qh: *const u8) -> [__m256i; 4] {
         _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(h0, 4)),
         _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(h1, 2)),
         _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2),
-        _mm256_or_si256(
-            _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-            _mm256_srli_epi16(h3, 2),
-        ),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_srli_epi16(h3, 2)),
     ]
 }
 
@@ -595,19 +552,11 @@ unsafe fn q6_k_256<const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
             let q = q6_k_half(b.add(64 * n), b.add(128 + 32 * n));
             // this half's 8 scales as i16 in both lanes; group k takes scale 2k (low lane) and
             // 2k+1 (high lane)
-            let sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(if n == 0 {
-                sc8
-            } else {
-                _mm_srli_si128(sc8, 8)
-            }));
+            let sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(if n == 0 { sc8 } else { _mm_srli_si128(sc8, 8) }));
             for (k, qk) in q.iter().enumerate() {
                 let scale = pick_scales(sc, k);
                 for t in 0..T {
-                    let x = a
-                        .get_unchecked(t)
-                        .qs
-                        .as_ptr()
-                        .add(256 * i + 128 * n + 32 * k) as *const u8;
+                    let x = a.get_unchecked(t).qs.as_ptr().add(256 * i + 128 * n + 32 * k) as *const u8;
                     sumi[t] = _mm256_add_epi32(sumi[t], scaled_dot(*qk, load(x), scale));
                 }
             }
@@ -633,10 +582,7 @@ unsafe fn q6_k_256<const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
 unsafe fn pick_scales(sc: __m256i, k: usize) -> __m256i {
     let lo = (((4 * k + 1) << 8) | (4 * k)) as i16;
     let hi = (((4 * k + 3) << 8) | (4 * k + 2)) as i16;
-    _mm256_shuffle_epi8(
-        sc,
-        _mm256_setr_m128i(_mm_set1_epi16(lo), _mm_set1_epi16(hi)),
-    )
+    _mm256_shuffle_epi8(sc, _mm256_setr_m128i(_mm_set1_epi16(lo), _mm_set1_epi16(hi)))
 }
 
 /// Half `n` (0 or 1) of sixteen i16 scales, in both 128-bit lanes.
@@ -669,11 +615,7 @@ unsafe fn q3_k_scales(p: *const u8) -> __m128i {
 /// third bit from `hmask`) against Q8K activations. Values of group `k` of half `n` are bits
 /// `2k..2k+2` of `qs[32n..32n+32]`.
 #[inline(always)]
-unsafe fn q23_k<const V: bool, const T: usize, const THREE: bool>(
-    w: &[u8],
-    a: &[ActRow],
-    out: &mut [f32],
-) {
+unsafe fn q23_k<const V: bool, const T: usize, const THREE: bool>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let bb = if THREE { 110 } else { 84 };
     let nb = w.len() / bb;
     let (mut acc, mut accm) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
@@ -683,19 +625,11 @@ unsafe fn q23_k<const V: bool, const T: usize, const THREE: bool>(
         let (qs, dw, dminw, s16, m16, mut hm) = if THREE {
             let s8 = q3_k_scales(b.add(96));
             let s16 = _mm256_sub_epi16(_mm256_cvtepi8_epi16(s8), _mm256_set1_epi16(32));
-            (
-                b.add(32),
-                f16(b.add(108)),
-                0.0,
-                s16,
-                _mm256_setzero_si256(),
-                load(b),
-            )
+            (b.add(32), f16(b.add(108)), 0.0, s16, _mm256_setzero_si256(), load(b))
         } else {
             let sm = _mm_loadu_si128(b as *const __m128i);
             let s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, _mm_set1_epi8(0x0F)));
-            let m16 =
-                _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), _mm_set1_epi8(0x0F)));
+            let m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), _mm_set1_epi8(0x0F)));
             (
                 b.add(16),
                 f16(b.add(80)),
@@ -713,20 +647,13 @@ unsafe fn q23_k<const V: bool, const T: usize, const THREE: bool>(
                 let mut v = _mm256_and_si256(q, m3);
                 if THREE {
                     // hmask bit 4n+k of each byte is the third bit
-                    v = _mm256_or_si256(
-                        v,
-                        _mm256_slli_epi16(_mm256_and_si256(hm, _mm256_set1_epi8(1)), 2),
-                    );
+                    v = _mm256_or_si256(v, _mm256_slli_epi16(_mm256_and_si256(hm, _mm256_set1_epi8(1)), 2));
                     hm = _mm256_srli_epi16(hm, 1);
                 }
                 q = _mm256_srli_epi16(q, 2);
                 let scale = pick_scales(sc, k);
                 for t in 0..T {
-                    let x = a
-                        .get_unchecked(t)
-                        .qs
-                        .as_ptr()
-                        .add(256 * i + 128 * n + 32 * k) as *const u8;
+                    let x = a.get_unchecked(t).qs.as_ptr().add(256 * i + 128 * n + 32 * k) as *const u8;
                     sumi[t] = _mm256_add_epi32(sumi[t], scaled_dot(v, load(x), scale));
                 }
             }
@@ -858,15 +785,9 @@ unsafe fn quant32(x: *const f32, id: f32, q: *mut i8) -> i32 {
     // pack to bytes: packs work per 128-bit lane, so fix the order with a permute
     let ab = _mm256_packs_epi32(a, b);
     let cd = _mm256_packs_epi32(c, d);
-    let bytes = _mm256_permutevar8x32_epi32(
-        _mm256_packs_epi16(ab, cd),
-        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
-    );
+    let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(q as *mut __m256i, bytes);
-    hsum_i32(_mm256_add_epi32(
-        _mm256_add_epi32(a, b),
-        _mm256_add_epi32(c, d),
-    ))
+    hsum_i32(_mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d)))
 }
 
 /// Q8 activations of one row: per 32 values `d`, `s = d·Σq`.
@@ -888,11 +809,7 @@ pub(crate) unsafe fn quantize_q8k(x: &[f32], qs: &mut [i8], d: &mut [f32], bsums
         let di = absmax(c) / 127.0;
         let id = if di != 0.0 { 1.0 / di } else { 0.0 };
         for j in 0..16 {
-            let sum = quant32_half(
-                c.as_ptr().add(16 * j),
-                id,
-                qs.as_mut_ptr().add(256 * i + 16 * j),
-            );
+            let sum = quant32_half(c.as_ptr().add(16 * j), id, qs.as_mut_ptr().add(256 * i + 16 * j));
             bsums[16 * i + j] = sum as i16;
         }
         d[i] = di;
@@ -915,13 +832,7 @@ unsafe fn quant32_half(x: *const f32, id: f32, q: *mut i8) -> i32 {
 /// Two f32 rows (as bytes, any alignment) against `T` tokens: `out[r][t] = Σ row_r · x_t`.
 /// Each activation load feeds two FMAs, each weight load `T`. Sums in `dot_f`'s order.
 #[inline(always)]
-unsafe fn f32_rows2<const T: usize>(
-    w0: &[u8],
-    w1: &[u8],
-    a: &[ActRow],
-    out0: &mut [f32],
-    out1: &mut [f32],
-) {
+unsafe fn f32_rows2<const T: usize>(w0: &[u8], w1: &[u8], a: &[ActRow], out0: &mut [f32], out1: &mut [f32]) {
     let (p0, p1) = (w0.as_ptr() as *const f32, w1.as_ptr() as *const f32);
     let n = a[0].f.len();
     let xs: [*const f32; T] = std::array::from_fn(|t| a.get_unchecked(t).f.as_ptr());
@@ -1113,11 +1024,7 @@ macro_rules! float_entry {
 
 /// `dot_f` in the shape `entry!` calls.
 #[inline(always)]
-unsafe fn floats<const V: bool, F: Floats, const T: usize>(
-    w: &[u8],
-    a: &[ActRow],
-    out: &mut [f32],
-) {
+unsafe fn floats<const V: bool, F: Floats, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     dot_f::<F, T>(w, a, out)
 }
 float_entry!(f32_avx2, f32_vnni, F32s);
@@ -1147,9 +1054,7 @@ pub(crate) fn kernel(dtype: DType, vnni: bool) -> Option<DotN> {
 
 /// Whether this CPU runs the AVX2 kernels, and the VNNI ones.
 pub(crate) fn detect() -> (bool, bool) {
-    let avx2 = is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c");
+    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
     let vnni = avx2
         && is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")

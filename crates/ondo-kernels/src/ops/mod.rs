@@ -176,10 +176,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
     // two-step Cody-Waite reduction keeps r exact enough
     let r = (x - n * 0.693_359_4) + n * 2.121_944_4e-4;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     // SAFETY: |n| ≤ 127 after the clamp, so the conversion is exact and in range.
     let ni = unsafe { n.to_int_unchecked::<i32>() };
     let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
@@ -463,16 +460,13 @@ fn tokens_kv<E: KvElem + Sync>(
         let (scores_ptr, out_ptr) = (SendPtr(scores.as_mut_ptr()), SendPtr(out.as_mut_ptr()));
         pool.run(tasks, |task| {
             // SAFETY: task `task` alone uses this part of the score rows.
-            let scores =
-                unsafe { std::slice::from_raw_parts_mut(scores_ptr.ptr().add(task * need), need) };
+            let scores = unsafe { std::slice::from_raw_parts_mut(scores_ptr.ptr().add(task * need), need) };
             for item in task * per_task..((task + 1) * per_task).min(items) {
                 let (i, h) = (item / p.n_heads, item % p.n_heads);
                 let hd = p.head_dim;
                 let qh = &q[i * width + h * hd..][..hd];
                 // SAFETY: item (i, h) owns this head_dim-long part of out; items are disjoint.
-                let oh = unsafe {
-                    std::slice::from_raw_parts_mut(out_ptr.ptr().add(i * width + h * hd), hd)
-                };
+                let oh = unsafe { std::slice::from_raw_parts_mut(out_ptr.ptr().add(i * width + h * hd), hd) };
                 head_dispatch(qh, keys, values, pos0 + i + 1, h, p, scores, oh);
             }
         });

@@ -213,18 +213,11 @@ fn run<E: PagedElem>(
         }
         let scratch_ptr = SendPtr(scratch.as_mut_ptr());
         let out = SendPtr(out.as_mut_ptr());
-        let call = Call {
-            q,
-            kv,
-            table,
-            p,
-            out,
-        };
+        let call = Call { q, kv, table, p, out };
         let next = AtomicUsize::new(0);
         pool.run(tasks, |task| {
             // SAFETY: task `task` alone uses this region of the scratch.
-            let scratch =
-                unsafe { std::slice::from_raw_parts_mut(scratch_ptr.ptr().add(task * need), need) };
+            let scratch = unsafe { std::slice::from_raw_parts_mut(scratch_ptr.ptr().add(task * need), need) };
             // the items this task claims only grow, so its cursor into `seqs` only moves on:
             // seqs[si] holds items first..first + items_of(seqs[si])
             let (mut si, mut first) = (0, 0);
@@ -264,18 +257,14 @@ fn check<E>(c: &Call<'_, E>, seqs: &[AttnSeq], out: usize) {
     need(grouped && width > 0 && block > 0, "heads or block size");
     need(n == out && n.is_multiple_of(width), "q, out shapes");
     let (keys, values) = (c.kv.keys.len(), c.kv.values.len());
-    need(
-        keys == values && keys.is_multiple_of(block),
-        "keys, values shapes",
-    );
+    need(keys == values && keys.is_multiple_of(block), "keys, values shapes");
     for s in seqs.iter().filter(|s| s.rows > 0) {
         let blocks = (s.pos0 + s.rows).div_ceil(bs);
         let fits = s.row0 + s.rows <= n / width && s.block0 + blocks <= c.table.len();
         need(fits, "a sequence past the rows or the table");
     }
-    let apart = |a: &AttnSeq, b: &AttnSeq| {
-        a.rows == 0 || b.rows == 0 || a.row0 + a.rows <= b.row0 || b.row0 + b.rows <= a.row0
-    };
+    let apart =
+        |a: &AttnSeq, b: &AttnSeq| a.rows == 0 || b.rows == 0 || a.row0 + a.rows <= b.row0 || b.row0 + b.rows <= a.row0;
     // in row order: one pass, else every pair
     if !seqs.windows(2).all(|w| w[0].row0 + w[0].rows <= w[1].row0) {
         for (i, a) in seqs.iter().enumerate() {
@@ -351,27 +340,23 @@ fn attend<E: PagedElem, const F16C: bool>(call: &Call<'_, E>, item: &Item, scrat
         // positions b0 + j0..b0 + j1 are the ones some row sees
         let (j0, j1) = (start.saturating_sub(b0), (end - b0).min(span));
         // the key and value of position b0 + j at `k[j * stride..][..hd]`, `v[..]`
-        let (k, v, stride): (&[f32], &[f32], usize) =
-            match (E::as_f32(call.kv.keys), E::as_f32(call.kv.values)) {
-                (Some(k), Some(v)) => (&k[at(b0)..], &v[at(b0)..], slot),
-                _ => {
-                    for j in j0..j1 {
-                        // ask for the next step's position j now (~20% off a decode batch
-                        // whose pool is out of cache)
-                        if b0 + span + j < end {
-                            prefetch(call.kv.keys, at(b0 + span + j), hd);
-                            prefetch(call.kv.values, at(b0 + span + j), hd);
-                        }
-                        let from = at(b0 + j);
-                        E::convert::<F16C>(&call.kv.keys[from..][..hd], &mut kbuf[j * hd..][..hd]);
-                        E::convert::<F16C>(
-                            &call.kv.values[from..][..hd],
-                            &mut vbuf[j * hd..][..hd],
-                        );
+        let (k, v, stride): (&[f32], &[f32], usize) = match (E::as_f32(call.kv.keys), E::as_f32(call.kv.values)) {
+            (Some(k), Some(v)) => (&k[at(b0)..], &v[at(b0)..], slot),
+            _ => {
+                for j in j0..j1 {
+                    // ask for the next step's position j now (~20% off a decode batch
+                    // whose pool is out of cache)
+                    if b0 + span + j < end {
+                        prefetch(call.kv.keys, at(b0 + span + j), hd);
+                        prefetch(call.kv.values, at(b0 + span + j), hd);
                     }
-                    (&*kbuf, &*vbuf, hd)
+                    let from = at(b0 + j);
+                    E::convert::<F16C>(&call.kv.keys[from..][..hd], &mut kbuf[j * hd..][..hd]);
+                    E::convert::<F16C>(&call.kv.values[from..][..hd], &mut vbuf[j * hd..][..hd]);
                 }
-            };
+                (&*kbuf, &*vbuf, hd)
+            }
+        };
         for i in 0..item.nt {
             let pos = first + i;
             let (lo, hi) = (
@@ -412,9 +397,7 @@ fn attend<E: PagedElem, const F16C: bool>(call: &Call<'_, E>, item: &Item, scrat
         let o = unsafe { std::slice::from_raw_parts_mut(call.out.ptr().add(at), hd) };
         // (a window of 0 sees nothing: zeros, as the reference)
         let inv = if l[r] > 0.0 { 1.0 / l[r] } else { 0.0 };
-        o.iter_mut()
-            .zip(&acc[r * hd..])
-            .for_each(|(o, a)| *o = a * inv);
+        o.iter_mut().zip(&acc[r * hd..]).for_each(|(o, a)| *o = a * inv);
     }
 }
 
@@ -467,12 +450,7 @@ fn lane_sums4(q: &[f32], k: &[f32], stride: usize, part: &mut [f32]) {
     let hd = q.len();
     let key = |u: usize| k[u * stride..][..hd].chunks_exact(8);
     let mut acc = [[0f32; 8]; 4];
-    let chunks = q
-        .chunks_exact(8)
-        .zip(key(0))
-        .zip(key(1))
-        .zip(key(2))
-        .zip(key(3));
+    let chunks = q.chunks_exact(8).zip(key(0)).zip(key(1)).zip(key(2)).zip(key(3));
     for ((((qc, k0), k1), k2), k3) in chunks {
         for l in 0..8 {
             acc[0][l] += qc[l] * k0[l];
@@ -510,11 +488,7 @@ fn add_weighted(acc: &mut [f32], w: &[f32], v: &[f32], stride: usize) {
         d += 8;
     }
     for (a, d) in acc[d..].iter_mut().zip(d..) {
-        *a += w
-            .iter()
-            .enumerate()
-            .map(|(j, wj)| wj * v[j * stride + d])
-            .sum::<f32>();
+        *a += w.iter().enumerate().map(|(j, wj)| wj * v[j * stride + d]).sum::<f32>();
     }
 }
 

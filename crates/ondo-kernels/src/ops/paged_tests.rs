@@ -22,10 +22,7 @@ struct Batch {
 fn batch(rng: &mut Rng, p: &AttnParams, bs: usize, shape: &[(usize, usize)], f16: bool) -> Batch {
     let slot = p.n_kv_heads * p.head_dim;
     let round = |v: Vec<f32>| match f16 {
-        true => v
-            .into_iter()
-            .map(|x| half::f16::from_f32(x).to_f32())
-            .collect(),
+        true => v.into_iter().map(|x| half::f16::from_f32(x).to_f32()).collect(),
         false => v,
     };
     let lens: Vec<usize> = shape.iter().map(|(pos0, rows)| pos0 + rows).collect();
@@ -36,10 +33,7 @@ fn batch(rng: &mut Rng, p: &AttnParams, bs: usize, shape: &[(usize, usize)], f16
     for i in (1..blocks).rev() {
         order.swap(i, rng.next_u64() as usize % (i + 1));
     }
-    let (mut pool_k, mut pool_v) = (
-        vec![f32::NAN; blocks * bs * slot],
-        vec![f32::NAN; blocks * bs * slot],
-    );
+    let (mut pool_k, mut pool_v) = (vec![f32::NAN; blocks * bs * slot], vec![f32::NAN; blocks * bs * slot]);
     let (mut table, mut seqs) = (Vec::new(), Vec::new());
     let mut row = 0;
     let mut rows_of = vec![0; shape.len()];
@@ -154,18 +148,17 @@ fn paged_attention_matches_contiguous_reference() {
             // decode at 37, prefill of 50 from 0, a chunk 21..40, a length of 3 blocks
             let shape = [(37, 1), (0, 50), (21, 19), (bs, 2 * bs)];
             for f16 in [false, true] {
-                for (window, softcap, scale) in [
-                    (None, None, None),
-                    (Some(7), None, None),
-                    (None, Some(30.0), Some(2.0)),
-                ] {
+                for (window, softcap, scale) in
+                    [(None, None, None), (Some(7), None, None), (None, Some(30.0), Some(2.0))]
+                {
                     let p = AttnParams {
                         window,
                         softcap,
                         scale: scale.unwrap_or(1.0 / (head_dim as f32).sqrt()),
                         ..params(n_heads, n_kv_heads, head_dim)
                     };
-                    let what = format!("heads {n_heads}/{n_kv_heads}x{head_dim} bs {bs} f16 {f16} {window:?} {softcap:?}");
+                    let what =
+                        format!("heads {n_heads}/{n_kv_heads}x{head_dim} bs {bs} f16 {f16} {window:?} {softcap:?}");
                     let b = batch(&mut rng, &p, bs, &shape, f16);
                     let out = run_paged(&pool, &b, &p, bs, f16);
                     check_batch(&b, &p, f16, &out, &what);
@@ -192,10 +185,7 @@ fn paged_attention_same_on_any_thread_count() {
         check_batch(&b, &p, f16, &one, "1 thread");
         for threads in [2, 3] {
             let many = run_paged(&ThreadPool::new(threads), &b, &p, 16, f16);
-            let same = one
-                .iter()
-                .zip(&many)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = one.iter().zip(&many).all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{threads} threads differ from 1 (f16 {f16})");
         }
     }
@@ -277,15 +267,7 @@ fn paged_attention_timing_probe() {
             let old = time(reps, &mut || {
                 for (s, (k, v)) in b.seqs.iter().zip(&contiguous) {
                     let rows = s.row0 * width..(s.row0 + s.rows) * width;
-                    attention_tokens_f16(
-                        &pool,
-                        &b.q[rows.clone()],
-                        k,
-                        v,
-                        s.pos0,
-                        &p,
-                        &mut out[rows],
-                    );
+                    attention_tokens_f16(&pool, &b.q[rows.clone()], k, v, s.pos0, &p, &mut out[rows]);
                 }
             });
             println!(

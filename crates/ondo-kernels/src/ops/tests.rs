@@ -6,10 +6,7 @@ use crate::testutil::Rng;
 fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     assert_eq!(a.len(), b.len());
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= tol * (1.0 + y.abs()),
-            "{what}[{i}]: {x} vs {y}"
-        );
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}[{i}]: {x} vs {y}");
     }
 }
 
@@ -23,10 +20,7 @@ fn exp_is_accurate() {
             continue; // flushed to 0 below e^-87.3
         }
         let (got, want) = (exp(x), x.exp());
-        assert!(
-            (got - want).abs() <= 4e-7 * want,
-            "exp({x}) = {got}, want {want}"
-        );
+        assert!((got - want).abs() <= 4e-7 * want, "exp({x}) = {got}, want {want}");
     }
     assert_eq!(exp(-1000.0), 0.0);
     assert!(exp(-50.0) > 0.0);
@@ -62,10 +56,7 @@ fn norms_softmax_silu_gelu_add_match_reference() {
         reference::gelu_tanh_mul(&mut b, &w);
         for (i, ((a, b), (x, w))) in a.iter().zip(&b).zip(wide.iter().zip(&w)).enumerate() {
             let tol = 1e-6 * (1.0 + (x * w).abs());
-            assert!(
-                (a - b).abs() <= tol,
-                "gelu_tanh_mul[{i}] of {x}: {a} vs {b}"
-            );
+            assert!((a - b).abs() <= tol, "gelu_tanh_mul[{i}] of {x}: {a} vs {b}");
         }
         let (mut a, mut b) = (x.clone(), x.clone());
         add(&mut a, &w);
@@ -76,17 +67,7 @@ fn norms_softmax_silu_gelu_add_match_reference() {
 
 #[test]
 fn softmax_handles_masked_positions() {
-    let mut x = vec![
-        f32::NEG_INFINITY,
-        0.0,
-        f32::NEG_INFINITY,
-        1.0,
-        2.0,
-        3.0,
-        4.0,
-        5.0,
-        6.0,
-    ];
+    let mut x = vec![f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
     softmax(&mut x);
     assert_eq!(x[0], 0.0);
     assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
@@ -112,10 +93,7 @@ fn attention_matches_reference() {
         let keys = rng.normals(len * n_kv_heads * head_dim);
         let values = rng.normals(len * n_kv_heads * head_dim);
         let (mut s1, mut s2) = (vec![0f32; len], vec![0f32; len]);
-        let (mut a, mut b) = (
-            vec![0f32; n_heads * head_dim],
-            vec![0f32; n_heads * head_dim],
-        );
+        let (mut a, mut b) = (vec![0f32; n_heads * head_dim], vec![0f32; n_heads * head_dim]);
         attention(&q, &keys, &values, len, &p, &mut s1, &mut a);
         reference::attention(&q, &keys, &values, len, &p, &mut s2, &mut b);
         close(&a, &b, 1e-5, "attention");
@@ -150,10 +128,7 @@ fn f16_attention_matches_reference() {
     let keys = to_f16(rng.normals(len * n_kv_heads * head_dim));
     let values = to_f16(rng.normals(len * n_kv_heads * head_dim));
     let (mut s1, mut s2) = (vec![0f32; len], vec![0f32; len]);
-    let (mut a, mut b) = (
-        vec![0f32; n_heads * head_dim],
-        vec![0f32; n_heads * head_dim],
-    );
+    let (mut a, mut b) = (vec![0f32; n_heads * head_dim], vec![0f32; n_heads * head_dim]);
     attention_f16(&q, &keys, &values, len, &p, &mut s1, &mut a);
     reference::attention_f16(&q, &keys, &values, len, &p, &mut s2, &mut b);
     close(&a, &b, 1e-5, "attention_f16");
@@ -208,11 +183,7 @@ fn attention_tokens_matches_one_token_at_a_time() {
             );
             close(&got[i * width..][..width], &want, 1e-5, "attention_tokens");
         }
-        let to_f16 = |v: &[f32]| {
-            v.iter()
-                .map(|x| half::f16::from_f32(*x))
-                .collect::<Vec<_>>()
-        };
+        let to_f16 = |v: &[f32]| v.iter().map(|x| half::f16::from_f32(*x)).collect::<Vec<_>>();
         let (k16, v16) = (to_f16(&keys), to_f16(&values));
         let mut got16 = vec![f32::NAN; t * width];
         attention_tokens_f16(&pool, &q, &k16, &v16, pos0, &p, &mut got16);
@@ -227,12 +198,7 @@ fn attention_tokens_matches_one_token_at_a_time() {
                 &mut scores,
                 &mut want,
             );
-            close(
-                &got16[i * width..][..width],
-                &want,
-                1e-5,
-                "attention_tokens_f16",
-            );
+            close(&got16[i * width..][..width], &want, 1e-5, "attention_tokens_f16");
         }
     }
 }
@@ -247,11 +213,7 @@ fn erf_and_exact_gelu_match_known_values() {
         (-2.0, -0.995_322_265_0),
         (3.0, 0.999_977_909_5),
     ] {
-        assert!(
-            (erf(x) - want).abs() < 3e-7,
-            "erf({x}) = {} vs {want}",
-            erf(x)
-        );
+        assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {} vs {want}", erf(x));
     }
     // gelu(x) = x · Φ(x): Φ(1) = 0.841344746, Φ(-1.5) = 0.066807201
     let mut g = [1.0f32, -1.5, 0.0];

@@ -174,8 +174,7 @@ fn inv(d: f32) -> f32 {
 }
 
 fn signed_absmax(x: &[f32]) -> f32 {
-    x.iter()
-        .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m })
+    x.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m })
 }
 
 /// Asymmetric sub-block fit: `(scale, min)` with `x ≈ scale * q - min`, `q in 0..=levels`, min ≥ 0.
@@ -214,13 +213,7 @@ pub(crate) fn quant_q2_k(x: &[f32], b: &mut [u8]) {
     for j in 0..16 {
         b[j] = ls[j] | (lm[j] << 4);
         let (s, m) = (d * ls[j] as f32, dmin * lm[j] as f32);
-        quant_asym(
-            &x[16 * j..16 * j + 16],
-            s,
-            m,
-            3,
-            &mut q[16 * j..16 * j + 16],
-        );
+        quant_asym(&x[16 * j..16 * j + 16], s, m, 3, &mut q[16 * j..16 * j + 16]);
     }
     let qs = &mut b[16..80];
     qs.fill(0);
@@ -235,10 +228,7 @@ pub(crate) fn quant_q2_k(x: &[f32], b: &mut [u8]) {
 /// Symmetric sub-block scales (`x ≈ scale * q`, q down to `-qmax`) quantized to signed integers
 /// `l` in `-lmax..lmax` against one super-scale `d` (`scale ≈ d * l`).
 fn sym_scales(x: &[f32], sub: usize, qmax: f32, lmax: f32) -> (f32, Vec<i32>) {
-    let scales: Vec<f32> = x
-        .chunks_exact(sub)
-        .map(|c| signed_absmax(c) / -qmax)
-        .collect();
+    let scales: Vec<f32> = x.chunks_exact(sub).map(|c| signed_absmax(c) / -qmax).collect();
     let big = signed_absmax(&scales);
     let iscale = if big != 0.0 { -lmax / big } else { 0.0 };
     let ls = scales
@@ -280,23 +270,14 @@ pub(crate) fn quant_q3_k(x: &[f32], b: &mut [u8]) {
 
 /// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; values `0..=levels`.
 fn quant_k_asym(x: &[f32], levels: i32, scales_out: &mut [u8]) -> (f32, f32, [u8; 256]) {
-    let fits: Vec<(f32, f32)> = x
-        .chunks_exact(32)
-        .map(|c| fit_asym(c, levels as f32))
-        .collect();
+    let fits: Vec<(f32, f32)> = x.chunks_exact(32).map(|c| fit_asym(c, levels as f32)).collect();
     let sc: Vec<f32> = fits.iter().map(|f| f.0).collect();
     let mn: Vec<f32> = fits.iter().map(|f| f.1).collect();
     let (d, dmin, ls, lm) = super_scales(&sc, &mn, 63.0);
     let mut q = [0u8; 256];
     for j in 0..8 {
         let (s, m) = (d * ls[j] as f32, dmin * lm[j] as f32);
-        quant_asym(
-            &x[32 * j..32 * j + 32],
-            s,
-            m,
-            levels,
-            &mut q[32 * j..32 * j + 32],
-        );
+        quant_asym(&x[32 * j..32 * j + 32], s, m, levels, &mut q[32 * j..32 * j + 32]);
     }
     let ls: [u8; 8] = ls.try_into().expect("8 scales");
     let lm: [u8; 8] = lm.try_into().expect("8 mins");
@@ -347,8 +328,7 @@ pub(crate) fn quant_q6_k(x: &[f32], b: &mut [u8]) {
             let (q1, q2, q3, q4) = (e(0), e(1), e(2), e(3));
             b[64 * n + l] = (q1 & 0xF) | ((q3 & 0xF) << 4);
             b[64 * n + l + 32] = (q2 & 0xF) | ((q4 & 0xF) << 4);
-            b[128 + 32 * n + l] =
-                (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+            b[128 + 32 * n + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
         }
     }
     put_f16(&mut b[208..], d);

@@ -111,11 +111,7 @@ fn matches_ggml_vectors() {
         seen.push(dtype);
         o += 8 + nbytes + 4 * n;
     }
-    assert_eq!(
-        seen.len(),
-        10,
-        "vectors for every format gguf-py knows: {seen:?}"
-    );
+    assert_eq!(seen.len(), 10, "vectors for every format gguf-py knows: {seen:?}");
 }
 
 /// Relative RMS error of quantize → dequantize on gaussian-ish data, per format.
@@ -139,13 +135,7 @@ fn round_trip_error_is_bounded() {
         let mut q = vec![0u8; dtype.row_bytes(cols).unwrap()];
         quantize_row(dtype, &x, &mut q).unwrap();
         let y = dq(dtype, &q);
-        let err = (x
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum::<f32>()
-            / cols as f32)
-            .sqrt();
+        let err = (x.iter().zip(&y).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / cols as f32).sqrt();
         assert!(
             err <= bound * rms,
             "{dtype}: relative rms error {} > {bound}",
@@ -157,10 +147,7 @@ fn round_trip_error_is_bounded() {
             .zip(&y)
             .filter(|(a, b)| a.abs() > 0.5 * rms && a.signum() == b.signum());
         let big = x.iter().filter(|a| a.abs() > 0.5 * rms).count();
-        assert!(
-            agree.count() as f32 >= 0.97 * big as f32,
-            "{dtype}: signs disagree"
-        );
+        assert!(agree.count() as f32 >= 0.97 * big as f32, "{dtype}: signs disagree");
     }
 }
 

@@ -34,9 +34,7 @@ fn layer(hp: &Hparams, format: Format) -> LayerSpec {
 /// Even layers slide when there is a window.
 fn alternate(hp: &mut Hparams) {
     let window = hp.sliding_window.is_some();
-    hp.sliding_layers = (0..hp.num_hidden_layers)
-        .map(|i| window && i % 2 == 0)
-        .collect();
+    hp.sliding_layers = (0..hp.num_hidden_layers).map(|i| window && i % 2 == 0).collect();
 }
 
 fn hf_fixup(f: &Fields, hp: &mut Hparams) -> Result<(), Error> {

@@ -72,15 +72,9 @@ fn hf_fixup(f: &Fields, hp: &mut Hparams) -> Result<(), Error> {
         scaling,
         ..hp.rope.clone()
     };
-    let (theta, scaling) = match f
-        .get("rope_parameters")
-        .and_then(|p| p.get("sliding_attention"))
-    {
+    let (theta, scaling) = match f.get("rope_parameters").and_then(|p| p.get("sliding_attention")) {
         Some(_) => rope_params(f, Some("sliding_attention"))?,
-        None => (
-            f.opt_f32("rope_local_base_freq")?.unwrap_or(10000.0),
-            RopeScaling::None,
-        ),
+        None => (f.opt_f32("rope_local_base_freq")?.unwrap_or(10000.0), RopeScaling::None),
     };
     hp.rope_local = Some(Rope {
         theta,
@@ -108,8 +102,6 @@ fn gguf_fixup(_: &Keys, hp: &mut Hparams) -> Result<(), Error> {
         ..hp.rope.clone()
     });
     let window = hp.sliding_window.is_some();
-    hp.sliding_layers = (0..hp.num_hidden_layers)
-        .map(|i| window && (i + 1) % 6 != 0)
-        .collect();
+    hp.sliding_layers = (0..hp.num_hidden_layers).map(|i| window && (i + 1) % 6 != 0).collect();
     Ok(())
 }

@@ -74,12 +74,9 @@ pub fn by_hf_name(name: &str) -> Option<&'static ArchSpec> {
 
 /// The spec and HF architecture name of a config.json `model_type`.
 pub fn by_model_type(model_type: &str) -> Option<(&'static ArchSpec, &'static str)> {
-    REGISTRY.iter().find_map(|s| {
-        s.hf_archs
-            .iter()
-            .find(|(_, t)| *t == model_type)
-            .map(|(a, _)| (*s, *a))
-    })
+    REGISTRY
+        .iter()
+        .find_map(|s| s.hf_archs.iter().find(|(_, t)| *t == model_type).map(|(a, _)| (*s, *a)))
 }
 
 /// The spec of a GGUF `general.architecture`, with its rope layout.
@@ -94,26 +91,17 @@ pub fn by_gguf_name(name: &str) -> Option<(&'static ArchSpec, RopeStyle)> {
 
 /// Every supported HF architecture name, for errors.
 pub fn hf_names() -> Vec<&'static str> {
-    REGISTRY
-        .iter()
-        .flat_map(|s| s.hf_archs.iter().map(|a| a.0))
-        .collect()
+    REGISTRY.iter().flat_map(|s| s.hf_archs.iter().map(|a| a.0)).collect()
 }
 
 /// Every supported `model_type`, for errors.
 pub fn model_types() -> Vec<&'static str> {
-    REGISTRY
-        .iter()
-        .flat_map(|s| s.hf_archs.iter().map(|a| a.1))
-        .collect()
+    REGISTRY.iter().flat_map(|s| s.hf_archs.iter().map(|a| a.1)).collect()
 }
 
 /// Every supported GGUF architecture name, for errors.
 pub fn gguf_names() -> Vec<&'static str> {
-    REGISTRY
-        .iter()
-        .flat_map(|s| s.gguf_archs.iter().map(|a| a.0))
-        .collect()
+    REGISTRY.iter().flat_map(|s| s.gguf_archs.iter().map(|a| a.0)).collect()
 }
 
 /// How q, k and v are stored.
@@ -168,8 +156,7 @@ mod tests {
     /// Every architecture has a fixture folder with a golden, and no name is claimed twice.
     #[test]
     fn every_architecture_has_a_fixture() {
-        let root =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-models");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-models");
         let mut seen = HashSet::new();
         for spec in REGISTRY {
             assert!(!spec.fixtures.is_empty(), "{} has no fixture", spec.id);
@@ -184,11 +171,7 @@ mod tests {
             }
             for (a, t) in spec.hf_archs {
                 assert!(seen.insert(*a), "{a} registered twice");
-                assert_eq!(
-                    by_model_type(t).map(|x| x.0.id),
-                    Some(spec.id),
-                    "model_type {t}"
-                );
+                assert_eq!(by_model_type(t).map(|x| x.0.id), Some(spec.id), "model_type {t}");
             }
             for (g, _) in spec.gguf_archs {
                 assert!(seen.insert(*g), "{g} registered twice");

@@ -19,11 +19,7 @@ pub(crate) fn load_decoder(hp: Hparams, t: &Tensors, spec: &LayerSpec) -> Result
         t.linear("token_embd.weight", hp.vocab_size, hp.hidden_size)?
     };
     let pos_embed = match hp.positions {
-        Positions::Learned => Some(t.matrix(
-            "position_embd.weight",
-            hp.max_position_embeddings,
-            hp.hidden_size,
-        )?),
+        Positions::Learned => Some(t.matrix("position_embd.weight", hp.max_position_embeddings, hp.hidden_size)?),
         Positions::Rope => None,
     };
     let layers = (0..hp.num_hidden_layers)
@@ -104,14 +100,7 @@ fn load_layer(hp: &Hparams, t: &Tensors, i: usize, spec: &LayerSpec) -> Result<L
                     .flat_map(|hh| (0..hd).map(move |d| (hh * 3 + which) * hd + d))
                     .collect()
             };
-            fused(
-                t,
-                &p("attn_qkv"),
-                3 * qd,
-                h,
-                tr,
-                [part(0), part(1), part(2)],
-            )?
+            fused(t, &p("attn_qkv"), 3 * qd, h, tr, [part(0), part(1), part(2)])?
         }
     };
     let mlp = match hp.mlp {
@@ -159,13 +148,7 @@ fn load_layer(hp: &Hparams, t: &Tensors, i: usize, spec: &LayerSpec) -> Result<L
 
 /// A weight `[rows, cols]` (stored `[cols, rows]` when `transposed`) and its bias when the file
 /// has one.
-fn linear(
-    t: &Tensors,
-    stem: &str,
-    rows: usize,
-    cols: usize,
-    transposed: bool,
-) -> Result<Linear, Error> {
+fn linear(t: &Tensors, stem: &str, rows: usize, cols: usize, transposed: bool) -> Result<Linear, Error> {
     let name = format!("{stem}.weight");
     let weight = if transposed {
         transpose(t, &name, rows, cols)?.for_matmul()
@@ -222,19 +205,11 @@ fn fused<const N: usize>(
         let bias = bias.as_ref().map(|b| part.iter().map(|&r| b[r]).collect());
         out.push(Linear { weight, bias });
     }
-    Ok(out
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("one linear per part")))
+    Ok(out.try_into().unwrap_or_else(|_| unreachable!("one linear per part")))
 }
 
 /// A norm of `len` values named `{stem}.weight` (and `{stem}.bias` for a LayerNorm).
-fn norm(
-    hp: &Hparams,
-    t: &Tensors,
-    stem: &str,
-    len: usize,
-    spec: &LayerSpec,
-) -> Result<Norm, Error> {
+fn norm(hp: &Hparams, t: &Tensors, stem: &str, len: usize, spec: &LayerSpec) -> Result<Norm, Error> {
     let weight = rms_weight(t, &format!("{stem}.weight"), len, spec)?;
     Ok(match hp.norm {
         NormKind::Rms => Norm::Rms(weight),

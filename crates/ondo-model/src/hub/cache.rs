@@ -154,9 +154,7 @@ pub(crate) fn is_safe_relative(file: &str) -> bool {
     !file.is_empty()
         && !file.starts_with('/')
         && !file.contains('\\')
-        && file
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && file.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 /// One model repo found in the cache (for `ondo models`).
@@ -194,11 +192,7 @@ fn cached_model(id: String, root: &Path) -> CachedModel {
         .map(|(_, path)| path)
         .filter(|p| is_complete_snapshot(p))
         .collect();
-    CachedModel {
-        id,
-        refs,
-        snapshots,
-    }
+    CachedModel { id, refs, snapshots }
 }
 
 fn sorted_entries(dir: &Path) -> Vec<(String, PathBuf)> {

@@ -3,10 +3,7 @@
 //! huggingface_hub does), and resumable `GET`s into `blobs/{etag}.incomplete`.
 
 use super::cache::{create_parent, is_safe_relative, shard_files, RepoCache};
-use super::{
-    is_complete_snapshot, HubError, HubId, HubOptions, MODEL_FILES, WEIGHTS_FILE,
-    WEIGHTS_INDEX_FILE,
-};
+use super::{is_complete_snapshot, HubError, HubId, HubOptions, MODEL_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::{self, File, OpenOptions};
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
@@ -47,28 +44,17 @@ pub(crate) fn pull(id: &HubId, cache_dir: &Path, opts: &HubOptions) -> Result<Pa
 /// The files of a model that the repo has: [`MODEL_FILES`] plus single-file or indexed weights.
 fn select_files(id: &HubId, siblings: &[String]) -> Result<Vec<String>, HubError> {
     let has = |f: &str| siblings.iter().any(|s| s == f);
-    let weights = [WEIGHTS_FILE, WEIGHTS_INDEX_FILE]
-        .into_iter()
-        .find(|w| has(w));
+    let weights = [WEIGHTS_FILE, WEIGHTS_INDEX_FILE].into_iter().find(|w| has(w));
     let (true, Some(weights)) = (has("config.json"), weights) else {
         return Err(no_weights(id, siblings));
     };
-    let mut files: Vec<String> = MODEL_FILES
-        .iter()
-        .filter(|f| has(f))
-        .map(|f| f.to_string())
-        .collect();
+    let mut files: Vec<String> = MODEL_FILES.iter().filter(|f| has(f)).map(|f| f.to_string()).collect();
     files.push(weights.to_string());
     Ok(files)
 }
 
 fn no_weights(id: &HubId, siblings: &[String]) -> HubError {
-    let mut files = siblings
-        .iter()
-        .take(20)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut files = siblings.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
     if siblings.len() > 20 {
         files.push_str(", ...");
     }
@@ -139,14 +125,9 @@ impl<'a> Client<'a> {
         if !resp.status().is_success() {
             return Err(self.status_error(&resp, &url, None));
         }
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_API_BYTES)
-            .read_to_string();
+        let text = resp.body_mut().with_config().limit(MAX_API_BYTES).read_to_string();
         let text = text.map_err(|e| network(&url, e))?;
-        let raw: RawRepoInfo =
-            serde_json::from_str(&text).map_err(|e| bad(&url, &e.to_string()))?;
+        let raw: RawRepoInfo = serde_json::from_str(&text).map_err(|e| bad(&url, &e.to_string()))?;
         let sha = raw
             .sha
             .filter(|s| is_safe_name(s))
@@ -159,10 +140,7 @@ impl<'a> Client<'a> {
     fn shards(&self, cache: &RepoCache, info: &RepoInfo) -> Result<Vec<String>, HubError> {
         let path = cache.snapshot_dir(&info.sha).join(WEIGHTS_INDEX_FILE);
         let text = fs::read_to_string(&path).map_err(HubError::io(&path))?;
-        let why = format!(
-            "{WEIGHTS_INDEX_FILE} of {} has no usable weight_map",
-            self.id
-        );
+        let why = format!("{WEIGHTS_INDEX_FILE} of {} has no usable weight_map", self.id);
         let shards = shard_files(&text)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| bad(&path.display().to_string(), &why))?;
@@ -210,8 +188,7 @@ impl<'a> Client<'a> {
             if !(300..400).contains(&status) {
                 return Err(self.status_error(&resp, &url, Some(file)));
             }
-            let location =
-                header(&resp, "location").ok_or_else(|| bad(&url, "redirect without Location"))?;
+            let location = header(&resp, "location").ok_or_else(|| bad(&url, "redirect without Location"))?;
             if location.contains("://") {
                 return self.meta_from(&resp, &url, commit, location.to_string());
             }
@@ -227,17 +204,10 @@ impl<'a> Client<'a> {
         commit: &str,
         location: String,
     ) -> Result<FileMeta, HubError> {
-        let repo_commit = header(resp, "x-repo-commit").ok_or_else(|| {
-            bad(
-                url,
-                "no X-Repo-Commit header (is the endpoint a Hugging Face hub?)",
-            )
-        })?;
+        let repo_commit = header(resp, "x-repo-commit")
+            .ok_or_else(|| bad(url, "no X-Repo-Commit header (is the endpoint a Hugging Face hub?)"))?;
         if repo_commit != commit {
-            return Err(bad(
-                url,
-                &format!("X-Repo-Commit {repo_commit} differs from {commit}"),
-            ));
+            return Err(bad(url, &format!("X-Repo-Commit {repo_commit} differs from {commit}")));
         }
         let etag = header(resp, "x-linked-etag")
             .or_else(|| header(resp, "etag"))
@@ -247,20 +217,11 @@ impl<'a> Client<'a> {
             .ok_or_else(|| bad(url, "no usable ETag header"))?;
         let size = header(resp, "x-linked-size").or_else(|| header(resp, "content-length"));
         let size = size.and_then(|s| s.trim().parse().ok());
-        Ok(FileMeta {
-            etag,
-            size,
-            location,
-        })
+        Ok(FileMeta { etag, size, location })
     }
 
     /// Download into `blobs/{etag}.incomplete` (resuming what is there) and rename it into place.
-    fn download_blob(
-        &self,
-        cache: &RepoCache,
-        meta: &FileMeta,
-        file: &str,
-    ) -> Result<(), HubError> {
+    fn download_blob(&self, cache: &RepoCache, meta: &FileMeta, file: &str) -> Result<(), HubError> {
         let part = cache.incomplete_path(&meta.etag);
         create_parent(&part)?;
         let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
@@ -283,14 +244,7 @@ impl<'a> Client<'a> {
     }
 
     /// `GET url` into `part` from byte `have` on (with `Range` when `have > 0`).
-    fn fetch_into(
-        &self,
-        url: &str,
-        part: &Path,
-        have: u64,
-        size: Option<u64>,
-        file: &str,
-    ) -> Result<(), HubError> {
+    fn fetch_into(&self, url: &str, part: &Path, have: u64, size: Option<u64>, file: &str) -> Result<(), HubError> {
         let range = format!("bytes={have}-");
         let mut headers = vec![("Accept-Encoding", "identity")];
         if have > 0 {
@@ -320,12 +274,7 @@ impl<'a> Client<'a> {
     }
 
     /// Send a request with optional extra headers, adding the token for the endpoint only.
-    fn call(
-        &self,
-        mut req: Request,
-        url: &str,
-        extra: &[(&str, &str)],
-    ) -> Result<Response<Body>, HubError> {
+    fn call(&self, mut req: Request, url: &str, extra: &[(&str, &str)]) -> Result<Response<Body>, HubError> {
         for (name, value) in extra {
             req = req.header(*name, *value);
         }
@@ -385,18 +334,11 @@ fn open_at(part: &Path, start: u64) -> Result<File, HubError> {
         .open(part)
         .map_err(HubError::io(part))?;
     out.set_len(start).map_err(HubError::io(part))?;
-    out.seek(SeekFrom::Start(start))
-        .map_err(HubError::io(part))?;
+    out.seek(SeekFrom::Start(start)).map_err(HubError::io(part))?;
     Ok(out)
 }
 
-fn copy_body(
-    mut body: impl Read,
-    out: &mut File,
-    part: &Path,
-    url: &str,
-    bar: &ProgressBar,
-) -> Result<u64, HubError> {
+fn copy_body(mut body: impl Read, out: &mut File, part: &Path, url: &str, bar: &ProgressBar) -> Result<u64, HubError> {
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
     loop {
@@ -436,18 +378,12 @@ fn header<'r>(resp: &'r Response<Body>, name: &str) -> Option<&'r str> {
 
 /// huggingface_hub's etag normalisation: drop a weak `W/` prefix and the quotes.
 fn normalize_etag(etag: &str) -> String {
-    etag.trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .to_string()
+    etag.trim().trim_start_matches("W/").trim_matches('"').to_string()
 }
 
 /// Safe as one path component: letters, digits, `-`, `_`, `.`, not starting with `.`.
 fn is_safe_name(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with('.')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    !s.is_empty() && !s.starts_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// Percent-encode all but unreserved characters (and `/` when `keep_slash`).
@@ -455,9 +391,7 @@ fn quote(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
             b'/' if keep_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -468,9 +402,7 @@ fn quote(s: &str, keep_slash: bool) -> String {
 /// Resolve a redirect's `Location` that has no scheme against the URL it came from.
 fn join_url(base: &str, location: &str) -> String {
     let after_scheme = base.find("://").map_or(0, |i| i + 3);
-    let origin_end = base[after_scheme..]
-        .find('/')
-        .map_or(base.len(), |i| after_scheme + i);
+    let origin_end = base[after_scheme..].find('/').map_or(base.len(), |i| after_scheme + i);
     if location.starts_with('/') {
         return format!("{}{location}", &base[..origin_end]);
     }
@@ -540,26 +472,16 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(
-            files,
-            ["config.json", "tokenizer.json", "model.safetensors"]
-        );
+        assert_eq!(files, ["config.json", "tokenizer.json", "model.safetensors"]);
         let files = select_files(
             &id,
-            &sib(&[
-                "config.json",
-                WEIGHTS_INDEX_FILE,
-                "model-00001-of-00002.safetensors",
-            ]),
+            &sib(&["config.json", WEIGHTS_INDEX_FILE, "model-00001-of-00002.safetensors"]),
         )
         .unwrap();
         assert_eq!(files, ["config.json", WEIGHTS_INDEX_FILE]);
         let err = select_files(&id, &sib(&["model-q4_0.gguf", "README.md"]))
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("o/n") && err.contains("model-q4_0.gguf"),
-            "{err}"
-        );
+        assert!(err.contains("o/n") && err.contains("model-q4_0.gguf"), "{err}");
     }
 }

@@ -37,8 +37,7 @@ pub fn start_with(config: Config, llm: Option<Llm>) -> TestServer {
             if let Some(llm) = llm {
                 server.state().install(llm);
             }
-            tx.send((server.local_addr(), server.state()))
-                .expect("report address");
+            tx.send((server.local_addr(), server.state())).expect("report address");
             server.run(std::future::pending()).await.expect("serve");
         });
     });

@@ -249,22 +249,10 @@ mod tests {
         let t = DateTime::from_unix(1_752_148_800);
         assert_eq!(t, DateTime::parse("2025-07-10T12:00:00.000Z").unwrap());
         assert_eq!(t.to_unix(), 1_752_148_800);
-        assert_eq!(
-            t.strftime("%A %a %d %b %Y %B %j"),
-            "Thursday Thu 10 Jul 2025 July 191"
-        );
-        assert_eq!(
-            t.strftime("%H:%M:%S %I%p %-d/%-m %y %%"),
-            "12:00:00 12PM 10/7 25 %"
-        );
-        assert_eq!(
-            DateTime::from_unix(0).strftime("%F %T"),
-            "1970-01-01 00:00:00"
-        );
-        assert_eq!(
-            DateTime::from_unix(-1).strftime("%F %T"),
-            "1969-12-31 23:59:59"
-        );
+        assert_eq!(t.strftime("%A %a %d %b %Y %B %j"), "Thursday Thu 10 Jul 2025 July 191");
+        assert_eq!(t.strftime("%H:%M:%S %I%p %-d/%-m %y %%"), "12:00:00 12PM 10/7 25 %");
+        assert_eq!(DateTime::from_unix(0).strftime("%F %T"), "1970-01-01 00:00:00");
+        assert_eq!(DateTime::from_unix(-1).strftime("%F %T"), "1969-12-31 23:59:59");
     }
 
     #[test]

@@ -29,12 +29,7 @@ impl std::error::Error for Raised {}
 /// An environment holding `source` (already rewritten, see `source.rs`) compiled.
 pub(crate) fn environment(source: String) -> Result<Environment<'static>, Error> {
     let mut env = Environment::new();
-    env.set_syntax(
-        SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .build()?,
-    );
+    env.set_syntax(SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build()?);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_unknown_method_callback(methods::call_method);

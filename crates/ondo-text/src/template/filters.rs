@@ -89,14 +89,8 @@ pub fn indent(
     kwargs: Kwargs,
 ) -> Result<String, Error> {
     let width = kwargs.get::<Option<Value>>("width")?.or(width);
-    let first = kwargs
-        .get::<Option<bool>>("first")?
-        .or(first)
-        .unwrap_or(false);
-    let blank = kwargs
-        .get::<Option<bool>>("blank")?
-        .or(blank)
-        .unwrap_or(false);
+    let first = kwargs.get::<Option<bool>>("first")?.or(first).unwrap_or(false);
+    let blank = kwargs.get::<Option<bool>>("blank")?.or(blank).unwrap_or(false);
     kwargs.assert_all_used()?;
     let unit = indent_unit(width)?;
     let text = format!("{s}\n");
@@ -144,15 +138,7 @@ fn python_splitlines(s: &str) -> Vec<&str> {
     while let Some((i, c)) = chars.next() {
         let boundary = matches!(
             c,
-            '\n' | '\r'
-                | '\u{b}'
-                | '\u{c}'
-                | '\u{1c}'
-                | '\u{1d}'
-                | '\u{1e}'
-                | '\u{85}'
-                | '\u{2028}'
-                | '\u{2029}'
+            '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
         );
         if !boundary {
             continue;

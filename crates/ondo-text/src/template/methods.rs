@@ -8,12 +8,7 @@ use minijinja::value::{from_args, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
 
 /// The unknown-method callback: pycompat first, then ondo's additions.
-pub fn call_method(
-    state: &mut State,
-    value: &Value,
-    method: &str,
-    args: &[Value],
-) -> Result<Value, Error> {
+pub fn call_method(state: &mut State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
     match minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args) {
         Err(e) if e.kind() == ErrorKind::UnknownMethod => extra_method(value, method, args),
         other => other,
@@ -48,17 +43,10 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Value, Error> 
         }
         "index" | "rindex" => {
             let (sub,): (&str,) = from_args(args)?;
-            let found = if method == "index" {
-                s.find(sub)
-            } else {
-                s.rfind(sub)
-            };
+            let found = if method == "index" { s.find(sub) } else { s.rfind(sub) };
             match found {
                 Some(byte) => Ok(Value::from(s[..byte].chars().count())),
-                None => Err(Error::new(
-                    ErrorKind::InvalidOperation,
-                    "substring not found",
-                )),
+                None => Err(Error::new(ErrorKind::InvalidOperation, "substring not found")),
             }
         }
         "casefold" => Ok(Value::from(s.to_lowercase())),
@@ -89,9 +77,9 @@ fn rsplit(s: &str, sep: Option<&str>, maxsplit: i64) -> Result<Value, Error> {
                     parts.push(rest.to_string());
                     break;
                 }
-                let start = rest.rfind(char::is_whitespace).map_or(0, |i| {
-                    i + rest[i..].chars().next().map_or(1, char::len_utf8)
-                });
+                let start = rest
+                    .rfind(char::is_whitespace)
+                    .map_or(0, |i| i + rest[i..].chars().next().map_or(1, char::len_utf8));
                 parts.push(rest[start..].to_string());
                 rest = rest[..start].trim_end();
             }
@@ -106,19 +94,13 @@ fn partition(s: &str, sep: &str, from_right: bool) -> Result<Value, Error> {
     if sep.is_empty() {
         return Err(Error::new(ErrorKind::InvalidOperation, "empty separator"));
     }
-    let found = if from_right {
-        s.rfind(sep)
-    } else {
-        s.find(sep)
-    };
+    let found = if from_right { s.rfind(sep) } else { s.find(sep) };
     let parts = match found {
         Some(i) => [&s[..i], sep, &s[i + sep.len()..]],
         None if from_right => ["", "", s],
         None => [s, "", ""],
     };
-    Ok(Value::from(
-        parts.iter().map(|p| Value::from(*p)).collect::<Vec<_>>(),
-    ))
+    Ok(Value::from(parts.iter().map(|p| Value::from(*p)).collect::<Vec<_>>()))
 }
 
 fn swapcase(s: &str) -> String {
@@ -174,15 +156,9 @@ mod tests {
     #[test]
     fn string_additions() {
         let s = Value::from("  a b  c ");
-        assert_eq!(
-            call(s.clone(), "rsplit", &[]).to_string(),
-            "['a', 'b', 'c']"
-        );
+        assert_eq!(call(s.clone(), "rsplit", &[]).to_string(), "['a', 'b', 'c']");
         let none = Value::from(());
-        assert_eq!(
-            call(s, "rsplit", &[none, Value::from(1)]).to_string(),
-            "['  a b', 'c']"
-        );
+        assert_eq!(call(s, "rsplit", &[none, Value::from(1)]).to_string(), "['  a b', 'c']");
         assert_eq!(
             call(Value::from("k=v=w"), "rpartition", &[Value::from("=")]).to_string(),
             "['k=v', '=', 'w']"
@@ -191,10 +167,7 @@ mod tests {
             call(Value::from("<x>"), "removeprefix", &[Value::from("<")]).to_string(),
             "x>"
         );
-        assert_eq!(
-            call(Value::from("-7"), "zfill", &[Value::from(4)]).to_string(),
-            "-007"
-        );
+        assert_eq!(call(Value::from("-7"), "zfill", &[Value::from(4)]).to_string(), "-007");
         assert_eq!(
             call(Value::from("안녕 a"), "index", &[Value::from("a")]).to_string(),
             "3"

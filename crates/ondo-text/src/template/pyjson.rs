@@ -114,11 +114,7 @@ fn separators_of(separators: &Value, indented: bool) -> Result<(String, String),
 /// Serializes `value` exactly as CPython's `json.dumps` would with `style`.
 pub fn dumps(value: &Value, style: &JsonStyle) -> Result<String, Error> {
     let mut out = String::new();
-    Encoder {
-        style,
-        out: &mut out,
-    }
-    .value(value, 0)?;
+    Encoder { style, out: &mut out }.value(value, 0)?;
     Ok(out)
 }
 
@@ -131,9 +127,7 @@ impl Encoder<'_> {
     fn value(&mut self, value: &Value, depth: usize) -> Result<(), Error> {
         match value.kind() {
             ValueKind::None => self.out.push_str("null"),
-            ValueKind::Bool => self
-                .out
-                .push_str(if value.is_true() { "true" } else { "false" }),
+            ValueKind::Bool => self.out.push_str(if value.is_true() { "true" } else { "false" }),
             ValueKind::Number => self.out.push_str(&number(value)),
             ValueKind::String => self.string(value.as_str().unwrap_or_default()),
             ValueKind::Iterable => {
@@ -291,11 +285,7 @@ pub fn py_float_repr(f: f64) -> String {
         } else if decpt >= n {
             format!("{}{}.0", digits, "0".repeat((decpt - n) as usize))
         } else {
-            format!(
-                "{}.{}",
-                &digits[..decpt as usize],
-                &digits[decpt as usize..]
-            )
+            format!("{}.{}", &digits[..decpt as usize], &digits[decpt as usize..])
         }
     } else {
         let (first, rest) = digits.split_at(1);

@@ -47,12 +47,10 @@ fn block_tag(here: &str) -> (usize, Option<String>) {
     let body = match body {
         "generation" => "if true".to_string(),
         "endgeneration" => "endif".to_string(),
-        b if b.starts_with("for") && b[3..].starts_with(char::is_whitespace) => {
-            match rewrite_for(b) {
-                Some(new) => new,
-                None => return (len, None),
-            }
-        }
+        b if b.starts_with("for") && b[3..].starts_with(char::is_whitespace) => match rewrite_for(b) {
+            Some(new) => new,
+            None => return (len, None),
+        },
         _ => return (len, None),
     };
     (len, Some(format!("{{%{open} {body} {close}%}}")))
@@ -107,11 +105,7 @@ fn rewrite_for(body: &str) -> Option<String> {
     if iter.is_empty() {
         return None;
     }
-    let new = format!(
-        "{} ({iter})|{ITER_FILTER} {}",
-        &body[..iter_start],
-        &body[iter_end..]
-    );
+    let new = format!("{} ({iter})|{ITER_FILTER} {}", &body[..iter_start], &body[iter_end..]);
     Some(new.trim_end().to_string())
 }
 
@@ -152,14 +146,8 @@ mod tests {
     #[test]
     fn rewrites_generation_blocks_only() {
         let src = "{%- generation -%}x{% endgeneration %}{% if a %}{%+generation%}";
-        assert_eq!(
-            rewrite(src),
-            "{%- if true -%}x{% endif %}{% if a %}{%+ if true %}"
-        );
-        assert_eq!(
-            rewrite("{% set generation = 1 %}{%"),
-            "{% set generation = 1 %}{%"
-        );
+        assert_eq!(rewrite(src), "{%- if true -%}x{% endif %}{% if a %}{%+ if true %}");
+        assert_eq!(rewrite("{% set generation = 1 %}{%"), "{% set generation = 1 %}{%");
     }
 
     #[test]
@@ -181,10 +169,7 @@ mod tests {
             rewrite("{% for x in [a if b else c] %}"),
             format!("{{% for x in ([a if b else c])|{f} %}}")
         );
-        assert_eq!(
-            rewrite("{% for 값 in 목록 %}"),
-            format!("{{% for 값 in (목록)|{f} %}}")
-        );
+        assert_eq!(rewrite("{% for 값 in 목록 %}"), format!("{{% for 값 in (목록)|{f} %}}"));
     }
 
     #[test]

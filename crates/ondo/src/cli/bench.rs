@@ -125,25 +125,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|t| t.total)
             .collect();
-        results.push(summarize(
-            format!("tg{}", args.n_gen),
-            threads,
-            args.n_gen,
-            &times,
-        ));
+        results.push(summarize(format!("tg{}", args.n_gen), threads, args.n_gen, &times));
     }
     for &b in &args.concurrent {
         let (prompt, gen, b) = (args.n_prompt.max(1), args.n_gen.max(1), b.max(1));
         let timings = bench.repeat(args.reps, b, prompt, gen)?;
-        let mean =
-            |f: fn(&Timing) -> f64| timings.iter().map(f).sum::<f64>() / timings.len() as f64;
+        let mean = |f: fn(&Timing) -> f64| timings.iter().map(f).sum::<f64>() / timings.len() as f64;
         let totals: Vec<f64> = timings.iter().map(|t| t.total).collect();
-        let mut sample = summarize(
-            format!("pp{prompt}+tg{gen} x{b}"),
-            threads,
-            b * gen,
-            &totals,
-        );
+        let mut sample = summarize(format!("pp{prompt}+tg{gen} x{b}"), threads, b * gen, &totals);
         sample.concurrent = Some(Batched {
             b,
             pp: prompt,
@@ -169,13 +158,7 @@ struct Timing {
 
 impl Bench<'_> {
     /// One untimed warm-up run, then `reps` timed ones.
-    fn repeat(
-        &mut self,
-        reps: usize,
-        b: usize,
-        prompt: usize,
-        gen: usize,
-    ) -> anyhow::Result<Vec<Timing>> {
+    fn repeat(&mut self, reps: usize, b: usize, prompt: usize, gen: usize) -> anyhow::Result<Vec<Timing>> {
         self.run(b, prompt, gen)?;
         (0..reps).map(|_| self.run(b, prompt, gen)).collect()
     }
@@ -227,10 +210,7 @@ impl Bench<'_> {
                 .collect();
             readers
                 .into_iter()
-                .map(|r| {
-                    r.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a reader panicked")))
-                })
+                .map(|r| r.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a reader panicked"))))
                 .collect()
         });
         let total = start.elapsed().as_secs_f64();
@@ -258,10 +238,7 @@ impl Ids {
 
 /// Mean tokens/s and its sample standard deviation over the timed runs.
 fn summarize(test: String, threads: usize, tokens: usize, seconds: &[f64]) -> Sample {
-    let rates: Vec<f64> = seconds
-        .iter()
-        .map(|s| tokens as f64 / s.max(1e-12))
-        .collect();
+    let rates: Vec<f64> = seconds.iter().map(|s| tokens as f64 / s.max(1e-12)).collect();
     let mean = rates.iter().sum::<f64>() / rates.len() as f64;
     let var = if rates.len() > 1 {
         rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (rates.len() - 1) as f64
@@ -286,10 +263,9 @@ fn print(args: &Args, llm: &Llm, results: &[Sample]) -> anyhow::Result<()> {
     }
     let path = llm.source();
     let arch = &llm.model().hparams().arch_name;
-    let name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     if !args.concurrent.is_empty() {
         writeln!(
             out,
@@ -325,11 +301,7 @@ fn print(args: &Args, llm: &Llm, results: &[Sample]) -> anyhow::Result<()> {
                     s_tg / c.b as f64
                 )?;
             }
-            None => writeln!(
-                out,
-                "| {name} | {arch} | {} | {} | {rate} |",
-                r.threads, r.test
-            )?,
+            None => writeln!(out, "| {name} | {arch} | {} | {} | {rate} |", r.threads, r.test)?,
         }
     }
     Ok(())

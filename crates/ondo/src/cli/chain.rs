@@ -38,13 +38,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     if let Some(missing) = inputs.iter().find(|v| !vars.contains_key(*v)) {
-        bail!(
-            "the chain needs --var {missing}=VALUE (its inputs: {})",
-            names(&inputs)
-        );
+        bail!("the chain needs --var {missing}=VALUE (its inputs: {})", names(&inputs));
     }
-    let offline =
-        args.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
+    let offline = args.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
     let load = ondo::LoadOptions {
         offline,
         threads: args.threads,
@@ -53,20 +49,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let chain = file.build(&load)?;
     if args.json {
         let steps = chain.run(vars.clone())?;
-        let outputs: Vars = steps
-            .iter()
-            .map(|s| (s.output_key.clone(), s.text.clone()))
-            .collect();
+        let outputs: Vars = steps.iter().map(|s| (s.output_key.clone(), s.text.clone())).collect();
         let report = json!({"inputs": vars, "steps": steps, "outputs": outputs});
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     let mut stdout = std::io::stdout().lock();
     let mut write_error = None;
-    let mut sink = |delta: &str| match stdout
-        .write_all(delta.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
+    let mut sink = |delta: &str| match stdout.write_all(delta.as_bytes()).and_then(|_| stdout.flush()) {
         Ok(()) => true,
         Err(e) => {
             write_error = Some(e);
@@ -107,10 +97,7 @@ mod tests {
     #[test]
     fn vars_parse_and_duplicates_are_refused() {
         let v = super::parse_vars(&["country=대한민국".into(), "q=a=b".into()]).unwrap();
-        assert_eq!(
-            (v["country"].as_str(), v["q"].as_str()),
-            ("대한민국", "a=b")
-        );
+        assert_eq!((v["country"].as_str(), v["q"].as_str()), ("대한민국", "a=b"));
         assert!(super::parse_vars(&["x".into()])
             .unwrap_err()
             .to_string()

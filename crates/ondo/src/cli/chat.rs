@@ -34,8 +34,7 @@ pub struct Args {
     sampling: SamplingArgs,
 }
 
-const HELP: &str =
-    "/reset forgets the conversation, /system TEXT sets the system message, /exit leaves; \
+const HELP: &str = "/reset forgets the conversation, /system TEXT sets the system message, /exit leaves; \
 Ctrl-C stops an answer";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -56,11 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut input = Input::new()?;
     let stop = Arc::new(AtomicBool::new(false));
     // A Ctrl-C while `stop` is already set (the answer has not ended yet) quits.
-    signal_hook::flag::register_conditional_shutdown(
-        signal_hook::consts::SIGINT,
-        130,
-        stop.clone(),
-    )?;
+    signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     let mut session = Session {
         llm,
@@ -96,10 +91,7 @@ struct Session {
 impl Session {
     /// Acts on one input line; false = leave.
     fn handle(&mut self, line: &str) -> anyhow::Result<bool> {
-        match line
-            .split_once(' ')
-            .map_or((line, ""), |(c, rest)| (c, rest.trim()))
-        {
+        match line.split_once(' ').map_or((line, ""), |(c, rest)| (c, rest.trim())) {
             ("", _) => {}
             ("/exit" | "/quit" | "/bye", _) => return Ok(false),
             ("/reset" | "/clear", _) => {
@@ -110,11 +102,7 @@ impl Session {
                 self.system = Some(text.to_string()).filter(|t| !t.is_empty());
                 eprintln!(
                     "[system message {}]",
-                    if self.system.is_some() {
-                        "set"
-                    } else {
-                        "removed"
-                    }
+                    if self.system.is_some() { "set" } else { "removed" }
                 );
             }
             ("/help" | "/?", _) => eprintln!("{HELP}"),
@@ -126,21 +114,14 @@ impl Session {
 
     /// The system message (when set) and the history.
     fn messages(&self) -> Vec<Value> {
-        let system = self
-            .system
-            .as_ref()
-            .map(|s| json!({"role": "system", "content": s}));
-        system
-            .into_iter()
-            .chain(self.history.iter().cloned())
-            .collect()
+        let system = self.system.as_ref().map(|s| json!({"role": "system", "content": s}));
+        system.into_iter().chain(self.history.iter().cloned()).collect()
     }
 
     /// Streams the answer to `question` to stdout and keeps both turns. A failed answer (e.g.
     /// a prompt past the context) is reported and leaves the history as it was.
     fn answer(&mut self, question: &str) -> anyhow::Result<()> {
-        self.history
-            .push(json!({"role": "user", "content": question}));
+        self.history.push(json!({"role": "user", "content": question}));
         let messages = self.messages();
         self.stop.store(false, Ordering::SeqCst);
         let mut stdout = std::io::stdout().lock();
@@ -151,12 +132,7 @@ impl Session {
             if index != 0 {
                 return true;
             }
-            if stop.load(Ordering::SeqCst)
-                || stdout
-                    .write_all(delta.as_bytes())
-                    .and_then(|_| stdout.flush())
-                    .is_err()
-            {
+            if stop.load(Ordering::SeqCst) || stdout.write_all(delta.as_bytes()).and_then(|_| stdout.flush()).is_err() {
                 return false;
             }
             shown.push_str(delta);
@@ -174,8 +150,7 @@ impl Session {
                 return Ok(());
             }
         };
-        let aborted =
-            out.outputs.first().and_then(|o| o.finish_reason) == Some(FinishReason::Abort);
+        let aborted = out.outputs.first().and_then(|o| o.finish_reason) == Some(FinishReason::Abort);
         if interrupted || aborted {
             eprintln!("[stopped]");
         }
@@ -185,8 +160,7 @@ impl Session {
                 json!({"tokens": out.prompt_token_ids.len(), "prompt": out.prompt})
             );
         }
-        self.history
-            .push(json!({"role": "assistant", "content": shown}));
+        self.history.push(json!({"role": "assistant", "content": shown}));
         Ok(())
     }
 }

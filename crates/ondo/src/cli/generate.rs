@@ -70,39 +70,25 @@ fn prompt_name(args: &Args, i: usize) -> String {
 
 /// Each line: a prompt plus optional per-prompt sampling fields over `base`. Errors name the
 /// file, the line and, where one is to blame, the field.
-fn read_jsonl(
-    file: &std::path::Path,
-    base: &SamplingParams,
-) -> anyhow::Result<Vec<(Prompt, SamplingParams)>> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+fn read_jsonl(file: &std::path::Path, base: &SamplingParams) -> anyhow::Result<Vec<(Prompt, SamplingParams)>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let base_json = serde_json::to_value(base)?;
     let mut jobs = vec![];
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let at = || format!("{}:{}", file.display(), n + 1);
-        let obj: Value =
-            serde_json::from_str(line).with_context(|| format!("{}: invalid JSON", at()))?;
+        let obj: Value = serde_json::from_str(line).with_context(|| format!("{}: invalid JSON", at()))?;
         let Value::Object(mut obj) = obj else {
             bail!("{}: expected a JSON object, got {}", at(), kind(&obj));
         };
         let prompt = match (obj.remove("prompt"), obj.remove("prompt_token_ids")) {
             (Some(Value::String(s)), None) => Prompt::Text(s),
-            (None, Some(ids)) => Prompt::Ids(serde_json::from_value(ids).with_context(|| {
-                format!("{}: prompt_token_ids must be a list of token ids", at())
-            })?),
-            (Some(_), Some(_)) => bail!(
-                "{}: give \"prompt\" or \"prompt_token_ids\", not both",
-                at()
+            (None, Some(ids)) => Prompt::Ids(
+                serde_json::from_value(ids)
+                    .with_context(|| format!("{}: prompt_token_ids must be a list of token ids", at()))?,
             ),
+            (Some(_), Some(_)) => bail!("{}: give \"prompt\" or \"prompt_token_ids\", not both", at()),
             (Some(other), None) => bail!("{}: prompt must be a string, got {}", at(), kind(&other)),
-            (None, None) => bail!(
-                "{}: expected \"prompt\" (a string) or \"prompt_token_ids\"",
-                at()
-            ),
+            (None, None) => bail!("{}: expected \"prompt\" (a string) or \"prompt_token_ids\"", at()),
         };
         let params = line_params(&base_json, obj).with_context(at)?;
         jobs.push((prompt, params));
@@ -111,10 +97,7 @@ fn read_jsonl(
 }
 
 /// `base` with the line's fields over it, validated. A field of the wrong type is named.
-fn line_params(
-    base: &Value,
-    fields: serde_json::Map<String, Value>,
-) -> anyhow::Result<SamplingParams> {
+fn line_params(base: &Value, fields: serde_json::Map<String, Value>) -> anyhow::Result<SamplingParams> {
     let merged = |fields: &mut dyn Iterator<Item = (String, Value)>| {
         let mut m = base.clone();
         if let Value::Object(o) = &mut m {

@@ -16,11 +16,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "ondo",
-    version,
-    about = "Run open language models on your own machine"
-)]
+#[command(name = "ondo", version, about = "Run open language models on your own machine")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,8 +49,7 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<ondo::Llm> {
-        let offline =
-            self.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
+        let offline = self.offline || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
         if self.max_num_seqs == 0 || self.max_num_batched_tokens == 0 {
             anyhow::bail!("--max-num-seqs and --max-num-batched-tokens must be at least 1");
         }
@@ -79,9 +74,7 @@ impl ModelArgs {
 /// for KB/MB/GB.
 fn parse_bytes(s: &str) -> Result<usize, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()

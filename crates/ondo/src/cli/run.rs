@@ -41,12 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let params = args.sampling.apply(params)?;
     let mut stdout = std::io::stdout().lock();
-    let mut sink = |_: usize, delta: &str| {
-        stdout
-            .write_all(delta.as_bytes())
-            .and_then(|_| stdout.flush())
-            .is_ok()
-    };
+    let mut sink = |_: usize, delta: &str| stdout.write_all(delta.as_bytes()).and_then(|_| stdout.flush()).is_ok();
     let out = if args.chat {
         let mut messages = vec![];
         if let Some(system) = &args.system {

@@ -148,17 +148,12 @@ fn python_seed(seed: i128) -> anyhow::Result<u64> {
 
 fn token_ids(field: &str, ids: &[i64]) -> anyhow::Result<Vec<u32>> {
     ids.iter()
-        .map(|&id| {
-            u32::try_from(id)
-                .map_err(|_| anyhow!("{field} must contain token ids (0 or more), got {id}"))
-        })
+        .map(|&id| u32::try_from(id).map_err(|_| anyhow!("{field} must contain token ids (0 or more), got {id}")))
         .collect()
 }
 
 fn parse_bias(entry: &str) -> anyhow::Result<(u32, f32)> {
-    let (id, bias) = entry
-        .split_once('=')
-        .ok_or_else(|| anyhow!("expected ID=BIAS"))?;
+    let (id, bias) = entry.split_once('=').ok_or_else(|| anyhow!("expected ID=BIAS"))?;
     Ok((
         id.trim().parse().context("ID must be a token id")?,
         bias.trim().parse().context("BIAS must be a number")?,
@@ -184,56 +179,35 @@ mod tests {
     #[test]
     fn negative_numbers_reach_validation() {
         for (args, want) in [
-            (
-                &["--max-tokens", "-1"][..],
-                "max_tokens must be at least 1, got -1",
-            ),
+            (&["--max-tokens", "-1"][..], "max_tokens must be at least 1, got -1"),
             (&["--n", "-2"], "n must be at least 1, got -2"),
             (&["--best-of", "-1"], "best_of must be at least 1, got -1"),
             (
                 &["--min-tokens", "-3"],
                 "min_tokens must be greater than or equal to 0, got -3",
             ),
-            (
-                &["--logprobs", "-1"],
-                "logprobs must be non-negative, got -1",
-            ),
+            (&["--logprobs", "-1"], "logprobs must be non-negative, got -1"),
             (
                 &["--prompt-logprobs", "-1"],
                 "prompt_logprobs must be non-negative, got -1",
             ),
-            (
-                &["--temperature", "-0.5"],
-                "temperature must be non-negative",
-            ),
+            (&["--temperature", "-0.5"], "temperature must be non-negative"),
             (&["--top-p", "-1"], "top_p must be in (0, 1]"),
             (&["--min-p", "-0.1"], "min_p must be in [0, 1]"),
             (&["--top-k", "-7"], "top_k must be -1 or 0"),
-            (
-                &["--presence-penalty", "-3"],
-                "presence_penalty must be in [-2, 2]",
-            ),
-            (
-                &["--frequency-penalty", "-2.5"],
-                "frequency_penalty must be in [-2, 2]",
-            ),
+            (&["--presence-penalty", "-3"], "presence_penalty must be in [-2, 2]"),
+            (&["--frequency-penalty", "-2.5"], "frequency_penalty must be in [-2, 2]"),
             (
                 &["--repetition-penalty", "-1"],
                 "repetition_penalty must be greater than zero",
             ),
-            (
-                &["--stop-token-ids", "-1"],
-                "stop_token_ids must contain token ids",
-            ),
+            (&["--stop-token-ids", "-1"], "stop_token_ids must contain token ids"),
             (
                 &["--allowed-token-ids", "3,-4"],
                 "allowed_token_ids must contain token ids (0 or more), got -4",
             ),
         ] {
-            let err = format!(
-                "{:#}",
-                apply(args).expect_err(&format!("{args:?} accepted"))
-            );
+            let err = format!("{:#}", apply(args).expect_err(&format!("{args:?} accepted")));
             assert!(err.contains(want), "{args:?}: {err}");
         }
     }
@@ -251,10 +225,7 @@ mod tests {
             "5=-100",
         ])
         .unwrap();
-        assert_eq!(
-            (p.top_k, p.presence_penalty, p.seed),
-            (-1, -1.5, Some(u64::MAX))
-        );
+        assert_eq!((p.top_k, p.presence_penalty, p.seed), (-1, -1.5, Some(u64::MAX)));
         assert_eq!(p.logit_bias.get(&5), Some(&-100.0));
         assert!(apply(&["--seed", "-99999999999999999999"])
             .unwrap_err()

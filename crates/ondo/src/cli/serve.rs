@@ -44,18 +44,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         host: args.host,
         port: args.port,
         api_key: args.api_key.filter(|k| !k.is_empty()),
-        model_name: args
-            .served_model_name
-            .unwrap_or_else(|| args.model.model.clone()),
+        model_name: args.served_model_name.unwrap_or_else(|| args.model.model.clone()),
         max_model_len: args.max_model_len,
         max_body_bytes: args.max_body_bytes,
         cors: args.cors,
         header_read_timeout: std::time::Duration::try_from_secs_f64(args.header_read_timeout)
             .ok()
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                anyhow::anyhow!("--header-read-timeout must be a positive number of seconds")
-            })?,
+            .ok_or_else(|| anyhow::anyhow!("--header-read-timeout must be a positive number of seconds"))?,
         max_header_bytes: args.max_header_bytes,
         max_messages: args.max_messages,
     };

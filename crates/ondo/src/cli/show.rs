@@ -91,20 +91,15 @@ fn gguf_report(path: &Path) -> anyhow::Result<Report> {
         format: "gguf",
         ..Default::default()
     };
-    r.architecture = g
-        .get_str("general.architecture")
-        .ok()
-        .flatten()
-        .map(str::to_string);
+    r.architecture = g.get_str("general.architecture").ok().flatten().map(str::to_string);
     match hparams_from_gguf(&g) {
         Ok(hp) => set_hparams(&mut r, &hp),
         Err(e) => r.notes.push(format!("no model hyperparameters: {e}")),
     }
     for t in g.tensors() {
-        let name = t.dtype.map_or_else(
-            || ggml_type_name(t.ggml_type).to_string(),
-            |d| d.name().to_string(),
-        );
+        let name = t
+            .dtype
+            .map_or_else(|| ggml_type_name(t.ggml_type).to_string(), |d| d.name().to_string());
         add_tensor(&mut r, name, t.n_elements(), t.size_bytes.unwrap_or(0));
     }
     if g.tensors().is_empty() {
@@ -127,14 +122,11 @@ fn folder_report(dir: &Path) -> anyhow::Result<Report> {
     };
     let hp = read_hparams(&files)?;
     set_hparams(&mut r, &hp);
-    let has_weights =
-        dir.join("model.safetensors").exists() || dir.join("model.safetensors.index.json").exists();
+    let has_weights = dir.join("model.safetensors").exists() || dir.join("model.safetensors.index.json").exists();
     if has_weights {
         let store = SafetensorsStore::open_dir(dir)?;
         for name in store.names() {
-            let t = store
-                .get(&name)
-                .with_context(|| format!("tensor {name}"))??;
+            let t = store.get(&name).with_context(|| format!("tensor {name}"))??;
             add_tensor(
                 &mut r,
                 t.dtype.name().to_string(),
@@ -161,11 +153,7 @@ fn set_hparams(r: &mut Report, hp: &Hparams) {
     r.hidden_size = Some(hp.hidden_size);
     r.attention_heads = Some(hp.num_attention_heads);
     r.kv_heads = Some(hp.num_key_value_heads);
-    r.specials = hp
-        .specials()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    r.specials = hp.specials().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
 }
 
 fn add_tensor(r: &mut Report, dtype: String, elements: u64, bytes: u64) {
@@ -202,10 +190,7 @@ fn plain(r: &Report) -> String {
     let mut line = |k: &str, v: String| s.push_str(&format!("{k:<16}{v}\n"));
     line("path", r.path.clone());
     line("format", r.format.to_string());
-    line(
-        "architecture",
-        r.architecture.clone().unwrap_or_else(|| "-".into()),
-    );
+    line("architecture", r.architecture.clone().unwrap_or_else(|| "-".into()));
     line(
         "parameters",
         format!("{} ({})", r.parameters, human(r.parameters as f64, "")),
@@ -232,11 +217,7 @@ fn plain(r: &Report) -> String {
     line("eos", special(&r.eos));
     line(
         "chat template",
-        if r.chat_template {
-            "yes".into()
-        } else {
-            "no".into()
-        },
+        if r.chat_template { "yes".into() } else { "no".into() },
     );
     for note in &r.notes {
         line("note", note.clone());

@@ -45,10 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let side = ondo_engine::load::load_text(&resolve(&args.model, args.offline)?)?;
     let tok = &side.tokenizer;
     let ids = tok.encode_with(&text, !args.no_add_special, !args.no_parse_special)?;
-    let tokens: Vec<String> = ids
-        .iter()
-        .map(|&id| tok.id_to_token(id).unwrap_or_default())
-        .collect();
+    let tokens: Vec<String> = ids.iter().map(|&id| tok.id_to_token(id).unwrap_or_default()).collect();
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", json!({"ids": ids, "tokens": tokens}))?;

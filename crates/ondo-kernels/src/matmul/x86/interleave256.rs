@@ -131,8 +131,7 @@ unsafe fn half32<const T: usize>(
             let x = a.qs.as_ptr().add(32 * b) as *const u8;
             let s = if signed {
                 // |q| against x with q's sign: exact in 16 bits (|q| ≤ 128)
-                let xk =
-                    |k: usize| _mm256_set1_epi32((x.add(4 * k) as *const i32).read_unaligned());
+                let xk = |k: usize| _mm256_set1_epi32((x.add(4 * k) as *const i32).read_unaligned());
                 let mut s = _mm256_setzero_si256();
                 for (k, q) in q.iter().enumerate() {
                     let prod = dot4(_mm256_abs_epi8(*q), _mm256_sign_epi8(xk(k), *q));

@@ -196,13 +196,7 @@ unsafe fn group_k4<const T: usize>(
 
 /// Q6_K: values `q − 32` with a signed scale per 16: `Σ_k sc_k · (Σ q·x − 32 · Σx)`.
 #[inline(always)]
-unsafe fn group_q6_k<const T: usize>(
-    tiles: &[u8],
-    a: &[ActRow],
-    out: *mut f32,
-    stride: usize,
-    ahead: *const u8,
-) {
+unsafe fn group_q6_k<const T: usize>(tiles: &[u8], a: &[ActRow], out: *mut f32, stride: usize, ahead: *const u8) {
     let mut acc = [_mm512_setzero_ps(); T];
     let two = _mm512_set1_epi8(0x30);
     for b in 0..tiles.len() / il::Q6_K_BYTES {
@@ -228,9 +222,7 @@ unsafe fn group_q6_k<const T: usize>(
                 }
             }
             // (sc_2j, sc_2j+1) as two i16 per lane, and each alone as i32
-            let pair = _mm512_cvtepi8_epi16(_mm256_loadu_si256(
-                tile.add(il::Q6_K_SC + 32 * j) as *const __m256i
-            ));
+            let pair = _mm512_cvtepi8_epi16(_mm256_loadu_si256(tile.add(il::Q6_K_SC + 32 * j) as *const __m256i));
             let sc_lo = _mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16);
             let sc_hi = _mm512_srai_epi32(pair, 16);
             for t in 0..T {

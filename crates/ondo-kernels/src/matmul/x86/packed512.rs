@@ -39,11 +39,7 @@ pub(crate) unsafe fn packed_dot(p: &Packed, sbs: usize, a: &[ActRow], out: &mut 
 }
 
 #[inline(always)]
-unsafe fn tile<const T: usize, const SB: usize>(
-    p: &Packed,
-    a: &[ActRow],
-    out: &mut [[f32; LANES]],
-) {
+unsafe fn tile<const T: usize, const SB: usize>(p: &Packed, a: &[ActRow], out: &mut [[f32; LANES]]) {
     let per = 256 / SB;
     let mut accf = [_mm256_setzero_ps(); T];
     let q = p.q.as_ptr();
