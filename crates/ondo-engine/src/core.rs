@@ -239,7 +239,8 @@ impl EngineCore {
             min_prefill_chunk: 16,
             num_blocks,
             block_size,
-            enable_prefix_caching: cfg.enable_prefix_caching,
+            // longrope keys depend on the prompt's whole length: a cached block is not reusable
+            enable_prefix_caching: cfg.enable_prefix_caching && hp.rope.long().is_none(),
         });
         stats.kv_blocks_total.store(num_blocks as u64, Relaxed);
         stats.kv_blocks_free.store(num_blocks as u64, Relaxed);
@@ -344,6 +345,8 @@ impl Executor {
                 &seq.table,
                 mode,
             );
+            // a prompt chunk: the prompt's whole length (rope scaling as in one pass)
+            self.batch.set_len(seq.tokens.len());
         }
         Ok(self.parts.model.forward(&self.batch, &mut self.kv, &mut self.ws)?)
     }

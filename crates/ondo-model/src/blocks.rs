@@ -50,7 +50,7 @@ pub struct Workspace {
     logits: Vec<f32>,           // [logit rows, vocab]
     seqs: Vec<AttnSeq>,         // the chunk's part of each sequence (rows relative to the chunk)
     slots: Vec<(usize, usize)>, // [chunk] (position, pool row = block * block_size + slot)
-    seq_end: Vec<usize>,        // [chunk] the row's sequence's last position in the batch + 1
+    seq_end: Vec<usize>,        // [chunk] the row's sequence's known length (Batch::lens)
 }
 
 impl Workspace {
@@ -88,7 +88,7 @@ impl Workspace {
     /// and every row's position and pool row.
     fn load_chunk(&mut self, batch: &Batch, rows: std::ops::Range<usize>, block_size: usize) {
         self.seqs.clear();
-        for s in &batch.seqs {
+        for (s, &len) in batch.seqs.iter().zip(&batch.lens) {
             let (a, b) = (s.row0.max(rows.start), (s.row0 + s.rows).min(rows.end));
             if a >= b {
                 continue;
@@ -103,7 +103,7 @@ impl Workspace {
                 let pos = sub.pos0 + i;
                 let block = batch.table[s.block0 + pos / block_size] as usize;
                 self.slots[sub.row0 + i] = (pos, block * block_size + pos % block_size);
-                self.seq_end[sub.row0 + i] = s.pos0 + s.rows;
+                self.seq_end[sub.row0 + i] = len;
             }
             self.seqs.push(sub);
         }

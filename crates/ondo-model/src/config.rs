@@ -31,8 +31,10 @@ pub enum RopeScaling {
     },
     /// Phi-3's `longrope`: a divisor per rotary pair, `short` while a sequence is within
     /// `original_max_position_embeddings` positions and `long` once it is past them (decided per
-    /// forward call from the sequence's last position, as transformers does), and cos/sin scaled
-    /// by `attention_factor`.
+    /// step from the sequence's known length, `Batch::lens`: a prompt's whole length, as
+    /// transformers decides for one pass over it), and cos/sin scaled by `attention_factor`.
+    /// A position's keys then depend on the prompt's length, so the engine turns prefix caching
+    /// off for such models.
     LongRope {
         short: Vec<f32>,
         long: Vec<f32>,

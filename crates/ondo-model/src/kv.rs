@@ -166,6 +166,10 @@ pub struct Batch {
     pub table: Vec<u32>,
     /// Rows of `tokens` whose logits are wanted, ascending; the output has one row each.
     pub logit_rows: Vec<usize>,
+    /// Each sequence's known length: at least its last position in this batch + 1, more when
+    /// this step is one chunk of a longer prompt (`set_len`). Length-dependent rope scaling
+    /// (longrope) is chosen from it, so a prompt run in chunks gets the scaling of one pass.
+    pub lens: Vec<usize>,
 }
 
 impl Batch {
@@ -174,6 +178,7 @@ impl Batch {
         self.seqs.clear();
         self.table.clear();
         self.logit_rows.clear();
+        self.lens.clear();
     }
 
     /// Add a sequence: `tokens` at positions `pos0..`, its block table (covering at least
@@ -188,11 +193,20 @@ impl Batch {
             block0: self.table.len(),
         });
         self.table.extend_from_slice(blocks);
+        self.lens.push(pos0 + tokens.len());
         match logits {
             LogitsFor::None => {}
             LogitsFor::Last if tokens.is_empty() => {}
             LogitsFor::Last => self.logit_rows.push(row0 + tokens.len() - 1),
             LogitsFor::All => self.logit_rows.extend(row0..row0 + tokens.len()),
+        }
+    }
+
+    /// The last pushed sequence is `len` tokens long in all (its prompt goes on past this
+    /// step's rows); shorter lengths are ignored.
+    pub fn set_len(&mut self, len: usize) {
+        if let Some(l) = self.lens.last_mut() {
+            *l = (*l).max(len);
         }
     }
 

@@ -76,3 +76,44 @@ fn a_sequence_beside_others_gets_its_logits_alone() {
         }
     }
 }
+
+/// Longrope picks its factors from the sequence's length (as transformers does for one pass over
+/// the prompt). A prompt past `original_max_position_embeddings` (128 in the tiny Phi-3) run in
+/// two steps, as the scheduler chunks it, each step told the prompt's length (`Batch::set_len`),
+/// gives the logits of one pass; without the length its first step gets the short factors.
+#[test]
+fn a_long_prompt_in_steps_gets_the_rope_of_one_pass() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny-models/phi3");
+    let model = load_model(&dir).unwrap();
+    let hp = model.hparams();
+    let (n, split, bs) = (200usize, 100usize, 16usize);
+    let prompt: Vec<u32> = (0..n as u32).map(|i| (1 + i * 7) % hp.vocab_size as u32).collect();
+    let blocks: Vec<u32> = (0..n.div_ceil(bs) as u32).collect();
+    let mut ws = Workspace::new(hp, 256);
+    let mut run = |steps: &[(usize, usize, Option<usize>)]| {
+        let mut pool = KvPool::new(hp, blocks.len(), bs, KvDtype::F32);
+        let mut out = vec![];
+        for &(a, b, len) in steps {
+            let mut batch = Batch::default();
+            batch.push(&prompt[a..b], a, &blocks, LogitsFor::All);
+            if let Some(len) = len {
+                batch.set_len(len);
+            }
+            out.extend_from_slice(model.forward(&batch, &mut pool, &mut ws).unwrap());
+        }
+        out
+    };
+    let want = run(&[(0, n, None)]);
+    let got = run(&[(0, split, Some(n)), (split, n, Some(n))]);
+    assert!(
+        max_diff(&got, &want) == 0.0,
+        "in two steps: logits differ by {}",
+        max_diff(&got, &want)
+    );
+    let short = run(&[(0, split, None)]);
+    let d = max_diff(&short, &want[..short.len()]);
+    assert!(
+        d > 1e-3,
+        "the first 100 positions alone take the short factors (differ by {d})"
+    );
+}
