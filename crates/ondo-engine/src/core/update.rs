@@ -1,9 +1,10 @@
 //! The update phase of an engine step: a step's logits become prompt logprobs, forks, drawn
 //! tokens (in parallel, `draws`), then stop rules, text and events in plan order.
 
-use super::{Request, State};
+use super::State;
 use crate::draws;
 use crate::output::FinishReason;
+use crate::params::SamplingParams;
 use crate::scheduler::{Plan, SeqId};
 use crate::seq::Decoding;
 use crate::Event;
@@ -20,7 +21,7 @@ pub(super) struct Sample {
     row: usize,
     /// The sequence's length before the token.
     len: usize,
-    /// Its first unit in `units` (one per target, in order).
+    /// Its first unit in `units` (one per target, in order; set by `draw_samples`).
     unit0: usize,
 }
 
@@ -57,18 +58,26 @@ impl State {
     }
 
     /// Draw the token of every sequence in `samples` (each draw only touches its sequence).
+    /// Units are made request by request, each request borrowed once, its sequences' pointers
+    /// all derived from one pointer to its `seqs`: no unit's pointer is invalidated by a later
+    /// borrow. Each sample notes its first unit.
     fn draw_samples(&mut self, logits: &[f32]) {
         self.units.clear();
-        for s in &self.samples {
-            let req = self.requests[s.slot].as_mut().expect("a sampling request is live");
-            let Request { params, seqs, .. } = req;
-            for seq in &mut seqs[s.targets.clone()] {
-                self.units.push(draws::Unit {
-                    seq,
-                    params,
-                    row: s.row,
-                    token: 0,
-                });
+        for (slot, req) in self.requests.iter_mut().enumerate() {
+            let Some(req) = req else { continue };
+            let params: *const SamplingParams = &req.params;
+            let seqs = req.seqs.as_mut_ptr();
+            for s in self.samples.iter_mut().filter(|s| s.slot == slot) {
+                s.unit0 = self.units.len();
+                for i in s.targets.clone() {
+                    self.units.push(draws::Unit {
+                        // SAFETY: i < seqs.len(): targets index the request's sequences.
+                        seq: unsafe { seqs.add(i) },
+                        params,
+                        row: s.row,
+                        token: 0,
+                    });
+                }
             }
         }
         let vocab = self.limits.vocab_size;
@@ -77,6 +86,7 @@ impl State {
         // only read, and nothing else touches the requests until `run` returns.
         unsafe { draws::run(&self.parts.pool, &mut self.units, logits, vocab) };
     }
+
     /// The logprobs of prompt token `pos + 1` from the logits at `pos`.
     fn prompt_logprob(&mut self, id: SeqId, pos: usize, row: &[f32]) {
         let (slot, _) = self.owner[id];
@@ -112,13 +122,12 @@ impl State {
             index..index + 1
         };
         let len = self.sched.seq(id).tokens.len();
-        let unit0 = self.samples.last().map_or(0, |s| s.unit0 + s.targets.len());
         self.samples.push(Sample {
             slot,
             targets,
             row,
             len,
-            unit0,
+            unit0: 0, // set by draw_samples
         });
     }
 
