@@ -1,6 +1,6 @@
 //! `cargo bench -p ondo-kernels --bench kernels [-- FORMAT... [--batch] [--hot]]`: pool latency,
 //! read bandwidth, batch-1 matvec GB/s (and % of the measured bandwidth) and batched GFLOP/s
-//! per format, with 1 and 2 threads. `--hot` measures matvec on a cache-resident matrix
+//! per format, with 1 and 2 threads (`BATCHES=8,16`: batched tables at those sizes only). `--hot` measures matvec on a cache-resident matrix
 //! (`HOT_ROWS` x `HOT_COLS`, default 128 x 4096): the kernels' compute ceiling.
 
 use ondo_kernels::{bench, DType};
@@ -16,6 +16,13 @@ fn main() {
     } else {
         named
     };
+    // BATCHES=8,16: only batched tables at those sizes (e.g. where a decode step of 8-16 sequences is)
+    if let Ok(list) = std::env::var("BATCHES") {
+        for n in list.split(',').filter_map(|b| b.trim().parse().ok()) {
+            print!("{}", bench::table(&bench::batched(&formats, &[1, 2], n, 4096, 14336)));
+        }
+        return;
+    }
     if args.iter().any(|a| a == "--hot") {
         let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
         let rows = bench::matvec_in_cache(&formats, env("HOT_ROWS", 128), env("HOT_COLS", 4096));

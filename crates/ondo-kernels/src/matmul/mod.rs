@@ -232,7 +232,7 @@ struct Plan {
     interleaved: bool,
 }
 
-/// Batch size from which K-quant weights go through `packed` row blocks (on AVX-512 VNNI).
+/// Batch size from which K-quant weights go through `packed` row blocks (AVX2 and AVX-512 VNNI).
 const PACK_MIN_TOKENS: usize = 8;
 
 impl Plan {
@@ -257,7 +257,7 @@ impl Plan {
         };
         let simd = kernel_for(dtype, isa);
         let rows2 = kernel_rows2(isa);
-        let packed = isa == Isa::Avx512Vnni && packed::packs(dtype) && n >= PACK_MIN_TOKENS && !interleaved;
+        let packed = isa != Isa::Scalar && packed::packs(dtype) && n >= PACK_MIN_TOKENS && !interleaved;
         let plan = |act, dot, via_f32| Plan {
             isa,
             dtype,
@@ -403,7 +403,7 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
                 } else if plan.packed {
                     // SAFETY: task `task` alone uses pack `task` (there are `tasks` of them).
                     let pack = unsafe { packs.get(task) };
-                    rows_packed(job.w, x, acts, rs, pack, out);
+                    rows_packed(plan.isa, job.w, x, acts, rs, pack, out);
                 } else if plan.via_f32 {
                     rows_f32(plan, job.w, x, acts, rs, Some(buf()), &write);
                 } else if plan.rows2.is_some() && n > 1 {
@@ -552,7 +552,7 @@ impl PackPtr {
 /// Rows `rs` eight at a time: unpack them into `pack`, then run every token against the pack,
 /// `PACKED_TOKENS` tokens per kernel call.
 #[cfg(target_arch = "x86_64")]
-fn rows_packed(w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, pack: &mut packed::Packed, out: OutPtr) {
+fn rows_packed(isa: Isa, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, pack: &mut packed::Packed, out: OutPtr) {
     use packed::LANES;
     use x86::PACKED_TOKENS as TOKENS;
     let (rows, n) = (w.rows(), x.len() / w.cols());
@@ -568,8 +568,13 @@ fn rows_packed(w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, pack: &mut 
         for t0 in (0..n).step_by(TOKENS) {
             let k = (n - t0).min(TOKENS);
             let act_rows: [ActRow; TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
-            // SAFETY: plans are only packed on AVX-512 VNNI CPUs.
-            unsafe { x86::packed_dot(pack, sbs, &act_rows[..k], &mut tile[..k]) };
+            // SAFETY: plans are only packed on the ISA they run on (AVX2 or AVX-512 VNNI).
+            unsafe {
+                match isa {
+                    Isa::Avx512Vnni => x86::packed_dot(pack, sbs, &act_rows[..k], &mut tile[..k]),
+                    _ => x86::packed_dot_avx2(pack, sbs, &act_rows[..k], &mut tile[..k]),
+                }
+            };
             for (t, lanes) in tile[..k].iter().enumerate() {
                 for (r, v) in (rb..rb_end).zip(lanes) {
                     // SAFETY: (t0 + t, r) is inside out ([n, rows]); row r belongs to this task.
@@ -581,7 +586,7 @@ fn rows_packed(w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, pack: &mut 
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn rows_packed(_: &Weight, _: &[f32], _: &Acts, _: Range<usize>, _: &mut packed::Packed, _: OutPtr) {
+fn rows_packed(_: Isa, _: &Weight, _: &[f32], _: &Acts, _: Range<usize>, _: &mut packed::Packed, _: OutPtr) {
     unreachable!("packed plans are x86-64 only")
 }
 

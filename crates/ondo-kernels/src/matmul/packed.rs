@@ -174,6 +174,8 @@ pub(crate) struct Packed {
     pub q: Vec<u8>,
     /// `[blocks · sub-blocks per block][LANES]`.
     pub sc: Vec<i32>,
+    /// `sc` with the scale in both i16 halves of each i32 (the AVX2 kernel's `vpmaddwd` operand).
+    pub sc16: Vec<i32>,
     /// `[blocks][8][LANES]`: the mins of 16-value halves `2k` and `2k + 1` as two i16 in an i32,
     /// for one `vpdpwssd` against two activation sums at once.
     pub m16: Vec<i32>,
@@ -193,6 +195,7 @@ impl Packed {
         self.blocks = blocks;
         fit(&mut self.q, blocks * 256 * LANES);
         fit(&mut self.sc, blocks * sb * LANES);
+        fit(&mut self.sc16, blocks * sb * LANES);
         fit(&mut self.m16, blocks * 8 * LANES);
         fit(&mut self.d, blocks * LANES);
         fit(&mut self.dmin, blocks * LANES);
@@ -226,6 +229,7 @@ impl Packed {
         for j in 0..sb {
             for (lane, u) in us.iter().enumerate() {
                 self.sc[(i * sb + j) * LANES + lane] = u.sc[j];
+                self.sc16[(i * sb + j) * LANES + lane] = (u.sc[j] & 0xFFFF) | (u.sc[j] << 16);
             }
         }
         // 16-value half h lies in sub-block h · sb / 16 (sb sub-blocks per block)
@@ -331,35 +335,96 @@ mod tests {
 
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_x86_kernel_matches_the_scalar_reference() {
-        use crate::matmul::x86::{packed_dot, PACKED_TOKENS};
-        if !crate::Isa::supported().contains(&crate::Isa::Avx512Vnni) {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI");
+    fn the_x86_kernels_match_the_scalar_reference() {
+        use crate::matmul::x86::{packed_dot, packed_dot_avx2, PACKED_TOKENS};
+        use crate::Isa;
+        let mut rng = Rng::new(6);
+        for isa in [Isa::Avx2, Isa::Avx512Vnni] {
+            if !Isa::supported().contains(&isa) {
+                eprintln!("skipped {}: this CPU lacks it", isa.name());
+                continue;
+            }
+            for dtype in FORMATS {
+                // 3 blocks of 256, 7 rows (a partial pack), every token count a call takes
+                let (rows, cols) = (7, 768);
+                let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+                let x = rng.normals(PACKED_TOKENS * cols);
+                let mut acts = Acts::default();
+                acts.prepare(ActKind::Q8K, &x, cols, false);
+                let mut p = Packed::default();
+                let rs: Vec<&[u8]> = (0..rows).map(|r| w.row(r)).collect();
+                p.pack(dtype, &rs);
+                for tokens in 1..=PACKED_TOKENS {
+                    let a: Vec<ActRow> = (0..tokens).map(|t| acts.row(&x, t)).collect();
+                    let mut got = vec![[f32::NAN; LANES]; tokens];
+                    // SAFETY: checked above that the CPU has `isa`.
+                    unsafe {
+                        match isa {
+                            Isa::Avx2 => packed_dot_avx2(&p, sub_block(dtype), &a, &mut got),
+                            _ => packed_dot(&p, sub_block(dtype), &a, &mut got),
+                        }
+                    };
+                    for (t, lanes) in got.iter().enumerate() {
+                        for (lane, g) in lanes.iter().enumerate() {
+                            let want = p.row_dot(lane, &a[t]);
+                            assert!(
+                                (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                                "{} {dtype} tokens {tokens} t {t} lane {lane}: {g} vs {want}",
+                                isa.name()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX2 kernel's i16 sums at their bounds: every value at the largest `q` a packed format
+    /// has (63, Q6_K), every activation −128 or +127, the largest scales (the products a
+    /// saturating `vpmaddubsw` pair or `vpaddw` would clip if the bounds in `packed256.rs` were
+    /// wrong).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_kernel_does_not_saturate_at_extreme_values() {
+        use crate::matmul::x86::packed_dot_avx2;
+        if !crate::Isa::supported().contains(&crate::Isa::Avx2) {
+            eprintln!("skipped: this CPU has no AVX2");
             return;
         }
-        let mut rng = Rng::new(6);
-        for dtype in FORMATS {
-            let (rows, cols) = (7, 768);
-            let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
-            let x = rng.normals(PACKED_TOKENS * cols);
-            let mut acts = Acts::default();
-            acts.prepare(ActKind::Q8K, &x, cols, false);
-            let mut p = Packed::default();
-            let rs: Vec<&[u8]> = (0..rows).map(|r| w.row(r)).collect();
-            p.pack(dtype, &rs);
-            for tokens in 1..=PACKED_TOKENS {
-                let a: Vec<ActRow> = (0..tokens).map(|t| acts.row(&x, t)).collect();
-                let mut got = vec![[f32::NAN; LANES]; tokens];
-                // SAFETY: checked above that the CPU has AVX-512 VNNI.
-                unsafe { packed_dot(&p, sub_block(dtype), &a, &mut got) };
-                for (t, lanes) in got.iter().enumerate() {
-                    for (lane, g) in lanes.iter().enumerate() {
-                        let want = p.row_dot(lane, &a[t]);
-                        assert!(
-                            (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                            "{dtype} tokens {tokens} t {t} lane {lane}: {g} vs {want}"
-                        );
-                    }
+        let blocks = 2;
+        for (dtype, sc) in [(DType::Q6_K, -128), (DType::Q6_K, 127), (DType::Q4_K, 63)] {
+            let per = 256 / sub_block(dtype);
+            let sc16 = (sc & 0xFFFF) | (sc << 16);
+            let p = Packed {
+                dtype: Some(dtype),
+                blocks,
+                q: vec![63; blocks * 256 * LANES],
+                sc: vec![sc; blocks * per * LANES],
+                sc16: vec![sc16; blocks * per * LANES],
+                m16: vec![(4000 & 0xFFFF) | (-4000 << 16); blocks * 8 * LANES],
+                d: vec![1.0; blocks * LANES],
+                dmin: vec![0.5; blocks * LANES],
+            };
+            for x in [-128i8, 127] {
+                let qs = vec![x; blocks * 256];
+                let bsums = vec![16 * x as i16; blocks * 16];
+                let d = vec![1.0; blocks];
+                let a = [ActRow {
+                    f: &[],
+                    qs: &qs,
+                    d: &d,
+                    s: &[],
+                    bsums: &bsums,
+                }];
+                let mut got = [[f32::NAN; LANES]];
+                // SAFETY: checked above that the CPU has AVX2.
+                unsafe { packed_dot_avx2(&p, sub_block(dtype), &a, &mut got) };
+                for (lane, g) in got[0].iter().enumerate() {
+                    let want = p.row_dot(lane, &a[0]);
+                    assert!(
+                        (g - want).abs() <= 1e-6 * want.abs(),
+                        "{dtype} sc {sc} x {x} lane {lane}: {g} vs {want}"
+                    );
                 }
             }
         }

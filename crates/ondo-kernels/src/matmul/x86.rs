@@ -21,6 +21,7 @@ use std::arch::x86_64::*;
 mod interleave256;
 mod interleave512;
 mod kquant512;
+mod packed256;
 mod packed512;
 pub(crate) use interleave256::group_dot as group_dot_avx2;
 pub(crate) use interleave512::group_dot;
@@ -35,6 +36,7 @@ pub(crate) unsafe fn prefetch(ahead: *const u8, at: usize, len: usize) {
     }
 }
 
+pub(crate) use packed256::packed_dot as packed_dot_avx2;
 pub(crate) use packed512::{packed_dot, TOKENS as PACKED_TOKENS};
 
 // ---- helpers (inlined into the feature-enabled entry points) ----
