@@ -47,7 +47,7 @@ pub(crate) fn read_by(isa: crate::Isa, dtype: DType) -> bool {
     let k_quant = matches!(dtype, DType::Q4_K | DType::Q5_K | DType::Q6_K);
     match isa {
         Isa::Avx512Vnni => interleaves(dtype),
-        Isa::Avx2 => interleaves(dtype) && !k_quant,
+        Isa::Avx2 | Isa::AvxVnni => interleaves(dtype) && !k_quant,
         Isa::Scalar => false,
     }
 }

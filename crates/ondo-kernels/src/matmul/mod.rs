@@ -72,13 +72,16 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 + FMA + F16C.
     Avx2,
+    /// The AVX2 kernels with AVX-VNNI's VEX `vpdpbusd` for the integer products (Intel Alder
+    /// Lake and later, AMD Zen 4 and later).
+    AvxVnni,
     /// x86-64 AVX2 kernels plus AVX-512 F/BW/VL/VNNI instructions.
     Avx512Vnni,
 }
 
 impl Isa {
     /// The best this CPU supports, `Scalar` when `ONDO_FORCE_SCALAR=1`, or the one named by
-    /// `ONDO_ISA` (`scalar`, `avx2`, `avx512vnni`) when this CPU has it (to compare them).
+    /// `ONDO_ISA` (`scalar`, `avx2`, `avxvnni`, `avx512vnni`) when this CPU has it (to compare them).
     /// Decided once.
     pub fn detect() -> Isa {
         static ISA: OnceLock<Isa> = OnceLock::new();
@@ -100,6 +103,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avxvnni",
             Isa::Avx512Vnni => "avx512vnni",
         }
     }
@@ -111,8 +115,9 @@ impl Isa {
             let mut out = vec![Isa::Scalar];
             #[cfg(target_arch = "x86_64")]
             {
-                let (avx2, vnni) = x86::detect();
+                let (avx2, avx_vnni, vnni) = x86::detect();
                 out.extend(avx2.then_some(Isa::Avx2));
+                out.extend(avx_vnni.then_some(Isa::AvxVnni));
                 out.extend(vnni.then_some(Isa::Avx512Vnni));
             }
             out
@@ -232,7 +237,7 @@ struct Plan {
     interleaved: bool,
 }
 
-/// Batch size from which K-quant weights go through `packed` row blocks (AVX2 and AVX-512 VNNI).
+/// Batch size from which K-quant weights go through `packed` row blocks (every x86 ISA).
 const PACK_MIN_TOKENS: usize = 8;
 
 impl Plan {
@@ -304,9 +309,11 @@ fn kernel_for(dtype: DType, isa: Isa) -> Option<Dot> {
     match isa {
         Isa::Scalar => None,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => x86::kernel(dtype, false),
+        Isa::Avx2 => x86::kernel(dtype, x86::AVX2),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Vnni => x86::kernel(dtype, true),
+        Isa::AvxVnni => x86::kernel(dtype, x86::AVX_VNNI),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => x86::kernel(dtype, x86::AVX512),
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -572,6 +579,7 @@ fn rows_packed(isa: Isa, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, p
             unsafe {
                 match isa {
                     Isa::Avx512Vnni => x86::packed_dot(pack, sbs, &act_rows[..k], &mut tile[..k]),
+                    Isa::AvxVnni => x86::packed_dot_avx_vnni(pack, sbs, &act_rows[..k], &mut tile[..k]),
                     _ => x86::packed_dot_avx2(pack, sbs, &act_rows[..k], &mut tile[..k]),
                 }
             };

@@ -336,10 +336,10 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_x86_kernels_match_the_scalar_reference() {
-        use crate::matmul::x86::{packed_dot, packed_dot_avx2, PACKED_TOKENS};
+        use crate::matmul::x86::{packed_dot, packed_dot_avx2, packed_dot_avx_vnni, PACKED_TOKENS};
         use crate::Isa;
         let mut rng = Rng::new(6);
-        for isa in [Isa::Avx2, Isa::Avx512Vnni] {
+        for isa in [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni] {
             if !Isa::supported().contains(&isa) {
                 eprintln!("skipped {}: this CPU lacks it", isa.name());
                 continue;
@@ -361,6 +361,7 @@ mod tests {
                     unsafe {
                         match isa {
                             Isa::Avx2 => packed_dot_avx2(&p, sub_block(dtype), &a, &mut got),
+                            Isa::AvxVnni => packed_dot_avx_vnni(&p, sub_block(dtype), &a, &mut got),
                             _ => packed_dot(&p, sub_block(dtype), &a, &mut got),
                         }
                     };

@@ -2,11 +2,13 @@
 //!
 //! A kernel unpacks each weight block once and dots it with `T` activation rows (`T` a const
 //! generic, 1..=4), so batched matmuls reuse the unpacking and the weight loads. Each kernel
-//! body is written once, `#[inline(always)]`, generic over `VNNI`, and instantiated in two entry
-//! points compiled with different target features: AVX2+FMA+F16C, and the same plus AVX-512
-//! F/BW/VL/DQ/VNNI (where `vpdpbusd` replaces `vpmaddubsw`+`vpmaddwd`, `vpmovm2b` expands Q5
-//! high bits, and the 32-value formats take two blocks per 512-bit register). `kernel` picks
-//! the entry point; `detect` says which builds this CPU can run.
+//! body is written once, `#[inline(always)]`, generic over the build `V` (`AVX2`, `AVX_VNNI`,
+//! `AVX512`), and instantiated in three entry points compiled with different target features:
+//! AVX2+FMA+F16C; the same plus AVX-VNNI (the VEX `vpdpbusd` of Alder Lake and later, Zen 4/5:
+//! it replaces `vpmaddubsw`+`vpmaddwd`, nothing else changes); and AVX2 plus AVX-512
+//! F/BW/VL/DQ/VNNI (where `vpdpbusd` replaces them too, `vpmovm2b` expands Q5 high bits, and the
+//! 32-value formats take two blocks per 512-bit register). `kernel` picks the entry point;
+//! `detect` says which builds this CPU can run.
 //!
 //! Order: helpers, 32-value formats (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0), K-quants (Q4_K/Q5_K, Q6_K,
 //! Q2_K/Q3_K), float formats, activation quantization, the two-row f32 kernel, entry points.
@@ -17,6 +19,11 @@
 use super::act::ActRow;
 use crate::DType;
 use std::arch::x86_64::*;
+
+/// The kernel builds (the `V` parameter of the kernel bodies).
+pub(crate) const AVX2: u8 = 0;
+pub(crate) const AVX_VNNI: u8 = 1;
+pub(crate) const AVX512: u8 = 2;
 
 mod interleave256;
 mod interleave512;
@@ -36,7 +43,7 @@ pub(crate) unsafe fn prefetch(ahead: *const u8, at: usize, len: usize) {
     }
 }
 
-pub(crate) use packed256::packed_dot as packed_dot_avx2;
+pub(crate) use packed256::{packed_dot as packed_dot_avx2, packed_dot_vnni as packed_dot_avx_vnni};
 pub(crate) use packed512::{packed_dot, TOKENS as PACKED_TOKENS};
 
 // ---- helpers (inlined into the feature-enabled entry points) ----
@@ -100,8 +107,8 @@ unsafe fn bits_pair_0x10(qh0: u32, qh1: u32) -> __m512i {
 
 /// The 32 bits of `bits` as 32 bytes of 0x10 (bit set) or 0.
 #[inline(always)]
-unsafe fn bits_to_0x10<const VNNI: bool>(bits: u32) -> __m256i {
-    let ones = if VNNI {
+unsafe fn bits_to_0x10<const V: u8>(bits: u32) -> __m256i {
+    let ones = if V == AVX512 {
         _mm256_movm_epi8(bits)
     } else {
         // byte j takes source byte j/8, then tests bit j%8 by or-ing every other bit in.
@@ -115,11 +122,11 @@ unsafe fn bits_to_0x10<const VNNI: bool>(bits: u32) -> __m256i {
 
 /// Sums of 4 adjacent u8 × i8 products as 8 i32 (u ≤ 128 keeps the AVX2 form exact).
 #[inline(always)]
-unsafe fn dot_u8i8<const VNNI: bool>(u: __m256i, s: __m256i) -> __m256i {
-    if VNNI {
-        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
-    } else {
-        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+unsafe fn dot_u8i8<const V: u8>(u: __m256i, s: __m256i) -> __m256i {
+    match V {
+        AVX512 => _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s),
+        AVX_VNNI => _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s),
+        _ => _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)),
     }
 }
 
@@ -134,11 +141,11 @@ trait Block32 {
     const BYTES: usize;
     const SIGNED: bool = false;
     const OFFSET: bool = true;
-    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i;
+    unsafe fn quants<const V: u8>(b: *const u8) -> __m256i;
     /// Blocks `b` and `b + BYTES` as one 512-bit vector (AVX-512 builds only).
     #[inline(always)]
     unsafe fn quants_pair(b: *const u8) -> __m512i {
-        let (q0, q1) = (Self::quants::<true>(b), Self::quants::<true>(b.add(Self::BYTES)));
+        let (q0, q1) = (Self::quants::<AVX512>(b), Self::quants::<AVX512>(b.add(Self::BYTES)));
         _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1)
     }
     unsafe fn offset(b: *const u8, d: f32) -> f32;
@@ -164,7 +171,7 @@ impl Block32 for Q4_0 {
     }
     const BYTES: usize = 18;
     #[inline(always)]
-    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
+    unsafe fn quants<const V: u8>(b: *const u8) -> __m256i {
         nibbles32(b.add(2))
     }
     #[inline(always)]
@@ -185,7 +192,7 @@ impl Block32 for Q4_1 {
     }
     const BYTES: usize = 20;
     #[inline(always)]
-    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
+    unsafe fn quants<const V: u8>(b: *const u8) -> __m256i {
         nibbles32(b.add(4))
     }
     #[inline(always)]
@@ -208,7 +215,7 @@ impl Block32 for Q5_0 {
     }
     const BYTES: usize = 22;
     #[inline(always)]
-    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
+    unsafe fn quants<const V: u8>(b: *const u8) -> __m256i {
         let qh = (b.add(2) as *const u32).read_unaligned();
         _mm256_or_si256(nibbles32(b.add(6)), bits_to_0x10::<V>(qh))
     }
@@ -232,7 +239,7 @@ impl Block32 for Q5_1 {
     }
     const BYTES: usize = 24;
     #[inline(always)]
-    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
+    unsafe fn quants<const V: u8>(b: *const u8) -> __m256i {
         let qh = (b.add(4) as *const u32).read_unaligned();
         _mm256_or_si256(nibbles32(b.add(8)), bits_to_0x10::<V>(qh))
     }
@@ -252,7 +259,7 @@ impl Block32 for Q8_0 {
     const SIGNED: bool = true;
     const OFFSET: bool = false;
     #[inline(always)]
-    unsafe fn quants<const V: bool>(b: *const u8) -> __m256i {
+    unsafe fn quants<const V: u8>(b: *const u8) -> __m256i {
         load(b.add(2))
     }
     #[inline(always)]
@@ -271,7 +278,7 @@ unsafe fn f16x8(p: *const u8, stride: usize) -> __m256 {
 
 /// The unsigned weights of block `b` dotted with 32 activations at `x` (8 lanes of i32).
 #[inline(always)]
-unsafe fn block_dot<const V: bool, B: Block32>(q: __m256i, x: *const u8) -> __m256i {
+unsafe fn block_dot<const V: u8, B: Block32>(q: __m256i, x: *const u8) -> __m256i {
     if B::SIGNED {
         dot_u8i8::<V>(_mm256_abs_epi8(q), _mm256_sign_epi8(load(x), q))
     } else {
@@ -283,7 +290,7 @@ unsafe fn block_dot<const V: bool, B: Block32>(q: __m256i, x: *const u8) -> __m2
 /// `d_w·d_a` stored, so each block only loads its broadcast; the offset term is one FMA per
 /// token for all eight blocks.
 #[inline(always)]
-unsafe fn group32<const V: bool, B: Block32, const T: usize>(
+unsafe fn group32<const V: u8, B: Block32, const T: usize>(
     w: &[u8],
     a: &[ActRow],
     g: usize,
@@ -374,7 +381,7 @@ unsafe fn group32_512<B: Block32, const T: usize>(
 
 /// Block `i` alone (the tail after whole groups of eight).
 #[inline(always)]
-unsafe fn block32<const V: bool, B: Block32, const T: usize>(
+unsafe fn block32<const V: u8, B: Block32, const T: usize>(
     w: &[u8],
     a: &[ActRow],
     i: usize,
@@ -397,11 +404,11 @@ unsafe fn block32<const V: bool, B: Block32, const T: usize>(
 
 /// `out[t] = Σ_blocks d_w d_a Σqa + offset · s_a`.
 #[inline(always)]
-unsafe fn dot32<const V: bool, B: Block32, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+unsafe fn dot32<const V: u8, B: Block32, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let nb = w.len() / B::BYTES;
     let mut acc = [[_mm256_setzero_ps(); 2]; T];
     let mut off = [_mm256_setzero_ps(); T];
-    if V {
+    if V == AVX512 {
         let mut acc512 = [[_mm512_setzero_ps(); 2]; T];
         for g in 0..nb / 8 {
             group32_512::<B, T>(w, a, g, &mut acc512, &mut off);
@@ -454,7 +461,7 @@ unsafe fn q4_k_scales(p: *const u8) -> (u64, u64) {
 
 /// Q4_K, and Q5_K when `FIVE` (a fifth bit per value from `qh`, bits 2j and 2j+1 for chunk j).
 #[inline(always)]
-unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+unsafe fn q45_k<const V: u8, const T: usize, const FIVE: bool>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let (bb, qs_at) = if FIVE { (176, 48) } else { (144, 16) };
     let nb = w.len() / bb;
     let (mut acc, mut accm) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
@@ -505,12 +512,12 @@ unsafe fn q45_k<const V: bool, const T: usize, const FIVE: bool>(w: &[u8], a: &[
 }
 
 #[inline(always)]
-unsafe fn q4_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+unsafe fn q4_k<const V: u8, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     q45_k::<V, T, false>(w, a, out)
 }
 
 #[inline(always)]
-unsafe fn q5_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+unsafe fn q5_k<const V: u8, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     q45_k::<V, T, true>(w, a, out)
 }
 
@@ -532,8 +539,8 @@ unsafe fn q6_k_half(ql: *const u8, qh: *const u8) -> [__m256i; 4] {
 }
 
 #[inline(always)]
-unsafe fn q6_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
-    if V {
+unsafe fn q6_k<const V: u8, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+    if V == AVX512 {
         kquant512::q6_k::<T>(w, a, out)
     } else {
         q6_k_256::<T>(w, a, out)
@@ -617,7 +624,7 @@ unsafe fn q3_k_scales(p: *const u8) -> __m128i {
 /// third bit from `hmask`) against Q8K activations. Values of group `k` of half `n` are bits
 /// `2k..2k+2` of `qs[32n..32n+32]`.
 #[inline(always)]
-unsafe fn q23_k<const V: bool, const T: usize, const THREE: bool>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+unsafe fn q23_k<const V: u8, const T: usize, const THREE: bool>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let bb = if THREE { 110 } else { 84 };
     let nb = w.len() / bb;
     let (mut acc, mut accm) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
@@ -681,12 +688,12 @@ unsafe fn q23_k<const V: bool, const T: usize, const THREE: bool>(w: &[u8], a: &
 }
 
 #[inline(always)]
-unsafe fn q2_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+unsafe fn q2_k<const V: u8, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     q23_k::<V, T, false>(w, a, out)
 }
 
 #[inline(always)]
-unsafe fn q3_k<const V: bool, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+unsafe fn q3_k<const V: u8, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     q23_k::<V, T, true>(w, a, out)
 }
 
@@ -923,18 +930,22 @@ pub(crate) fn rows2_kernel() -> Rows2 {
 /// A kernel over consecutive rows: see `matmul::Dot`.
 pub(crate) type DotN = unsafe fn(DType, &[u8], usize, &[ActRow], *mut f32, usize);
 
-/// Instantiate `$body::<VNNI, T>` for T = 1..=4 behind one entry point per feature set, each
+/// Instantiate `$body::<V, T>` for T = 1..=4 behind one entry point per build, each
 /// looping over the rows it is given (the loop is expanded inside the feature-enabled function,
 /// so the body inlines into it and its constants stay in registers across rows).
 macro_rules! entry {
-    ($avx2:ident, $vnni:ident, $call:ident [$($g:ty),*]) => {
+    ($avx2:ident, $avxvnni:ident, $vnni:ident, $call:ident [$($g:ty),*]) => {
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $avx2(_: DType, w: &[u8], rb: usize, a: &[ActRow], o: *mut f32, s: usize) {
-            entry!(@T false, w, rb, a, o, s, $call, $($g),*)
+            entry!(@T AVX2, w, rb, a, o, s, $call, $($g),*)
+        }
+        #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+        unsafe fn $avxvnni(_: DType, w: &[u8], rb: usize, a: &[ActRow], o: *mut f32, s: usize) {
+            entry!(@T AVX_VNNI, w, rb, a, o, s, $call, $($g),*)
         }
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
         unsafe fn $vnni(_: DType, w: &[u8], rb: usize, a: &[ActRow], o: *mut f32, s: usize) {
-            entry!(@T true, w, rb, a, o, s, $call, $($g),*)
+            entry!(@T AVX512, w, rb, a, o, s, $call, $($g),*)
         }
     };
     (@T $v:expr, $w:ident, $rb:ident, $a:ident, $o:ident, $s:ident, $call:ident, $($g:ty),*) => {
@@ -956,16 +967,16 @@ macro_rules! entry {
         }
     };
 }
-entry!(q4_0_avx2, q4_0_vnni, dot32[Q4_0]);
-entry!(q4_1_avx2, q4_1_vnni, dot32[Q4_1]);
-entry!(q5_0_avx2, q5_0_vnni, dot32[Q5_0]);
-entry!(q5_1_avx2, q5_1_vnni, dot32[Q5_1]);
-entry!(q8_0_avx2, q8_0_vnni, dot32[Q8_0]);
-entry!(q4_k_avx2, q4_k_vnni, q4_k []);
-entry!(q5_k_avx2, q5_k_vnni, q5_k []);
-entry!(q6_k_avx2, q6_k_vnni, q6_k []);
-entry!(q2_k_avx2, q2_k_vnni, q2_k []);
-entry!(q3_k_avx2, q3_k_vnni, q3_k []);
+entry!(q4_0_avx2, q4_0_avxvnni, q4_0_vnni, dot32[Q4_0]);
+entry!(q4_1_avx2, q4_1_avxvnni, q4_1_vnni, dot32[Q4_1]);
+entry!(q5_0_avx2, q5_0_avxvnni, q5_0_vnni, dot32[Q5_0]);
+entry!(q5_1_avx2, q5_1_avxvnni, q5_1_vnni, dot32[Q5_1]);
+entry!(q8_0_avx2, q8_0_avxvnni, q8_0_vnni, dot32[Q8_0]);
+entry!(q4_k_avx2, q4_k_avxvnni, q4_k_vnni, q4_k []);
+entry!(q5_k_avx2, q5_k_avxvnni, q5_k_vnni, q5_k []);
+entry!(q6_k_avx2, q6_k_avxvnni, q6_k_vnni, q6_k []);
+entry!(q2_k_avx2, q2_k_avxvnni, q2_k_vnni, q2_k []);
+entry!(q3_k_avx2, q3_k_avxvnni, q3_k_vnni, q3_k []);
 
 /// Float rows against one token, four rows per pass: each activation load feeds four rows, so
 /// `x` (f32, larger than L1 for wide rows) streams from L2 once per four rows, not once per row.
@@ -1016,52 +1027,54 @@ macro_rules! float_entry {
         let rest = &$w[done * $rb..];
         let o = $o.add(done);
         match $a.len() {
-            1 => entry!(@rows 1, false, rest, $rb, $a, o, $s, floats, $f),
-            2 => entry!(@rows 2, false, rest, $rb, $a, o, $s, floats, $f),
-            3 => entry!(@rows 3, false, rest, $rb, $a, o, $s, floats, $f),
-            _ => entry!(@rows 4, false, rest, $rb, $a, o, $s, floats, $f),
+            1 => entry!(@rows 1, AVX2, rest, $rb, $a, o, $s, floats, $f),
+            2 => entry!(@rows 2, AVX2, rest, $rb, $a, o, $s, floats, $f),
+            3 => entry!(@rows 3, AVX2, rest, $rb, $a, o, $s, floats, $f),
+            _ => entry!(@rows 4, AVX2, rest, $rb, $a, o, $s, floats, $f),
         }
     }};
 }
 
 /// `dot_f` in the shape `entry!` calls.
 #[inline(always)]
-unsafe fn floats<const V: bool, F: Floats, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
+unsafe fn floats<const V: u8, F: Floats, const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     dot_f::<F, T>(w, a, out)
 }
 float_entry!(f32_avx2, f32_vnni, F32s);
 float_entry!(f16_avx2, f16_vnni, F16s);
 float_entry!(bf16_avx2, bf16_vnni, Bf16s);
 
-/// The x86 kernel for `dtype`, if there is one; `vnni` selects the AVX-512 VNNI build.
-pub(crate) fn kernel(dtype: DType, vnni: bool) -> Option<DotN> {
-    let pick = |a: DotN, v: DotN| Some(if vnni { v } else { a });
+/// The x86 kernel for `dtype` in build `v` (`AVX2`, `AVX_VNNI`, `AVX512`), if there is one. Float
+/// formats have no integer products: AVX-VNNI takes their AVX2 build.
+pub(crate) fn kernel(dtype: DType, v: u8) -> Option<DotN> {
+    let pick = |a: DotN, b: DotN, c: DotN| Some([a, b, c][v as usize]);
     match dtype {
-        DType::F32 => pick(f32_avx2, f32_vnni),
-        DType::F16 => pick(f16_avx2, f16_vnni),
-        DType::BF16 => pick(bf16_avx2, bf16_vnni),
-        DType::Q4_0 => pick(q4_0_avx2, q4_0_vnni),
-        DType::Q4_1 => pick(q4_1_avx2, q4_1_vnni),
-        DType::Q5_0 => pick(q5_0_avx2, q5_0_vnni),
-        DType::Q5_1 => pick(q5_1_avx2, q5_1_vnni),
-        DType::Q8_0 => pick(q8_0_avx2, q8_0_vnni),
-        DType::Q4_K => pick(q4_k_avx2, q4_k_vnni),
-        DType::Q5_K => pick(q5_k_avx2, q5_k_vnni),
-        DType::Q6_K => pick(q6_k_avx2, q6_k_vnni),
-        DType::Q2_K => pick(q2_k_avx2, q2_k_vnni),
-        DType::Q3_K => pick(q3_k_avx2, q3_k_vnni),
+        DType::F32 => pick(f32_avx2, f32_avx2, f32_vnni),
+        DType::F16 => pick(f16_avx2, f16_avx2, f16_vnni),
+        DType::BF16 => pick(bf16_avx2, bf16_avx2, bf16_vnni),
+        DType::Q4_0 => pick(q4_0_avx2, q4_0_avxvnni, q4_0_vnni),
+        DType::Q4_1 => pick(q4_1_avx2, q4_1_avxvnni, q4_1_vnni),
+        DType::Q5_0 => pick(q5_0_avx2, q5_0_avxvnni, q5_0_vnni),
+        DType::Q5_1 => pick(q5_1_avx2, q5_1_avxvnni, q5_1_vnni),
+        DType::Q8_0 => pick(q8_0_avx2, q8_0_avxvnni, q8_0_vnni),
+        DType::Q4_K => pick(q4_k_avx2, q4_k_avxvnni, q4_k_vnni),
+        DType::Q5_K => pick(q5_k_avx2, q5_k_avxvnni, q5_k_vnni),
+        DType::Q6_K => pick(q6_k_avx2, q6_k_avxvnni, q6_k_vnni),
+        DType::Q2_K => pick(q2_k_avx2, q2_k_avxvnni, q2_k_vnni),
+        DType::Q3_K => pick(q3_k_avx2, q3_k_avxvnni, q3_k_vnni),
         _ => None,
     }
 }
 
-/// Whether this CPU runs the AVX2 kernels, and the VNNI ones.
-pub(crate) fn detect() -> (bool, bool) {
+/// Whether this CPU runs the AVX2 kernels, the AVX-VNNI ones, and the AVX-512 VNNI ones.
+pub(crate) fn detect() -> (bool, bool, bool) {
     let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+    let avx_vnni = avx2 && is_x86_feature_detected!("avxvnni");
     let vnni = avx2
         && is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512vl")
         && is_x86_feature_detected!("avx512dq")
         && is_x86_feature_detected!("avx512vnni");
-    (avx2, vnni)
+    (avx2, avx_vnni, vnni)
 }

@@ -6,7 +6,7 @@
 //! (K-quant tiles measured no faster than the plain AVX2 K-quant kernels: see `read_by`.)
 
 use super::super::interleave::{parts32, Parts32};
-use super::{bits_to_0x10, prefetch, ActRow};
+use super::{bits_to_0x10, prefetch, ActRow, AVX2};
 use crate::DType;
 use std::arch::x86_64::*;
 
@@ -79,7 +79,7 @@ unsafe fn nibbles(qs: *const u8, h: usize) -> [__m256i; 8] {
 unsafe fn add_fifth_bits(q: &mut [__m256i; 8], masks: *const u8, h: usize) {
     for (k, q) in q.iter_mut().enumerate() {
         let bits = (masks.add(8 * k + 4 * h) as *const u32).read_unaligned();
-        *q = _mm256_or_si256(*q, bits_to_0x10::<false>(bits));
+        *q = _mm256_or_si256(*q, bits_to_0x10::<AVX2>(bits));
     }
 }
 
