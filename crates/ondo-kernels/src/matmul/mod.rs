@@ -24,10 +24,6 @@ mod x86;
 
 use crate::{DType, ThreadPool, Weight};
 use act::{ActKind, ActRow, Acts};
-#[cfg(target_arch = "x86_64")]
-use x86::Rows2;
-#[cfg(not(target_arch = "x86_64"))]
-type Rows2 = unsafe fn(&[u8], &[u8], &[ActRow], &mut [f32], &mut [f32]);
 use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -229,8 +225,8 @@ struct Plan {
     dot: Dot,
     /// Dequantize each weight row to f32 and use `dot` (an f32 kernel) on that.
     via_f32: bool,
-    /// Two f32 rows at a time against several tokens (f32 weights or rows made f32).
-    rows2: Option<Rows2>,
+    /// Blocks of f32 rows × tokens (`x86::float_block`) for f32 weights or rows made f32.
+    blocked: bool,
     /// Unpack eight rows at a time and run every token against them (`packed`).
     packed: bool,
     /// Read the weight's interleaved rows (`interleave`), sixteen rows per kernel call.
@@ -261,7 +257,7 @@ impl Plan {
             _ => None,
         };
         let simd = kernel_for(dtype, isa);
-        let rows2 = kernel_rows2(isa);
+        let blocked = isa != Isa::Scalar && cfg!(target_arch = "x86_64");
         let packed = isa != Isa::Scalar && packed::packs(dtype) && n >= PACK_MIN_TOKENS && !interleaved;
         let plan = |act, dot, via_f32| Plan {
             isa,
@@ -271,7 +267,7 @@ impl Plan {
             via_f32,
             packed,
             interleaved,
-            rows2: if via_f32 || dtype == DType::F32 { rows2 } else { None },
+            blocked: blocked && (via_f32 || dtype == DType::F32),
         };
         match (int_act, simd) {
             (Some(act), Some(dot)) => plan(act, dot, false),
@@ -290,17 +286,6 @@ impl Plan {
                 }
             }
         }
-    }
-}
-
-/// The two-row f32 kernel on `isa`, if one exists.
-fn kernel_rows2(isa: Isa) -> Option<Rows2> {
-    match isa {
-        Isa::Scalar => None,
-        #[cfg(target_arch = "x86_64")]
-        _ => Some(x86::rows2_kernel()),
-        #[allow(unreachable_patterns)]
-        _ => None,
     }
 }
 
@@ -413,7 +398,7 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
                     rows_packed(plan.isa, job.w, x, acts, rs, pack, out);
                 } else if plan.via_f32 {
                     rows_f32(plan, job.w, x, acts, rs, Some(buf()), &write);
-                } else if plan.rows2.is_some() && n > 1 {
+                } else if plan.blocked && n > 1 {
                     rows_f32(plan, job.w, x, acts, rs, None, &write);
                 } else {
                     rows_direct(plan, job.w, x, acts, rs, out);
@@ -598,8 +583,9 @@ fn rows_packed(_: Isa, _: &Weight, _: &[f32], _: &Acts, _: Range<usize>, _: &mut
     unreachable!("packed plans are x86-64 only")
 }
 
-/// Rows `rs` as f32 (dequantized block by block into `buf`, or read directly for f32 weights)
-/// against every token: row blocks × token blocks, two rows × up to four tokens per kernel call.
+/// Rows `rs` as f32 (converted eight rows at a time into `buf`, or read directly for f32
+/// weights) against every token: blocks of 8 rows × 16 tokens (`x86::float_block`), or on the
+/// scalar path one row against up to four tokens per call.
 fn rows_f32(
     plan: &Plan,
     w: &Weight,
@@ -610,64 +596,98 @@ fn rows_f32(
     write: &dyn Fn(usize, usize, f32),
 ) {
     let (n, cols) = (x.len() / w.cols(), w.cols());
-    for rb in rs.clone().step_by(ROW_BLOCK) {
-        let rb_end = (rb + ROW_BLOCK).min(rs.end);
-        if let Some(buf) = buf.as_deref_mut() {
-            for (r, dst) in (rb..rb_end).zip(buf.chunks_exact_mut(cols)) {
-                w.dequantize_row(r, dst);
+    // tokens in super-blocks that stay in cache while every row block of the task goes by (at
+    // 512 tokens × 14336 columns the activations are 29 MB: streamed again per row block, they
+    // were the bound); rows made f32 are converted again per super-block (1/64 of the work)
+    let supers = if plan.blocked { FLOAT_SUPER } else { n.max(1) };
+    for ts in (0..n).step_by(supers) {
+        let te = (ts + supers).min(n);
+        for rb in rs.clone().step_by(ROW_BLOCK) {
+            let rb_end = (rb + ROW_BLOCK).min(rs.end);
+            if let Some(buf) = buf.as_deref_mut() {
+                for (r, dst) in (rb..rb_end).zip(buf.chunks_exact_mut(cols)) {
+                    to_f32_row(plan, w, r, dst);
+                }
             }
-        }
-        let row = |r: usize| -> &[u8] {
-            match buf.as_deref() {
-                // SAFETY: reading initialized f32s as their bytes.
-                Some(b) => unsafe { std::slice::from_raw_parts(b[(r - rb) * cols..].as_ptr() as *const u8, 4 * cols) },
-                None => w.row(r),
+            let row = |r: usize| -> &[u8] {
+                match buf.as_deref() {
+                    // SAFETY: reading initialized f32s as their bytes.
+                    Some(b) => unsafe {
+                        std::slice::from_raw_parts(b[(r - rb) * cols..].as_ptr() as *const u8, 4 * cols)
+                    },
+                    None => w.row(r),
+                }
+            };
+            if plan.blocked {
+                let xs = &x[ts * cols..te * cols];
+                float_blocks(&row, rb..rb_end, xs, cols, &|t, r, v| write(ts + t, r, v));
+                continue;
             }
-        };
-        for tb in (0..n).step_by(TOKEN_BLOCK) {
-            let ts = tb..(tb + TOKEN_BLOCK).min(n);
-            let mut r = rb;
-            while r < rb_end {
-                match plan.rows2 {
-                    Some(k) if r + 1 < rb_end => {
-                        rows2_tokens(k, row(r), row(r + 1), x, acts, ts.clone(), &|t, r2, v| {
-                            write(t, r + r2, v)
-                        });
-                        r += 2;
-                    }
-                    _ => {
-                        dot_tokens(plan.dot, DType::F32, row(r), x, acts, ts.clone(), &|t, v| {
-                            write(t, r, v)
-                        });
-                        r += 1;
-                    }
+            for tb in (ts..te).step_by(TOKEN_BLOCK) {
+                let tt = tb..(tb + TOKEN_BLOCK).min(te);
+                for r in rb..rb_end {
+                    dot_tokens(plan.dot, DType::F32, row(r), x, acts, tt.clone(), &|t, v| {
+                        write(t, r, v)
+                    });
                 }
             }
         }
     }
 }
 
-/// Two f32 rows against tokens `ts`, up to `MAX_TOKENS` per kernel call; `write(t, 0 or 1, v)`.
-fn rows2_tokens(
-    k: Rows2,
-    r0: &[u8],
-    r1: &[u8],
+/// Tokens per super-block of the blocked float path (`rows_f32`).
+const FLOAT_SUPER: usize = 64;
+
+/// Row `r` of `w` as f32 values.
+fn to_f32_row(plan: &Plan, w: &Weight, r: usize, dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if plan.isa != Isa::Scalar {
+        // SAFETY: every non-scalar ISA has AVX2, FMA and F16C.
+        return unsafe { x86::float_row(w.dtype(), w.row(r), dst) };
+    }
+    let _ = plan;
+    w.dequantize_row(r, dst)
+}
+
+/// Rows `rows` (f32 bytes from `row`) against every token, `x86::float_block` by block.
+#[cfg(target_arch = "x86_64")]
+fn float_blocks<'a>(
+    row: &dyn Fn(usize) -> &'a [u8],
+    rows: Range<usize>,
     x: &[f32],
-    acts: &Acts,
-    ts: Range<usize>,
+    cols: usize,
     write: &dyn Fn(usize, usize, f32),
 ) {
-    let (mut o0, mut o1) = ([0f32; MAX_TOKENS], [0f32; MAX_TOKENS]);
-    for t0 in ts.clone().step_by(MAX_TOKENS) {
-        let m = (ts.end - t0).min(MAX_TOKENS);
-        let rows: [ActRow; MAX_TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(m - 1)));
-        // SAFETY: the plan picked `k` for this CPU.
-        unsafe { k(r0, r1, &rows[..m], &mut o0[..m], &mut o1[..m]) };
-        for j in 0..m {
-            write(t0 + j, 0, o0[j]);
-            write(t0 + j, 1, o1[j]);
+    use x86::{FLOAT_ROWS, FLOAT_TOKENS};
+    debug_assert!(rows.len() <= FLOAT_ROWS);
+    let n = x.len() / cols;
+    let mut ws: [&[u8]; FLOAT_ROWS] = [&[]; FLOAT_ROWS];
+    for (slot, r) in ws.iter_mut().zip(rows.clone()) {
+        *slot = row(r);
+    }
+    let mut tile = [[0f32; FLOAT_ROWS]; FLOAT_TOKENS];
+    for t0 in (0..n).step_by(FLOAT_TOKENS) {
+        let k = (n - t0).min(FLOAT_TOKENS);
+        let xs: [&[f32]; FLOAT_TOKENS] = std::array::from_fn(|j| &x[(t0 + j.min(k - 1)) * cols..][..cols]);
+        // SAFETY: blocked plans are only made for non-scalar ISAs, which all have AVX2+FMA+F16C.
+        unsafe { x86::float_block(&ws[..rows.len()], &xs[..k], &mut tile) };
+        for (j, lanes) in tile[..k].iter().enumerate() {
+            for (r, v) in rows.clone().zip(lanes) {
+                write(t0 + j, r, *v);
+            }
         }
     }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn float_blocks<'a>(
+    _: &dyn Fn(usize) -> &'a [u8],
+    _: Range<usize>,
+    _: &[f32],
+    _: usize,
+    _: &dyn Fn(usize, usize, f32),
+) {
+    unreachable!("blocked plans are x86-64 only")
 }
 
 /// One weight row against tokens `ts`, up to `MAX_TOKENS` per kernel call.

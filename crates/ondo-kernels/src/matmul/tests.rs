@@ -122,6 +122,36 @@ fn interleaved_weights_match_the_plain_kernels() {
     }
 }
 
+/// Float weights: a token's result is bit for bit the same alone and in a batch (every float
+/// kernel sums in one order), on shapes with a scalar tail, several column chunks of the blocked
+/// kernel, an odd last row and a partial token block.
+#[test]
+fn float_weights_give_each_token_the_same_bits_at_any_batch() {
+    let mut rng = Rng::new(8);
+    for &isa in Isa::supported() {
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            for (rows, cols, n) in [(13, 300, 19), (9, 1029, 5), (17, 64, 2)] {
+                let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+                let x = rng.normals(n * cols);
+                let pool = ThreadPool::new(2);
+                let mut batch = vec![0f32; n * rows];
+                matmul_with(isa, &pool, &x, &w, &mut batch);
+                for t in 0..n {
+                    let mut alone = vec![0f32; rows];
+                    matmul_with(isa, &pool, &x[t * cols..(t + 1) * cols], &w, &mut alone);
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&alone),
+                        bits(&batch[t * rows..(t + 1) * rows]),
+                        "{} {dtype} {rows}x{cols} token {t} of {n}",
+                        isa.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn thread_counts_give_identical_results() {
     let mut rng = Rng::new(3);

@@ -25,6 +25,7 @@ pub(crate) const AVX2: u8 = 0;
 pub(crate) const AVX_VNNI: u8 = 1;
 pub(crate) const AVX512: u8 = 2;
 
+mod float_block;
 mod interleave256;
 mod interleave512;
 mod kquant512;
@@ -43,6 +44,7 @@ pub(crate) unsafe fn prefetch(ahead: *const u8, at: usize, len: usize) {
     }
 }
 
+pub(crate) use float_block::{block as float_block, to_f32 as float_row, ROWS as FLOAT_ROWS, TOKENS as FLOAT_TOKENS};
 pub(crate) use packed256::{packed_dot as packed_dot_avx2, packed_dot_vnni as packed_dot_avx_vnni};
 pub(crate) use packed512::{packed_dot, TOKENS as PACKED_TOKENS};
 
@@ -744,7 +746,7 @@ impl Floats for Bf16s {
 }
 
 /// `out[t] = Σ w·x_t`: 8 values per step into one accumulator per token, then its lane sum and
-/// the scalar tail. Every float kernel (`dot_f_rows4`, `f32_rows2`) sums in exactly this order,
+/// the scalar tail. Every float kernel (`dot_f_rows4`, `float_block`) sums in exactly this order,
 /// so a token's result does not depend on how many tokens or rows share the call (the batched
 /// engine's outputs equal the same prompts run alone, bit for bit).
 #[inline(always)]
@@ -838,36 +840,6 @@ unsafe fn quant32_half(x: *const f32, id: f32, q: *mut i8) -> i32 {
     hsum_i32(_mm256_add_epi32(a, b))
 }
 
-/// Two f32 rows (as bytes, any alignment) against `T` tokens: `out[r][t] = Σ row_r · x_t`.
-/// Each activation load feeds two FMAs, each weight load `T`. Sums in `dot_f`'s order.
-#[inline(always)]
-unsafe fn f32_rows2<const T: usize>(w0: &[u8], w1: &[u8], a: &[ActRow], out0: &mut [f32], out1: &mut [f32]) {
-    let (p0, p1) = (w0.as_ptr() as *const f32, w1.as_ptr() as *const f32);
-    let n = a[0].f.len();
-    let xs: [*const f32; T] = std::array::from_fn(|t| a.get_unchecked(t).f.as_ptr());
-    let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
-    let mut i = 0;
-    while i + 8 <= n {
-        let (wa, wb) = (_mm256_loadu_ps(p0.add(i)), _mm256_loadu_ps(p1.add(i)));
-        for t in 0..T {
-            let x = _mm256_loadu_ps(xs[t].add(i));
-            acc0[t] = _mm256_fmadd_ps(wa, x, acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(wb, x, acc1[t]);
-        }
-        i += 8;
-    }
-    for t in 0..T {
-        let (mut s0, mut s1) = (hsum(acc0[t]), hsum(acc1[t]));
-        for j in i..n {
-            let x = *xs[t].add(j);
-            s0 += p0.add(j).read_unaligned() * x;
-            s1 += p1.add(j).read_unaligned() * x;
-        }
-        out0[t] = s0;
-        out1[t] = s1;
-    }
-}
-
 /// `dst[(g · 8 + lane) · 4 ..][..4] = q[lane][4g..4g + 4]` for 64 words per lane: eight 8 × 8
 /// transposes of 4-byte words (`matmul::packed`).
 #[target_feature(enable = "avx2")]
@@ -905,24 +877,6 @@ pub(crate) unsafe fn transpose_words(q: [&[u8; 256]; 8], dst: &mut [u8]) {
             _mm256_storeu_si256(at.add(32 * 4) as *mut __m256i, second);
         }
     }
-}
-
-/// A two-row f32 kernel: rows as f32 bytes, 1..=4 tokens.
-pub(crate) type Rows2 = unsafe fn(&[u8], &[u8], &[ActRow], &mut [f32], &mut [f32]);
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f32_rows2_avx2(w0: &[u8], w1: &[u8], a: &[ActRow], o0: &mut [f32], o1: &mut [f32]) {
-    match a.len() {
-        1 => f32_rows2::<1>(w0, w1, a, o0, o1),
-        2 => f32_rows2::<2>(w0, w1, a, o0, o1),
-        3 => f32_rows2::<3>(w0, w1, a, o0, o1),
-        _ => f32_rows2::<4>(w0, w1, a, o0, o1),
-    }
-}
-
-/// The two-row f32 kernel (the same build serves the AVX-512 ISA).
-pub(crate) fn rows2_kernel() -> Rows2 {
-    f32_rows2_avx2
 }
 
 // ---- entry points ----
