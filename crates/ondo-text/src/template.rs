@@ -12,10 +12,14 @@
 //! lstrip_blocks, loop controls, Python string/list/dict methods, `raise_exception(msg)` (surfaces
 //! as [`TemplateError::Raised`] with the template's own message), `strftime_now(fmt)` (fixed by
 //! [`RenderOptions::now`]) and a `tojson` that keeps non-ASCII text and key order.
+//!
+//! Every render runs sandboxed (`template/limits.rs`): bounded instructions, recursion and
+//! output size, and no filesystem; hitting a limit is [`TemplateError::Limit`].
 
 mod clock;
 mod env;
 mod filters;
+mod limits;
 mod methods;
 mod pyjson;
 mod source;
@@ -51,6 +55,9 @@ pub enum TemplateError {
     NoSuchTemplate { name: String, available: Vec<String> },
     #[error("reading chat template {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// The sandbox stopped the render (`limits.rs`: instructions, recursion, output size).
+    #[error("chat template stopped: {0}")]
+    Limit(String),
 }
 
 /// What a render needs besides the messages (the keyword arguments of `apply_chat_template`).
@@ -240,7 +247,17 @@ impl ChatTemplate {
             let clock = minijinja::Value::from_pairs([(env::NOW_VAR, now.to_unix())]);
             vars = minijinja::value::merge_maps([clock, vars]);
         }
-        template.render(vars).map_err(render_error)
+        let mut capped = limits::Capped::default();
+        match template.render_captured_to(vars, &mut capped) {
+            Ok(_) => String::from_utf8(capped.out).map_err(|e| TemplateError::Render {
+                line: None,
+                message: format!("output is not UTF-8: {e}"),
+            }),
+            Err(err) => Err(match limits::which(&err, &capped) {
+                Some(why) => TemplateError::Limit(why),
+                None => render_error(err),
+            }),
+        }
     }
 }
 

@@ -370,6 +370,34 @@ fn template_raise_exception_is_the_error() {
     assert!(out.stdout.is_empty());
 }
 
+/// The template sandbox through the CLI: an endless loop and a deep recursion each end with one
+/// error line naming the limit, exit status 1, nothing on stdout.
+#[test]
+fn template_sandbox_stops_hostile_templates() {
+    let dir = scratch("template_sandbox");
+    let messages = write(&dir, "m.json", r#"[{"role": "user", "content": "x"}]"#);
+    for (k, (src, limit)) in [
+        (
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            "instructions",
+        ),
+        ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursed"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let template = write(&dir, &format!("t{k}.jinja"), src);
+        let out = ondo(&["template", "--template", s(&template), "--messages", s(&messages)]);
+        assert_eq!(out.status.code(), Some(1), "{src}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("error: chat template stopped") && stderr.contains(limit),
+            "{src}: {stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
 #[test]
 fn template_bad_inputs_name_the_file() {
     let dir = scratch("template_bad");

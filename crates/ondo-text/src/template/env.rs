@@ -44,6 +44,7 @@ pub(crate) fn environment(source: String) -> Result<Environment<'static>, Error>
     env.add_test("iterable", filters::is_iterable);
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", strftime_now);
+    super::limits::apply(&mut env);
     env.add_template_owned(TEMPLATE_NAME, source)?;
     Ok(env)
 }
