@@ -20,7 +20,7 @@ async fn body_text(resp: axum::response::Response) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-fn header_of<'a>(resp: &'a axum::response::Response, name: header::HeaderName) -> &'a str {
+fn header_of(resp: &axum::response::Response, name: header::HeaderName) -> &str {
     resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
