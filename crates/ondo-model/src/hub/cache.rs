@@ -206,3 +206,29 @@ fn sorted_entries(dir: &Path) -> Vec<(String, PathBuf)> {
     out.sort();
     out
 }
+
+/// Delete `id`'s whole folder (`models--org--name`: refs, blobs, snapshots) from `cache_dir`;
+/// returns the bytes its blobs held. `org/name` only: a revision or quant is refused, since
+/// blobs are shared between revisions.
+pub fn remove_model(id: &HubId, cache_dir: &Path) -> Result<u64, HubError> {
+    if id.quant().is_some() || id.to_string().contains('@') {
+        return Err(HubError::WholeRepoOnly {
+            id: id.to_string(),
+            repo: id.repo().to_string(),
+        });
+    }
+    let root = RepoCache::new(cache_dir, id).root;
+    if !root.is_dir() {
+        return Err(HubError::NotInCache {
+            id: id.to_string(),
+            cache: cache_dir.to_path_buf(),
+        });
+    }
+    let freed = sorted_entries(&root.join("blobs"))
+        .iter()
+        .filter_map(|(_, path)| fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    fs::remove_dir_all(&root).map_err(HubError::io(&root))?;
+    Ok(freed)
+}
