@@ -273,10 +273,7 @@ impl<'a> Client<'a> {
             ureq::Error::HostNotFound => "host not found".to_string(),
             ureq::Error::ConnectionFailed => "connection failed".to_string(),
             ureq::Error::Timeout(_) => "timed out".to_string(),
-            ureq::Error::Io(io) => match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-                kind => kind.to_string(),
-            },
+            ureq::Error::Io(io) => io_reason(io).to_string(),
             _ => return network(url, e),
         };
         HubError::Unreachable {
@@ -309,6 +306,25 @@ impl<'a> Client<'a> {
                 status,
             },
         }
+    }
+}
+
+/// A short reason for a failed connection; the resolver's own wording ("failed to lookup
+/// address information: ...") differs by platform, so a lookup failure is named by its kind.
+fn io_reason(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    let text = e.to_string().to_ascii_lowercase();
+    match e.kind() {
+        ConnectionRefused => "connection refused",
+        TimedOut => "timed out",
+        ConnectionReset | ConnectionAborted => "connection dropped",
+        _ if ["lookup", "resolve", "not known", "no such host"]
+            .iter()
+            .any(|w| text.contains(w)) =>
+        {
+            "host not found"
+        }
+        _ => "no connection",
     }
 }
 
