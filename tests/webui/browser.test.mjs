@@ -12,7 +12,8 @@
 // answers from a fixed SSE stream (a real model will not reliably write `<script>`); both go
 // through the page's own code from the request to the rendered message.
 //
-// Env: ONDO_BIN (default target/debug/ondo), ONDO_WEBUI_MODEL (default the test-model cache),
+// Env: ONDO_BIN (default target/debug/ondo), ONDO_WEBUI_MODEL (default the SmolLM2 GGUF in
+// ONDO_TEST_MODELS, else ~/.cache/ondo-test-models),
 // CHROMIUM (default /usr/bin/chromium). Missing model or browser: skipped, or a failure when CI=true.
 
 import { spawn } from "node:child_process";
@@ -25,7 +26,8 @@ import { chromium } from "playwright-core";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = process.env.ONDO_BIN || join(ROOT, "target/debug/ondo");
-const MODEL = process.env.ONDO_WEBUI_MODEL || join(homedir(), ".cache/ondo-test-models/smollm2-135m-instruct-q4_1.gguf");
+const MODELS = process.env.ONDO_TEST_MODELS || join(homedir(), ".cache/ondo-test-models");
+const MODEL = process.env.ONDO_WEBUI_MODEL || join(MODELS, "smollm2-135m-instruct-q4_1.gguf");
 const BROWSER = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = join(ROOT, "target/webui-screenshots");
 const KOREAN = "한국의 역사에 대해 자세히 설명해 주세요.";
@@ -46,8 +48,8 @@ for (const [path, what] of [[BIN, "the ondo binary"], [MODEL, "the SmolLM2 GGUF"
 // ---- the server ----
 
 /** `ondo serve` on a free port; resolves once the model is loaded. */
-function startServer() {
-  const child = spawn(BIN, ["serve", MODEL, "--port", "0", "--served-model-name", "smollm2", "-t", "2"], {
+function startServer(extra = []) {
+  const child = spawn(BIN, ["serve", MODEL, "--port", "0", "--served-model-name", "smollm2", "-t", "2", ...extra], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   const server = { child, log: "", origin: null };
@@ -217,6 +219,50 @@ async function regenerateAndEdit(page) {
   console.log("ok: regenerate replaces the last answer; edit resends the last question");
 }
 
+async function renameAndDelete(page) {
+  const before = await page.locator(".conv").count();
+  await page.locator(".conv.active .rename").click();
+  await page.fill(".rename-input", "마이 대화");
+  await page.keyboard.press("Enter");
+  await page.locator(".conv.active .title", { hasText: "마이 대화" }).waitFor();
+  await page.reload();
+  await page.locator(".conv .title", { hasText: "마이 대화" }).waitFor();
+  page.once("dialog", (d) => d.accept());
+  await page.locator(".conv", { hasText: "마이 대화" }).locator(".delete").click();
+  await until("the conversation to go", async () => (await page.locator(".conv").count()) === before - 1, 5000);
+  await page.reload();
+  assert.equal(await page.locator(".conv", { hasText: "마이 대화" }).count(), 0, "deleted conversation came back");
+  console.log("ok: a conversation is renamed and deleted, and both survive a reload");
+}
+
+/** A server started with --api-key: the page loads, asks for the key, then works with it. */
+async function apiKey(context) {
+  const keyed = await startServer(["--api-key", "test-key-123"]);
+  // A page of the same browser context (its own origin, so its own storage): a second context
+  // here was seen loading an error page instead, as if it had lost the launch's --no-proxy-server.
+  const page = await context.newPage();
+  const requests = [];
+  page.on("request", (r) => requests.push(r.url()));
+  try {
+    await page.goto(`${keyed.origin}/`);
+    await page.locator("#notice", { hasText: "requires an API key" }).waitFor();
+    assert.ok(await page.locator("#api-key").isVisible(), "the key field is shown");
+    await page.fill("#api-key", "test-key-123");
+    await page.locator("#api-key").dispatchEvent("change");
+    await page.locator("#model option[value=smollm2]").waitFor({ state: "attached" });
+    assert.ok(await page.locator("#notice").isHidden(), "the notice goes once the key works");
+    assert.deepEqual(requests.filter((u) => !u.startsWith(`${keyed.origin}/`)), [], "requests that left the origin");
+    console.log("ok: a server with --api-key serves the page, which asks for the key and then lists models");
+  } catch (e) {
+    await page.screenshot({ path: join(SHOTS, "failure-api-key.png") }).catch(() => {});
+    console.error(`--- ondo serve --api-key log (tail) ---\n${keyed.log.slice(-2000)}`);
+    throw e;
+  } finally {
+    await page.close();
+    keyed.child.kill("SIGTERM");
+  }
+}
+
 async function screenshots(page) {
   mkdirSync(SHOTS, { recursive: true });
   await page.locator(".conv .title").last().click(); // the Korean conversation
@@ -256,7 +302,9 @@ try {
   await imeEnterDoesNotSend(page);
   await scriptShowsAsText(page);
   await regenerateAndEdit(page);
+  await renameAndDelete(page);
   await screenshots(page);
+  await apiKey(context);
   const foreign = requests.filter((u) => !u.startsWith(`${server.origin}/`));
   assert.deepEqual(foreign, [], "requests that left the server's origin");
   assert.deepEqual(pageErrors, [], "errors in the page");

@@ -315,7 +315,10 @@ function renameItem(li, conv) {
   const input = document.createElement("input");
   input.className = "rename-input";
   input.value = store.titleFrom(conv);
+  let finished = false; // Enter, then the blur of the removed input: save once
   const done = (keep) => {
+    if (finished) return;
+    finished = true;
     if (keep && input.value.trim()) conv.title = input.value.trim();
     persist();
     renderSidebar();
