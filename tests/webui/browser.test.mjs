@@ -17,7 +17,7 @@
 // CHROMIUM (default /usr/bin/chromium). Missing model or browser: skipped, or a failure when CI=true.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -57,7 +57,8 @@ function startServer(extra = []) {
     child.stderr.setEncoding("utf8");
     child.stderr.on("data", (chunk) => {
       server.log += chunk;
-      server.origin ??= server.log.match(/listening on (http:\/\/\S+)/)?.[1] ?? null;
+      // Whole lines only: a chunk may end inside the address.
+      server.origin ??= server.log.match(/listening on (http:\/\/\S+)\n/)?.[1] ?? null;
       if (server.origin && server.log.includes("model loaded")) ok(server);
     });
     child.on("exit", (code) => fail(new Error(`ondo serve exited (${code}):\n${server.log}`)));
@@ -80,6 +81,12 @@ async function until(what, cond, timeoutMs = 60000) {
 }
 
 // ---- page helpers ----
+
+/** Load the chat page; fail unless the answer is the server's (it carries our CSP). */
+async function openPage(page, origin) {
+  const resp = await page.goto(`${origin}/`);
+  assert.ok(resp?.headers()["content-security-policy"], `${origin}/ did not answer with the chat page`);
+}
 
 const lastAnswer = (page) => page.locator(".msg.assistant").last();
 
@@ -199,6 +206,8 @@ async function scriptShowsAsText(page) {
   assert.equal(await page.evaluate(() => window.__pwned), undefined, "the answer's script ran");
   assert.equal(await bubble.locator("details.think").getAttribute("open"), null, "the think block is collapsed");
   assert.equal(await bubble.locator(".code .copy").count(), 1);
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: join(SHOTS, "desktop-markdown.png") });
   await page.unroute("**/v1/chat/completions");
   console.log("ok: <script> and <img onerror> in an answer are text; think block collapsed; code has a copy button");
 }
@@ -238,13 +247,12 @@ async function renameAndDelete(page) {
 /** A server started with --api-key: the page loads, asks for the key, then works with it. */
 async function apiKey(context) {
   const keyed = await startServer(["--api-key", "test-key-123"]);
-  // A page of the same browser context (its own origin, so its own storage): a second context
-  // here was seen loading an error page instead, as if it had lost the launch's --no-proxy-server.
-  const page = await context.newPage();
+  const page = await context.newPage(); // its own origin, so its own storage
+
   const requests = [];
   page.on("request", (r) => requests.push(r.url()));
   try {
-    await page.goto(`${keyed.origin}/`);
+    await openPage(page, keyed.origin);
     await page.locator("#notice", { hasText: "requires an API key" }).waitFor();
     assert.ok(await page.locator("#api-key").isVisible(), "the key field is shown");
     await page.fill("#api-key", "test-key-123");
@@ -277,12 +285,15 @@ async function screenshots(page) {
   await until("the list to slide away at phone width", async () => (await sidebarRight()) <= 0, 5000);
   await page.screenshot({ path: join(SHOTS, "phone.png") });
   await page.click("#open-sidebar");
-  await until("the list to slide in", async () => (await sidebarRight()) > 200, 5000);
+  const sidebarLeft = () => page.locator("#sidebar").evaluate((el) => el.getBoundingClientRect().left);
+  await until("the list to slide in", async () => (await sidebarLeft()) >= -0.5, 5000);
   await page.screenshot({ path: join(SHOTS, "phone-conversations.png") });
   console.log(`ok: screenshots in ${SHOTS}`);
 }
 
 // ---- run ----
+
+rmSync(SHOTS, { recursive: true, force: true }); // no stale screenshots among the artifacts
 
 const server = await startServer();
 const browser = await chromium.launch({ executablePath: BROWSER, headless: true, args: ["--no-sandbox", "--no-proxy-server"] });
@@ -294,7 +305,7 @@ const pageErrors = [];
 page.on("pageerror", (e) => pageErrors.push(String(e)));
 let failed = false;
 try {
-  await page.goto(`${server.origin}/`);
+  await openPage(page, server.origin);
   await page.locator("#model option[value=smollm2]").waitFor({ state: "attached" });
   await koreanStreams(page);
   await stopCancels(page, server.origin);

@@ -91,6 +91,11 @@ fn pull_lists_and_removes_an_hf_model() {
     let table = text(&ondo(&["ls"], &home, &[])).0;
     assert!(table.starts_with("ID") && table.contains(LLAMA), "{table}");
 
+    // A revision or quant is refused: blobs are shared between them.
+    let out = ondo(&["rm", &format!("{LLAMA}@main")], &home, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains(&format!("give {LLAMA}")), "{}", text(&out).1);
+    assert!(snapshot.exists());
     let out = ondo(&["rm", LLAMA], &home, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
     assert!(text(&out).0.contains(&format!("removed {LLAMA}")));
