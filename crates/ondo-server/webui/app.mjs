@@ -214,7 +214,8 @@ function stats(t, end) {
   return {
     prompt_tokens: t.usage.prompt_tokens,
     completion_tokens: n,
-    tokens_per_s: n > 1 && secs > 0 ? (n - 1) / secs : null,
+    // No figure when the tokens came in one burst (nothing streamed to time).
+    tokens_per_s: n > 1 && secs >= 0.01 ? (n - 1) / secs : null,
     ttft_s: t.first === null ? null : (t.first - t.start) / 1000,
   };
 }

@@ -244,5 +244,16 @@ fn an_unreachable_hub_is_one_line_with_what_to_do() {
         "{stderr}"
     );
     assert!(stderr.contains(".gguf") && stderr.contains("--offline"), "{stderr}");
+    let out = ondo(&["pull", "some-org/some-model"], &home, &[("HF_ENDPOINT", &endpoint)]);
+    let (_, stderr) = text(&out);
+    assert_eq!(
+        (out.status.code(), stderr.trim().lines().count()),
+        (Some(1), 1),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot reach the hub") && stderr.contains("`ondo pull` needs it"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&home);
 }

@@ -4,7 +4,7 @@
 //! files matching the globs instead of the model's own files.
 
 use anyhow::Context;
-use ondo::model::hub::{self, HubOptions};
+use ondo::model::hub::{self, HubError, HubOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,7 +17,16 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = HubOptions::from_env();
-    let dir = hub::pull_model(&args.model, &opts, &args.include).with_context(|| format!("pulling {}", args.model))?;
+    let dir = match hub::pull_model(&args.model, &opts, &args.include) {
+        Ok(dir) => dir,
+        // The library's advice (a local path, --offline) is for commands that load; pull needs the hub.
+        Err(HubError::Unreachable { endpoint, reason, .. }) => {
+            anyhow::bail!(
+                "cannot reach the hub at {endpoint} ({reason}); `ondo pull` needs it (HF_ENDPOINT names another)"
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("pulling {}", args.model)),
+    };
     // What `ondo run ID` will load, found in the cache now without the network.
     let offline = HubOptions { offline: true, ..opts };
     let path = match args.include.is_empty() {
