@@ -170,6 +170,30 @@ fn a_quant_picks_one_file_of_a_gguf_repo() {
 }
 
 #[test]
+fn pull_resumes_an_interrupted_download() {
+    let home = fresh_home("models-resume");
+    let hub = llama_hub();
+    let weights = std::fs::read(tiny("llama-gqa/model.safetensors")).unwrap();
+    let blobs = home.join("hub/models--tiny-org--tiny-llama/blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let etag = common::fake_hub::etag("model.safetensors", &weights, 64);
+    let half = weights.len() / 2;
+    std::fs::write(blobs.join(format!("{etag}.incomplete")), &weights[..half]).unwrap();
+
+    let out = ondo(&["pull", LLAMA], &home, &[("HF_ENDPOINT", &hub.endpoint())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let ranged = hub.ranged.lock().unwrap().clone();
+    assert_eq!(
+        ranged,
+        [("model.safetensors".to_string(), half)],
+        "resumed with Range from byte {half}"
+    );
+    assert_eq!(std::fs::read(blobs.join(&etag)).unwrap(), weights);
+    assert!(!blobs.join(format!("{etag}.incomplete")).exists());
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
 fn pull_include_takes_only_the_matching_files() {
     let home = fresh_home("models-include");
     let hub = gguf_hub();

@@ -8,11 +8,11 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// FNV-1a over the bytes, spread to `len` hex digits: a stable stand-in for the hub's etags.
-fn etag(name: &str, body: &[u8], len: usize) -> String {
+pub fn etag(name: &str, body: &[u8], len: usize) -> String {
     let mut out = String::new();
     let mut round = 0u64;
     while out.len() < len {
@@ -60,6 +60,8 @@ pub struct FakeHub {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     pub requests: Arc<AtomicUsize>,
+    /// `(file, first byte)` of each ranged GET answered (a resumed download).
+    pub ranged: Arc<Mutex<Vec<(String, usize)>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -69,14 +71,15 @@ impl FakeHub {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (stop2, requests2) = (stop.clone(), requests.clone());
+        let ranged = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, requests2, ranged2) = (stop.clone(), requests.clone(), ranged.clone());
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                if serve(stream, &repo) {
+                if serve(stream, &repo, &ranged2) {
                     requests2.fetch_add(1, Ordering::SeqCst);
                 }
             }
@@ -85,6 +88,7 @@ impl FakeHub {
             addr,
             stop,
             requests,
+            ranged,
             thread: Some(thread),
         }
     }
@@ -110,7 +114,7 @@ impl Drop for FakeHub {
 }
 
 /// Answer one request on `stream` (then close it). Returns whether a request was read.
-fn serve(stream: TcpStream, repo: &Repo) -> bool {
+fn serve(stream: TcpStream, repo: &Repo, ranged: &Mutex<Vec<(String, usize)>>) -> bool {
     let (files, sha, id) = (&repo.files, repo.sha.as_str(), repo.id.as_str());
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
@@ -196,6 +200,7 @@ fn serve(stream: TcpStream, repo: &Repo) -> bool {
         ];
         match range_start.filter(|_| !head) {
             Some(start) if start < len => {
+                ranged.lock().unwrap().push((file.name.clone(), start));
                 headers.push(("Content-Range".into(), format!("bytes {start}-{}/{len}", len - 1)));
                 respond(&mut out, "206 Partial Content", &headers, &file.body[start..]);
             }
