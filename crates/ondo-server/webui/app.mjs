@@ -52,7 +52,11 @@ async function loadModels() {
   } catch (e) {
     select.replaceChildren(new Option("(no model)", ""));
     if (e.status === 401) needKey();
-    else notice(`Could not list models: ${e.message}`);
+    else if (e.status === 503) {
+      // The server listens while the model loads: ask again shortly.
+      notice(`Waiting for the server: ${e.message}`);
+      setTimeout(loadModels, 2000);
+    } else notice(`Could not list models: ${e.message}`);
   }
 }
 
@@ -280,6 +284,13 @@ function bindSidebar() {
   });
   $("open-sidebar").addEventListener("click", () => $("sidebar").classList.add("open"));
   $("close-sidebar").addEventListener("click", closeSidebar);
+  // On a phone the list covers the chat: a tap beside it or Escape closes it; Escape also stops.
+  $("messages").addEventListener("click", closeSidebar);
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    closeSidebar();
+    stop();
+  });
 }
 
 function closeSidebar() {
