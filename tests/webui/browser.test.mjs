@@ -296,7 +296,7 @@ async function screenshots(page) {
 rmSync(SHOTS, { recursive: true, force: true }); // no stale screenshots among the artifacts
 
 const server = await startServer();
-const browser = await chromium.launch({ executablePath: BROWSER, headless: true, args: ["--no-sandbox", "--no-proxy-server"] });
+const browser = await chromium.launch({ executablePath: BROWSER, headless: true, args: ["--no-sandbox", "--no-proxy-server", "--disable-dev-shm-usage"] });
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "ko-KR" });
 const page = await context.newPage();
 const requests = [];

@@ -213,10 +213,10 @@ function requestBody(conv) {
 /** Token counts from the usage chunk; speed over the tokens after the first. */
 function stats(t, end) {
   if (!t.usage) return null;
-  const n = t.usage.completion_tokens;
+  const n = Number(t.usage.completion_tokens) || 0;
   const secs = t.first === null ? 0 : (end - t.first) / 1000;
   return {
-    prompt_tokens: t.usage.prompt_tokens,
+    prompt_tokens: Number(t.usage.prompt_tokens) || 0,
     completion_tokens: n,
     // No figure when the tokens came in one burst (nothing streamed to time).
     tokens_per_s: n > 1 && secs >= 0.01 ? (n - 1) / secs : null,
