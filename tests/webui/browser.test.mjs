@@ -137,19 +137,33 @@ async function koreanStreams(page) {
 
 async function stopCancels(page, origin) {
   const before = await abortedTotal(origin);
+  await setSetting(page, "system", "Answer in numbers.");
+  await setSetting(page, "top_p", 0.9);
+  await page.click("#open-settings");
   // Test-only: let this one answer run past EOS so it is still going when Stop is pressed.
+  let sent = null;
   await page.route("**/v1/chat/completions", (route) => {
-    const body = JSON.parse(route.request().postData());
-    route.continue({ postData: JSON.stringify({ ...body, ignore_eos: true, max_tokens: 4000 }) });
+    sent = JSON.parse(route.request().postData());
+    route.continue({ postData: JSON.stringify({ ...sent, ignore_eos: true, max_tokens: 4000 }) });
   });
   await ask(page, "Count from 1 to 1000, one number per line.");
+  await until("the request", async () => sent !== null, 10000);
+  // What the page asked for: the settings, the picked model, the usage chunk, the whole history.
+  assert.deepEqual(
+    { model: sent.model, temperature: sent.temperature, top_p: sent.top_p, max_tokens: sent.max_tokens, stream: sent.stream },
+    { model: "smollm2", temperature: 0, top_p: 0.9, max_tokens: 64, stream: true },
+  );
+  assert.deepEqual(sent.stream_options, { include_usage: true });
+  assert.deepEqual(sent.messages.map((m) => m.role), ["system", "user", "assistant", "user"]);
+  assert.equal(sent.messages[0].content, "Answer in numbers.");
+  assert.equal(sent.messages[1].content, KOREAN);
   await until("some of the answer", async () => ((await lastAnswer(page).locator(".bubble").textContent()) || "").length > 20);
   await page.click("#stop");
   await lastAnswer(page).locator(".stopped").waitFor();
   await until("the server to count the cancel", async () => (await abortedTotal(origin)) === before + 1, 30000);
   await page.unroute("**/v1/chat/completions");
   assert.ok(await page.locator("#send").isVisible(), "Send is back after Stop");
-  console.log(`ok: Stop aborted the request (ondo_requests_aborted_total ${before} -> ${before + 1})`);
+  console.log(`ok: settings, model and history go into the request; Stop aborted it (ondo_requests_aborted_total ${before} -> ${before + 1})`);
 }
 
 async function reloadKeeps(page) {
@@ -206,10 +220,14 @@ async function scriptShowsAsText(page) {
   assert.equal(await page.evaluate(() => window.__pwned), undefined, "the answer's script ran");
   assert.equal(await bubble.locator("details.think").getAttribute("open"), null, "the think block is collapsed");
   assert.equal(await bubble.locator(".code .copy").count(), 1);
+  await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(page.url()).origin });
+  await bubble.locator(".code .copy").click();
+  await bubble.locator(".code .copy", { hasText: "Copied" }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'let a = "<b>";');
   mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, "desktop-markdown.png") });
   await page.unroute("**/v1/chat/completions");
-  console.log("ok: <script> and <img onerror> in an answer are text; think block collapsed; code has a copy button");
+  console.log("ok: <script> and <img onerror> in an answer are text; think block collapsed; the code's copy button copies it");
 }
 
 async function regenerateAndEdit(page) {
