@@ -90,7 +90,7 @@ pub enum HubError {
         url: String,
         reason: String,
     },
-    #[error("{id}: a repo is removed whole (its blobs are shared by its revisions); give {repo}")]
+    #[error("{id}: a repo is removed whole or by quant (its blobs are shared by its revisions); give {repo} or {repo}:QUANT")]
     WholeRepoOnly { id: String, repo: String },
     #[error("{id} is not in the HF cache at {}", cache.display())]
     NotInCache { id: String, cache: PathBuf },

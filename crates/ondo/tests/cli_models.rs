@@ -91,7 +91,7 @@ fn pull_lists_and_removes_an_hf_model() {
     let table = text(&ondo(&["ls"], &home, &[])).0;
     assert!(table.starts_with("ID") && table.contains(LLAMA), "{table}");
 
-    // A revision or quant is refused: blobs are shared between them.
+    // A revision is refused: blobs are shared between revisions.
     let out = ondo(&["rm", &format!("{LLAMA}@main")], &home, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains(&format!("give {LLAMA}")), "{}", text(&out).1);
@@ -166,6 +166,20 @@ fn a_quant_picks_one_file_of_a_gguf_repo() {
     hub.stop();
     let out = run(&format!("{GGUF}:Q8_0"), &["--offline"]);
     assert_eq!((out.status.code(), text(&out).0), (Some(0), text(&local).0));
+
+    // rm :Q8_0 removes that file and its blob only.
+    let out = ondo(&["rm", &format!("{GGUF}:q8_0")], &home, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    assert_eq!(blobs(&home, GGUF), 1);
+    let ids: Vec<Value> = rows(&home).iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids, [Value::from(format!("{GGUF}:F16"))]);
+    let out = ondo(&["rm", &format!("{GGUF}:Q8_0")], &home, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("no GGUF file for quant Q8_0 (it has: F16)"),
+        "{}",
+        text(&out).1
+    );
     let _ = std::fs::remove_dir_all(&home);
 }
 

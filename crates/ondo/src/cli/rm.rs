@@ -1,10 +1,11 @@
-//! `ondo rm ORG/NAME`: delete a model's folder (refs, blobs, snapshots) from the HF cache.
+//! `ondo rm ORG/NAME`: delete a model's folder (refs, blobs, snapshots) from the HF cache;
+//! `ondo rm ORG/NAME:QUANT` deletes only that quant's GGUF files of a GGUF repo.
 
 use ondo::model::hub::{self, HubId, HubOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The hub id to remove (org/name)
+    /// The hub id to remove: org/name, or org/name:QUANT for one quant of a GGUF repo
     model: String,
 }
 
