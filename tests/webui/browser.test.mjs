@@ -7,10 +7,11 @@
 // sending; a `<script>` in a model answer shows as text and does not run; regenerate and edit;
 // no request leaves the server's origin. Screenshots go to target/webui-screenshots/.
 //
-// Two steps shape what the model is asked, and say so where they do it: the Stop step adds
-// `ignore_eos` to the page's request (so the answer is long enough to stop), and the script step
-// answers from a fixed SSE stream (a real model will not reliably write `<script>`); both go
-// through the page's own code from the request to the rendered message.
+// Some steps shape what the server answers, and say so where they do it: the Stop step adds
+// `ignore_eos` to the page's request (so the answer is long enough to stop); the script,
+// regenerate and edit steps answer from a fixed SSE stream (a real model will not reliably write
+// `<script>`); the first /v1/models answers 503 once. All go through the page's own code from
+// the request to the rendered message.
 //
 // Env: ONDO_BIN (default target/debug/ondo), ONDO_WEBUI_MODEL (default the SmolLM2 GGUF in
 // ONDO_TEST_MODELS, else ~/.cache/ondo-test-models),
@@ -323,8 +324,19 @@ const pageErrors = [];
 page.on("pageerror", (e) => pageErrors.push(String(e)));
 let failed = false;
 try {
+  // Test-only: the first /v1/models answers 503 as while the model loads; the page asks again.
+  let modelCalls = 0;
+  await page.route("**/v1/models", (route) =>
+    modelCalls++ === 0
+      ? route.fulfill({ status: 503, contentType: "application/json", body: '{"error":{"message":"The model is still loading"}}' })
+      : route.continue(),
+  );
   await openPage(page, server.origin);
+  await page.locator("#notice", { hasText: "Waiting for the server" }).waitFor();
   await page.locator("#model option[value=smollm2]").waitFor({ state: "attached" });
+  assert.ok(await page.locator("#notice").isHidden());
+  await page.unroute("**/v1/models");
+  console.log("ok: a 503 from /v1/models (model loading) is retried until the model is listed");
   await koreanStreams(page);
   await stopCancels(page, server.origin);
   await reloadKeeps(page);
