@@ -25,10 +25,12 @@
 
 mod cache;
 mod download;
+mod select;
 
 use std::path::{Path, PathBuf};
 
-pub use cache::{cached_models, cached_snapshot, is_complete_snapshot, CachedModel};
+pub use cache::{cached_models, cached_snapshot, is_complete_snapshot, remove_model, CachedModel};
+pub use select::{glob_match, quant_of, DEFAULT_QUANT};
 
 /// The hub used when neither [`HubOptions::endpoint`] nor `HF_ENDPOINT` names another.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -51,7 +53,7 @@ pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
 /// Everything that can go wrong finding or fetching a hub model. Messages name the id, file or URL.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
-    #[error("not a hub id: {0:?} (expected org/name or org/name@revision)")]
+    #[error("not a hub id: {0:?} (expected org/name, org/name@revision or org/name:QUANT)")]
     BadId(String),
     #[error("{id} is not in the HF cache at {} ({detail}) and offline mode is on (--offline or HF_HUB_OFFLINE); pull it while online", cache.display())]
     NotCached { id: String, cache: PathBuf, detail: String },
@@ -74,10 +76,35 @@ pub enum HubError {
     BadResponse { url: String, reason: String },
     #[error("{id} has no weights ondo can load (config.json with model.safetensors or {WEIGHTS_INDEX_FILE}); repo files: {files}")]
     NoWeights { id: String, files: String },
+    #[error("{}", no_quant_message(id, quant.as_deref(), available))]
+    NoQuant {
+        id: String,
+        quant: Option<String>,
+        available: String,
+    },
+    #[error("no file of {id} matches {patterns}")]
+    NoMatch { id: String, patterns: String },
+    #[error("cannot reach the hub at {endpoint} ({reason}); give a local model folder or .gguf path instead, or add --offline to use a model already in the cache")]
+    Unreachable {
+        endpoint: String,
+        url: String,
+        reason: String,
+    },
+    #[error("{id}: a repo is removed whole or by quant (its blobs are shared by its revisions); give {repo} or {repo}:QUANT")]
+    WholeRepoOnly { id: String, repo: String },
+    #[error("{id} is not in the HF cache at {}", cache.display())]
+    NotInCache { id: String, cache: PathBuf },
     #[error("download of {url} stopped at {got} of {want} bytes; run again to resume")]
     Truncated { url: String, got: u64, want: u64 },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+}
+
+fn no_quant_message(id: &str, quant: Option<&str>, available: &str) -> String {
+    match quant {
+        Some(q) => format!("{id} has no GGUF file for quant {q} (it has: {available})"),
+        None => format!("{id} has several GGUF files; pick one with {id}:QUANT (it has: {available})"),
+    }
 }
 
 impl HubError {
@@ -191,28 +218,49 @@ pub fn default_cache_dir() -> PathBuf {
     cache_dir_from(&|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
 }
 
-/// A parsed hub id: `org/name` with an optional `@revision` (branch, tag or 40-hex commit).
+/// A parsed hub id: `org/name` with an optional `@revision` (branch, tag or 40-hex commit) and
+/// an optional `:QUANT` that picks one file of a GGUF repo (`org/name:Q4_K_M`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubId {
     repo: String,
     revision: Option<String>,
+    quant: Option<String>,
 }
 
 impl HubId {
-    /// Parse `org/name` or `org/name@revision`; any other shape is [`HubError::BadId`].
+    /// Parse `org/name[@revision][:QUANT]`; any other shape is [`HubError::BadId`].
     pub fn parse(s: &str) -> Result<HubId, HubError> {
         let bad = || HubError::BadId(s.to_string());
-        let (repo, revision) = match s.split_once('@') {
-            Some((repo, rev)) => (repo, Some(rev)),
+        let (rest, quant) = match s.rsplit_once(':') {
+            Some((rest, quant)) => (rest, Some(quant)),
             None => (s, None),
         };
-        if !valid_repo(repo) || !revision.is_none_or(valid_revision) {
+        let (repo, revision) = match rest.split_once('@') {
+            Some((repo, rev)) => (repo, Some(rev)),
+            None => (rest, None),
+        };
+        if !valid_repo(repo) || !revision.is_none_or(valid_revision) || !quant.is_none_or(valid_quant) {
             return Err(bad());
         }
         Ok(HubId {
             repo: repo.to_string(),
             revision: revision.map(str::to_string),
+            quant: quant.map(str::to_string),
         })
+    }
+
+    /// The quant asked for with `:QUANT`, if any.
+    pub fn quant(&self) -> Option<&str> {
+        self.quant.as_deref()
+    }
+
+    /// `org/name[@revision]`, without the quant.
+    pub fn without_quant(&self) -> String {
+        HubId {
+            quant: None,
+            ..self.clone()
+        }
+        .to_string()
     }
 
     /// `org/name`.
@@ -233,9 +281,13 @@ impl HubId {
 
 impl std::fmt::Display for HubId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.revision {
-            Some(rev) => write!(f, "{}@{rev}", self.repo),
-            None => f.write_str(&self.repo),
+        f.write_str(&self.repo)?;
+        if let Some(rev) = &self.revision {
+            write!(f, "@{rev}")?;
+        }
+        match &self.quant {
+            Some(quant) => write!(f, ":{quant}"),
+            None => Ok(()),
         }
     }
 }
@@ -270,6 +322,11 @@ fn valid_revision(rev: &str) -> bool {
     !rev.contains("..") && rev.split('/').all(|seg| !seg.is_empty()) && rev.chars().all(ok_char)
 }
 
+/// A quant name: letters, digits and `_` (`Q4_K_M`, `IQ2_XS`, `F16`).
+fn valid_quant(quant: &str) -> bool {
+    !quant.is_empty() && quant.len() <= 32 && quant.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Whether `s` has the shape of a hub id (`org/name[@revision]`). The caller checks first whether
 /// it names an existing path.
 pub fn is_hub_id(s: &str) -> bool {
@@ -281,13 +338,14 @@ pub fn is_commit_hash(rev: &str) -> bool {
     rev.len() == 40 && rev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The snapshot folder of a hub id: from the cache when complete there, else downloaded (unless
-/// offline).
+/// The snapshot folder of a hub id (or, for a GGUF repo, the picked `.gguf` in it): from the
+/// cache when complete there, else downloaded (unless offline).
 pub fn resolve_model(id: &str, opts: &HubOptions) -> Result<PathBuf, HubError> {
     let hub_id = HubId::parse(id)?;
     let cache_dir = opts.cache_dir();
-    if let Some(dir) = cached_snapshot(&hub_id, &cache_dir) {
-        return Ok(dir);
+    let cached = cached_snapshot(&hub_id, &cache_dir).and_then(|dir| select::model_path(&dir, &hub_id).ok());
+    if let Some(path) = cached {
+        return Ok(path);
     }
     if opts.offline {
         let detail = cache::why_not_cached(&hub_id, &cache_dir);
@@ -297,12 +355,14 @@ pub fn resolve_model(id: &str, opts: &HubOptions) -> Result<PathBuf, HubError> {
             detail,
         });
     }
-    download::pull(&hub_id, &cache_dir, opts)
+    let dir = download::pull(&hub_id, &cache_dir, opts, &[])?;
+    select::model_path(&dir, &hub_id)
 }
 
 /// Ask the hub for the revision's current commit and download what is missing (`ondo pull`):
-/// unlike [`resolve_model`], a cached branch is refreshed. Fails when offline.
-pub fn pull_model(id: &str, opts: &HubOptions) -> Result<PathBuf, HubError> {
+/// unlike [`resolve_model`], a cached branch is refreshed. With `include` globs, the repo files
+/// matching them instead of the model's files. Returns the snapshot folder. Fails when offline.
+pub fn pull_model(id: &str, opts: &HubOptions, include: &[String]) -> Result<PathBuf, HubError> {
     let hub_id = HubId::parse(id)?;
     let cache_dir = opts.cache_dir();
     if opts.offline {
@@ -313,7 +373,7 @@ pub fn pull_model(id: &str, opts: &HubOptions) -> Result<PathBuf, HubError> {
             detail,
         });
     }
-    download::pull(&hub_id, &cache_dir, opts)
+    download::pull(&hub_id, &cache_dir, opts, include)
 }
 
 #[cfg(test)]
@@ -326,6 +386,8 @@ mod tests {
         assert!(is_hub_id("Qwen/Qwen2.5-0.5B-Instruct"));
         assert!(is_hub_id("meta-llama/Llama-3.2-1B-Instruct@main"));
         assert!(is_hub_id("EleutherAI/polyglot-ko-1.3b@refs/pr/3"));
+        assert!(is_hub_id("bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"));
+        assert!(is_hub_id("org/name@main:q8_0"));
         for bad in [
             "gpt2",
             "a/b/c",
@@ -339,6 +401,9 @@ mod tests {
             "org/name@",
             "org/name@a..b",
             "org/name@x//y",
+            "org/name:",
+            "org/name:Q4 K",
+            "org/name:Q4:K",
             "org/name@v 1",
             "a/b@c@d",
             "dir\\x/y",
@@ -358,6 +423,12 @@ mod tests {
         assert!(is_commit_hash(id.revision()));
         assert_eq!(id.folder_name(), "models--org--name");
         assert_eq!(id.to_string(), format!("org/name@{commit}"));
+        let q = HubId::parse("org/name@v1:Q4_K_M").unwrap();
+        assert_eq!((q.repo(), q.revision(), q.quant()), ("org/name", "v1", Some("Q4_K_M")));
+        assert_eq!(
+            (q.to_string(), q.without_quant()),
+            ("org/name@v1:Q4_K_M".into(), "org/name@v1".into())
+        );
         let plain: HubId = "org/name".parse().unwrap();
         assert_eq!(plain.revision(), "main");
         assert!(!is_commit_hash("main"));

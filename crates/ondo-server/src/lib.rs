@@ -1,7 +1,8 @@
 //! ondo-server: an OpenAI-compatible HTTP server (axum) over one loaded model.
 //!
 //! Routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions (JSON or SSE
-//! streams), GET /health, POST /tokenize and /detokenize (vLLM's shapes), GET /metrics.
+//! streams), GET /health, POST /tokenize and /detokenize (vLLM's shapes), GET /metrics, and the
+//! chat page at GET / ([`webui`]).
 //!
 //! A request flows: [`routes`] (log line, CORS, API key, body limit) → [`completions`] parses it
 //! ([`wire`]), maps its fields onto `SamplingParams` ([`params`]), renders and tokenizes the
@@ -26,6 +27,7 @@ pub mod params;
 pub mod prompt;
 pub mod routes;
 pub mod state;
+pub mod webui;
 pub mod wire;
 
 pub use error::{ApiError, Error};
@@ -102,6 +104,9 @@ pub fn run_blocking(config: Config, load: impl FnOnce() -> Result<Llm, String> +
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
         eprintln!("listening on http://{}", server.local_addr());
+        if server.state().config().webui {
+            eprintln!("chat page: http://{}/", server.local_addr());
+        }
         let state = server.state();
         let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
         tokio::task::spawn_blocking(move || match load() {

@@ -34,9 +34,13 @@ pub fn router(state: AppState) -> Router {
         .route("/detokenize", post(detokenize))
         .fallback(|uri: Uri| async move { ApiError::not_found(uri.path()) })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(middleware::from_fn_with_state(state.clone(), require_key))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(state);
+        .layer(middleware::from_fn_with_state(state.clone(), require_key));
+    // The chat page loads without the key (it asks for one); added after the key layer.
+    let app = match state.config().webui {
+        true => crate::webui::add_routes(app),
+        false => app,
+    };
+    let app = app.layer(DefaultBodyLimit::max(limit)).with_state(state);
     let app = if cors {
         app.layer(tower_http::cors::CorsLayer::permissive())
     } else {

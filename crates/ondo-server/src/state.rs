@@ -29,6 +29,8 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Most messages one chat request may have (400 above).
     pub max_messages: usize,
+    /// Serve the chat page at `/` (`webui.rs`).
+    pub webui: bool,
 }
 
 impl Default for Config {
@@ -44,6 +46,7 @@ impl Default for Config {
             header_read_timeout: std::time::Duration::from_secs(10),
             max_header_bytes: 64 << 10,
             max_messages: 4096,
+            webui: true,
         }
     }
 }

@@ -206,3 +206,73 @@ fn sorted_entries(dir: &Path) -> Vec<(String, PathBuf)> {
     out.sort();
     out
 }
+
+/// Delete `id`'s whole folder (`models--org--name`: refs, blobs, snapshots) from `cache_dir`, or
+/// for `org/name:QUANT` only that quant's GGUF files (see [`remove_quant`]); returns the bytes of
+/// the blobs deleted. A revision is refused: blobs are shared between revisions.
+pub fn remove_model(id: &HubId, cache_dir: &Path) -> Result<u64, HubError> {
+    if id.to_string().contains('@') {
+        return Err(HubError::WholeRepoOnly {
+            id: id.to_string(),
+            repo: id.repo().to_string(),
+        });
+    }
+    let root = RepoCache::new(cache_dir, id).root;
+    if !root.is_dir() {
+        return Err(HubError::NotInCache {
+            id: id.to_string(),
+            cache: cache_dir.to_path_buf(),
+        });
+    }
+    if let Some(quant) = id.quant() {
+        return remove_quant(&root, id, quant);
+    }
+    let freed = sorted_entries(&root.join("blobs"))
+        .iter()
+        .filter_map(|(_, path)| fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    fs::remove_dir_all(&root).map_err(HubError::io(&root))?;
+    Ok(freed)
+}
+
+/// The snapshot files of one quant, and each blob they point to that no other snapshot file does.
+fn remove_quant(root: &Path, id: &HubId, quant: &str) -> Result<u64, HubError> {
+    let mut doomed: Vec<(PathBuf, Option<PathBuf>)> = vec![];
+    let mut kept = std::collections::HashSet::new();
+    let mut others = vec![];
+    for (_, snapshot) in sorted_entries(&root.join("snapshots")) {
+        for (name, path) in sorted_entries(&snapshot) {
+            let blob = fs::canonicalize(&path).ok();
+            match super::quant_of(&name) {
+                Some(q) if q.eq_ignore_ascii_case(quant) => doomed.push((path, blob)),
+                q => {
+                    others.extend(q.map(str::to_string));
+                    kept.extend(blob);
+                }
+            }
+        }
+    }
+    if doomed.is_empty() {
+        others.dedup();
+        return Err(HubError::NoQuant {
+            id: id.without_quant(),
+            quant: Some(quant.to_string()),
+            available: if others.is_empty() {
+                "none".into()
+            } else {
+                others.join(", ")
+            },
+        });
+    }
+    let mut freed = 0;
+    for (link, blob) in doomed {
+        fs::remove_file(&link).map_err(HubError::io(&link))?;
+        let Some(blob) = blob.filter(|b| !kept.contains(b) && b.is_file()) else {
+            continue;
+        };
+        freed += fs::metadata(&blob).map_or(0, |m| m.len());
+        fs::remove_file(&blob).map_err(HubError::io(&blob))?;
+    }
+    Ok(freed)
+}

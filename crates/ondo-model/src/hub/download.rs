@@ -3,7 +3,8 @@
 //! huggingface_hub does), and resumable `GET`s into `blobs/{etag}.incomplete`.
 
 use super::cache::{create_parent, is_safe_relative, shard_files, RepoCache};
-use super::{is_complete_snapshot, HubError, HubId, HubOptions, MODEL_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use super::select::{no_weights, select_files};
+use super::{is_complete_snapshot, HubError, HubId, HubOptions, WEIGHTS_INDEX_FILE};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::{self, File, OpenOptions};
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
@@ -17,12 +18,13 @@ type Request = ureq::RequestBuilder<ureq::typestate::WithoutBody>;
 const MAX_REDIRECTS: usize = 10;
 const MAX_API_BYTES: u64 = 64 << 20;
 
-/// Download what `id` needs into the cache and return its snapshot folder.
-pub(crate) fn pull(id: &HubId, cache_dir: &Path, opts: &HubOptions) -> Result<PathBuf, HubError> {
+/// Download what `id` needs (or, with `include` globs, the repo files matching them) into the
+/// cache and return its snapshot folder.
+pub(crate) fn pull(id: &HubId, cache_dir: &Path, opts: &HubOptions, include: &[String]) -> Result<PathBuf, HubError> {
     let client = Client::new(id, opts);
     let cache = RepoCache::new(cache_dir, id);
     let info = client.repo_info()?;
-    let files = select_files(id, &info.siblings)?;
+    let files = select_files(id, &info.siblings, include)?;
     for file in &files {
         client.fetch_file(&cache, &info.sha, file)?;
     }
@@ -35,32 +37,9 @@ pub(crate) fn pull(id: &HubId, cache_dir: &Path, opts: &HubOptions) -> Result<Pa
         cache.write_ref(id.revision(), &info.sha)?;
     }
     let dir = cache.snapshot_dir(&info.sha);
-    match is_complete_snapshot(&dir) {
-        true => Ok(dir),
-        false => Err(no_weights(id, &info.siblings)),
-    }
-}
-
-/// The files of a model that the repo has: [`MODEL_FILES`] plus single-file or indexed weights.
-fn select_files(id: &HubId, siblings: &[String]) -> Result<Vec<String>, HubError> {
-    let has = |f: &str| siblings.iter().any(|s| s == f);
-    let weights = [WEIGHTS_FILE, WEIGHTS_INDEX_FILE].into_iter().find(|w| has(w));
-    let (true, Some(weights)) = (has("config.json"), weights) else {
-        return Err(no_weights(id, siblings));
-    };
-    let mut files: Vec<String> = MODEL_FILES.iter().filter(|f| has(f)).map(|f| f.to_string()).collect();
-    files.push(weights.to_string());
-    Ok(files)
-}
-
-fn no_weights(id: &HubId, siblings: &[String]) -> HubError {
-    let mut files = siblings.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
-    if siblings.len() > 20 {
-        files.push_str(", ...");
-    }
-    HubError::NoWeights {
-        id: id.to_string(),
-        files,
+    match include.is_empty() && !is_complete_snapshot(&dir) {
+        false => Ok(dir),
+        true => Err(no_weights(id, &info.siblings)),
     }
 }
 
@@ -285,7 +264,23 @@ impl<'a> Client<'a> {
         {
             req = req.header("Authorization", format!("Bearer {token}"));
         }
-        req.call().map_err(|e| network(url, e))
+        req.call().map_err(|e| self.unreachable(url, e))
+    }
+
+    /// A request that got no response: the hub cannot be reached (one line, no resolver jargon).
+    fn unreachable(&self, url: &str, e: ureq::Error) -> HubError {
+        let reason = match &e {
+            ureq::Error::HostNotFound => "host not found".to_string(),
+            ureq::Error::ConnectionFailed => "connection failed".to_string(),
+            ureq::Error::Timeout(_) => "timed out".to_string(),
+            ureq::Error::Io(io) => io_reason(io).to_string(),
+            _ => return network(url, e),
+        };
+        HubError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            url: url.to_string(),
+            reason,
+        }
     }
 
     /// Map an error status (and the hub's `X-Error-Code`) to a [`HubError`].
@@ -311,6 +306,25 @@ impl<'a> Client<'a> {
                 status,
             },
         }
+    }
+}
+
+/// A short reason for a failed connection; the resolver's own wording ("failed to lookup
+/// address information: ...") differs by platform, so a lookup failure is named by its kind.
+fn io_reason(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    let text = e.to_string().to_ascii_lowercase();
+    match e.kind() {
+        ConnectionRefused => "connection refused",
+        TimedOut => "timed out",
+        ConnectionReset | ConnectionAborted => "connection dropped",
+        _ if ["lookup", "resolve", "not known", "no such host"]
+            .iter()
+            .any(|w| text.contains(w)) =>
+        {
+            "host not found"
+        }
+        _ => "no connection",
     }
 }
 
@@ -455,33 +469,5 @@ mod tests {
         for bad in ["", "../x", ".hidden", "a/b", "a b"] {
             assert!(!is_safe_name(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn hub_select_files() {
-        let id = HubId::parse("o/n").unwrap();
-        let sib = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let files = select_files(
-            &id,
-            &sib(&[
-                "README.md",
-                "config.json",
-                "model.safetensors",
-                "tokenizer.json",
-                "pytorch_model.bin",
-            ]),
-        )
-        .unwrap();
-        assert_eq!(files, ["config.json", "tokenizer.json", "model.safetensors"]);
-        let files = select_files(
-            &id,
-            &sib(&["config.json", WEIGHTS_INDEX_FILE, "model-00001-of-00002.safetensors"]),
-        )
-        .unwrap();
-        assert_eq!(files, ["config.json", WEIGHTS_INDEX_FILE]);
-        let err = select_files(&id, &sib(&["model-q4_0.gguf", "README.md"]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("o/n") && err.contains("model-q4_0.gguf"), "{err}");
     }
 }

@@ -4,7 +4,11 @@
 mod bench;
 mod chain;
 mod chat;
+mod first_run;
 mod generate;
+mod models;
+mod pull;
+mod rm;
 mod run;
 mod sampling;
 mod serve;
@@ -19,13 +23,13 @@ use std::process::ExitCode;
 #[command(name = "ondo", version, about = "Run open language models on your own machine")]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 /// Where the model comes from, shared by every subcommand that loads one.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// A model folder, a .gguf file, or a hub id (org/name[@revision])
+    /// A model folder, a .gguf file, or a hub id (org/name[@revision], org/name:QUANT for a GGUF repo)
     pub model: String,
     /// Never use the network (also HF_HUB_OFFLINE=1)
     #[arg(long)]
@@ -134,11 +138,25 @@ enum Command {
     Serve(serve::Args),
     /// Run a chain file (TOML steps of template + model); streams the last step's text
     Chain(chain::Args),
+    /// Download a model into the HF cache (progress bar, resumes); org/name:QUANT for one GGUF
+    Pull(pull::Args),
+    /// List the models in the HF cache and local GGUFs: id, arch, quant, size, path
+    #[command(visible_alias = "ls")]
+    Models(models::Args),
+    /// Remove a model from the HF cache
+    Rm(rm::Args),
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return first_run::on_parse_error(e),
+    };
+    let Some(command) = cli.command else {
+        first_run::print_help();
+        return ExitCode::SUCCESS;
+    };
+    let result = match command {
         Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Chat(args) => chat::run(args),
@@ -148,6 +166,9 @@ pub fn main() -> ExitCode {
         Command::Template(args) => template::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Chain(args) => chain::run(args),
+        Command::Pull(args) => pull::run(args),
+        Command::Models(args) => models::run(args),
+        Command::Rm(args) => rm::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

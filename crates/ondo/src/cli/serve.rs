@@ -1,5 +1,5 @@
 //! `ondo serve MODEL`: the OpenAI-compatible HTTP server. It listens at once (503 while the
-//! model loads) and stops gracefully on SIGINT/SIGTERM.
+//! model loads) and stops gracefully on SIGINT/SIGTERM. The chat page is at `/` unless `--no-webui`.
 
 use super::ModelArgs;
 
@@ -37,6 +37,9 @@ pub struct Args {
     /// Most messages one chat request may have
     #[arg(long, default_value_t = 4096)]
     max_messages: usize,
+    /// Do not serve the chat page at / (the API routes stay)
+    #[arg(long)]
+    no_webui: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -54,6 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--header-read-timeout must be a positive number of seconds"))?,
         max_header_bytes: args.max_header_bytes,
         max_messages: args.max_messages,
+        webui: !args.no_webui,
     };
     let model = args.model;
     ondo_server::run_blocking(config, move || {
