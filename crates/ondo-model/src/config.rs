@@ -208,6 +208,22 @@ pub struct Hparams {
     pub eos_token_ids: Vec<u32>,
 }
 
+/// The largest vocabulary, width, head count or layer count a config may give (2^24).
+pub const MAX_DIM: usize = 1 << 24;
+
+/// `v` when it is at most `MAX_DIM` (for sizes read before `Hparams::validate` sees them, such as
+/// the layer count that per-layer tables are built from).
+pub(crate) fn at_most_max(path: &Path, key: &str, v: usize) -> Result<usize, Error> {
+    if v > MAX_DIM {
+        return Err(Error::config(
+            path,
+            key,
+            format!("{v} is too large (at most {MAX_DIM})"),
+        ));
+    }
+    Ok(v)
+}
+
 impl Hparams {
     pub fn q_dim(&self) -> usize {
         self.num_attention_heads * self.head_dim
@@ -247,6 +263,7 @@ impl Hparams {
     }
 
     /// Checks every value the forward pass relies on, so bad configs are errors, not panics.
+    /// Every size is at most `MAX_DIM`.
     /// `key` spells a field the way the file does (config.json's name, or the GGUF key).
     pub(crate) fn validate(&self, path: &Path, key: &dyn Fn(&str) -> String) -> Result<(), Error> {
         let nonzero = [
@@ -259,6 +276,14 @@ impl Hparams {
         ];
         if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
             return Err(Error::config(path, &key(name), "is missing or 0"));
+        }
+        // no real model comes near this; past it, sizes derived from them could overflow
+        if let Some((name, v)) = nonzero.iter().find(|(_, v)| *v > MAX_DIM) {
+            return Err(Error::config(
+                path,
+                &key(name),
+                format!("{v} is too large (at most {MAX_DIM})"),
+            ));
         }
         let (h, kv) = (self.num_attention_heads, self.num_key_value_heads);
         if kv == 0 || h % kv != 0 {
@@ -292,6 +317,13 @@ impl Hparams {
                     ));
                 }
             }
+        }
+        if !(self.norm_eps.is_finite() && self.norm_eps >= 0.0) {
+            return Err(Error::config(
+                path,
+                &key("rms_norm_eps"),
+                format!("{} must be a non-negative number", self.norm_eps),
+            ));
         }
         if self.sliding_window == Some(0) {
             return Err(Error::config(path, "sliding_window", "must be greater than 0"));

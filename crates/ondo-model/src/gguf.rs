@@ -1081,7 +1081,8 @@ pub enum GgufError {
         offset: u64,
         alignment: u64,
     },
-    #[error("{}: tensor {name} data (offset {offset}, {size:?} bytes) is past the end of the file ({file_len} bytes)", path.display())]
+    #[error("{}: tensor {name} data (offset {offset}, {}) is past the end of the file ({file_len} bytes)", path.display(),
+        size.map_or("a size past 2^64".to_string(), |s| format!("{s} bytes")))]
     PastEnd {
         path: PathBuf,
         name: String,

@@ -57,9 +57,16 @@ pub fn hparams_from_gguf(g: &GgufFile) -> Result<Hparams, Error> {
     let kv_heads = k.opt_usize("attention.head_count_kv")?.unwrap_or(heads);
     let head_dim = match k.opt_usize("attention.key_length")? {
         Some(d) => d,
+        None if heads > 0 && hidden_size % heads != 0 => {
+            return Err(Error::config(
+                k.g.path(),
+                &k.key("attention.head_count"),
+                format!("{heads} does not divide embedding_length {hidden_size} (and there is no key_length)"),
+            ))
+        }
         None => hidden_size / heads.max(1),
     };
-    let layers = k.usize("block_count")?;
+    let layers = crate::config::at_most_max(k.g.path(), &k.key("block_count"), k.usize("block_count")?)?;
     let rope = Rope {
         theta: k.opt_f32("rope.freq_base")?.unwrap_or(10000.0),
         scaling: rope_scaling(&k)?,
@@ -126,6 +133,7 @@ pub fn hparams_from_gguf(g: &GgufFile) -> Result<Hparams, Error> {
         "num_hidden_layers" => k.key("block_count"),
         "rotary dimension" => k.key("rope.dimension_count"),
         "sliding_window" => k.key("attention.sliding_window"),
+        "rms_norm_eps" => k.key("attention.layer_norm_rms_epsilon"),
         "vocab_size" => "token_embd.weight".to_string(),
         other => other.to_string(),
     };

@@ -108,10 +108,21 @@ pub fn hparams_from_hf(path: &Path, json: &Value) -> Result<Hparams, Error> {
     let head_dim = match f.opt_usize("head_dim")? {
         Some(d) => d,
         None if num_attention_heads == 0 => 0,
+        None if hidden_size % num_attention_heads != 0 => {
+            return Err(Error::config(
+                path,
+                "num_attention_heads",
+                format!("{num_attention_heads} does not divide hidden_size {hidden_size} (and there is no head_dim)"),
+            ))
+        }
         None => hidden_size / num_attention_heads,
     };
-    let num_hidden_layers = f.usize("num_hidden_layers")?;
-    let rot_dim = (head_dim as f32 * f.opt_f32("partial_rotary_factor")?.unwrap_or(1.0)) as usize;
+    let num_hidden_layers = crate::config::at_most_max(path, "num_hidden_layers", f.usize("num_hidden_layers")?)?;
+    // in f64: f32 rounds large head dims up past themselves
+    let rot_dim = match f.opt_f32("partial_rotary_factor")? {
+        None => head_dim,
+        Some(p) => (head_dim as f64 * p as f64) as usize,
+    };
     let (theta, scaling) = rope_params(&f, None)?;
     let sliding_window = f.opt_usize("sliding_window")?;
     let sliding_layers = sliding_layers(&f, num_hidden_layers, sliding_window)?;

@@ -35,8 +35,8 @@ impl SafetensorsStore {
     pub fn open_dir(dir: &Path) -> Result<SafetensorsStore, Error> {
         let index = dir.join("model.safetensors.index.json");
         let single = dir.join("model.safetensors");
-        let files = if single.exists() {
-            vec![single]
+        let (files, listed) = if single.exists() {
+            (vec![single], vec![])
         } else if index.exists() {
             shard_files(&index)?
         } else {
@@ -48,6 +48,14 @@ impl SafetensorsStore {
         let mut tensors = HashMap::new();
         for file in &files {
             read_file(file, &mut tensors)?;
+        }
+        // every tensor the index lists is where it says
+        if let Some((tensor, file)) = listed.iter().find(|(t, _)| !tensors.contains_key(t)) {
+            return Err(Error::config(
+                &index,
+                &format!("weight_map.{tensor}"),
+                format!("`{file}` has no tensor `{tensor}`"),
+            ));
         }
         Ok(SafetensorsStore {
             path: files[0].clone(),
@@ -68,8 +76,11 @@ impl TensorStore for SafetensorsStore {
     }
 }
 
-/// The distinct shard files named by an index, in order.
-fn shard_files(index: &Path) -> Result<Vec<PathBuf>, Error> {
+/// (tensor, shard file) entries of an index.
+type Listed = Vec<(String, String)>;
+
+/// The distinct shard files named by an index, in order, and its (tensor, file) entries.
+fn shard_files(index: &Path) -> Result<(Vec<PathBuf>, Listed), Error> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json {
         path: index.to_path_buf(),
@@ -80,6 +91,7 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>, Error> {
         .and_then(|m| m.as_object())
         .ok_or_else(|| Error::config(index, "weight_map", "is missing or not an object"))?;
     let mut files: BTreeMap<String, ()> = BTreeMap::new();
+    let mut listed = vec![];
     for (tensor, file) in map {
         let file = file
             .as_str()
@@ -92,9 +104,10 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>, Error> {
             ));
         }
         files.insert(file.to_string(), ());
+        listed.push((tensor.clone(), file.to_string()));
     }
     let dir = index.parent().unwrap_or(Path::new("."));
-    Ok(files.into_keys().map(|f| dir.join(f)).collect())
+    Ok((files.into_keys().map(|f| dir.join(f)).collect(), listed))
 }
 
 /// Map one safetensors file and add its tensors.
@@ -104,8 +117,10 @@ fn read_file(path: &Path, out: &mut HashMap<String, TensorData>) -> Result<(), E
         path: path.to_path_buf(),
         msg,
     };
-    let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map.0[..])
-        .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map.0[..]).map_err(|e| {
+        let why = diagnose(&map.0[..]).unwrap_or_else(|| e.to_string());
+        bad(format!("not a valid safetensors file: {why}"))
+    })?;
     let data_start = 8 + header_len;
     for (name, info) in meta.tensors() {
         let dtype = match info.dtype {
@@ -137,4 +152,66 @@ fn read_file(path: &Path, out: &mut HashMap<String, TensorData>) -> Result<(), E
         );
     }
     Ok(())
+}
+
+/// Why a header the `safetensors` crate refused is bad, naming the tensor (its own errors do
+/// not): dtype, shape, offsets and coverage of each entry. `None` when no entry is at fault (or
+/// the header itself cannot be read: the crate's message says that well enough).
+fn diagnose(file: &[u8]) -> Option<String> {
+    let n = usize::try_from(u64::from_le_bytes(file.get(..8)?.try_into().ok()?)).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(file.get(8..8usize.checked_add(n)?)?).ok()?;
+    let data_len = (file.len() - 8 - n) as u64;
+    let mut spans = vec![];
+    for (name, t) in header.as_object()?.iter().filter(|(k, _)| *k != "__metadata__") {
+        let why = |msg: String| Some(format!("tensor `{name}`: {msg}"));
+        let dtype = t["dtype"].as_str().unwrap_or("(none)");
+        let size: u64 = match dtype {
+            "F64" | "I64" | "U64" | "C64" => 8,
+            "F32" | "I32" | "U32" => 4,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            d if d == "BOOL" || d.ends_with("8") || d.starts_with("F8") => 1,
+            _ => return why(format!("unknown dtype {dtype}")),
+        };
+        let Some(shape) = t["shape"]
+            .as_array()
+            .and_then(|a| a.iter().map(|d| d.as_u64()).collect::<Option<Vec<_>>>())
+        else {
+            return why(format!("shape {} is not a list of sizes", t["shape"]));
+        };
+        let Some(need) = shape.iter().try_fold(size, |a, &d| a.checked_mul(d)) else {
+            return why(format!("shape {shape:?} overflows"));
+        };
+        let Some([start, end]) = t["data_offsets"].as_array().and_then(|o| {
+            let v: Option<Vec<u64>> = o.iter().map(|x| x.as_u64()).collect();
+            v.and_then(|v| <[u64; 2]>::try_from(v).ok())
+        }) else {
+            return why(format!("data_offsets {} is not [start, end]", t["data_offsets"]));
+        };
+        if start > end {
+            return why(format!("data_offsets [{start}, {end}] run backwards"));
+        }
+        if end - start != need {
+            return why(format!(
+                "shape {shape:?} of {dtype} is {need} bytes, its data_offsets span {}",
+                end - start
+            ));
+        }
+        if end > data_len {
+            return why(format!(
+                "its data ends at byte {end}, past the file's {data_len} bytes of data (truncated?)"
+            ));
+        }
+        spans.push((start, end, name));
+    }
+    spans.sort();
+    let mut at = 0;
+    for (start, end, name) in spans {
+        if start != at {
+            return Some(format!(
+                "tensor `{name}` starts at byte {start}, where byte {at} was expected (a gap or an overlap)"
+            ));
+        }
+        at = end;
+    }
+    (at != data_len).then(|| format!("{} bytes of data after the last tensor", data_len - at))
 }
