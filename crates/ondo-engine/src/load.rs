@@ -2,8 +2,8 @@
 //! `.gguf` file, or a hub id resolved in the HF cache (downloaded unless offline).
 
 use crate::EngineError;
+use ondo_hub::{self as hub, HubOptions};
 use ondo_model::gguf::{GgufError, GgufFile};
-use ondo_model::hub::{self, HubOptions};
 use ondo_model::load::{is_gguf, load_gguf, load_hf, read_json, ModelFiles};
 use ondo_model::{KvDtype, Model};
 use ondo_text::gguf_vocab::*;

@@ -28,7 +28,6 @@ mod error;
 pub mod gguf;
 pub mod gguf_model;
 mod hf_config;
-pub mod hub;
 pub mod kv;
 pub mod load;
 pub mod names;

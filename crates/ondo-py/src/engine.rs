@@ -313,7 +313,7 @@ fn mix(base: u64, n: u64) -> u64 {
 
 /// A model argument that names a file or folder rather than a hub id.
 fn looks_like_path(model: &str) -> bool {
-    model.starts_with(['/', '.', '~']) || model.ends_with(".gguf") || !ondo_model::hub::is_hub_id(model)
+    model.starts_with(['/', '.', '~']) || model.ends_with(".gguf") || !ondo_hub::is_hub_id(model)
 }
 
 /// A spinner on stderr while the model loads (drawn only when stderr is a terminal).

@@ -17,6 +17,7 @@ pub use ondo_engine::{
     CompletionOutput, EngineConfig, EngineError, EngineHandle, Event, FinishReason, Llm, LoadOptions, NewRequest,
     ParamError, Prompt, RequestOutput, SamplingParams, StopReason,
 };
+pub use ondo_hub as hub;
 pub use ondo_kernels as kernels;
 pub use ondo_model as model;
 pub use ondo_text as text;

@@ -3,8 +3,8 @@
 //! is one row; each `.gguf` of a GGUF repo is its own row, `org/name:QUANT`) and the `.gguf`
 //! files in the folders named by `--dir` and `ONDO_MODELS` (`:`-separated).
 
+use ondo::hub::{self, CachedModel, HubOptions};
 use ondo::model::gguf::{ggml_type_name, GgufFile};
-use ondo::model::hub::{self, CachedModel, HubOptions};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 //! files matching the globs instead of the model's own files.
 
 use anyhow::Context;
-use ondo::model::hub::{self, HubError, HubOptions};
+use ondo::hub::{self, HubError, HubOptions};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -1,7 +1,7 @@
 //! `ondo rm ORG/NAME`: delete a model's folder (refs, blobs, snapshots) from the HF cache;
 //! `ondo rm ORG/NAME:QUANT` deletes only that quant's GGUF files of a GGUF repo.
 
-use ondo::model::hub::{self, HubId, HubOptions};
+use ondo::hub::{self, HubId, HubOptions};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -2,7 +2,7 @@
 //! headers (ETag / X-Linked-Etag / X-Repo-Commit), a 302 to "LFS storage", Range requests, 401
 //! for a gated repo and 404 for a missing one. Every test has its own cache folder and server.
 
-use ondo_model::hub::{cached_models, is_complete_snapshot, pull_model, resolve_model, HubError, HubOptions};
+use ondo_hub::{cached_models, is_complete_snapshot, pull_model, resolve_model, HubError, HubOptions};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Write};
