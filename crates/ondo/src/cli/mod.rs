@@ -5,6 +5,8 @@ mod bench;
 mod chain;
 mod chat;
 mod generate;
+mod perplexity;
+mod quantize;
 mod run;
 mod sampling;
 mod serve;
@@ -45,6 +47,9 @@ pub struct ModelArgs {
     /// Turn off prefix caching (reuse of the KV of a prompt's first blocks across requests)
     #[arg(long)]
     pub no_enable_prefix_caching: bool,
+    /// Quantize the weights while loading: q4_k_m, q4_k_s, q5_k_m, q6_k, q8_0, q4_0, ... (llama.cpp's mixtures)
+    #[arg(long, value_parser = parse_scheme)]
+    pub quantize: Option<ondo::model::Scheme>,
 }
 
 impl ModelArgs {
@@ -64,10 +69,27 @@ impl ModelArgs {
             offline,
             threads: self.threads,
             engine,
+            quantize: self.quantize,
             ..Default::default()
         };
-        Ok(ondo::Llm::load(&self.model, &opts)?)
+        load_timed(&self.model, &opts)
     }
+}
+
+/// `Llm::load`, printing the load time to stderr when the weights were quantized on the way.
+pub fn load_timed(model: &str, opts: &ondo::LoadOptions) -> anyhow::Result<ondo::Llm> {
+    let start = std::time::Instant::now();
+    let llm = ondo::Llm::load(model, opts)?;
+    if let Some(scheme) = opts.quantize {
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!("[loaded {model} quantized to {} in {secs:.2} s]", scheme.name());
+    }
+    Ok(llm)
+}
+
+/// A `--quantize` / `--type` value.
+pub fn parse_scheme(s: &str) -> Result<ondo::model::Scheme, String> {
+    ondo::model::Scheme::parse(s).map_err(|e| e.to_string())
 }
 
 /// `4GiB`, `512MiB`, `1.5G`, `1000000` (bytes): 1024-based for K/M/G/KiB/MiB/GiB, 1000-based
@@ -134,6 +156,10 @@ enum Command {
     Serve(serve::Args),
     /// Run a chain file (TOML steps of template + model); streams the last step's text
     Chain(chain::Args),
+    /// Write an HF folder or a GGUF as a GGUF file of one quantization type (q4_k_m, q8_0, ...)
+    Quantize(quantize::Args),
+    /// Perplexity over a text file, and KL divergence against a base model (--kl-base)
+    Perplexity(perplexity::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -148,6 +174,8 @@ pub fn main() -> ExitCode {
         Command::Template(args) => template::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Chain(args) => chain::run(args),
+        Command::Quantize(args) => quantize::run(args),
+        Command::Perplexity(args) => perplexity::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
