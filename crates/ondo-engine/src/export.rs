@@ -6,7 +6,7 @@
 
 use crate::load::{load_text, TextSide};
 use crate::EngineError;
-use ondo_model::export::{export_hf, requantize_gguf, ExportOptions, ExportReport};
+use ondo_model::export::{export_hf, gguf_arch_of, requantize_gguf, ExportOptions, ExportReport};
 use ondo_model::gguf::{Array, GgufFile, Value};
 use ondo_model::load::{is_gguf, read_hparams, ModelFiles};
 use ondo_text::gguf_vocab::*;
@@ -27,6 +27,7 @@ pub fn quantize_model(src: &Path, out: &Path, opts: &ExportOptions) -> Result<Ex
     }
     let files = ModelFiles::locate(src)?;
     let hp = read_hparams(&files)?;
+    gguf_arch_of(&files)?;
     let text = load_text(src)?;
     let json = files
         .tokenizer_json

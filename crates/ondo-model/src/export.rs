@@ -117,6 +117,11 @@ pub fn requantize_gguf(g: &GgufFile, out: &Path, opts: &ExportOptions) -> Result
     write(out, &meta, jobs, g, opts)
 }
 
+/// The GGUF architecture an HF folder would be written as, or an error naming the exportable ones.
+pub fn gguf_arch_of(files: &ModelFiles) -> Result<&'static str, Error> {
+    export_name(&read_hparams(files)?, &files.config)
+}
+
 /// The GGUF architecture name of an HF model, or an error naming the exportable ones.
 fn export_name(hp: &Hparams, config: &Path) -> Result<&'static str, Error> {
     let found = hp.arch.gguf_export.iter().find(|(hf, _)| *hf == hp.arch_name);

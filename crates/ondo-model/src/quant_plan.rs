@@ -194,7 +194,8 @@ impl QuantPlan {
         if s.is_float() {
             return base;
         }
-        let more_bits = |i: usize| i < n / 8 || i >= 7 * n / 8 || (i >= n / 8 && (i - n / 8) % 3 == 2);
+        // past the first test, i >= n / 8
+        let more_bits = |i: usize| i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
         match role {
             Role::Output if s == Q8_0 => DType::Q8_0,
             Role::Output => DType::Q6_K,

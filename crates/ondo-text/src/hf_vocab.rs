@@ -26,7 +26,7 @@ const PROBES: &[&str] = &[
     "Hello world! The quick brown fox jumps over the lazy dog.",
     "In 2024, 1234567 people paid $3.50 each; 42% said 'yes'.",
     "def f(x):\n    return x ** 2  # square\n\n\n\tdone",
-    "   leading spaces, trailing spaces   \n\n",
+    "runs  of   spaces,    tabs\t\tand trailing spaces   \n\n",
     "안녕하세요, 세계! 日本語のテキスト. Ünïcödé café naïve",
     "I'm sure you've seen it; they'll say we'd done it, can't you?",
 ];
@@ -54,8 +54,11 @@ pub fn vocab_from_hf(tok: &Tokenizer, tokenizer_json: &Path, vocab_size: usize) 
             })
             .into()
     } else {
-        PRE_CANDIDATES
+        let hinted = pre_hint(&json["pre_tokenizer"]);
+        let rest = PRE_CANDIDATES.iter().filter(|p| Some(**p) != hinted);
+        hinted
             .iter()
+            .chain(rest)
             .map(|p| GgufVocab {
                 pre: Some(p.to_string()),
                 ..base.clone()
@@ -77,6 +80,21 @@ pub fn vocab_from_hf(tok: &Tokenizer, tokenizer_json: &Path, vocab_size: usize) 
         }
     );
     Err(Error::vocab("tokenizer.ggml.pre", msg))
+}
+
+/// The candidate the pre-tokenizer's JSON points at, tried first: when a vocabulary cannot tell
+/// two families apart (no multi-digit tokens), the name llama.cpp would pick is the one written.
+fn pre_hint(pre: &Value) -> Option<&'static str> {
+    let text = pre.to_string();
+    if text.contains("\\\\p{N}{1,3}") {
+        Some("llama-bpe")
+    } else if text.contains("\\\\p{N}|") {
+        Some("qwen2")
+    } else if text.contains("\"Digits\"") {
+        Some("smollm")
+    } else {
+        None
+    }
 }
 
 fn read(path: &Path) -> Result<Value> {
@@ -122,10 +140,10 @@ fn base_vocab(tok: &Tokenizer, json: &Value, vocab_size: usize, spm: bool, merge
             continue;
         };
         let ty = match added.get(&(id as u64)) {
+            _ if spm && Some(id) == tok.unk_token_id() => 2,
+            _ if spm && is_byte_token(&text) => 6,
             Some(true) => 3,
             Some(false) => 4,
-            None if spm && Some(id) == tok.unk_token_id() => 2,
-            None if spm && is_byte_token(&text) => 6,
             None => 1,
         };
         tokens.push(text);
@@ -188,4 +206,53 @@ fn tokenizes_alike(tok: &Tokenizer, v: &GgufVocab) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab(name: &str) -> Result<GgufVocab> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/tiny-models")
+            .join(name);
+        let tok = Tokenizer::from_files(&dir.join("tokenizer.json"), Some(&dir.join("tokenizer_config.json")))?;
+        vocab_from_hf(&tok, &dir.join("tokenizer.json"), tok.vocab_size() + 3)
+    }
+
+    #[test]
+    fn fixture_tokenizers_become_the_gguf_vocabulary_that_tokenizes_alike() {
+        let cases = [
+            ("llama-gqa", "gpt2", Some("llama-bpe")),
+            ("qwen2", "gpt2", Some("qwen2")),
+            ("exaone", "gpt2", Some("smollm")),
+            ("gpt2", "gpt2", Some("gpt-2")),
+            ("mistral", "llama", None),
+        ];
+        for (name, model, pre) in cases {
+            let v = vocab(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!((v.model.as_str(), v.pre.as_deref()), (model, pre), "{name}");
+            let n = v.tokens.len();
+            assert_eq!(
+                v.tokens[n - 1],
+                format!("[PAD{}]", n - 1),
+                "{name}: padded to the model's size"
+            );
+            assert_eq!(v.token_types[n - 1], 5, "{name}: padding is unused");
+        }
+        let mistral = vocab("mistral").unwrap();
+        assert_eq!(mistral.token_types[mistral.unk_id.unwrap() as usize], 2);
+        assert!(mistral
+            .tokens
+            .iter()
+            .zip(&mistral.token_types)
+            .any(|(t, &ty)| t == "<0x41>" && ty == 6));
+        let llama = vocab("llama-gqa").unwrap();
+        assert_eq!(llama.add_bos_token, Some(true), "its post-processor adds <s>");
+        assert_eq!(
+            llama.token_types[llama.bos_id.unwrap() as usize],
+            3,
+            "<s> is a control token"
+        );
+    }
 }
