@@ -64,7 +64,11 @@ impl Llm {
             model: Arc::from(loaded.model),
             tokenizer: Arc::new(loaded.text.tokenizer),
             eos_ids: loaded.text.eos_ids.into(),
-            kv_dtype: opts.kv_dtype.unwrap_or(loaded.kv_dtype),
+            // a model quantized at load runs as its GGUF would: f16 KV cache (llama.cpp's default)
+            kv_dtype: opts.kv_dtype.unwrap_or(match opts.quantize {
+                Some(_) => KvDtype::F16,
+                None => loaded.kv_dtype,
+            }),
             pool: Arc::new(threads),
         };
         Ok(Llm {

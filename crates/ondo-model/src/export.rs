@@ -21,6 +21,7 @@ use crate::Error;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ondo_kernels::ops::RopeStyle;
 use ondo_kernels::{DType, ThreadPool};
+use std::borrow::Cow;
 use std::path::Path;
 
 /// How to export.
@@ -312,19 +313,20 @@ fn progress_bar(show: bool, total: u64) -> ProgressBar {
 fn tensor_bytes(spec: &TensorSpec, src: &Source, store: &dyn TensorStore, pool: &ThreadPool) -> Result<Vec<u8>, Error> {
     let cols = *spec.shape.last().unwrap_or(&1);
     let rows: usize = spec.shape.iter().rev().skip(1).product();
-    let (dtype, raw) = match src {
+    let t;
+    let (dtype, raw): (DType, Cow<[u8]>) = match src {
         Source::Values(v) => (DType::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         Source::Stored { name, permute_heads } => {
-            let t = stored(store, name)?;
+            t = stored(store, name)?;
             let raw = match permute_heads {
-                Some(heads) => rope_rows(t.bytes.as_slice(), spec.shape[0], *heads),
-                None => t.bytes.as_slice().to_vec(),
+                Some(heads) => Cow::Owned(rope_rows(t.bytes.as_slice(), spec.shape[0], *heads)),
+                None => Cow::Borrowed(t.bytes.as_slice()),
             };
             (t.dtype, raw)
         }
     };
     if dtype == spec.dtype {
-        return Ok(raw);
+        return Ok(raw.into_owned());
     }
     quantize_rows(pool, dtype, &raw, rows, cols, spec.dtype).map_err(|e| Error::Format {
         path: store.path().to_path_buf(),

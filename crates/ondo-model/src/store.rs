@@ -111,10 +111,14 @@ impl Tensors<'_> {
         let Some(q) = self.quant else { return Ok(w) };
         match q.plan.dtype_for(canonical, &[w.rows(), w.cols()]) {
             Some(dtype) if dtype != w.dtype() => {
-                crate::quantize::quantize_weight(q.pool, &w, dtype).map_err(|e| Error::Format {
+                let name = (self.name_of)(canonical);
+                let quantized = crate::quantize::quantize_weight(q.pool, &w, dtype).map_err(|e| Error::Format {
                     path: self.path(),
-                    msg: format!("quantizing tensor `{}`: {e}", (self.name_of)(canonical)),
-                })
+                    msg: format!("quantizing tensor `{name}`: {e}"),
+                })?;
+                // the source's pages are not needed again: the load holds each weight once
+                self.store.release(&name);
+                Ok(quantized)
             }
             _ => Ok(w),
         }
