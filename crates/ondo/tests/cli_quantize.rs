@@ -127,3 +127,27 @@ fn an_output_that_cannot_be_written_is_an_error_naming_it() {
     assert!(stderr.contains("no-such-folder/m.gguf"), "{stderr}");
     assert_nothing_written(&out);
 }
+
+#[test]
+fn quantize_at_load_runs_and_prints_the_load_time() {
+    let run = Command::new(env!("CARGO_BIN_EXE_ondo"))
+        .args([
+            "generate",
+            fixture("llama-gqa").to_str().unwrap(),
+            "--prompt-ids",
+            "1,2,3",
+        ])
+        .args(["--max-tokens", "4", "--temperature", "0", "--quantize", "q8_0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("quantized to q8_0 in"), "{stderr}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_ondo"))
+        .args(["run", fixture("llama-gqa").to_str().unwrap(), "hi", "--quantize", "q9"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("q9") && stderr.contains("q4_k_m"), "{stderr}");
+}
