@@ -6,6 +6,7 @@ use crate::core::{EngineConfig, Event, ModelParts, NewRequest};
 use crate::engine::EngineHandle;
 use crate::{EngineError, RequestOutput, SamplingParams};
 use ondo_kernels::ThreadPool;
+use ondo_model::load::QuantizeAtLoad;
 use ondo_model::{KvDtype, Model};
 use ondo_text::{ChatTemplate, RenderOptions, Tokenizer};
 use serde_json::Value;
@@ -26,6 +27,9 @@ pub struct LoadOptions {
     pub kv_dtype: Option<KvDtype>,
     /// KV cache size, batch limits, prefix caching.
     pub engine: EngineConfig,
+    /// Quantize the weights while loading (`--quantize q4_k_m`): an HF folder then runs with
+    /// GGUF block formats, mixed as llama.cpp's scheme of that name.
+    pub quantize: Option<ondo_model::Scheme>,
 }
 
 /// A prompt as text (tokenized with the tokenizer's special tokens) or as token ids.
@@ -52,14 +56,19 @@ impl Llm {
     /// Load a model folder, a `.gguf` file or a hub id (`org/name[@revision]`).
     pub fn load(model: &str, opts: &LoadOptions) -> Result<Llm, EngineError> {
         let path = crate::load::resolve(model, opts.offline)?;
-        let loaded = crate::load::load_path(&path)?;
-        let defaults = defaults_from(loaded.text.generation_config.as_ref());
         let threads = opts.threads.map_or_else(ThreadPool::from_env, ThreadPool::new);
+        let quant = opts.quantize.map(|scheme| QuantizeAtLoad { scheme, pool: &threads });
+        let loaded = crate::load::load_path_with(&path, quant.as_ref())?;
+        let defaults = defaults_from(loaded.text.generation_config.as_ref());
         let parts = ModelParts {
             model: Arc::from(loaded.model),
             tokenizer: Arc::new(loaded.text.tokenizer),
             eos_ids: loaded.text.eos_ids.into(),
-            kv_dtype: opts.kv_dtype.unwrap_or(loaded.kv_dtype),
+            // a model quantized at load runs as its GGUF would: f16 KV cache (llama.cpp's default)
+            kv_dtype: opts.kv_dtype.unwrap_or(match opts.quantize {
+                Some(_) => KvDtype::F16,
+                None => loaded.kv_dtype,
+            }),
             pool: Arc::new(threads),
         };
         Ok(Llm {

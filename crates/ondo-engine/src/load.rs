@@ -4,7 +4,7 @@
 use crate::EngineError;
 use ondo_hub::{self as hub, HubOptions};
 use ondo_model::gguf::{GgufError, GgufFile};
-use ondo_model::load::{is_gguf, load_gguf, load_hf, read_json, ModelFiles};
+use ondo_model::load::{is_gguf, load_gguf_with, load_hf_with, read_json, ModelFiles, QuantizeAtLoad};
 use ondo_model::{KvDtype, Model};
 use ondo_text::gguf_vocab::*;
 use ondo_text::{ChatTemplate, GgufVocab, Tokenizer};
@@ -68,12 +68,17 @@ fn locate(path: &Path) -> Source {
 
 /// Load the model at `path` (a folder in HF layout or a GGUF file).
 pub fn load_path(path: &Path) -> Result<Loaded, EngineError> {
+    load_path_with(path, None)
+}
+
+/// `load_path`, quantizing the weights as they load when `quant` is given (`--quantize`).
+pub fn load_path_with(path: &Path, quant: Option<&QuantizeAtLoad>) -> Result<Loaded, EngineError> {
     match locate(path) {
         Source::Gguf(file) => {
             let g = open_gguf(&file)?;
             let text = text_from_gguf(&g)?;
             Ok(Loaded {
-                model: load_gguf(&g)?,
+                model: load_gguf_with(&g, quant)?,
                 text,
                 kv_dtype: KvDtype::F16,
                 path: file,
@@ -81,7 +86,7 @@ pub fn load_path(path: &Path) -> Result<Loaded, EngineError> {
         }
         Source::Hf(dir) => {
             let files = ModelFiles::locate(&dir)?;
-            let model = load_hf(&files)?;
+            let model = load_hf_with(&files, quant)?;
             let text = text_from_hf(&dir)?;
             Ok(Loaded {
                 model,

@@ -39,6 +39,14 @@ pub enum Error {
     BadBatch(String),
     #[error("token id {id} is outside the vocabulary of {vocab_size}")]
     TokenOutOfRange { id: u32, vocab_size: usize },
+    #[error("unknown quantization type `{name}` (--type / --quantize; supported: {supported})")]
+    UnknownQuantType { name: String, supported: String },
+    #[error("{path}: cannot export architecture `{arch}` to GGUF (exportable: {supported})")]
+    ExportArch {
+        path: PathBuf,
+        arch: String,
+        supported: String,
+    },
 }
 
 impl Error {

@@ -25,13 +25,17 @@ pub mod arch;
 pub mod blocks;
 pub mod config;
 mod error;
+pub mod export;
 pub mod gguf;
 pub mod gguf_model;
+pub mod gguf_write;
 mod hf_config;
 pub mod kv;
 pub mod load;
 pub mod names;
 mod parts;
+pub mod quant_plan;
+pub mod quantize;
 pub mod safetensors;
 pub mod store;
 
@@ -39,6 +43,7 @@ pub use config::Hparams;
 pub use error::Error;
 pub use kv::{Batch, KvDtype, KvPool, LogitsFor, SeqCache};
 pub use load::{load_model, ModelFiles};
+pub use quant_plan::{QuantPlan, Scheme};
 pub use store::{TensorData, TensorStore};
 
 use std::sync::Arc;

@@ -3,10 +3,12 @@
 use crate::config::{hparams_from_hf, Hparams};
 use crate::gguf::GgufFile;
 use crate::gguf_model::hparams_from_gguf;
+use crate::quant_plan::{QuantPlan, Scheme};
 use crate::safetensors::SafetensorsStore;
 use crate::store::TensorStore;
-use crate::store::{Format, Tensors};
+use crate::store::{Format, LoadQuant, Tensors};
 use crate::{arch, Error, Model};
+use ondo_kernels::ThreadPool;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -91,14 +93,38 @@ pub fn load_model(path: &Path) -> Result<Box<dyn Model>, Error> {
     load_hf(&files)
 }
 
+/// Quantize a model's matrices while it loads (`--quantize`): the scheme, and the pool whose
+/// threads quantize each matrix's rows.
+#[derive(Clone, Copy)]
+pub struct QuantizeAtLoad<'a> {
+    pub scheme: Scheme,
+    pub pool: &'a ThreadPool,
+}
+
+impl QuantizeAtLoad<'_> {
+    fn for_model<'p>(q: Option<&QuantizeAtLoad<'p>>, hp: &Hparams, has_output: bool) -> Option<LoadQuant<'p>> {
+        q.map(|q| LoadQuant {
+            plan: QuantPlan::new(q.scheme, hp, !has_output && hp.tie_word_embeddings),
+            pool: q.pool,
+        })
+    }
+}
+
 /// Load the model in an open GGUF file (its tensors stay memory-mapped).
 pub fn load_gguf(g: &GgufFile) -> Result<Box<dyn Model>, Error> {
+    load_gguf_with(g, None)
+}
+
+/// `load_gguf`, requantizing its matrices when `quant` is given.
+pub fn load_gguf_with(g: &GgufFile, quant: Option<&QuantizeAtLoad>) -> Result<Box<dyn Model>, Error> {
     let hp = hparams_from_gguf(g)?;
     let name_of = |canonical: &str| canonical.to_string();
+    let quant = QuantizeAtLoad::for_model(quant, &hp, g.tensor("output.weight").is_some());
     let tensors = Tensors {
         store: g,
         format: Format::Gguf,
         name_of: &name_of,
+        quant: quant.as_ref(),
     };
     let model = arch::build(hp, &tensors)?;
     g.release_pages();
@@ -107,6 +133,11 @@ pub fn load_gguf(g: &GgufFile) -> Result<Box<dyn Model>, Error> {
 
 /// Load an HF folder: config.json + safetensors.
 pub fn load_hf(files: &ModelFiles) -> Result<Box<dyn Model>, Error> {
+    load_hf_with(files, None)
+}
+
+/// `load_hf`, quantizing its matrices as they load when `quant` is given.
+pub fn load_hf_with(files: &ModelFiles, quant: Option<&QuantizeAtLoad>) -> Result<Box<dyn Model>, Error> {
     let hp = read_hparams(files)?;
     let store = SafetensorsStore::open_dir(&files.dir)?;
     let names = hp.arch.names;
@@ -117,10 +148,13 @@ pub fn load_hf(files: &ModelFiles) -> Result<Box<dyn Model>, Error> {
         let found = candidates.iter().position(|n| store_ref.get(n).is_some()).unwrap_or(0);
         candidates.swap_remove(found)
     };
+    let has_output = store.get(&name_of("output.weight")).is_some();
+    let quant = QuantizeAtLoad::for_model(quant, &hp, has_output);
     let tensors = Tensors {
         store: &store,
         format: Format::Hf,
         name_of: &name_of,
+        quant: quant.as_ref(),
     };
     arch::build(hp, &tensors)
 }

@@ -28,6 +28,8 @@ pub(crate) fn map_file(path: &Path) -> Result<Arc<MappedFile>, Error> {
 pub struct SafetensorsStore {
     path: PathBuf,
     tensors: HashMap<String, TensorData>,
+    /// Each tensor's map and byte range in it, for `release`.
+    ranges: HashMap<String, (Arc<MappedFile>, usize, usize)>,
 }
 
 impl SafetensorsStore {
@@ -45,9 +47,9 @@ impl SafetensorsStore {
                 msg: "neither model.safetensors nor model.safetensors.index.json is there".into(),
             });
         };
-        let mut tensors = HashMap::new();
+        let (mut tensors, mut ranges) = (HashMap::new(), HashMap::new());
         for file in &files {
-            read_file(file, &mut tensors)?;
+            read_file(file, &mut tensors, &mut ranges)?;
         }
         // every tensor the index lists is where it says
         if let Some((tensor, file)) = listed.iter().find(|(t, _)| !tensors.contains_key(t)) {
@@ -60,6 +62,7 @@ impl SafetensorsStore {
         Ok(SafetensorsStore {
             path: files[0].clone(),
             tensors,
+            ranges,
         })
     }
 }
@@ -73,6 +76,14 @@ impl TensorStore for SafetensorsStore {
     }
     fn names(&self) -> Vec<String> {
         self.tensors.keys().cloned().collect()
+    }
+    fn release(&self, name: &str) {
+        if let Some((map, start, len)) = self.ranges.get(name) {
+            // SAFETY: a read-only private file mapping: dropped pages read back the same bytes
+            // from the file on the next touch, so no reference sees a change.
+            let advice = memmap2::UncheckedAdvice::DontNeed;
+            let _ = unsafe { map.0.unchecked_advise_range(advice, *start, *len) };
+        }
     }
 }
 
@@ -110,8 +121,10 @@ fn shard_files(index: &Path) -> Result<(Vec<PathBuf>, Listed), Error> {
     Ok((files.into_keys().map(|f| dir.join(f)).collect(), listed))
 }
 
-/// Map one safetensors file and add its tensors.
-fn read_file(path: &Path, out: &mut HashMap<String, TensorData>) -> Result<(), Error> {
+type Ranges = HashMap<String, (Arc<MappedFile>, usize, usize)>;
+
+/// Map one safetensors file and add its tensors (and their byte ranges).
+fn read_file(path: &Path, out: &mut HashMap<String, TensorData>, ranges: &mut Ranges) -> Result<(), Error> {
     let map = map_file(path)?;
     let bad = |msg: String| Error::Format {
         path: path.to_path_buf(),
@@ -142,6 +155,7 @@ fn read_file(path: &Path, out: &mut HashMap<String, TensorData>) -> Result<(), E
             )));
         }
         let bytes = Bytes::new(map.clone(), data_start + start, end - start);
+        ranges.insert(name.clone(), (map.clone(), data_start + start, end - start));
         out.insert(
             name,
             TensorData {

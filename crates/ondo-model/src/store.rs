@@ -1,7 +1,8 @@
 //! Named tensors from any file format, as zero-copy byte ranges.
 
+use crate::quant_plan::QuantPlan;
 use crate::Error;
-use ondo_kernels::{Bytes, DType, Weight};
+use ondo_kernels::{Bytes, DType, ThreadPool, Weight};
 use std::path::{Path, PathBuf};
 
 /// One tensor as stored: its format, its shape in PyTorch order (`[rows, cols]` for a matrix,
@@ -41,6 +42,14 @@ pub struct Tensors<'a> {
     pub format: Format,
     /// Maps a canonical name (`blk.0.attn_q.weight`) to the store's own name.
     pub name_of: &'a dyn Fn(&str) -> String,
+    /// Quantize matrices at load (`--quantize`), when set.
+    pub quant: Option<&'a LoadQuant<'a>>,
+}
+
+/// Quantize-at-load: which format each matrix gets, and the pool that quantizes its rows.
+pub struct LoadQuant<'a> {
+    pub plan: QuantPlan,
+    pub pool: &'a ThreadPool,
 }
 
 impl Tensors<'_> {
@@ -88,11 +97,31 @@ impl Tensors<'_> {
     /// A `[rows, cols]` matrix the matmul reads: in its stored format, plus the layout this
     /// CPU's kernels read fastest when there is one (`Weight::for_matmul`).
     pub fn linear(&self, canonical: &str, rows: usize, cols: usize) -> Result<Weight, Error> {
-        let w = self.matrix(canonical, rows, cols)?.for_matmul();
+        let stored = self.matrix(canonical, rows, cols)?;
+        let w = self.planned(canonical, stored)?.for_matmul();
         if w.is_interleaved() {
             self.store.release(&(self.name_of)(canonical));
         }
         Ok(w)
+    }
+
+    /// `w` (the tensor `canonical`) in the format the load's quantization plan gives it, or as
+    /// it is without a plan.
+    pub fn planned(&self, canonical: &str, w: Weight) -> Result<Weight, Error> {
+        let Some(q) = self.quant else { return Ok(w) };
+        match q.plan.dtype_for(canonical, &[w.rows(), w.cols()]) {
+            Some(dtype) if dtype != w.dtype() => {
+                let name = (self.name_of)(canonical);
+                let quantized = crate::quantize::quantize_weight(q.pool, &w, dtype).map_err(|e| Error::Format {
+                    path: self.path(),
+                    msg: format!("quantizing tensor `{name}`: {e}"),
+                })?;
+                // the source's pages are not needed again: the load holds each weight once
+                self.store.release(&name);
+                Ok(quantized)
+            }
+            _ => Ok(w),
+        }
     }
 
     /// A 1-D vector of `len` values as f32 (norm weights, biases).

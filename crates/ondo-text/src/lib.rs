@@ -26,6 +26,7 @@
 pub mod detok;
 pub mod error;
 pub mod gguf_vocab;
+pub mod hf_vocab;
 mod pretok;
 mod spm;
 pub mod stop;

@@ -13,6 +13,7 @@
 //! ```
 
 pub use ondo_chain as chain;
+pub use ondo_engine as engine;
 pub use ondo_engine::{
     CompletionOutput, EngineConfig, EngineError, EngineHandle, Event, FinishReason, Llm, LoadOptions, NewRequest,
     ParamError, Prompt, RequestOutput, SamplingParams, StopReason,

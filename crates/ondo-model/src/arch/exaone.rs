@@ -36,6 +36,7 @@ pub static SPEC: ArchSpec = ArchSpec {
         ],
         optional_prefix: None,
     },
+    gguf_export: &[],
     hf_keys: &[
         ("num_hidden_layers", "num_layers"),
         ("rms_norm_eps", "layer_norm_epsilon"),

@@ -17,6 +17,7 @@ pub static SPEC: ArchSpec = ArchSpec {
     hf_archs: &[("Gemma2ForCausalLM", "gemma2")],
     gguf_archs: &[("gemma2", RopeStyle::Neox)],
     names: &GEMMA_NAMES,
+    gguf_export: &[],
     hf_keys: &[],
     hf_fixup,
     gguf_fixup,

@@ -40,6 +40,7 @@ pub static SPEC: ArchSpec = ArchSpec {
     hf_archs: &[("Gemma3ForCausalLM", "gemma3_text")],
     gguf_archs: &[("gemma3", RopeStyle::Neox)],
     names: &GEMMA_NAMES,
+    gguf_export: &[],
     hf_keys: &[],
     hf_fixup,
     gguf_fixup,

@@ -36,6 +36,7 @@ pub static SPEC: ArchSpec = ArchSpec {
         ],
         optional_prefix: Some("transformer."),
     },
+    gguf_export: &[],
     hf_keys: &[
         ("hidden_size", "n_embd"),
         ("num_hidden_layers", "n_layer"),

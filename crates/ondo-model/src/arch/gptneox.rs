@@ -34,6 +34,7 @@ pub static SPEC: ArchSpec = ArchSpec {
         ],
         optional_prefix: None,
     },
+    gguf_export: &[],
     hf_keys: &[
         ("rms_norm_eps", "layer_norm_eps"),
         ("partial_rotary_factor", "rotary_pct"),

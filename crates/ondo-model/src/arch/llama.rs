@@ -29,6 +29,11 @@ pub static SPEC: ArchSpec = ArchSpec {
         global: LLAMA_GLOBAL,
         optional_prefix: None,
     },
+    gguf_export: &[
+        ("LlamaForCausalLM", "llama"),
+        ("MistralForCausalLM", "llama"),
+        ("Qwen2ForCausalLM", "qwen2"),
+    ],
     hf_keys: &[],
     hf_fixup,
     gguf_fixup,

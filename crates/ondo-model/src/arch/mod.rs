@@ -29,6 +29,9 @@ pub struct ArchSpec {
     pub gguf_archs: &'static [(&'static str, RopeStyle)],
     /// HF tensor names.
     pub names: &'static Names,
+    /// HF architectures `ondo quantize` can write as GGUF: (`architectures[0]`, the
+    /// `general.architecture` llama.cpp's converter gives it). Empty: no export.
+    pub gguf_export: &'static [(&'static str, &'static str)],
     /// config.json keys this architecture spells differently: (canonical key, its key).
     pub hf_keys: &'static [(&'static str, &'static str)],
     /// Adjusts the shared config.json reading (defaults, patterns, variant fields).

@@ -28,6 +28,7 @@ pub static SPEC: ArchSpec = ArchSpec {
         global: LLAMA_GLOBAL,
         optional_prefix: None,
     },
+    gguf_export: &[],
     hf_keys: &[],
     hf_fixup,
     gguf_fixup,

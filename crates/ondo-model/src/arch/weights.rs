@@ -14,7 +14,8 @@ pub(crate) fn load_decoder(hp: Hparams, t: &Tensors, spec: &LayerSpec) -> Result
     let separate_head = t.has("output.weight") || !hp.tie_word_embeddings;
     // tied to the output head: the matmul reads it too
     let embed = if separate_head {
-        t.matrix("token_embd.weight", hp.vocab_size, hp.hidden_size)?
+        let stored = t.matrix("token_embd.weight", hp.vocab_size, hp.hidden_size)?;
+        t.planned("token_embd.weight", stored)?
     } else {
         t.linear("token_embd.weight", hp.vocab_size, hp.hidden_size)?
     };
@@ -151,7 +152,7 @@ fn load_layer(hp: &Hparams, t: &Tensors, i: usize, spec: &LayerSpec) -> Result<L
 fn linear(t: &Tensors, stem: &str, rows: usize, cols: usize, transposed: bool) -> Result<Linear, Error> {
     let name = format!("{stem}.weight");
     let weight = if transposed {
-        transpose(t, &name, rows, cols)?.for_matmul()
+        t.planned(&name, transpose(t, &name, rows, cols)?)?.for_matmul()
     } else {
         t.linear(&name, rows, cols)?
     };
@@ -189,6 +190,7 @@ fn fused<const N: usize>(
     } else {
         t.matrix(&name, rows, cols)?
     };
+    let whole = t.planned(&name, whole)?;
     let bias = t.opt_vector(&format!("{stem}.bias"), rows)?;
     let mut out = Vec::with_capacity(N);
     for part in &parts {

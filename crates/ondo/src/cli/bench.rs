@@ -46,6 +46,9 @@ pub struct Args {
     /// Never use the network (also HF_HUB_OFFLINE=1)
     #[arg(long)]
     offline: bool,
+    /// Quantize the weights while loading (q4_k_m, q8_0, ...; as `ondo run --quantize`)
+    #[arg(long, value_parser = super::parse_scheme)]
+    quantize: Option<ondo::model::Scheme>,
 }
 
 /// One test's result.
@@ -88,9 +91,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         offline: args.offline,
         threads: args.threads,
         engine,
+        quantize: args.quantize,
         ..LoadOptions::default()
     };
-    let llm = Llm::load(&args.model, &opts)?;
+    let llm = super::load_timed(&args.model, &opts)?;
     let hp = llm.model().hparams();
     let needed = args.n_prompt + args.n_gen;
     if needed > hp.max_position_embeddings {

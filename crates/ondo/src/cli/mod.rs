@@ -7,7 +7,9 @@ mod chat;
 mod first_run;
 mod generate;
 mod models;
+mod perplexity;
 mod pull;
+mod quantize;
 mod rm;
 mod run;
 mod sampling;
@@ -49,6 +51,9 @@ pub struct ModelArgs {
     /// Turn off prefix caching (reuse of the KV of a prompt's first blocks across requests)
     #[arg(long)]
     pub no_enable_prefix_caching: bool,
+    /// Quantize the weights while loading: q4_k_m, q4_k_s, q5_k_m, q6_k, q8_0, q4_0, ... (llama.cpp's mixtures)
+    #[arg(long, value_parser = parse_scheme)]
+    pub quantize: Option<ondo::model::Scheme>,
 }
 
 impl ModelArgs {
@@ -68,10 +73,27 @@ impl ModelArgs {
             offline,
             threads: self.threads,
             engine,
+            quantize: self.quantize,
             ..Default::default()
         };
-        Ok(ondo::Llm::load(&self.model, &opts)?)
+        load_timed(&self.model, &opts)
     }
+}
+
+/// `Llm::load`, printing the load time to stderr when the weights were quantized on the way.
+pub fn load_timed(model: &str, opts: &ondo::LoadOptions) -> anyhow::Result<ondo::Llm> {
+    let start = std::time::Instant::now();
+    let llm = ondo::Llm::load(model, opts)?;
+    if let Some(scheme) = opts.quantize {
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!("[loaded {model} quantized to {} in {secs:.2} s]", scheme.name());
+    }
+    Ok(llm)
+}
+
+/// A `--quantize` / `--type` value.
+pub fn parse_scheme(s: &str) -> Result<ondo::model::Scheme, String> {
+    ondo::model::Scheme::parse(s).map_err(|e| e.to_string())
 }
 
 /// `4GiB`, `512MiB`, `1.5G`, `1000000` (bytes): 1024-based for K/M/G/KiB/MiB/GiB, 1000-based
@@ -145,6 +167,10 @@ enum Command {
     Models(models::Args),
     /// Remove a model from the HF cache
     Rm(rm::Args),
+    /// Write an HF folder or a GGUF as a GGUF file of one quantization type (q4_k_m, q8_0, ...)
+    Quantize(quantize::Args),
+    /// Perplexity over a text file, and KL divergence against a base model (--kl-base)
+    Perplexity(perplexity::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -169,6 +195,8 @@ pub fn main() -> ExitCode {
         Command::Pull(args) => pull::run(args),
         Command::Models(args) => models::run(args),
         Command::Rm(args) => rm::run(args),
+        Command::Quantize(args) => quantize::run(args),
+        Command::Perplexity(args) => perplexity::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
