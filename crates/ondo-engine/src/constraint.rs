@@ -283,3 +283,53 @@ impl SeqConstraint {
         self.error.as_deref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SamplingParams;
+
+    #[test]
+    fn exactly_one_kind_and_a_usable_choice() {
+        let field = |so: StructuredOutputs| so.validate().expect_err("invalid").field();
+        assert_eq!(field(StructuredOutputs::default()), "structured_outputs");
+        let two = StructuredOutputs {
+            regex: Some("a".into()),
+            json_object: true,
+            ..Default::default()
+        };
+        assert_eq!(field(two), "structured_outputs");
+        for choice in [vec![], vec![String::new()]] {
+            let so = StructuredOutputs {
+                choice: Some(choice),
+                ..Default::default()
+            };
+            assert_eq!(field(so), "structured_outputs.choice");
+        }
+        assert!(StructuredOutputs::json(json!({"type": "object"})).validate().is_ok());
+    }
+
+    #[test]
+    fn a_vllm_jsonl_line_parses_and_validates() {
+        let line = r#"{"prompt": "x", "structured_outputs": {"choice": ["a", "b"]}, "temperature": 0}"#;
+        let p: SamplingParams = serde_json::from_str(line).expect("parses");
+        assert_eq!(
+            p.structured_outputs.as_ref().and_then(|s| s.choice.clone()),
+            Some(vec!["a".into(), "b".into()])
+        );
+        let bad: SamplingParams = serde_json::from_str(r#"{"structured_outputs": {}}"#).expect("parses");
+        assert_eq!(bad.validate().expect_err("empty").field(), "structured_outputs");
+    }
+
+    #[test]
+    fn schemas_get_the_compact_layout_unless_they_choose() {
+        let s = json_schema(&json!({"type": "object"}), "f").expect("object");
+        assert_eq!(s["x-guidance"]["whitespace_flexible"], json!(false));
+        let own = json!({"type": "object", "x-guidance": {"whitespace_flexible": true}});
+        assert_eq!(json_schema(&own, "f").expect("object")["x-guidance"], own["x-guidance"]);
+        let text = json_schema(&json!("{\"type\": \"integer\"}"), "f").expect("text schema");
+        assert_eq!(text["type"], "integer");
+        assert!(json_schema(&json!(3), "f").is_err());
+        assert!(json_schema(&json!("{not json"), "f").is_err());
+    }
+}
