@@ -12,6 +12,7 @@
 //! leave between steps; a request whose queue is closed (the caller went away) is cancelled at
 //! the next step. One thread owns an `EngineCore` (see `engine.rs` for the thread).
 
+use crate::constraint::{Constraint, Guide};
 use crate::metrics::EngineStats;
 use crate::output::{best_of_select, FinishReason, LogprobMap, RequestOutput};
 use crate::params::{ParamError, SamplingParams};
@@ -214,6 +215,7 @@ pub struct EngineCore {
     exec: Executor,
     state: State,
     plan: Plan,
+    guide: Arc<Guide>,
 }
 
 impl EngineCore {
@@ -245,6 +247,11 @@ impl EngineCore {
         stats.kv_blocks_total.store(num_blocks as u64, Relaxed);
         stats.kv_blocks_free.store(num_blocks as u64, Relaxed);
         let row = vec![0.0; hp.vocab_size];
+        let guide = Arc::new(Guide::new(
+            parts.tokenizer.clone(),
+            hp.vocab_size,
+            parts.eos_ids.clone(),
+        ));
         let state = State {
             parts: parts.clone(),
             limits,
@@ -267,7 +274,13 @@ impl EngineCore {
             },
             state,
             plan: Plan::default(),
+            guide,
         }
+    }
+
+    /// The engine's constraint compiler (structured outputs).
+    pub fn guide(&self) -> &Arc<Guide> {
+        &self.guide
     }
 
     pub fn limits(&self) -> Limits {
@@ -288,14 +301,16 @@ impl EngineCore {
     /// reaches a batch.
     pub fn add_request(&mut self, req: NewRequest, events: Events) -> Result<(), EngineError> {
         self.state.limits.check(&req.prompt_ids, &req.params)?;
-        self.state.add(req, events);
+        let so = req.params.structured_outputs.as_ref();
+        let constraint = so.map(|so| self.guide.compile(so)).transpose()?;
+        self.state.add(req, events, constraint);
         Ok(())
     }
 
-    /// `add_request` for a request `Limits::check` has passed (the engine thread's handle
-    /// checks in the submitting thread).
-    pub(crate) fn add_checked(&mut self, req: NewRequest, events: Events) {
-        self.state.add(req, events);
+    /// `add_request` for a request `Limits::check` has passed and whose constraint is compiled
+    /// (the engine thread's handle does both in the submitting thread).
+    pub(crate) fn add_checked(&mut self, req: NewRequest, events: Events, constraint: Option<Constraint>) {
+        self.state.add(req, events, constraint);
     }
 
     /// Cancel everything (server shutdown): each request reports finish_reason "abort".
@@ -308,7 +323,7 @@ impl EngineCore {
 
     /// One step: schedule → execute → update. Returns the tokens computed.
     pub fn step(&mut self) -> usize {
-        let EngineCore { exec, state, plan } = self;
+        let EngineCore { exec, state, plan, .. } = self;
         state.reap_cancelled();
         state.sched.schedule(plan);
         for &id in &plan.out_of_blocks {
@@ -354,13 +369,16 @@ impl Executor {
 
 impl State {
     /// Queue a checked request.
-    fn add(&mut self, req: NewRequest, events: Events) {
+    fn add(&mut self, req: NewRequest, events: Events, constraint: Option<Constraint>) {
         let p = &req.params;
         let seed = p.seed.unwrap_or_else(Rng::entropy_seed);
         let limits = (self.limits.vocab_size, self.limits.context);
         let parts = &self.parts;
         let seqs = (0..p.best_of())
-            .map(|i| Decoding::new(&parts.tokenizer, &parts.eos_ids, p, &req.prompt_ids, seed, i, limits))
+            .map(|i| {
+                let seq = Decoding::new(&parts.tokenizer, &parts.eos_ids, p, &req.prompt_ids, seed, i, limits);
+                seq.constrained(constraint.as_ref().map(Constraint::for_sequence))
+            })
             .collect();
         let cacheable = p.prompt_logprobs.is_none();
         let id = self.sched.add(req.prompt_ids.clone(), cacheable);

@@ -3,6 +3,7 @@
 //! own queue. Requests are checked in the caller's thread (errors come back at once), then join
 //! the running batch at the next step. Dropping a request's receiver cancels it at the next step.
 
+use crate::constraint::{Constraint, Guide};
 use crate::core::{EngineConfig, EngineCore, Event, Limits, ModelParts, NewRequest};
 use crate::metrics::EngineStats;
 use crate::EngineError;
@@ -12,7 +13,7 @@ use std::sync::{mpsc, Arc};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 enum Command {
-    Add(NewRequest, UnboundedSender<Event>),
+    Add(NewRequest, UnboundedSender<Event>, Option<Constraint>),
 }
 
 /// A handle on the engine thread. The thread ends when every handle is dropped.
@@ -23,6 +24,7 @@ pub struct EngineHandle {
     block_size: usize,
     stats: Arc<EngineStats>,
     stop: Arc<AtomicBool>,
+    guide: Arc<Guide>,
 }
 
 impl EngineHandle {
@@ -30,7 +32,7 @@ impl EngineHandle {
     pub fn start(parts: ModelParts, cfg: &EngineConfig) -> Result<EngineHandle, EngineError> {
         let stats = Arc::new(EngineStats::default());
         let core = EngineCore::new(parts, cfg, stats.clone());
-        let (limits, block_size) = (core.limits(), core.block_size());
+        let (limits, block_size, guide) = (core.limits(), core.block_size(), core.guide().clone());
         let (commands, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
@@ -44,17 +46,26 @@ impl EngineHandle {
             block_size,
             stats,
             stop,
+            guide,
         })
     }
 
     /// Check `req` and queue it; its events arrive on the returned receiver.
     pub fn submit(&self, req: NewRequest) -> Result<UnboundedReceiver<Event>, EngineError> {
         self.limits.check(&req.prompt_ids, &req.params)?;
+        let constraint = self.compile(&req)?;
         let (events, rx) = unbounded_channel();
         self.commands
-            .send(Command::Add(req, events))
+            .send(Command::Add(req, events, constraint))
             .map_err(|_| EngineError::Internal("the engine thread has stopped".into()))?;
         Ok(rx)
+    }
+
+    /// Compile `req`'s structured-output constraint, if it has one (here, in the submitting
+    /// thread: a schema's compile time is not the engine's).
+    fn compile(&self, req: &NewRequest) -> Result<Option<Constraint>, EngineError> {
+        let so = req.params.structured_outputs.as_ref();
+        Ok(so.map(|so| self.guide.compile(so)).transpose()?)
     }
 
     pub fn limits(&self) -> Limits {
@@ -97,6 +108,6 @@ fn run(mut core: EngineCore, rx: mpsc::Receiver<Command>, stop: &AtomicBool) {
 
 fn take(core: &mut EngineCore, cmd: Command) {
     match cmd {
-        Command::Add(req, events) => core.add_checked(req, events),
+        Command::Add(req, events, constraint) => core.add_checked(req, events, constraint),
     }
 }

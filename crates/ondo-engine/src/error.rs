@@ -28,6 +28,8 @@ pub enum EngineError {
     KvCacheTooSmall { len: usize, max: usize },
     #[error("prompt token id {id} is outside the vocabulary of {vocab_size}")]
     PromptToken { id: u32, vocab_size: usize },
+    #[error("the structured-output constraint failed: {0}")]
+    Constraint(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -1,6 +1,7 @@
 //! ondo-engine: requests in, text and logprobs out.
 //!
 //! - [`params`]: `SamplingParams` with vLLM's fields, defaults and validation.
+//! - [`constraint`]: structured outputs (JSON schema, regex, choice, grammar) on llguidance.
 //! - [`sampler`]: the logits-processor chain (penalties, temperature, min_p, top_k, top_p, draw).
 //! - [`blocks`]: the KV block manager (free queue, sharing, prefix cache).
 //! - [`scheduler`]: each step, which tokens of which sequences run (token budget, preemption).
@@ -22,6 +23,7 @@
 //! ```
 
 pub mod blocks;
+pub mod constraint;
 pub mod core;
 mod draws;
 pub mod engine;
@@ -39,6 +41,7 @@ pub mod scheduler;
 mod seq;
 
 pub use crate::core::{EngineConfig, Event, Limits, NewRequest};
+pub use constraint::{Constraint, Guide, SeqConstraint, StructuredOutputs};
 pub use engine::EngineHandle;
 pub use error::EngineError;
 pub use llm::{Llm, LoadOptions, Prompt, Stream, StreamItem};

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::constraint::StructuredOutputs;
+
 /// Below this temperature sampling is greedy (vLLM's `_SAMPLING_EPS`).
 pub const GREEDY_EPS: f32 = 1e-5;
 
@@ -88,6 +90,9 @@ pub struct SamplingParams {
     pub allowed_token_ids: Option<Vec<u32>>,
     /// Raw or processed logprobs in the output.
     pub logprobs_mode: LogprobsMode,
+    /// The output must match this constraint (JSON schema, regex, choice, grammar).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structured_outputs: Option<StructuredOutputs>,
 }
 
 impl Default for SamplingParams {
@@ -116,6 +121,7 @@ impl Default for SamplingParams {
             logit_bias: BTreeMap::new(),
             allowed_token_ids: None,
             logprobs_mode: LogprobsMode::RawLogprobs,
+            structured_outputs: None,
         }
     }
 }
@@ -183,7 +189,10 @@ impl SamplingParams {
         self.validate_sampling()?;
         self.validate_lengths()?;
         self.validate_lists()?;
-        self.validate_greedy()
+        self.validate_greedy()?;
+        self.structured_outputs
+            .as_ref()
+            .map_or(Ok(()), StructuredOutputs::validate)
     }
 
     /// Checks that every token id named by the parameters is below `vocab_size`.

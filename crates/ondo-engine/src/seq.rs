@@ -1,8 +1,12 @@
 //! One output sequence's decoding state: what happens to a logits row once the model has
 //! produced it. Per step: sample (sampler chain) → record logprobs → stop checks on the token
 //! (eos, stop_token_ids, max_tokens, context) → detokenize the delta → hold back a possible stop
-//! string → the settled delta the caller may see now.
+//! string → the settled delta the caller may see now. A constrained sequence masks the row
+//! before the sampler chain and advances its matcher after the draw (both inside the parallel
+//! draws); tokens the constraint then forces are settled with the drawn one (fast-forward), and
+//! the constraint's completion ends the sequence as eos would.
 
+use crate::constraint::SeqConstraint;
 use crate::output::{CompletionOutput, FinishReason, StopReason};
 use crate::params::SamplingParams;
 use crate::rng::Rng;
@@ -23,6 +27,9 @@ pub(crate) struct Decoding {
     logits: Vec<f32>,
     /// Longest the sequence may grow (prompt + output), the model's context.
     max_len: usize,
+    constraint: Option<SeqConstraint>,
+    /// Tokens the constraint forced after the last drawn one, for the scheduler to append.
+    fast_forwarded: Vec<u32>,
 }
 
 impl Decoding {
@@ -55,7 +62,22 @@ impl Decoding {
             cumulative: 0.0,
             logits: vec![0.0; vocab],
             max_len,
+            constraint: None,
+            fast_forwarded: Vec::new(),
         }
+    }
+
+    /// Masks every draw with `constraint`. Forced tokens are fast-forwarded unless logprobs
+    /// are tracked (a forced token has no logits of its own).
+    pub fn constrained(mut self, constraint: Option<SeqConstraint>) -> Decoding {
+        let track = self.out.cumulative_logprob.is_some();
+        self.constraint = constraint.map(|c| c.with_fast_forward(!track));
+        self
+    }
+
+    /// The tokens settled after the drawn one (forced by the constraint), taken once.
+    pub fn take_fast_forwarded(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.fast_forwarded)
     }
 
     pub fn finished(&self) -> bool {
@@ -66,7 +88,18 @@ impl Decoding {
     /// two halves are apart so that a step's draws can run in parallel (`draws`).
     pub fn draw(&mut self, logits: &[f32], params: &SamplingParams) -> u32 {
         self.logits.copy_from_slice(logits);
-        self.sample(params)
+        if let Some(c) = self.constraint.as_mut() {
+            c.mask(&mut self.logits);
+            if c.error().is_some() {
+                // `settle` fails the request; draw from the unmasked row meanwhile
+                self.logits.copy_from_slice(logits);
+            }
+        }
+        let token = self.sample(params);
+        if let Some(c) = self.constraint.as_mut() {
+            c.commit(token);
+        }
+        token
     }
 
     /// Apply the stop rules to the token `draw` returned, with `len` the sequence's length
@@ -78,7 +111,27 @@ impl Decoding {
         eos_ids: &[u32],
         len: usize,
     ) -> Result<String, EngineError> {
-        self.settle_text(params, eos_ids, token, len + 1)
+        if let Some(e) = self.constraint.as_ref().and_then(SeqConstraint::error) {
+            return Err(EngineError::Constraint(e.to_string()));
+        }
+        let forced = self
+            .constraint
+            .as_mut()
+            .map(SeqConstraint::take_forced)
+            .unwrap_or_default();
+        let done = self.constraint.as_ref().is_some_and(SeqConstraint::is_done);
+        let mut delta = self.settle_text(params, eos_ids, token, len + 1, done && forced.is_empty())?;
+        for (k, &t) in forced.iter().enumerate() {
+            if self.finished() {
+                break;
+            }
+            self.history.push(t);
+            self.out.token_ids.push(t);
+            let complete = done && k + 1 == forced.len();
+            delta.push_str(&self.settle_text(params, eos_ids, t, len + 2 + k, complete)?);
+            self.fast_forwarded.push(t);
+        }
+        Ok(delta)
     }
 
     /// End the sequence early (cancelled, or no KV room left); returns the text held back.
@@ -113,17 +166,18 @@ impl Decoding {
     }
 
     /// Apply the token-level stop rules, then turn the token into settled text; `len` is the
-    /// sequence's length with the token.
+    /// sequence's length with the token, `complete` whether it completes the constraint.
     fn settle_text(
         &mut self,
         params: &SamplingParams,
         eos_ids: &[u32],
         token: u32,
         len: usize,
+        complete: bool,
     ) -> Result<String, EngineError> {
         let n_out = self.out.token_ids.len();
         let past_min = n_out > params.min_tokens;
-        if past_min && !params.ignore_eos && eos_ids.contains(&token) {
+        if complete || (past_min && !params.ignore_eos && eos_ids.contains(&token)) {
             self.out.finish_reason = Some(FinishReason::Stop);
         } else if past_min && params.stop_token_ids.contains(&token) {
             self.out.finish_reason = Some(FinishReason::Stop);

@@ -37,7 +37,7 @@ pub(crate) fn to_py(e: EngineError) -> PyErr {
         | EngineError::NoChatTemplate(_)
         | EngineError::Template(_) => PyValueError::new_err(msg),
         EngineError::Load(_) | EngineError::Model(_) | EngineError::NoTokenizer(_) => PyOSError::new_err(msg),
-        EngineError::Text(_) | EngineError::Internal(_) => PyRuntimeError::new_err(msg),
+        EngineError::Text(_) | EngineError::Internal(_) | EngineError::Constraint(_) => PyRuntimeError::new_err(msg),
     }
 }
 

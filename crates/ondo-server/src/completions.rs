@@ -9,8 +9,10 @@
 use crate::engine::GenRequest;
 use crate::error::ApiError;
 use crate::params::{chat_logprobs, check_vocab, completion_logprobs, sampling_params};
-use crate::prompt::{chat_ids, fit, max_model_len, normalize_messages, parse_prompts, prompt_ids};
+use crate::prompt::{chat_ids, fit, max_model_len, normalize_messages, parse_prompts, prompt_ids, PromptInput};
 use crate::state::AppState;
+use crate::structured::StructuredFields;
+use crate::tools::{self, ToolFields, ToolSpec};
 use crate::wire::{fields, parse_object, ChatRequest, CompletionRequest, Header, SamplingFields, Usage};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -39,6 +41,10 @@ struct Plan {
     logprobs: Option<usize>,
     stream: bool,
     include_usage: bool,
+    /// Tools in use (chat): the answer is parsed for calls, and streamed once complete.
+    tools: Option<ToolSpec>,
+    /// `echo` (completions): each prompt's text, put before its completions.
+    echo: Option<Vec<String>>,
 }
 
 impl Plan {
@@ -77,11 +83,23 @@ async fn plan_chat(app: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
         return Err(ApiError::bad_param("max_completion_tokens", msg));
     }
     let max_tokens = req.max_completion_tokens.or(sampling.max_tokens);
-    let params = sampling_params(&sampling, max_tokens, logprobs)?;
+    let mut params = sampling_params(&sampling, max_tokens, logprobs)?;
+    params.structured_outputs = fields::<StructuredFields>(&value)?.constraint()?;
+    let template = engine.llm().chat_template().map_or("", |t| t.source());
+    let tools = fields::<ToolFields>(&value)?.spec(template)?;
     let (llm, limit, stream) = (engine.llm_arc(), app.config().max_model_len, sampling.stream());
+    let spec = tools.clone();
     let request = blocking(move || {
         check_vocab(&params, llm.model().hparams().vocab_size)?;
-        let ids = chat_ids(&llm, &messages)?;
+        let (messages, template_tools) = match &spec {
+            Some(spec) => {
+                let marker = llm.tokenizer().token_to_id("[TOOL_CALLS]");
+                params.structured_outputs = spec.constraint(marker).or(params.structured_outputs.take());
+                (spec.messages(messages), spec.template_tools())
+            }
+            None => (messages, None),
+        };
+        let ids = chat_ids(&llm, &messages, template_tools)?;
         let params = fit(&ids, &params, max_model_len(&llm, limit), "messages")?;
         Ok(GenRequest {
             prompt_ids: ids,
@@ -99,6 +117,8 @@ async fn plan_chat(app: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
         logprobs,
         stream,
         include_usage: sampling.include_usage(),
+        tools,
+        echo: None,
     })
 }
 
@@ -107,18 +127,23 @@ async fn plan_completion(app: &AppState, body: Result<Bytes, BytesRejection>) ->
     let (req, sampling): (CompletionRequest, SamplingFields) = (fields(&value)?, fields(&value)?);
     app.check_model(req.model.as_deref())?;
     let engine = app.engine()?;
-    if req.echo == Some(true) {
-        return Err(ApiError::bad_param("echo", "echo is not supported"));
+    let echo = req.echo == Some(true);
+    if echo && req.logprobs.is_some() {
+        return Err(ApiError::bad_param(
+            "echo",
+            "echo together with logprobs is not supported",
+        ));
     }
     let prompts = parse_prompts(&req.prompt)?;
     let logprobs = completion_logprobs(req.logprobs)?;
-    let params = sampling_params(&sampling, sampling.max_tokens, logprobs)?;
+    let mut params = sampling_params(&sampling, sampling.max_tokens, logprobs)?;
+    params.structured_outputs = fields::<StructuredFields>(&value)?.constraint()?;
     let (llm, limit, stream) = (engine.llm_arc(), app.config().max_model_len, sampling.stream());
     let n = params.n;
-    let requests = blocking(move || {
+    let (requests, texts) = blocking(move || {
         check_vocab(&params, llm.model().hparams().vocab_size)?;
         let max_len = max_model_len(&llm, limit);
-        prompts
+        let requests = prompts
             .iter()
             .map(|p| {
                 let ids = prompt_ids(&llm, p)?;
@@ -130,7 +155,9 @@ async fn plan_completion(app: &AppState, body: Result<Bytes, BytesRejection>) ->
                     prompt_param: "prompt",
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let texts = echo.then(|| prompts.iter().map(|p| prompt_text(&llm, p)).collect());
+        Ok((requests, texts))
     })
     .await?;
     Ok(Plan {
@@ -141,7 +168,17 @@ async fn plan_completion(app: &AppState, body: Result<Bytes, BytesRejection>) ->
         logprobs,
         stream,
         include_usage: sampling.include_usage(),
+        tools: None,
+        echo: texts,
     })
+}
+
+/// The text of a completion prompt, as `echo` returns it.
+fn prompt_text(llm: &Llm, p: &PromptInput) -> String {
+    match p {
+        PromptInput::Text(t) => t.clone(),
+        PromptInput::Ids(ids) => llm.tokenizer().decode(ids, false).unwrap_or_default(),
+    }
 }
 
 /// Run CPU work (templates, tokenizing) on the blocking pool; a panic there is a 500.
@@ -183,7 +220,11 @@ async fn complete(plan: &Plan, receivers: Vec<UnboundedReceiver<Event>>, llm: &L
         let out = wait_done(rx, plan.prompt_param()).await?;
         usage.add(usage_of(&out));
         for o in &out.outputs {
-            choices.push(choice(plan, p * plan.n + o.index, o, llm.tokenizer()));
+            let mut c = choice(plan, p * plan.n + o.index, o, llm.tokenizer());
+            if let Some(texts) = &plan.echo {
+                c["text"] = json!(format!("{}{}", texts[p], o.text));
+            }
+            choices.push(c);
         }
     }
     let object = match plan.kind {
@@ -214,12 +255,15 @@ fn usage_of(out: &RequestOutput) -> Usage {
 fn choice(plan: &Plan, index: usize, o: &CompletionOutput, tok: &Tokenizer) -> Value {
     let finish = o.finish_reason.map(|f| f.as_str());
     match plan.kind {
-        Kind::Chat => json!({
-            "index": index,
-            "message": {"role": "assistant", "content": o.text},
-            "logprobs": plan.logprobs.map(|k| chat_logprobs_json(o, k, tok)),
-            "finish_reason": finish,
-        }),
+        Kind::Chat => {
+            let (message, called) = tools::message(plan.tools.as_ref(), &o.text);
+            json!({
+                "index": index,
+                "message": message,
+                "logprobs": plan.logprobs.map(|k| chat_logprobs_json(o, k, tok)),
+                "finish_reason": if called { Some("tool_calls") } else { finish },
+            })
+        }
         Kind::Completion => json!({
             "index": index,
             "text": o.text,
@@ -327,8 +371,14 @@ async fn forward_events(
     }
     let mut usage = Usage::default();
     for (p, mut rx) in receivers.into_iter().enumerate() {
+        for i in 0..plan.n {
+            if let Some(texts) = &plan.echo {
+                send(tx, delta_chunk(plan, p * plan.n + i, &texts[p])).await?;
+            }
+        }
         let out = loop {
             match rx.recv().await {
+                Some(Event::Delta { .. }) if plan.tools.is_some() => continue,
                 Some(Event::Delta { index, text }) => send(tx, delta_chunk(plan, p * plan.n + index, &text)).await?,
                 Some(Event::Done(out)) => break *out,
                 Some(Event::Failed(e)) => return fail(tx, ApiError::from_engine(e, plan.prompt_param())).await,
@@ -337,7 +387,14 @@ async fn forward_events(
         };
         usage.add(usage_of(&out));
         for o in &out.outputs {
-            let finish = o.finish_reason.map(|f| f.as_str());
+            let mut finish = o.finish_reason.map(|f| f.as_str());
+            if let Some(spec) = &plan.tools {
+                let (deltas, called) = tools::stream_deltas(spec, &o.text);
+                for d in deltas {
+                    send(tx, chunk(plan, p * plan.n + o.index, d, None)).await?;
+                }
+                finish = if called { Some("tool_calls") } else { finish };
+            }
             let last = match plan.kind {
                 Kind::Chat => chunk(plan, p * plan.n + o.index, json!({}), finish),
                 Kind::Completion => chunk(plan, p * plan.n + o.index, json!(""), finish),

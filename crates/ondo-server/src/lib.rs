@@ -8,6 +8,8 @@
 //! ([`wire`]), maps its fields onto `SamplingParams` ([`params`]), renders and tokenizes the
 //! prompt ([`prompt`]) → [`engine`]: queued to the one thread that generates → events back as
 //! JSON or server-sent events. Errors are OpenAI's `{"error": {...}}` ([`error`]).
+//! `response_format` / `structured_outputs` become an engine constraint ([`structured`]);
+//! `tools` reach the chat template and calls are parsed out of the answer ([`tools`]).
 //!
 //! ```no_run
 //! # async fn demo(llm: ondo_engine::Llm) -> Result<(), ondo_server::Error> {
@@ -27,6 +29,8 @@ pub mod params;
 pub mod prompt;
 pub mod routes;
 pub mod state;
+pub mod structured;
+pub mod tools;
 pub mod webui;
 pub mod wire;
 

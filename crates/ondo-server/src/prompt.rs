@@ -117,11 +117,12 @@ fn token_ids(items: &[Value]) -> Option<Vec<u32>> {
         .collect()
 }
 
-/// Token ids of a chat: rendered by the model's template with the assistant turn opened, then
-/// tokenized without adding special tokens again.
-pub fn chat_ids(llm: &Llm, messages: &[Value]) -> Result<Vec<u32>, ApiError> {
+/// Token ids of a chat: rendered by the model's template with the assistant turn opened (and
+/// the tools, when given), then tokenized without adding special tokens again.
+pub fn chat_ids(llm: &Llm, messages: &[Value], tools: Option<Vec<Value>>) -> Result<Vec<u32>, ApiError> {
     let opts = RenderOptions {
         add_generation_prompt: true,
+        tools,
         ..Default::default()
     };
     let text = llm

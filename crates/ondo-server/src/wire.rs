@@ -223,7 +223,7 @@ pub fn unix_now() -> u64 {
 }
 
 /// 32 random hex digits (std's randomly keyed hasher; no extra dependency).
-fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     use std::hash::{BuildHasher, Hasher};
     let word = || std::collections::hash_map::RandomState::new().build_hasher().finish();
     format!("{:016x}{:016x}", word(), word())

@@ -470,9 +470,9 @@ fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
             Some("logprobs"),
         ),
         (
-            "completion echo",
+            "completion echo with logprobs",
             COMPLETIONS,
-            completion(json!({"echo": true})),
+            completion(json!({"echo": true, "logprobs": 1})),
             Some(KEY),
             400,
             Some("echo"),

@@ -36,7 +36,7 @@ pub use detok::IncrementalDetokenizer;
 pub use error::{Error, Result};
 pub use gguf_vocab::{GgufVocab, TokenType};
 pub use stop::{StopMatcher, StopStep};
-pub use tokenizer::Tokenizer;
+pub use tokenizer::{Tokenizer, SPECIAL_TOKEN_MARKER};
 
 pub mod template;
 pub use template::{ChatTemplate, RenderOptions, TemplateError};

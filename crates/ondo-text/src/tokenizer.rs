@@ -22,6 +22,9 @@ use crate::gguf_vocab::{GgufVocab, TokenType};
 use crate::pretok;
 use crate::spm::Spm;
 
+mod bytes;
+pub use bytes::SPECIAL_TOKEN_MARKER;
+
 /// A tokenizer with its special tokens and (for tokenizer.json) its tokenizer_config.json.
 #[derive(Debug, Clone)]
 pub struct Tokenizer {

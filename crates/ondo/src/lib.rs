@@ -16,7 +16,7 @@ pub use ondo_chain as chain;
 pub use ondo_engine as engine;
 pub use ondo_engine::{
     CompletionOutput, EngineConfig, EngineError, EngineHandle, Event, FinishReason, Llm, LoadOptions, NewRequest,
-    ParamError, Prompt, RequestOutput, SamplingParams, StopReason,
+    ParamError, Prompt, RequestOutput, SamplingParams, StopReason, StructuredOutputs,
 };
 pub use ondo_hub as hub;
 pub use ondo_kernels as kernels;

@@ -153,6 +153,9 @@ impl State {
                         req.sched[i] = None;
                     } else {
                         self.sched.append(sid, token);
+                        for forced in req.seqs[i].take_fast_forwarded() {
+                            self.sched.append(sid, forced);
+                        }
                     }
                 }
                 Err(e) => {

@@ -15,6 +15,7 @@ mod run;
 mod sampling;
 mod serve;
 mod show;
+mod structured;
 mod template;
 mod tokenize;
 

@@ -72,6 +72,8 @@ pub struct SamplingArgs {
     /// Only these token ids may be sampled, comma-separated
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub allowed_token_ids: Option<Vec<i64>>,
+    #[command(flatten)]
+    pub structured: super::structured::StructuredArgs,
 }
 
 impl SamplingArgs {
@@ -129,6 +131,9 @@ impl SamplingArgs {
         for entry in &self.logit_bias {
             let (id, bias) = parse_bias(entry).with_context(|| format!("--logit-bias {entry}"))?;
             p.logit_bias.insert(id, bias);
+        }
+        if let Some(so) = self.structured.constraint()? {
+            p.structured_outputs = Some(so);
         }
         p.validate()?;
         Ok(p)
