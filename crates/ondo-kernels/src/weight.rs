@@ -137,7 +137,7 @@ impl Weight {
     /// the interleaved copy is made now (the plain bytes stay for row lookups such as
     /// embeddings). Load weights through this.
     pub fn for_matmul(self) -> Weight {
-        if crate::matmul::interleave::read_by(crate::Isa::detect(), self.dtype) {
+        if crate::matmul::reads_interleaved(crate::Isa::detect(), self.dtype) {
             self.interleaved()
         } else {
             self

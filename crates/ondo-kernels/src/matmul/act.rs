@@ -5,6 +5,23 @@
 //! `s = d · Σq` (what the formats with an offset need). `Q8K` (for the K-quants): per 256 values
 //! an f32 `d`, and `bsums`, the integer sums of each 16 values.
 
+/// Q8 activations of a row set: per 32 values `d`, `s = d·Σq` (a SIMD form of `quantize_q8`).
+pub(crate) type QuantizeQ8 = unsafe fn(&[f32], &mut [i8], &mut [f32], &mut [f32]);
+/// Q8K activations: per 256 values `d`, and Σq per 16 (a SIMD form of `quantize_q8k`).
+pub(crate) type QuantizeQ8K = unsafe fn(&[f32], &mut [i8], &mut [f32], &mut [i16]);
+
+/// An instruction set's activation quantizers (`None`: the portable ones here).
+#[derive(Clone, Copy)]
+pub(crate) struct Quantizers {
+    pub q8: Option<QuantizeQ8>,
+    pub q8k: Option<QuantizeQ8K>,
+}
+
+impl Quantizers {
+    /// The portable quantizers only.
+    pub const PORTABLE: Quantizers = Quantizers { q8: None, q8k: None };
+}
+
 /// How a weight format wants its activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ActKind {
@@ -41,9 +58,8 @@ pub(crate) struct Acts {
 }
 
 impl Acts {
-    /// Quantize `x: [n, cols]` for `kind` (no-op for F32), with the SIMD quantizer when `simd`.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-    pub fn prepare(&mut self, kind: ActKind, x: &[f32], cols: usize, simd: bool) {
+    /// Quantize `x: [n, cols]` for `kind` (no-op for F32), with the ISA's quantizer if it has one.
+    pub fn prepare(&mut self, kind: ActKind, x: &[f32], cols: usize, simd: Quantizers) {
         self.kind = Some(kind);
         self.cols = cols;
         let n = x.len() / cols.max(1);
@@ -53,10 +69,9 @@ impl Acts {
                 let qs = qs_mut(&mut self.qs, n * cols);
                 resize(&mut self.d, n * cols / 32);
                 resize(&mut self.s, n * cols / 32);
-                #[cfg(target_arch = "x86_64")]
-                if simd {
-                    // SAFETY: `simd` is only set when the CPU has AVX2 (Isa::Avx2 or better).
-                    unsafe { super::x86::quantize_q8(x, qs, &mut self.d, &mut self.s) };
+                if let Some(quantize) = simd.q8 {
+                    // SAFETY: the quantizers are the table's of the ISA this CPU runs.
+                    unsafe { quantize(x, qs, &mut self.d, &mut self.s) };
                     return;
                 }
                 let blocks = x.chunks_exact(32).zip(qs.chunks_exact_mut(32));
@@ -68,10 +83,9 @@ impl Acts {
                 let qs = qs_mut(&mut self.qs, n * cols);
                 resize(&mut self.d, n * cols / 256);
                 resize(&mut self.bsums, n * cols / 16);
-                #[cfg(target_arch = "x86_64")]
-                if simd {
+                if let Some(quantize) = simd.q8k {
                     // SAFETY: as above.
-                    unsafe { super::x86::quantize_q8k(x, qs, &mut self.d, &mut self.bsums) };
+                    unsafe { quantize(x, qs, &mut self.d, &mut self.bsums) };
                     return;
                 }
                 let blocks = x.chunks_exact(256).zip(qs.chunks_exact_mut(256));

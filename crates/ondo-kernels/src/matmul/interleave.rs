@@ -39,19 +39,6 @@ use crate::DType;
 /// Rows per interleaved group: one i32 lane each in a 512-bit register.
 pub(crate) const ROWS: usize = 16;
 
-/// Whether the `isa` kernels read `dtype` interleaved. On AVX2 only the 32-value formats: its
-/// K-quant tile kernels measured no faster than the plain ones (Q4_K 10% slower; the plain
-/// kernels fold the sub-block scales into `vpmaddwd`), while Q4_0 gained 50% and Q8_0 30%.
-pub(crate) fn read_by(isa: crate::Isa, dtype: DType) -> bool {
-    use crate::Isa;
-    let k_quant = matches!(dtype, DType::Q4_K | DType::Q5_K | DType::Q6_K);
-    match isa {
-        Isa::Avx512Vnni => interleaves(dtype),
-        Isa::Avx2 | Isa::AvxVnni => interleaves(dtype) && !k_quant,
-        Isa::Scalar => false,
-    }
-}
-
 /// Whether `dtype` has an interleaved form.
 pub(crate) fn interleaves(dtype: DType) -> bool {
     matches!(

@@ -1,7 +1,8 @@
 //! `y = x · Wᵀ` over every weight format.
 //!
-//! Plan per call: pick the instruction set (once per process: AVX-512 VNNI, AVX2, or scalar when
-//! `ONDO_FORCE_SCALAR=1` or nothing better exists), prepare the activations the weight format
+//! Plan per call: pick the instruction set (once per process: AVX-512 VNNI, AVX-VNNI, AVX2, or
+//! scalar when `ONDO_FORCE_SCALAR=1` or nothing better exists) and read its kernel table
+//! (`table::Kernels`: the only place kernels are chosen), prepare the activations the weight format
 //! wants (f32, or 8-bit blocks for integer dot products: `act`), then split the weight rows over
 //! the pool. Each task walks its rows in blocks of `ROW_BLOCK` against blocks of `TOKEN_BLOCK`
 //! tokens, and every kernel call takes one row and up to `MAX_TOKENS` tokens, so a weight row
@@ -10,13 +11,15 @@
 //! kernels (two rows per call). `matmul_multi` runs several weights over one input in one pass.
 //! Scratch belongs to the calling thread and only grows: no allocation in steady state.
 //!
-//! Architecture layout: `x86` holds the x86-64 kernels; an `aarch64` NEON module would plug in
-//! beside it with the same `Dot` signature, chosen in `kernel_for`; `scalar` is the reference.
+//! Architecture layout: `x86` holds the x86-64 kernels and their three tables; an `aarch64` NEON
+//! module would plug in beside it with its own table and one arm of `Isa::kernels`; `scalar` is
+//! the reference and its table the fallback.
 
 mod act;
 pub(crate) mod interleave;
 mod packed;
 mod scalar;
+mod table;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
@@ -27,39 +30,10 @@ use act::{ActKind, ActRow, Acts};
 use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::OnceLock;
-
-/// A kernel over consecutive weight rows `w` (raw bytes of `dtype`, `row_bytes` per row) and
-/// 1..=`MAX_TOKENS` activation rows: `*out.add(t * stride + r) = Σ row_r · a[t]`. Looping over
-/// rows inside the kernel keeps its constants in registers and costs no call per row, which
-/// matters for narrow matrices (a 1536-wide Q4_K row is only 6 blocks).
-type Dot = unsafe fn(DType, &[u8], usize, &[ActRow], *mut f32, usize);
+use table::{Dot, Kernels, FLOAT_ROWS, FLOAT_TOKENS};
 
 /// Tokens one kernel call takes.
 const MAX_TOKENS: usize = 4;
-
-/// A multi-token kernel from a one-token scalar function.
-macro_rules! scalar_kernel {
-    ($name:ident, $f:path) => {
-        unsafe fn $name(dtype: DType, w: &[u8], row_bytes: usize, a: &[ActRow], out: *mut f32, stride: usize) {
-            for (r, row) in w.chunks_exact(row_bytes).enumerate() {
-                for (t, a) in a.iter().enumerate() {
-                    *out.add(t * stride + r) = $f(dtype, row, a);
-                }
-            }
-        }
-    };
-}
-scalar_kernel!(scalar_dequant, scalar::dot_dequant);
-scalar_kernel!(scalar_q4_0, scalar::dot_q4_0);
-scalar_kernel!(scalar_q4_1, scalar::dot_q4_1);
-scalar_kernel!(scalar_q5_0, scalar::dot_q5_0);
-scalar_kernel!(scalar_q5_1, scalar::dot_q5_1);
-scalar_kernel!(scalar_q8_0, scalar::dot_q8_0);
-scalar_kernel!(scalar_q4_k, scalar::dot_q4_k);
-scalar_kernel!(scalar_q5_k, scalar::dot_q5_k);
-scalar_kernel!(scalar_q2_k, scalar::dot_q2_k);
-scalar_kernel!(scalar_q3_k, scalar::dot_q3_k);
-scalar_kernel!(scalar_q6_k, scalar::dot_q6_k);
 
 /// The instruction set a matmul runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +114,12 @@ pub fn matmul_multi(pool: &ThreadPool, x: &[f32], jobs: &mut [(&Weight, &mut [f3
     matmul_multi_with(Isa::detect(), pool, x, jobs)
 }
 
+/// Whether `isa`'s kernels read `dtype` interleaved (so weights are repacked at load).
+pub(crate) fn reads_interleaved(isa: Isa, dtype: DType) -> bool {
+    let k = isa.kernels();
+    k.group.is_some() && (k.interleaves)(dtype)
+}
+
 /// Weights per `matmul_multi` pass.
 pub const MAX_MULTI: usize = 8;
 
@@ -217,15 +197,16 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// How one call computes: activation form, kernel, and whether rows go through f32 first.
+/// How one call computes: the ISA's kernels, activation form, kernel, and whether rows go
+/// through f32 first.
 struct Plan {
-    isa: Isa,
+    k: &'static Kernels,
     dtype: DType,
     act: ActKind,
     dot: Dot,
     /// Dequantize each weight row to f32 and use `dot` (an f32 kernel) on that.
     via_f32: bool,
-    /// Blocks of f32 rows × tokens (`x86::float_block`) for f32 weights or rows made f32.
+    /// Blocks of f32 rows × tokens (`Kernels::float`) for f32 weights or rows made f32.
     blocked: bool,
     /// Unpack eight rows at a time and run every token against them (`packed`).
     packed: bool,
@@ -233,7 +214,8 @@ struct Plan {
     interleaved: bool,
 }
 
-/// Batch size from which K-quant weights go through `packed` row blocks (every x86 ISA).
+/// Batch size from which K-quant weights go through `packed` row blocks (where the ISA has a
+/// packed kernel).
 const PACK_MIN_TOKENS: usize = 8;
 
 impl Plan {
@@ -245,79 +227,39 @@ impl Plan {
             ROW_BLOCK
         }
     }
-}
 
-impl Plan {
     fn new(w: &Weight, isa: Isa, n: usize) -> Plan {
-        let dtype = w.dtype();
-        let interleaved = interleave::read_by(isa, dtype) && w.tiles().is_some();
+        let (k, dtype) = (isa.kernels(), w.dtype());
+        debug_assert_eq!(k.isa, isa, "the table of another ISA");
+        let interleaved = reads_interleaved(isa, dtype) && w.tiles().is_some();
         let int_act = match dtype {
             DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 => Some(ActKind::Q8),
             DType::Q2_K | DType::Q3_K | DType::Q4_K | DType::Q5_K | DType::Q6_K => Some(ActKind::Q8K),
             _ => None,
         };
-        let simd = kernel_for(dtype, isa);
-        let blocked = isa != Isa::Scalar && cfg!(target_arch = "x86_64");
-        let packed = isa != Isa::Scalar && packed::packs(dtype) && n >= PACK_MIN_TOKENS && !interleaved;
+        let packed = k.packed.is_some() && packed::packs(dtype) && n >= PACK_MIN_TOKENS && !interleaved;
         let plan = |act, dot, via_f32| Plan {
-            isa,
+            k,
             dtype,
             act,
             dot,
             via_f32,
             packed,
             interleaved,
-            blocked: blocked && (via_f32 || dtype == DType::F32),
+            blocked: k.float.is_some() && (via_f32 || dtype == DType::F32),
         };
-        match (int_act, simd) {
+        match (int_act, (k.dot)(dtype)) {
             (Some(act), Some(dot)) => plan(act, dot, false),
-            (Some(act), None) if isa == Isa::Scalar => plan(act, scalar_int(dtype), false),
-            _ => {
+            (_, dot) => {
                 // Float formats read directly at batch 1; everything else (and float formats at
                 // larger batches, where converting a row once pays off) goes through f32 rows.
                 let direct = matches!(dtype, DType::F32) || (dtype.block_size() == 1 && n < 4);
-                match (direct, simd) {
+                match (direct, dot) {
                     (true, Some(dot)) => plan(ActKind::F32, dot, false),
-                    (true, None) => plan(ActKind::F32, scalar_dequant, false),
-                    (false, _) => {
-                        let f32_dot = kernel_for(DType::F32, isa).unwrap_or(scalar_dequant);
-                        plan(ActKind::F32, f32_dot, true)
-                    }
+                    _ => plan(ActKind::F32, (k.dot)(DType::F32).unwrap_or(scalar::DEQUANT), true),
                 }
             }
         }
-    }
-}
-
-/// The SIMD kernel for `dtype` on `isa`, if one exists.
-fn kernel_for(dtype: DType, isa: Isa) -> Option<Dot> {
-    match isa {
-        Isa::Scalar => None,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => x86::kernel(dtype, x86::AVX2),
-        #[cfg(target_arch = "x86_64")]
-        Isa::AvxVnni => x86::kernel(dtype, x86::AVX_VNNI),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Vnni => x86::kernel(dtype, x86::AVX512),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
-}
-
-/// The scalar integer-dot kernel for a format with 8-bit activations.
-fn scalar_int(dtype: DType) -> Dot {
-    match dtype {
-        DType::Q4_0 => scalar_q4_0,
-        DType::Q4_1 => scalar_q4_1,
-        DType::Q5_0 => scalar_q5_0,
-        DType::Q5_1 => scalar_q5_1,
-        DType::Q8_0 => scalar_q8_0,
-        DType::Q4_K => scalar_q4_k,
-        DType::Q5_K => scalar_q5_k,
-        DType::Q2_K => scalar_q2_k,
-        DType::Q3_K => scalar_q3_k,
-        DType::Q6_K => scalar_q6_k,
-        _ => scalar_dequant,
     }
 }
 
@@ -343,7 +285,7 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     let n = x.len() / cols;
     for kind in [ActKind::Q8, ActKind::Q8K, ActKind::F32] {
         if let Some(j) = jobs().find(|j| j.plan.act == kind) {
-            scratch.acts_mut(kind).prepare(kind, x, cols, j.plan.isa != Isa::Scalar);
+            scratch.acts_mut(kind).prepare(kind, x, cols, j.plan.k.quantize);
         }
     }
     // All weights' rows, as row blocks laid end to end, split into tasks of whole blocks,
@@ -395,7 +337,7 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
                 } else if plan.packed {
                     // SAFETY: task `task` alone uses pack `task` (there are `tasks` of them).
                     let pack = unsafe { packs.get(task) };
-                    rows_packed(plan.isa, job.w, x, acts, rs, pack, out);
+                    rows_packed(plan, job.w, x, acts, rs, pack, out);
                 } else if plan.via_f32 {
                     rows_f32(plan, job.w, x, acts, rs, Some(buf()), &write);
                 } else if plan.blocked && n > 1 {
@@ -470,11 +412,11 @@ fn prefetch(bytes: &[u8]) {
 
 /// Rows `rs` (starting on a row group) from the weight's interleaved tiles, sixteen rows ×
 /// up to `MAX_TOKENS` tokens per kernel call; rows past the interleaved ones go `rows_direct`.
-#[cfg(target_arch = "x86_64")]
 fn rows_interleaved(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, out: OutPtr) {
     use interleave::ROWS;
     let (rows, n) = (w.rows(), x.len() / w.cols());
     let (tiles, tile_rows) = w.tiles().expect("an interleaved plan has tiles");
+    let group_dot = plan.k.group.expect("an interleaved plan has a group kernel");
     let group_bytes = tiles.len() / (tile_rows / ROWS);
     let split = rs.end.min(tile_rows).max(rs.start);
     debug_assert_eq!(rs.start % ROWS, 0);
@@ -502,27 +444,15 @@ fn rows_interleaved(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<u
                     std::ptr::null()
                 };
                 let a = &act_rows[t0..t0 + k];
-                // SAFETY: plans are only interleaved on the ISA they run on (AVX2 or AVX-512
-                // VNNI); rows g..g+16 of tokens tb+t0..tb+t0+k are inside out ([n, rows]) and
-                // belong to this task.
-                unsafe {
-                    let o = out.ptr().add((tb + t0) * rows + g);
-                    match plan.isa {
-                        Isa::Avx512Vnni => x86::group_dot(plan.dtype, group, a, o, rows, ahead),
-                        _ => x86::group_dot_avx2(plan.dtype, group, a, o, rows, ahead),
-                    }
-                };
+                // SAFETY: the table is the ISA's this CPU runs; rows g..g+16 of tokens
+                // tb+t0..tb+t0+k are inside out ([n, rows]) and belong to this task.
+                unsafe { group_dot(plan.dtype, group, a, out.ptr().add((tb + t0) * rows + g), rows, ahead) };
             }
         }
     }
     if split < rs.end {
         rows_direct(plan, w, x, acts, split..rs.end, out);
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn rows_interleaved(_: &Plan, _: &Weight, _: &[f32], _: &Acts, _: Range<usize>, _: OutPtr) {
-    unreachable!("interleaved plans are x86-64 only")
 }
 
 /// The tasks' packed row blocks, shared with the pool (each task takes its own).
@@ -542,11 +472,18 @@ impl PackPtr {
 }
 
 /// Rows `rs` eight at a time: unpack them into `pack`, then run every token against the pack,
-/// `PACKED_TOKENS` tokens per kernel call.
-#[cfg(target_arch = "x86_64")]
-fn rows_packed(isa: Isa, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, pack: &mut packed::Packed, out: OutPtr) {
-    use packed::LANES;
-    use x86::PACKED_TOKENS as TOKENS;
+/// `packed::TOKENS` tokens per kernel call.
+fn rows_packed(
+    plan: &Plan,
+    w: &Weight,
+    x: &[f32],
+    acts: &Acts,
+    rs: Range<usize>,
+    pack: &mut packed::Packed,
+    out: OutPtr,
+) {
+    use packed::{LANES, TOKENS};
+    let packed_dot = plan.k.packed.expect("a packed plan has a packed kernel");
     let (rows, n) = (w.rows(), x.len() / w.cols());
     let sbs = packed::sub_block(w.dtype());
     let mut tile = [[0f32; LANES]; TOKENS];
@@ -560,14 +497,8 @@ fn rows_packed(isa: Isa, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, p
         for t0 in (0..n).step_by(TOKENS) {
             let k = (n - t0).min(TOKENS);
             let act_rows: [ActRow; TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
-            // SAFETY: plans are only packed on the ISA they run on (AVX2 or AVX-512 VNNI).
-            unsafe {
-                match isa {
-                    Isa::Avx512Vnni => x86::packed_dot(pack, sbs, &act_rows[..k], &mut tile[..k]),
-                    Isa::AvxVnni => x86::packed_dot_avx_vnni(pack, sbs, &act_rows[..k], &mut tile[..k]),
-                    _ => x86::packed_dot_avx2(pack, sbs, &act_rows[..k], &mut tile[..k]),
-                }
-            };
+            // SAFETY: the table is the ISA's this CPU runs.
+            unsafe { packed_dot(pack, sbs, &act_rows[..k], &mut tile[..k]) };
             for (t, lanes) in tile[..k].iter().enumerate() {
                 for (r, v) in (rb..rb_end).zip(lanes) {
                     // SAFETY: (t0 + t, r) is inside out ([n, rows]); row r belongs to this task.
@@ -578,13 +509,8 @@ fn rows_packed(isa: Isa, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, p
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn rows_packed(_: Isa, _: &Weight, _: &[f32], _: &Acts, _: Range<usize>, _: &mut packed::Packed, _: OutPtr) {
-    unreachable!("packed plans are x86-64 only")
-}
-
 /// Rows `rs` as f32 (converted eight rows at a time into `buf`, or read directly for f32
-/// weights) against every token: blocks of 8 rows × 16 tokens (`x86::float_block`), or on the
+/// weights) against every token: blocks of 8 rows × 16 tokens (`Kernels::float`), or on the
 /// scalar path one row against up to four tokens per call.
 fn rows_f32(
     plan: &Plan,
@@ -620,7 +546,7 @@ fn rows_f32(
             };
             if plan.blocked {
                 let xs = &x[ts * cols..te * cols];
-                float_blocks(&row, rb..rb_end, xs, cols, &|t, r, v| write(ts + t, r, v));
+                float_blocks(plan, &row, rb..rb_end, xs, cols, &|t, r, v| write(ts + t, r, v));
                 continue;
             }
             for tb in (ts..te).step_by(TOKEN_BLOCK) {
@@ -640,25 +566,23 @@ const FLOAT_SUPER: usize = 64;
 
 /// Row `r` of `w` as f32 values.
 fn to_f32_row(plan: &Plan, w: &Weight, r: usize, dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if plan.isa != Isa::Scalar {
-        // SAFETY: every non-scalar ISA has AVX2, FMA and F16C.
-        return unsafe { x86::float_row(w.dtype(), w.row(r), dst) };
+    match plan.k.float {
+        // SAFETY: the table is the ISA's this CPU runs.
+        Some((_, float_row)) => unsafe { float_row(w.dtype(), w.row(r), dst) },
+        _ => w.dequantize_row(r, dst),
     }
-    let _ = plan;
-    w.dequantize_row(r, dst)
 }
 
-/// Rows `rows` (f32 bytes from `row`) against every token, `x86::float_block` by block.
-#[cfg(target_arch = "x86_64")]
+/// Rows `rows` (f32 bytes from `row`) against every token, the ISA's float block by block.
 fn float_blocks<'a>(
+    plan: &Plan,
     row: &dyn Fn(usize) -> &'a [u8],
     rows: Range<usize>,
     x: &[f32],
     cols: usize,
     write: &dyn Fn(usize, usize, f32),
 ) {
-    use x86::{FLOAT_ROWS, FLOAT_TOKENS};
+    let (float_block, _) = plan.k.float.expect("a blocked plan has a float block kernel");
     debug_assert!(rows.len() <= FLOAT_ROWS);
     let n = x.len() / cols;
     let mut ws: [&[u8]; FLOAT_ROWS] = [&[]; FLOAT_ROWS];
@@ -669,25 +593,14 @@ fn float_blocks<'a>(
     for t0 in (0..n).step_by(FLOAT_TOKENS) {
         let k = (n - t0).min(FLOAT_TOKENS);
         let xs: [&[f32]; FLOAT_TOKENS] = std::array::from_fn(|j| &x[(t0 + j.min(k - 1)) * cols..][..cols]);
-        // SAFETY: blocked plans are only made for non-scalar ISAs, which all have AVX2+FMA+F16C.
-        unsafe { x86::float_block(&ws[..rows.len()], &xs[..k], &mut tile) };
+        // SAFETY: the table is the ISA's this CPU runs.
+        unsafe { float_block(&ws[..rows.len()], &xs[..k], &mut tile) };
         for (j, lanes) in tile[..k].iter().enumerate() {
             for (r, v) in rows.clone().zip(lanes) {
                 write(t0 + j, r, *v);
             }
         }
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn float_blocks<'a>(
-    _: &dyn Fn(usize) -> &'a [u8],
-    _: Range<usize>,
-    _: &[f32],
-    _: usize,
-    _: &dyn Fn(usize, usize, f32),
-) {
-    unreachable!("blocked plans are x86-64 only")
 }
 
 /// One weight row against tokens `ts`, up to `MAX_TOKENS` per kernel call.

@@ -20,6 +20,8 @@ use crate::DType;
 
 /// Rows per packed block (one lane each in a 256-bit vector of i32).
 pub(crate) const LANES: usize = 8;
+/// Most tokens one packed kernel call takes (`table::PackedDot`).
+pub(crate) const TOKENS: usize = 8;
 
 /// One 256-value block in the common form (also what `interleave` repacks K-quants from).
 pub(crate) struct Unpacked {
@@ -214,7 +216,7 @@ impl Packed {
             #[cfg(target_arch = "x86_64")]
             if avx2 {
                 // SAFETY: the CPU has AVX2.
-                unsafe { super::x86::transpose_words(us.each_ref().map(|u| &u.q), dst) };
+                unsafe { transpose_words_avx2(us.each_ref().map(|u| &u.q), dst) };
             } else {
                 transpose_words(&us, dst);
             }
@@ -283,6 +285,47 @@ fn transpose_words(us: &[Unpacked; LANES], dst: &mut [u8]) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+/// `dst[(g · 8 + lane) · 4 ..][..4] = q[lane][4g..4g + 4]` for 64 words per lane: eight 8 × 8
+/// transposes of 4-byte words (the AVX2 form of `transpose_words`).
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_words_avx2(q: [&[u8; 256]; 8], dst: &mut [u8]) {
+    use std::arch::x86_64::*;
+    assert!(dst.len() >= 8 * 256);
+    for c in 0..8 {
+        let r: [__m256i; 8] = std::array::from_fn(|l| _mm256_loadu_si256(q[l].as_ptr().add(32 * c) as *const __m256i));
+        // 32-bit, 64-bit, then 128-bit interleaves
+        let a: [__m256i; 8] = std::array::from_fn(|k| {
+            let (x, y) = (r[2 * (k / 2)], r[2 * (k / 2) + 1]);
+            if k % 2 == 0 {
+                _mm256_unpacklo_epi32(x, y)
+            } else {
+                _mm256_unpackhi_epi32(x, y)
+            }
+        });
+        // a0 = l0l1 words 0,1 | 4,5 ; a1 = words 2,3 | 6,7 ; a2, a3 the same for l2l3, ...
+        let b: [__m256i; 8] = std::array::from_fn(|k| {
+            let (pair, part) = (k / 4, k % 4);
+            let (x, y) = (a[4 * pair + part % 2], a[4 * pair + 2 + part % 2]);
+            if part < 2 {
+                _mm256_unpacklo_epi64(x, y)
+            } else {
+                _mm256_unpackhi_epi64(x, y)
+            }
+        });
+        // b[4p + 0] = lanes 4p..4p+4 of words 0 | 4, b[4p + 1] = words 2 | 6,
+        // b[4p + 2] = words 1 | 5, b[4p + 3] = words 3 | 7
+        for (word, part) in [(0, 0), (1, 2), (2, 1), (3, 3)] {
+            let (lo, hi) = (b[part], b[4 + part]);
+            let first = _mm256_permute2x128_si256(lo, hi, 0x20);
+            let second = _mm256_permute2x128_si256(lo, hi, 0x31);
+            let at = dst.as_mut_ptr().add(32 * (8 * c + word));
+            _mm256_storeu_si256(at as *mut __m256i, first);
+            _mm256_storeu_si256(at.add(32 * 4) as *mut __m256i, second);
+        }
+    }
+}
+
 impl Unpacked {
     pub(crate) fn zero() -> Unpacked {
         Unpacked {
@@ -304,7 +347,7 @@ fn fit<T: Default + Clone>(v: &mut Vec<T>, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matmul::act::{ActKind, Acts};
+    use crate::matmul::act::{ActKind, Acts, Quantizers};
     use crate::testutil::Rng;
     use crate::Weight;
 
@@ -336,7 +379,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_x86_kernels_match_the_scalar_reference() {
-        use crate::matmul::x86::{packed_dot, packed_dot_avx2, packed_dot_avx_vnni, PACKED_TOKENS};
+        use crate::matmul::x86::{packed_dot, packed_dot_avx2, packed_dot_avx_vnni};
         use crate::Isa;
         let mut rng = Rng::new(6);
         for isa in [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni] {
@@ -348,13 +391,13 @@ mod tests {
                 // 3 blocks of 256, 7 rows (a partial pack), every token count a call takes
                 let (rows, cols) = (7, 768);
                 let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
-                let x = rng.normals(PACKED_TOKENS * cols);
+                let x = rng.normals(TOKENS * cols);
                 let mut acts = Acts::default();
-                acts.prepare(ActKind::Q8K, &x, cols, false);
+                acts.prepare(ActKind::Q8K, &x, cols, Quantizers::PORTABLE);
                 let mut p = Packed::default();
                 let rs: Vec<&[u8]> = (0..rows).map(|r| w.row(r)).collect();
                 p.pack(dtype, &rs);
-                for tokens in 1..=PACKED_TOKENS {
+                for tokens in 1..=TOKENS {
                     let a: Vec<ActRow> = (0..tokens).map(|t| acts.row(&x, t)).collect();
                     let mut got = vec![[f32::NAN; LANES]; tokens];
                     // SAFETY: checked above that the CPU has `isa`.
@@ -439,7 +482,7 @@ mod tests {
             let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
             let x = rng.normals(cols);
             let mut acts = Acts::default();
-            acts.prepare(ActKind::Q8K, &x, cols, false);
+            acts.prepare(ActKind::Q8K, &x, cols, Quantizers::PORTABLE);
             let a = acts.row(&x, 0);
             let mut p = Packed::default();
             let rs: Vec<&[u8]> = (0..rows).map(|r| w.row(r)).collect();

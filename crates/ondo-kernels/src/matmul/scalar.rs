@@ -7,9 +7,68 @@
 // Index loops over token and lane counts read more plainly than iterator chains here.
 #![allow(clippy::needless_range_loop)]
 
-use super::act::ActRow;
+use super::act::{ActRow, Quantizers};
+use super::table::{self, Dot, Kernels};
 use crate::quant::{f16_at, kquants::q3_k_scales, kquants::scale_min_k4};
-use crate::DType;
+use crate::{DType, Isa};
+
+/// The scalar table: a row kernel for every format (the integer formats against 8-bit
+/// activations, everything else dequantized), nothing packed, interleaved or blocked.
+pub(crate) static KERNELS: Kernels = Kernels {
+    isa: Isa::Scalar,
+    dot: kernel,
+    quantize: Quantizers::PORTABLE,
+    packed: None,
+    group: None,
+    interleaves: table::none,
+    float: None,
+};
+
+/// A multi-token kernel from a one-token function.
+macro_rules! scalar_kernel {
+    ($name:ident, $f:path) => {
+        unsafe fn $name(dtype: DType, w: &[u8], row_bytes: usize, a: &[ActRow], out: *mut f32, stride: usize) {
+            for (r, row) in w.chunks_exact(row_bytes).enumerate() {
+                for (t, a) in a.iter().enumerate() {
+                    *out.add(t * stride + r) = $f(dtype, row, a);
+                }
+            }
+        }
+    };
+}
+scalar_kernel!(k_dequant, dot_dequant);
+scalar_kernel!(k_q4_0, dot_q4_0);
+scalar_kernel!(k_q4_1, dot_q4_1);
+scalar_kernel!(k_q5_0, dot_q5_0);
+scalar_kernel!(k_q5_1, dot_q5_1);
+scalar_kernel!(k_q8_0, dot_q8_0);
+scalar_kernel!(k_q4_k, dot_q4_k);
+scalar_kernel!(k_q5_k, dot_q5_k);
+scalar_kernel!(k_q2_k, dot_q2_k);
+scalar_kernel!(k_q3_k, dot_q3_k);
+scalar_kernel!(k_q6_k, dot_q6_k);
+
+/// The scalar kernel of `dtype`: integer dots for the formats with 8-bit activations, the
+/// dequantizing one for float formats; other formats (Q8_1, Q8_K) go through f32 rows.
+fn kernel(dtype: DType) -> Option<Dot> {
+    Some(match dtype {
+        DType::Q4_0 => k_q4_0,
+        DType::Q4_1 => k_q4_1,
+        DType::Q5_0 => k_q5_0,
+        DType::Q5_1 => k_q5_1,
+        DType::Q8_0 => k_q8_0,
+        DType::Q4_K => k_q4_k,
+        DType::Q5_K => k_q5_k,
+        DType::Q2_K => k_q2_k,
+        DType::Q3_K => k_q3_k,
+        DType::Q6_K => k_q6_k,
+        DType::F32 | DType::F16 | DType::BF16 => k_dequant,
+        _ => return None,
+    })
+}
+
+/// The dequantizing kernel (the f32 kernel of rows made f32 when an ISA has none).
+pub(crate) const DEQUANT: Dot = k_dequant;
 
 /// Any format: dequantize block by block (the quant reference) and dot with f32 activations.
 pub(crate) fn dot_dequant(dtype: DType, w: &[u8], a: &ActRow) -> f32 {

@@ -97,6 +97,35 @@ fn simd_kernels_match_scalar_integer_kernels() {
     }
 }
 
+/// Each instruction set reaches its own table, and a table only offers what that set can run:
+/// the scalar one nothing but row kernels; every SIMD table a row kernel for each integer format.
+#[test]
+fn every_isa_has_its_own_table() {
+    for &isa in Isa::supported() {
+        let k = isa.kernels();
+        assert_eq!(k.isa, isa, "Isa::kernels maps {isa:?} to another table");
+        let ints = [
+            DType::Q4_0,
+            DType::Q4_1,
+            DType::Q5_0,
+            DType::Q8_0,
+            DType::Q4_K,
+            DType::Q6_K,
+        ];
+        assert!(
+            ints.iter().all(|d| (k.dot)(*d).is_some()),
+            "{isa:?} lacks an integer row kernel"
+        );
+        if isa == Isa::Scalar {
+            let extras = k.packed.is_some() || k.group.is_some() || k.float.is_some();
+            assert!(
+                !extras && !DType::ALL.iter().any(|d| (k.interleaves)(*d)),
+                "scalar table"
+            );
+        }
+    }
+}
+
 /// The interleaved tiles give what the scalar kernels give on the plain rows, for every format
 /// each ISA reads interleaved, batch 1 to 70, rows not a multiple of the row group.
 #[test]
@@ -104,7 +133,7 @@ fn interleaved_weights_match_the_plain_kernels() {
     let pool = ThreadPool::new(3);
     let mut rng = Rng::new(23);
     for &isa in Isa::supported().iter().filter(|i| **i != Isa::Scalar) {
-        for dtype in DType::ALL.into_iter().filter(|d| interleave::read_by(isa, *d)) {
+        for dtype in DType::ALL.into_iter().filter(|d| reads_interleaved(isa, *d)) {
             // 70 tokens: past one block of activation rows (64), in a partial token group
             let extra = [(48, 512, 1), (33, 256, 4), (21, 256, 17), (35, 256, 70)];
             for (rows, cols, n) in shapes(dtype).into_iter().chain(extra) {
@@ -248,7 +277,7 @@ fn kernel_cycles_probe() {
     for dtype in formats {
         let w = Weight::quantize(dtype, &rng.normals(cols), 1, cols).unwrap();
         for &isa in Isa::supported() {
-            if let Some(dot) = kernel_for(dtype, isa) {
+            if let Some(dot) = (isa.kernels().dot)(dtype) {
                 cases.push((dtype, isa, dot, w.clone()));
             }
         }
@@ -259,7 +288,7 @@ fn kernel_cycles_probe() {
         for (k, (dtype, isa, dot, w)) in cases.iter().enumerate() {
             let plan = Plan::new(w, *isa, 1);
             let mut acts = Acts::default();
-            acts.prepare(plan.act, &x, cols, true);
+            acts.prepare(plan.act, &x, cols, plan.k.quantize);
             let row = [acts.row(&x, 0)];
             let mut out = [0f32; 1];
             let t = std::time::Instant::now();

@@ -7,7 +7,7 @@
 //! AVX2+FMA+F16C; the same plus AVX-VNNI (the VEX `vpdpbusd` of Alder Lake and later, Zen 4/5:
 //! it replaces `vpmaddubsw`+`vpmaddwd`, nothing else changes); and AVX2 plus AVX-512
 //! F/BW/VL/DQ/VNNI (where `vpdpbusd` replaces them too, `vpmovm2b` expands Q5 high bits, and the
-//! 32-value formats take two blocks per 512-bit register). `kernel` picks the entry point;
+//! 32-value formats take two blocks per 512-bit register). `tables` holds the three kernel tables;
 //! `detect` says which builds this CPU can run.
 //!
 //! Order: helpers, 32-value formats (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0), K-quants (Q4_K/Q5_K, Q6_K,
@@ -31,8 +31,10 @@ mod interleave512;
 mod kquant512;
 mod packed256;
 mod packed512;
+mod tables;
 pub(crate) use interleave256::group_dot as group_dot_avx2;
 pub(crate) use interleave512::group_dot;
+pub(crate) use tables::{AVX2_KERNELS, AVX512_KERNELS, AVX_VNNI_KERNELS};
 
 /// Asks for the cache lines of `ahead[at..at + len]` (nothing when `ahead` is null).
 #[inline(always)]
@@ -44,9 +46,8 @@ pub(crate) unsafe fn prefetch(ahead: *const u8, at: usize, len: usize) {
     }
 }
 
-pub(crate) use float_block::{block as float_block, to_f32 as float_row, ROWS as FLOAT_ROWS, TOKENS as FLOAT_TOKENS};
 pub(crate) use packed256::{packed_dot as packed_dot_avx2, packed_dot_vnni as packed_dot_avx_vnni};
-pub(crate) use packed512::{packed_dot, TOKENS as PACKED_TOKENS};
+pub(crate) use packed512::packed_dot;
 
 // ---- helpers (inlined into the feature-enabled entry points) ----
 
@@ -840,45 +841,6 @@ unsafe fn quant32_half(x: *const f32, id: f32, q: *mut i8) -> i32 {
     hsum_i32(_mm256_add_epi32(a, b))
 }
 
-/// `dst[(g · 8 + lane) · 4 ..][..4] = q[lane][4g..4g + 4]` for 64 words per lane: eight 8 × 8
-/// transposes of 4-byte words (`matmul::packed`).
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn transpose_words(q: [&[u8; 256]; 8], dst: &mut [u8]) {
-    assert!(dst.len() >= 8 * 256);
-    for c in 0..8 {
-        let r: [__m256i; 8] = std::array::from_fn(|l| load(q[l].as_ptr().add(32 * c)));
-        // 32-bit, 64-bit, then 128-bit interleaves
-        let a: [__m256i; 8] = std::array::from_fn(|k| {
-            let (x, y) = (r[2 * (k / 2)], r[2 * (k / 2) + 1]);
-            if k % 2 == 0 {
-                _mm256_unpacklo_epi32(x, y)
-            } else {
-                _mm256_unpackhi_epi32(x, y)
-            }
-        });
-        // a0 = l0l1 words 0,1 | 4,5 ; a1 = words 2,3 | 6,7 ; a2, a3 the same for l2l3, ...
-        let b: [__m256i; 8] = std::array::from_fn(|k| {
-            let (pair, part) = (k / 4, k % 4);
-            let (x, y) = (a[4 * pair + part % 2], a[4 * pair + 2 + part % 2]);
-            if part < 2 {
-                _mm256_unpacklo_epi64(x, y)
-            } else {
-                _mm256_unpackhi_epi64(x, y)
-            }
-        });
-        // b[4p + 0] = lanes 4p..4p+4 of words 0 | 4, b[4p + 1] = words 2 | 6,
-        // b[4p + 2] = words 1 | 5, b[4p + 3] = words 3 | 7
-        for (word, part) in [(0, 0), (1, 2), (2, 1), (3, 3)] {
-            let (lo, hi) = (b[part], b[4 + part]);
-            let first = _mm256_permute2x128_si256(lo, hi, 0x20);
-            let second = _mm256_permute2x128_si256(lo, hi, 0x31);
-            let at = dst.as_mut_ptr().add(32 * (8 * c + word));
-            _mm256_storeu_si256(at as *mut __m256i, first);
-            _mm256_storeu_si256(at.add(32 * 4) as *mut __m256i, second);
-        }
-    }
-}
-
 // ---- entry points ----
 
 /// A kernel over consecutive rows: see `matmul::Dot`.
@@ -1002,28 +964,6 @@ unsafe fn floats<const V: u8, F: Floats, const T: usize>(w: &[u8], a: &[ActRow],
 float_entry!(f32_avx2, f32_vnni, F32s);
 float_entry!(f16_avx2, f16_vnni, F16s);
 float_entry!(bf16_avx2, bf16_vnni, Bf16s);
-
-/// The x86 kernel for `dtype` in build `v` (`AVX2`, `AVX_VNNI`, `AVX512`), if there is one. Float
-/// formats have no integer products: AVX-VNNI takes their AVX2 build.
-pub(crate) fn kernel(dtype: DType, v: u8) -> Option<DotN> {
-    let pick = |a: DotN, b: DotN, c: DotN| Some([a, b, c][v as usize]);
-    match dtype {
-        DType::F32 => pick(f32_avx2, f32_avx2, f32_vnni),
-        DType::F16 => pick(f16_avx2, f16_avx2, f16_vnni),
-        DType::BF16 => pick(bf16_avx2, bf16_avx2, bf16_vnni),
-        DType::Q4_0 => pick(q4_0_avx2, q4_0_avxvnni, q4_0_vnni),
-        DType::Q4_1 => pick(q4_1_avx2, q4_1_avxvnni, q4_1_vnni),
-        DType::Q5_0 => pick(q5_0_avx2, q5_0_avxvnni, q5_0_vnni),
-        DType::Q5_1 => pick(q5_1_avx2, q5_1_avxvnni, q5_1_vnni),
-        DType::Q8_0 => pick(q8_0_avx2, q8_0_avxvnni, q8_0_vnni),
-        DType::Q4_K => pick(q4_k_avx2, q4_k_avxvnni, q4_k_vnni),
-        DType::Q5_K => pick(q5_k_avx2, q5_k_avxvnni, q5_k_vnni),
-        DType::Q6_K => pick(q6_k_avx2, q6_k_avxvnni, q6_k_vnni),
-        DType::Q2_K => pick(q2_k_avx2, q2_k_avxvnni, q2_k_vnni),
-        DType::Q3_K => pick(q3_k_avx2, q3_k_avxvnni, q3_k_vnni),
-        _ => None,
-    }
-}
 
 /// Whether this CPU runs the AVX2 kernels, the AVX-VNNI ones, and the AVX-512 VNNI ones.
 pub(crate) fn detect() -> (bool, bool, bool) {

@@ -3,7 +3,7 @@
 //! and rows 8..16, so a group is read as two 8-row halves (the second from cache). `vpdpbusd`
 //! becomes `vpmaddubsw` + `vpmaddwd` (exact: weights are at most 31, except Q8_0, whose bytes go
 //! back to signed and move their sign onto the activations, so its offset is not needed).
-//! (K-quant tiles measured no faster than the plain AVX2 K-quant kernels: see `read_by`.)
+//! (K-quant tiles measured no faster than the plain AVX2 K-quant kernels: see `tables`.)
 
 use super::super::interleave::{parts32, Parts32};
 use super::{bits_to_0x10, prefetch, ActRow, AVX2};

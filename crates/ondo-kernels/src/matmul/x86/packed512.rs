@@ -7,10 +7,7 @@ use super::super::packed::{Packed, LANES};
 use super::ActRow;
 use std::arch::x86_64::*;
 
-/// Tokens per kernel call.
-pub(crate) const TOKENS: usize = 8;
-
-/// `out[t][lane] = row_lane · a[t]` for every lane of `p` and 1..=`TOKENS` tokens, in tiles of
+/// `out[t][lane] = row_lane · a[t]` for every lane of `p` and 1..=`packed::TOKENS` tokens, in tiles of
 /// 8, 4, then what is left.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 pub(crate) unsafe fn packed_dot(p: &Packed, sbs: usize, a: &[ActRow], out: &mut [[f32; LANES]]) {

@@ -1,0 +1,76 @@
+//! One table of kernels per instruction set: everything a matmul plan can pick.
+//!
+//! `Plan::new` (and the load-time repack in `Weight::for_matmul`) read only the table of the
+//! chosen `Isa`; nothing else in `matmul` matches on the instruction set. A table is built where
+//! its kernels live (`scalar::KERNELS`, the three `x86::tables`), so adding an instruction set
+//! is its module plus one arm of `Isa::kernels`, and adding a format is its kernels plus the
+//! entries of the tables that have them. A missing entry (`None`) makes the plan fall back:
+//! no integer kernel → dequantized f32 rows, no packed or interleaved kernel → the row kernels,
+//! no blocked float kernel → one row against up to four tokens.
+
+use super::act::{ActRow, Quantizers};
+use super::packed::{Packed, LANES};
+use crate::{DType, Isa};
+
+/// A kernel over consecutive weight rows `w` (raw bytes of `dtype`, `row_bytes` per row) and
+/// 1..=`MAX_TOKENS` activation rows: `*out.add(t * stride + r) = Σ row_r · a[t]`. Looping over
+/// rows inside the kernel keeps its constants in registers and costs no call per row, which
+/// matters for narrow matrices (a 1536-wide Q4_K row is only 6 blocks).
+pub(crate) type Dot = unsafe fn(DType, &[u8], usize, &[ActRow], *mut f32, usize);
+
+/// `out[t][lane] = row_lane · a[t]` for the eight rows of a `Packed` block, its sub-block size
+/// and 1..=`packed::TOKENS` tokens.
+pub(crate) type PackedDot = unsafe fn(&Packed, usize, &[ActRow], &mut [[f32; LANES]]);
+
+/// `*out.add(t · stride + r) = row_r · a[t]` for the sixteen rows of one interleaved group
+/// (`interleave`), 1..=`MAX_TOKENS` tokens; `ahead` (or null) is the next group, to prefetch.
+pub(crate) type GroupDot = unsafe fn(DType, &[u8], &[ActRow], *mut f32, usize, *const u8);
+
+/// Rows and tokens of one blocked float call.
+pub(crate) const FLOAT_ROWS: usize = 8;
+pub(crate) const FLOAT_TOKENS: usize = 16;
+/// `out[t][r] = rows[r] · xs[t]` for up to `FLOAT_ROWS` rows of f32 bytes and `FLOAT_TOKENS` tokens.
+pub(crate) type FloatBlock = unsafe fn(&[&[u8]], &[&[f32]], &mut [[f32; FLOAT_ROWS]; FLOAT_TOKENS]);
+/// A float-format row (f32, f16, bf16 bytes) as f32 values.
+pub(crate) type FloatRow = unsafe fn(DType, &[u8], &mut [f32]);
+
+/// The kernels of one instruction set. Every function pointer is safe to call on a CPU for which
+/// `Isa::supported()` lists `isa` (tables are only reached through `Isa::kernels`).
+pub(crate) struct Kernels {
+    pub isa: Isa,
+    /// The row kernel of a format, if this ISA has one (float formats included: their kernels
+    /// take f32 activations).
+    pub dot: fn(DType) -> Option<Dot>,
+    /// Activation quantizers (`None`: the portable ones in `act`).
+    pub quantize: Quantizers,
+    /// Eight K-quant rows unpacked into `Packed` against a batch (`packed::packs` formats).
+    pub packed: Option<PackedDot>,
+    /// Interleaved row groups, and the formats this ISA reads that way (weights are repacked at
+    /// load for exactly those).
+    pub group: Option<GroupDot>,
+    pub interleaves: fn(DType) -> bool,
+    /// Blocked float rows × tokens, and the float-row converter that feeds it.
+    pub float: Option<(FloatBlock, FloatRow)>,
+}
+
+impl Isa {
+    /// This instruction set's table (the one place that maps an `Isa` to its kernels).
+    pub(crate) fn kernels(self) -> &'static Kernels {
+        match self {
+            Isa::Scalar => &super::scalar::KERNELS,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => &super::x86::AVX2_KERNELS,
+            #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => &super::x86::AVX_VNNI_KERNELS,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => &super::x86::AVX512_KERNELS,
+            #[allow(unreachable_patterns)]
+            _ => &super::scalar::KERNELS,
+        }
+    }
+}
+
+/// Never: for tables without interleaved reads.
+pub(crate) fn none(_: DType) -> bool {
+    false
+}
