@@ -52,13 +52,19 @@ unsafe fn dot4(u: __m256i, x: __m256i) -> __m256i {
 /// `Σ_k dot4(q[k], x[k])` over `ks`, with `x[k]` the four activation bytes at `x + 4k`.
 #[inline(always)]
 unsafe fn dot8(q: &[__m256i; 8], x: *const u8, ks: std::ops::Range<usize>) -> __m256i {
-    let xk = |k: usize| _mm256_set1_epi32((x.add(4 * k) as *const i32).read_unaligned());
     let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     for k in ks.step_by(2) {
-        s0 = _mm256_add_epi32(s0, dot4(q[k], xk(k)));
-        s1 = _mm256_add_epi32(s1, dot4(q[k + 1], xk(k + 1)));
+        s0 = _mm256_add_epi32(s0, dot4(q[k], bcast4(x, k)));
+        s1 = _mm256_add_epi32(s1, dot4(q[k + 1], bcast4(x, k + 1)));
     }
     _mm256_add_epi32(s0, s1)
+}
+
+/// The four activation bytes at `x + 4k` in every i32 lane. (Helpers that return vectors are
+/// functions, never closures: a closure LLVM declines to inline is compiled without AVX2.)
+#[inline(always)]
+unsafe fn bcast4(x: *const u8, k: usize) -> __m256i {
+    _mm256_set1_epi32((x.add(4 * k) as *const i32).read_unaligned())
 }
 
 /// Half `h` of a 256-byte nibble area as eight vectors of columns `4k..4k+4`.
@@ -114,11 +120,15 @@ unsafe fn half32<const T: usize>(
     for b in 0..tiles.len() / p.bytes {
         let tile = tiles.as_ptr().add(b * p.bytes);
         prefetch(ahead, b * p.bytes, p.bytes);
+        // (loops, not closures: a closure LLVM declines to inline is compiled without AVX2, and
+        // that once made this Q8_0 path 3x slower after an unrelated change moved code around)
         let mut q = if signed {
-            std::array::from_fn(|k| {
+            let mut q = [_mm256_setzero_si256(); 8];
+            for (k, q) in q.iter_mut().enumerate() {
                 let v = _mm256_loadu_si256(tile.add(p.qs + 64 * k + 32 * h) as *const __m256i);
-                _mm256_xor_si256(v, _mm256_set1_epi8(-128)) // back to i8
-            })
+                *q = _mm256_xor_si256(v, _mm256_set1_epi8(-128)); // back to i8
+            }
+            q
         } else {
             nibbles(tile.add(p.qs), h)
         };
@@ -131,10 +141,9 @@ unsafe fn half32<const T: usize>(
             let x = a.qs.as_ptr().add(32 * b) as *const u8;
             let s = if signed {
                 // |q| against x with q's sign: exact in 16 bits (|q| ≤ 128)
-                let xk = |k: usize| _mm256_set1_epi32((x.add(4 * k) as *const i32).read_unaligned());
                 let mut s = _mm256_setzero_si256();
                 for (k, q) in q.iter().enumerate() {
-                    let prod = dot4(_mm256_abs_epi8(*q), _mm256_sign_epi8(xk(k), *q));
+                    let prod = dot4(_mm256_abs_epi8(*q), _mm256_sign_epi8(bcast4(x, k), *q));
                     s = _mm256_add_epi32(s, prod);
                 }
                 s

@@ -46,13 +46,19 @@ pub(crate) unsafe fn group_dot(
 /// only every other step).
 #[inline(always)]
 unsafe fn dot8(q: &[__m512i; 8], x: *const u8, ks: std::ops::Range<usize>) -> __m512i {
-    let xk = |k: usize| _mm512_set1_epi32((x.add(4 * k) as *const i32).read_unaligned());
     let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
     for k in ks.step_by(2) {
-        s0 = _mm512_dpbusd_epi32(s0, q[k], xk(k));
-        s1 = _mm512_dpbusd_epi32(s1, q[k + 1], xk(k + 1));
+        s0 = _mm512_dpbusd_epi32(s0, q[k], bcast4(x, k));
+        s1 = _mm512_dpbusd_epi32(s1, q[k + 1], bcast4(x, k + 1));
     }
     _mm512_add_epi32(s0, s1)
+}
+
+/// The four activation bytes at `x + 4k` in every i32 lane. (Helpers that return vectors are
+/// functions, never closures: a closure LLVM declines to inline is compiled without AVX-512.)
+#[inline(always)]
+unsafe fn bcast4(x: *const u8, k: usize) -> __m512i {
+    _mm512_set1_epi32((x.add(4 * k) as *const i32).read_unaligned())
 }
 
 /// A 256-byte nibble area (see `interleave`) as eight vectors of columns `4k..4k+4`.
@@ -88,7 +94,11 @@ unsafe fn store<const T: usize>(acc: &[__m512; T], out: *mut f32, stride: usize)
 #[inline(always)]
 unsafe fn quants32(tile: *const u8, p: Parts32) -> [__m512i; 8] {
     if p.bytes == parts32(DType::Q8_0).bytes {
-        return std::array::from_fn(|k| _mm512_loadu_si512(tile.add(p.qs + 64 * k) as *const _));
+        let mut q = [_mm512_setzero_si512(); 8];
+        for (k, q) in q.iter_mut().enumerate() {
+            *q = _mm512_loadu_si512(tile.add(p.qs + 64 * k) as *const _);
+        }
+        return q;
     }
     let mut q = nibbles(tile.add(p.qs));
     if let Some(qh) = p.qh {
@@ -171,9 +181,8 @@ unsafe fn group_k4<const T: usize>(
             if five {
                 add_fifth_bits(&mut q, sub.add(256));
             }
-            let bytes16 = |at: usize| _mm_loadu_si128(tile.add(at + 16 * j) as *const __m128i);
-            let sc = _mm512_cvtepu8_epi32(bytes16(il::K4_SC));
-            let m = _mm512_cvtepu8_epi32(bytes16(il::K4_M));
+            let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(tile.add(il::K4_SC + 16 * j) as *const __m128i));
+            let m = _mm512_cvtepu8_epi32(_mm_loadu_si128(tile.add(il::K4_M + 16 * j) as *const __m128i));
             let m2 = _mm512_or_si512(m, _mm512_slli_epi32(m, 16)); // (m, m) as two i16
             for t in 0..T {
                 let a = a.get_unchecked(t);

@@ -17,12 +17,22 @@ unsafe fn absmax(x: &[f32]) -> f32 {
     _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
 }
 
+/// `round_ties_even(x[8k..8k + 8] · id)` as i32 (a function, not a closure: see `interleave256::bcast4`).
+#[inline(always)]
+unsafe fn scaled8(x: *const f32, k: usize, id: __m256) -> __m256i {
+    _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x.add(8 * k)), id))
+}
+
 /// `q = round_ties_even(x · id)` for 32 values, returning Σq.
 #[inline(always)]
 unsafe fn quant32(x: *const f32, id: f32, q: *mut i8) -> i32 {
     let id = _mm256_set1_ps(id);
-    let i = |k: usize| _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x.add(8 * k)), id));
-    let (a, b, c, d) = (i(0), i(1), i(2), i(3));
+    let (a, b, c, d) = (
+        scaled8(x, 0, id),
+        scaled8(x, 1, id),
+        scaled8(x, 2, id),
+        scaled8(x, 3, id),
+    );
     // pack to bytes: packs work per 128-bit lane, so fix the order with a permute
     let ab = _mm256_packs_epi32(a, b);
     let cd = _mm256_packs_epi32(c, d);
