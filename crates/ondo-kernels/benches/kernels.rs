@@ -1,6 +1,7 @@
 //! `cargo bench -p ondo-kernels --bench kernels [-- FORMAT... [--batch] [--hot]]`: pool latency,
 //! read bandwidth, batch-1 matvec GB/s (and % of the measured bandwidth) and batched GFLOP/s
-//! per format, with 1 and 2 threads (`BATCHES=8,16`: batched tables at those sizes only). `--hot` measures matvec on a cache-resident matrix
+//! per format, with 1 and 2 threads (`BATCHES=8,16`: batched tables at those sizes only, over
+//! `SHAPE=rows,cols` if given). `--hot` measures matvec on a cache-resident matrix
 //! (`HOT_ROWS` x `HOT_COLS`, default 128 x 4096): the kernels' compute ceiling.
 
 use ondo_kernels::{bench, DType};
@@ -18,8 +19,16 @@ fn main() {
     };
     // BATCHES=8,16: only batched tables at those sizes (e.g. where a decode step of 8-16 sequences is)
     if let Ok(list) = std::env::var("BATCHES") {
+        // SHAPE=rows,cols: another matrix than 4096 x 14336 (e.g. 151936,1536: Qwen2.5-1.5B's LM head)
+        let shape: Vec<usize> = std::env::var("SHAPE")
+            .map(|s| s.split(',').filter_map(|v| v.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        let (rows, cols) = match shape[..] {
+            [r, c] => (r, c),
+            _ => (4096, 14336),
+        };
         for n in list.split(',').filter_map(|b| b.trim().parse().ok()) {
-            print!("{}", bench::table(&bench::batched(&formats, &[1, 2], n, 4096, 14336)));
+            print!("{}", bench::table(&bench::batched(&formats, &[1, 2], n, rows, cols)));
         }
         return;
     }
