@@ -90,10 +90,10 @@ def _phi3_tensors(state: dict, cfg: dict) -> dict:
 
 def _exaone_tensors(state: dict, cfg: dict) -> dict:
     import math
-    out = {"token_embd.weight": state["model.embed_tokens.weight"],
-           "output_norm.weight": state["model.norm.weight"]}
-    if not cfg["tie_word_embeddings"]:
-        out["output.weight"] = state["lm_head.weight"]
+    # output.weight is written even when tied: llama.cpp (c392e50) refuses an exaone file without it.
+    embed = state["model.embed_tokens.weight"]
+    out = {"token_embd.weight": embed, "output_norm.weight": state["model.norm.weight"],
+           "output.weight": embed if cfg["tie_word_embeddings"] else state["lm_head.weight"]}
     parts = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
              "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
              "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}

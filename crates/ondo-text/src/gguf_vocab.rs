@@ -107,7 +107,7 @@ impl GgufVocab {
     }
 
     /// Whether llama.cpp adds BOS for this vocabulary: the file's flag, else true for "llama" (SPM)
-    /// and for the Llama-3 pre-tokenizers.
+    /// and for the pre-tokenizers llama.cpp adds it for (Llama-3, Tekken, Chameleon).
     pub fn resolved_add_bos(&self) -> bool {
         let default = self.model == "llama" || self.pre.as_deref().is_some_and(crate::pretok::adds_bos);
         self.add_bos_token.unwrap_or(default)

@@ -365,7 +365,7 @@ fn gguf_config(v: &GgufVocab, s: &Specials) -> Value {
 
 /// A byte-level BPE `tokenizers::Tokenizer` from a GGUF "gpt2" vocabulary.
 fn byte_level_bpe(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
-    let family = pretok::family(v.pre.as_deref())?;
+    let pre = pretok::lookup(v.pre.as_deref())?;
     let vocab: tokenizers::models::bpe::Vocab = v
         .tokens
         .iter()
@@ -375,11 +375,11 @@ fn byte_level_bpe(v: &GgufVocab) -> Result<tokenizers::Tokenizer> {
     let merges = parse_merges(&v.merges)?;
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
-        .ignore_merges(family == pretok::Family::Llama3)
+        .ignore_merges(pre.ignore_merges)
         .build()
         .map_err(|e| Error::tokenizers("BPE from GGUF vocabulary", e))?;
     let mut tok = tokenizers::Tokenizer::new(bpe);
-    tok.with_pre_tokenizer(Some(pretok::pre_tokenizer(family)?));
+    tok.with_pre_tokenizer(Some(pretok::pre_tokenizer(pre)?));
     tok.with_decoder(Some(ByteLevelDecoder::default()));
     tok.add_special_tokens(&added_tokens(v, TokenType::Control, true));
     tok.add_tokens(&added_tokens(v, TokenType::UserDefined, false));
