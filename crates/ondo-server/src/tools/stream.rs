@@ -136,7 +136,7 @@ impl<'a> ToolStream<'a> {
     }
 
     /// Stream content up to a Hermes marker (then calls) or a fence (then hold), holding back
-    /// a partial marker or fence at the end.
+    /// a partial marker or fence at the end, and white space until something follows it.
     fn content(&mut self, out: &mut Vec<Value>) {
         let rest = &self.text[self.sent..];
         let marker = (self.spec.format == Format::Hermes).then_some(HERMES_OPEN);
@@ -154,10 +154,17 @@ impl<'a> ToolStream<'a> {
                 (rest.len() - hold, Mode::Content)
             }
         };
-        if len > 0 {
-            out.push(json!({"content": &rest[..len]}));
+        // Trailing white space waits for what follows it: before a call it is not content (as
+        // in the non-streamed answer), before a fence it is held back with the fence.
+        let start = self.sent;
+        let piece = rest[..len].trim_end();
+        if !piece.trim().is_empty() {
+            out.push(json!({"content": piece}));
+            self.sent += piece.len();
         }
-        self.sent += len;
+        if next == Mode::Calls {
+            self.sent = start + len;
+        }
         self.mode = next;
         if next == Mode::Calls {
             self.scanned = self.sent + HERMES_OPEN.len();
@@ -185,14 +192,15 @@ enum Lead {
     No,
 }
 
+/// Whether `start` begins with one of `markers` (a longer one it may still become wins).
 fn leads_with(start: &str, markers: &[&'static str]) -> Lead {
-    if let Some(m) = markers.iter().find(|m| start.starts_with(**m)) {
-        return Lead::Marker(m);
-    }
-    if markers.iter().any(|m| m.starts_with(start)) {
+    if markers.iter().any(|m| m.len() > start.len() && m.starts_with(start)) {
         return Lead::Partial;
     }
-    Lead::No
+    match markers.iter().find(|m| start.starts_with(**m)) {
+        Some(m) => Lead::Marker(m),
+        None => Lead::No,
+    }
 }
 
 /// The length of the longest end of `text` that is a proper start of `marker`.

@@ -221,6 +221,7 @@ fn streamed_calls_send_the_name_first_then_argument_fragments_for_every_format()
         (LLAMA3, "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"days\": [1, 2]}}", 1, true),
         (LLAMA3, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}", 1, true),
         (MISTRAL, "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}]", 2, true),
+        (MISTRAL, "[TOOL_CALLS]{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}", 1, true),
         (PLAIN, "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"nested\": {\"a\": [{}]}}}]}", 1, true),
     ];
     for (template, text, n, streams) in cases {
@@ -232,10 +233,8 @@ fn streamed_calls_send_the_name_first_then_argument_fragments_for_every_format()
             assert!(called, "{text}");
             assert_eq!(
                 content,
-                text.split("<tool_call>")
-                    .next()
-                    .filter(|_| n == 2 && template == HERMES)
-                    .unwrap_or("")
+                whole.content.clone().unwrap_or_default(),
+                "{text} in pieces of {size}"
             );
             assert_eq!(calls.len(), n, "{text} in pieces of {size}");
             for ((name, args, fragments), call) in calls.iter().zip(&whole.calls) {
@@ -255,9 +254,12 @@ fn streamed_calls_send_the_name_first_then_argument_fragments_for_every_format()
 fn streamed_text_holds_back_only_what_may_start_a_call() {
     let hermes = spec(json!("auto"), HERMES);
     let mut s = ToolStream::new(&hermes);
-    assert_eq!(s.push("Use x <tool_c"), vec![json!({"content": "Use x "})]);
-    assert_eq!(s.push("hair> here"), vec![json!({"content": "<tool_chair> here"})]);
+    assert_eq!(s.push("Use x <tool_c"), vec![json!({"content": "Use x"})]);
+    assert_eq!(s.push("hair> here"), vec![json!({"content": " <tool_chair> here"})]);
     assert_eq!(s.finish("Use x <tool_chair> here"), (vec![], false));
+    // White space before a call is not content.
+    let (content, calls, _) = stream_in_pieces(&hermes, "\n <tool_call>\n{\"name\": \"f\", \"arguments\": {}}", 1);
+    assert_eq!((content.as_str(), calls.len()), ("", 1));
     // A fenced call (or a Hermes answer that starts with `{`) is decided at the end.
     let fenced = "Sure.\n```json\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n```";
     for text in [
@@ -266,7 +268,7 @@ fn streamed_text_holds_back_only_what_may_start_a_call() {
     ] {
         let (content, calls, called) = stream_in_pieces(&hermes, text, 1);
         assert!(called && calls.len() == 1, "{text}");
-        assert_eq!(content, if text == fenced { "Sure.\n" } else { "" });
+        assert_eq!(content, if text == fenced { "Sure." } else { "" });
         assert_eq!(calls[0].2, 1, "the fallback's arguments come in one piece");
     }
     // Not a call after all: all of it comes out as content.
