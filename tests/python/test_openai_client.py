@@ -58,6 +58,27 @@ def test_chat_sampling_params_and_logprobs(client: OpenAI, model: str):
         assert all(len(t.top_logprobs) == 3 and t.logprob <= 0 for t in lp)
 
 
+def test_streamed_logprobs_equal_the_answers(client: OpenAI, model: str):
+    """Each chunk carries its tokens' logprobs; joined, they are the non-streamed answer's
+    (greedy, so both runs pick the same tokens), on both endpoints."""
+    chat = dict(model=model, messages=QUESTION, max_tokens=12, temperature=0, logprobs=True, top_logprobs=2)
+    plain = client.chat.completions.create(**chat).choices[0].logprobs.content
+    chunks = [c for c in client.chat.completions.create(**chat, stream=True) if c.choices]
+    carrying = [c.choices[0].logprobs.content for c in chunks if c.choices[0].logprobs]
+    assert len(carrying) > 1, "logprobs come with the chunks, not all at the end"
+    streamed = [t for part in carrying for t in part]
+    assert [t.model_dump() for t in streamed] == [t.model_dump() for t in plain]
+
+    args = dict(model=model, prompt="The capital of France is", max_tokens=8, temperature=0, logprobs=2)
+    whole = client.completions.create(**args).choices[0].logprobs
+    joined = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for chunk in client.completions.create(**args, stream=True):
+        for key, values in joined.items():
+            if chunk.choices and chunk.choices[0].logprobs:
+                values.extend(getattr(chunk.choices[0].logprobs, key))
+    assert joined == {key: getattr(whole, key) for key in joined}
+
+
 def test_completions(client: OpenAI, model: str):
     r = client.completions.create(model=model, prompt="The capital of France is", max_tokens=8, temperature=0, logprobs=2)
     assert r.object == "text_completion"

@@ -7,6 +7,7 @@
 //! # model = "smollm2"        # the name the endpoint serves (required with endpoint)
 //! # api_key_env = "OPENAI_API_KEY"   # or api_key = "..."; timeout = 120 (seconds)
 //! temperature = 0            # any SamplingParams field: top_p, top_k, max_tokens, stop, seed, ...
+//! # structured_outputs = { regex = "[A-Z][a-z]+" }   # or json = {...schema...}, choice = [...], grammar
 //!
 //! [[step]]
 //! output = "president"       # the variable later steps read this step's text from
@@ -196,7 +197,12 @@ fn parse_step(t: &toml::Table, dir: &Path) -> std::result::Result<StepSpec, Stri
         None => String::new(), // numbered by the caller
     };
     let backend = backend(t, dir)?;
-    let known: Vec<String> = match serde_json::to_value(SamplingParams::default()) {
+    // Optional fields are left out of a default's JSON; a probe with them set names them too.
+    let probe = SamplingParams {
+        structured_outputs: Some(Default::default()),
+        ..SamplingParams::default()
+    };
+    let known: Vec<String> = match serde_json::to_value(probe) {
         Ok(Value::Object(m)) => m.keys().cloned().collect(),
         _ => Vec::new(),
     };

@@ -122,6 +122,11 @@ impl OpenAiEndpoint {
             p.allowed_token_ids.is_some(),
             json!(p.allowed_token_ids),
         );
+        put(
+            "structured_outputs",
+            p.structured_outputs.is_some(),
+            json!(p.structured_outputs),
+        );
         Value::Object(b)
     }
 

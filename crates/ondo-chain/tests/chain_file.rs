@@ -140,3 +140,31 @@ fn model_paths_resolve_against_the_file_and_home() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn structured_outputs_is_a_step_option_and_reaches_an_endpoint() {
+    let text = "[defaults]\nendpoint = \"http://x/v1\"\nmodel = \"m\"\n[[step]]\ntemplate = \"a\"\n\
+                structured_outputs = { choice = [\"yes\", \"no\"] }\n";
+    let file = parse(text).unwrap();
+    let p = sampling_params(SamplingParams::default(), &file.steps[0].options).unwrap();
+    let choice = p.structured_outputs.as_ref().and_then(|s| s.choice.clone());
+    assert_eq!(choice, Some(vec!["yes".to_string(), "no".to_string()]));
+    let BackendSpec::Endpoint(endpoint) = &file.steps[0].backend else {
+        panic!("an endpoint step")
+    };
+    let body = endpoint.body(&ondo_chain::PromptValue::Text("a".into()), &p);
+    assert_eq!(body["structured_outputs"]["choice"], serde_json::json!(["yes", "no"]));
+    // A malformed constraint is named like any other sampling option.
+    let bad = "[[step]]\ntemplate = \"a\"\nlocal = \"m\"\nstructured_outputs = { choise = [\"a\"] }\n";
+    assert!(
+        error(bad).contains("step 1: sampling options: unknown field `choise`"),
+        "{}",
+        error(bad)
+    );
+    let two = "[[step]]\ntemplate = \"a\"\nlocal = \"m\"\nstructured_outputs = { regex = \"a\", choice = [\"a\"] }\n";
+    assert!(
+        error(two).contains("structured_outputs must set only one of"),
+        "{}",
+        error(two)
+    );
+}

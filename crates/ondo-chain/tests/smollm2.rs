@@ -186,3 +186,40 @@ fn the_same_chain_over_ondo_serve_gives_the_local_text() {
     let inputs = vec!["Chile".to_string(), "Ghana".to_string(), "Poland".to_string()];
     assert_eq!(there.batch(inputs.clone()).unwrap(), here.batch(inputs).unwrap());
 }
+
+#[test]
+fn a_chain_file_with_structured_outputs_keeps_each_step_in_its_constraint() {
+    let Some(path) = ondo_testdata::fetched(MODEL) else {
+        return;
+    };
+    let text = format!(
+        "[defaults]\nlocal = {:?}\ntemperature = 0.8\nseed = 7\nmax_tokens = 12\n\n\
+         [[step]]\noutput = \"color\"\ntemplate = \"Name a color of {{thing}}:\"\n\
+         structured_outputs = {{ choice = [\"red\", \"green\", \"blue\"] }}\n\n\
+         [[step]]\ntemplate = \"Three digits for {{color}}:\"\nstructured_outputs = {{ regex = \"[0-9]{{3}}\" }}\n",
+        path.to_str().expect("utf-8 path")
+    );
+    let file = ondo_chain::ChainFile::parse(&text, std::path::Path::new("/chains/colors.toml")).unwrap();
+    let opts = LoadOptions {
+        offline: true,
+        ..Default::default()
+    };
+    let chain = file.build(&opts).unwrap();
+    for thing in ["the sky", "grass", "a fire truck"] {
+        let records = chain.run(vars([("thing", thing)])).unwrap();
+        let color = &records[0].text;
+        assert!(
+            ["red", "green", "blue"].contains(&color.as_str()),
+            "step 1 said {color:?}"
+        );
+        let digits = &records[1].text;
+        assert!(
+            digits.len() == 3 && digits.chars().all(|c| c.is_ascii_digit()),
+            "step 2 said {digits:?}"
+        );
+        let PromptValue::Text(second) = &records[1].prompt else {
+            panic!("step 2 is a text prompt")
+        };
+        assert_eq!(second, &format!("Three digits for {color}:"));
+    }
+}

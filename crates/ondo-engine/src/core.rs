@@ -98,6 +98,12 @@ pub enum Event {
     Delta {
         index: usize,
         text: String,
+        /// The output tokens settled since the previous delta (text held back for a possible
+        /// stop string or a split character comes with a later delta than its tokens), with
+        /// their logprob maps when the request asks for logprobs. Tokens after the last delta
+        /// are only in [`Event::Done`]'s output.
+        tokens: Vec<u32>,
+        logprobs: Option<Vec<LogprobMap>>,
     },
     /// The request finished (also when cancelled: finish_reason "abort").
     Done(Box<RequestOutput>),
@@ -177,9 +183,20 @@ struct Request {
 }
 
 impl Request {
-    /// Send settled text of sequence `index` to a streaming caller; false when it is gone.
-    fn send_delta(&self, index: usize, text: String) -> bool {
-        !self.stream || text.is_empty() || self.events.send(Event::Delta { index, text }).is_ok()
+    /// Send settled text of sequence `index` (and the tokens since its last delta) to a
+    /// streaming caller; false when it is gone.
+    fn send_delta(&mut self, index: usize, text: String) -> bool {
+        if !self.stream || text.is_empty() {
+            return true;
+        }
+        let (tokens, logprobs) = self.seqs[index].take_unsent();
+        let delta = Event::Delta {
+            index,
+            text,
+            tokens,
+            logprobs,
+        };
+        self.events.send(delta).is_ok()
     }
 }
 

@@ -254,7 +254,7 @@ fn wait_done(
 ) -> Result<RequestOutput, EngineError> {
     while let Some(event) = rx.blocking_recv() {
         match event {
-            Event::Delta { index, text } => {
+            Event::Delta { index, text, .. } => {
                 if !cancel.load(Ordering::Relaxed) && !sink(index, &text) {
                     cancel.store(true, Ordering::Relaxed);
                 }
@@ -287,7 +287,7 @@ impl Iterator for Stream {
         }
         let rx = self.rx.as_mut()?;
         let item = match rx.blocking_recv() {
-            Some(Event::Delta { index, text }) => Ok(StreamItem::Delta { index, text }),
+            Some(Event::Delta { index, text, .. }) => Ok(StreamItem::Delta { index, text }),
             Some(Event::Done(out)) => Ok(StreamItem::Done(*out)),
             Some(Event::Failed(e)) => Err(e),
             None => Err(EngineError::Internal("the engine thread stopped".into())),

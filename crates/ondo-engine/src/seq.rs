@@ -7,7 +7,7 @@
 //! the constraint's completion ends the sequence as eos would.
 
 use crate::constraint::SeqConstraint;
-use crate::output::{CompletionOutput, FinishReason, StopReason};
+use crate::output::{CompletionOutput, FinishReason, LogprobMap, StopReason};
 use crate::params::SamplingParams;
 use crate::rng::Rng;
 use crate::sampler::{Sampler, SeqHistory};
@@ -30,6 +30,8 @@ pub(crate) struct Decoding {
     constraint: Option<SeqConstraint>,
     /// Tokens the constraint forced after the last drawn one, for the scheduler to append.
     fast_forwarded: Vec<u32>,
+    /// Output tokens already sent with a streamed delta.
+    sent: usize,
 }
 
 impl Decoding {
@@ -64,6 +66,7 @@ impl Decoding {
             max_len,
             constraint: None,
             fast_forwarded: Vec::new(),
+            sent: 0,
         }
     }
 
@@ -78,6 +81,15 @@ impl Decoding {
     /// The tokens settled after the drawn one (forced by the constraint), taken once.
     pub fn take_fast_forwarded(&mut self) -> Vec<u32> {
         std::mem::take(&mut self.fast_forwarded)
+    }
+
+    /// The output tokens (and their logprob maps, when tracked) not yet sent with a delta.
+    pub fn take_unsent(&mut self) -> (Vec<u32>, Option<Vec<LogprobMap>>) {
+        let from = self.sent;
+        self.sent = self.out.token_ids.len();
+        let tokens = self.out.token_ids[from..].to_vec();
+        let logprobs = self.out.logprobs.as_ref().map(|l| l[from.min(l.len())..].to_vec());
+        (tokens, logprobs)
     }
 
     pub fn finished(&self) -> bool {

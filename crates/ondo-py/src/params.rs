@@ -5,10 +5,11 @@
 //! `SamplingParams::validate`, so the rules and their wording live in one place.
 
 use ondo_engine::params::count_param;
-use ondo_engine::{LogprobsMode, SamplingParams};
+use ondo_engine::{LogprobsMode, SamplingParams, StructuredOutputs};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 fn type_error(field: &str, want: &str, got: &Bound<'_, PyAny>) -> PyErr {
@@ -152,6 +153,56 @@ pub fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<SamplingParams> {
             }
         };
     }
+    if let Some(v) = attr(obj, "structured_outputs")? {
+        p.structured_outputs = Some(structured_outputs(&v)?);
+    }
     p.validate().map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(p)
+}
+
+/// vLLM's `StructuredOutputsParams` (any object with its attribute names, or a dict of them):
+/// `json` (a schema dict or its JSON text), `json_object`, `regex`, `choice`, `grammar`. Which
+/// are set and whether the schema compiles is the engine's to check.
+fn structured_outputs(v: &Bound<'_, PyAny>) -> PyResult<StructuredOutputs> {
+    let field = |name: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+        match v.cast::<PyDict>() {
+            Ok(d) => Ok(d.get_item(name)?.filter(|x| !x.is_none())),
+            Err(_) => attr(v, name),
+        }
+    };
+    let text = |name: &str, x: &Bound<'_, PyAny>| {
+        x.extract::<String>()
+            .map_err(|_| type_error(&format!("structured_outputs.{name}"), "a string", x))
+    };
+    let mut so = StructuredOutputs::default();
+    if let Some(x) = field("json")? {
+        so.json = Some(json_value(&x)?);
+    }
+    if let Some(x) = field("json_object")? {
+        so.json_object = boolean("structured_outputs.json_object", &x)?;
+    }
+    so.regex = field("regex")?.map(|x| text("regex", &x)).transpose()?;
+    so.grammar = field("grammar")?.map(|x| text("grammar", &x)).transpose()?;
+    if let Some(x) = field("choice")? {
+        let list = x
+            .extract::<Vec<String>>()
+            .ok()
+            .filter(|_| !x.is_instance_of::<PyString>());
+        so.choice = Some(list.ok_or_else(|| type_error("structured_outputs.choice", "a list of strings", &x))?);
+    }
+    Ok(so)
+}
+
+/// A schema: its JSON text as given, or a dict turned into JSON by Python's `json`.
+fn json_value(x: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if x.is_instance_of::<PyString>() {
+        return Ok(Value::String(x.extract()?));
+    }
+    let dumped = x
+        .py()
+        .import("json")?
+        .call_method1("dumps", (x,))
+        .map_err(|_| type_error("structured_outputs.json", "a JSON schema (a dict or its JSON text)", x))?;
+    serde_json::from_str(&dumped.extract::<String>()?)
+        .map_err(|e| PyValueError::new_err(format!("structured_outputs.json is not JSON: {e}")))
 }

@@ -129,7 +129,7 @@ impl TextStream {
             };
             let event = next_event(py, p);
             match event {
-                Ok(Event::Delta { index, text }) => Ok(Some((index, text))),
+                Ok(Event::Delta { index, text, .. }) => Ok(Some((index, text))),
                 Ok(Event::Done(out)) => {
                     self.output = Some(to_json(&out)?);
                     self.pending = None;

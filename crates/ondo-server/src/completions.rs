@@ -2,14 +2,14 @@
 //!
 //! A request is parsed and checked (400s name the field), turned into one [`GenRequest`] per
 //! prompt off the async threads (templates, tokenizing), queued to the engine, and answered as
-//! one JSON object or as server-sent events: chat streams open with a role delta per choice,
-//! close each choice with its finish_reason, add a usage chunk with empty choices when
-//! `stream_options.include_usage` is set, and end with `data: [DONE]`.
+//! one JSON object here, or as server-sent events (`sse.rs`).
 
 use crate::engine::GenRequest;
 use crate::error::ApiError;
+use crate::logprobs;
 use crate::params::{chat_logprobs, check_vocab, completion_logprobs, sampling_params};
 use crate::prompt::{chat_ids, fit, max_model_len, normalize_messages, parse_prompts, prompt_ids, PromptInput};
+use crate::sse;
 use crate::state::AppState;
 use crate::structured::StructuredFields;
 use crate::tools::{self, ToolFields, ToolSpec};
@@ -17,39 +17,38 @@ use crate::wire::{fields, parse_object, ChatRequest, CompletionRequest, Header, 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use ondo_engine::Event;
 use ondo_engine::{CompletionOutput, Llm, RequestOutput};
 use ondo_text::Tokenizer;
 use serde_json::{json, Value};
-use std::convert::Infallible;
-use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Chat,
     Completion,
 }
 
 /// Everything decided before generating.
-struct Plan {
-    kind: Kind,
-    header: Header,
-    requests: Vec<GenRequest>,
-    n: usize,
-    logprobs: Option<usize>,
-    stream: bool,
-    include_usage: bool,
-    /// Tools in use (chat): the answer is parsed for calls, and streamed once complete.
-    tools: Option<ToolSpec>,
-    /// `echo` (completions): each prompt's text, put before its completions.
-    echo: Option<Vec<String>>,
+pub(crate) struct Plan {
+    pub kind: Kind,
+    pub header: Header,
+    pub requests: Vec<GenRequest>,
+    pub n: usize,
+    pub logprobs: Option<usize>,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// Tools in use (chat): the answer is parsed for calls (streamed: as they are generated).
+    pub tools: Option<ToolSpec>,
+    /// `echo` (completions): each prompt's text, put before its completions (with logprobs:
+    /// the prompt's tokens and their prompt logprobs before the completion's).
+    pub echo: Option<Vec<String>>,
 }
 
 impl Plan {
     /// The request field a prompt error names.
-    fn prompt_param(&self) -> &'static str {
+    pub fn prompt_param(&self) -> &'static str {
         match self.kind {
             Kind::Chat => "messages",
             Kind::Completion => "prompt",
@@ -128,15 +127,18 @@ async fn plan_completion(app: &AppState, body: Result<Bytes, BytesRejection>) ->
     app.check_model(req.model.as_deref())?;
     let engine = app.engine()?;
     let echo = req.echo == Some(true);
-    if echo && req.logprobs.is_some() {
+    let logprobs = completion_logprobs(req.logprobs)?;
+    if echo && logprobs.is_some() && sampling.stream() {
         return Err(ApiError::bad_param(
             "echo",
-            "echo together with logprobs is not supported",
+            "echo together with logprobs is not supported when streaming",
         ));
     }
     let prompts = parse_prompts(&req.prompt)?;
-    let logprobs = completion_logprobs(req.logprobs)?;
     let mut params = sampling_params(&sampling, sampling.max_tokens, logprobs)?;
+    if echo && logprobs.is_some() {
+        params.prompt_logprobs = logprobs;
+    }
     params.structured_outputs = fields::<StructuredFields>(&value)?.constraint()?;
     let (llm, limit, stream) = (engine.llm_arc(), app.config().max_model_len, sampling.stream());
     let n = params.n;
@@ -203,7 +205,7 @@ async fn respond(app: &AppState, mut plan: Plan) -> Response {
         Err(e) => return e.into_response(),
     };
     if plan.stream {
-        return stream(plan, receivers);
+        return sse::stream(plan, receivers, engine.llm_arc());
     }
     match complete(&plan, receivers, engine.llm()).await {
         Ok(v) => axum::Json(v).into_response(),
@@ -223,6 +225,9 @@ async fn complete(plan: &Plan, receivers: Vec<UnboundedReceiver<Event>>, llm: &L
             let mut c = choice(plan, p * plan.n + o.index, o, llm.tokenizer());
             if let Some(texts) = &plan.echo {
                 c["text"] = json!(format!("{}{}", texts[p], o.text));
+                if let Some(k) = plan.logprobs {
+                    c["logprobs"] = echo_logprobs(&out, o, k, llm.tokenizer());
+                }
             }
             choices.push(c);
         }
@@ -245,7 +250,7 @@ async fn wait_done(mut rx: UnboundedReceiver<Event>, prompt_param: &str) -> Resu
     }
 }
 
-fn usage_of(out: &RequestOutput) -> Usage {
+pub(crate) fn usage_of(out: &RequestOutput) -> Usage {
     Usage {
         prompt_tokens: out.prompt_token_ids.len(),
         completion_tokens: out.outputs.iter().map(|o| o.token_ids.len()).sum(),
@@ -273,170 +278,24 @@ fn choice(plan: &Plan, index: usize, o: &CompletionOutput, tok: &Tokenizer) -> V
     }
 }
 
-/// One output token: its id, its logprob, and the top `k` `(id, logprob)`, best first.
-type TokenLogprobs = (u32, f32, Vec<(u32, f32)>);
-
-fn token_logprobs(o: &CompletionOutput, k: usize) -> Vec<TokenLogprobs> {
-    let Some(maps) = &o.logprobs else {
-        return vec![];
-    };
-    o.token_ids
-        .iter()
-        .zip(maps)
-        .map(|(&id, map)| {
-            let mut top: Vec<(u32, f32)> = map.iter().map(|(&t, &l)| (t, l)).collect();
-            top.sort_by(|a, b| b.1.total_cmp(&a.1));
-            top.truncate(k);
-            (id, map.get(&id).copied().unwrap_or(f32::NEG_INFINITY), top)
-        })
-        .collect()
-}
-
-fn piece(tok: &Tokenizer, id: u32) -> String {
-    tok.decode(&[id], false).unwrap_or_default()
-}
-
-/// Chat's `{"content": [{"token", "logprob", "bytes", "top_logprobs"}]}`.
+/// An answer's logprobs in chat's shape.
 fn chat_logprobs_json(o: &CompletionOutput, k: usize, tok: &Tokenizer) -> Value {
-    let entry = |id: u32, lp: f32| {
-        let text = piece(tok, id);
-        json!({"token": text, "logprob": lp.max(-9999.0), "bytes": text.as_bytes()})
-    };
-    let content: Vec<Value> = token_logprobs(o, k)
-        .into_iter()
-        .map(|(id, lp, top)| {
-            let mut e = entry(id, lp);
-            e["top_logprobs"] = top.into_iter().map(|(t, l)| entry(t, l)).collect();
-            e
-        })
-        .collect();
-    json!({"content": content})
+    logprobs::chat(&o.token_ids, o.logprobs.as_deref().unwrap_or_default(), k, tok)
 }
 
-/// Completions' `{"tokens", "token_logprobs", "top_logprobs", "text_offset"}`.
+/// An answer's logprobs in completions' shape.
 fn completion_logprobs_json(o: &CompletionOutput, k: usize, tok: &Tokenizer) -> Value {
-    let (mut tokens, mut lps, mut tops, mut offsets) = (vec![], vec![], vec![], vec![]);
-    let mut offset = 0;
-    for (id, lp, top) in token_logprobs(o, k.max(1)) {
-        let text = piece(tok, id);
-        offsets.push(offset);
-        offset += text.chars().count();
-        tokens.push(text);
-        lps.push(lp.max(-9999.0));
-        let map: serde_json::Map<String, Value> = top
-            .into_iter()
-            .map(|(t, l)| (piece(tok, t), json!(l.max(-9999.0))))
-            .collect();
-        tops.push(Value::Object(map));
-    }
-    json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets})
+    let maps = o.logprobs.as_deref().unwrap_or_default();
+    logprobs::completion(&logprobs::with_maps(&o.token_ids, maps), k, tok, &mut 0)
 }
 
-// ---- server-sent events ----
-
-fn stream(plan: Plan, receivers: Vec<UnboundedReceiver<Event>>) -> Response {
-    let (tx, rx) = mpsc::channel::<String>(64);
-    tokio::spawn(forward(plan, receivers, tx));
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        let data = rx.recv().await?;
-        Some((Ok::<_, Infallible>(SseEvent::default().data(data)), rx))
-    });
-    Sse::new(events).into_response()
-}
-
-/// Turn engine events into SSE payloads. Returns as soon as the client is gone, which drops the
-/// engine receivers and so cancels the generations.
-/// Logprobs are not streamed yet (`logprobs` is null in chunks).
-async fn forward(plan: Plan, receivers: Vec<UnboundedReceiver<Event>>, tx: mpsc::Sender<String>) {
-    let _ = forward_events(&plan, receivers, &tx).await;
-}
-
-/// The client went away.
-struct Gone;
-
-async fn send(tx: &mpsc::Sender<String>, v: Value) -> Result<(), Gone> {
-    tx.send(v.to_string()).await.map_err(|_| Gone)
-}
-
-async fn forward_events(
-    plan: &Plan,
-    receivers: Vec<UnboundedReceiver<Event>>,
-    tx: &mpsc::Sender<String>,
-) -> Result<(), Gone> {
-    let total = plan.n * receivers.len();
-    if plan.kind == Kind::Chat {
-        for i in 0..total {
-            send(tx, chunk(plan, i, json!({"role": "assistant", "content": ""}), None)).await?;
-        }
-    }
-    let mut usage = Usage::default();
-    for (p, mut rx) in receivers.into_iter().enumerate() {
-        for i in 0..plan.n {
-            if let Some(texts) = &plan.echo {
-                send(tx, delta_chunk(plan, p * plan.n + i, &texts[p])).await?;
-            }
-        }
-        let out = loop {
-            match rx.recv().await {
-                Some(Event::Delta { .. }) if plan.tools.is_some() => continue,
-                Some(Event::Delta { index, text }) => send(tx, delta_chunk(plan, p * plan.n + index, &text)).await?,
-                Some(Event::Done(out)) => break *out,
-                Some(Event::Failed(e)) => return fail(tx, ApiError::from_engine(e, plan.prompt_param())).await,
-                None => return fail(tx, ApiError::internal("the engine dropped the request")).await,
-            }
-        };
-        usage.add(usage_of(&out));
-        for o in &out.outputs {
-            let mut finish = o.finish_reason.map(|f| f.as_str());
-            if let Some(spec) = &plan.tools {
-                let (deltas, called) = tools::stream_deltas(spec, &o.text);
-                for d in deltas {
-                    send(tx, chunk(plan, p * plan.n + o.index, d, None)).await?;
-                }
-                finish = if called { Some("tool_calls") } else { finish };
-            }
-            let last = match plan.kind {
-                Kind::Chat => chunk(plan, p * plan.n + o.index, json!({}), finish),
-                Kind::Completion => chunk(plan, p * plan.n + o.index, json!(""), finish),
-            };
-            send(tx, last).await?;
-        }
-    }
-    if plan.include_usage {
-        send(tx, plan.header.object(chunk_object(plan), vec![], Some(usage.json()))).await?;
-    }
-    tx.send("[DONE]".into()).await.map_err(|_| Gone)
-}
-
-async fn fail(tx: &mpsc::Sender<String>, e: ApiError) -> Result<(), Gone> {
-    send(tx, e.body()).await?;
-    tx.send("[DONE]".into()).await.map_err(|_| Gone)
-}
-
-fn chunk_object(plan: &Plan) -> &'static str {
-    match plan.kind {
-        Kind::Chat => "chat.completion.chunk",
-        Kind::Completion => "text_completion",
-    }
-}
-
-fn delta_chunk(plan: &Plan, index: usize, text: &str) -> Value {
-    match plan.kind {
-        Kind::Chat => chunk(plan, index, json!({"content": text}), None),
-        Kind::Completion => chunk(plan, index, json!(text), None),
-    }
-}
-
-/// One chunk with one choice: chat's `delta` object, or completions' `text`.
-fn chunk(plan: &Plan, index: usize, body: Value, finish: Option<&str>) -> Value {
-    let choice = match plan.kind {
-        Kind::Chat => {
-            json!({"index": index, "delta": body, "logprobs": null, "finish_reason": finish})
-        }
-        Kind::Completion => {
-            json!({"index": index, "text": body, "logprobs": null, "finish_reason": finish})
-        }
-    };
-    let usage = plan.include_usage.then_some(Value::Null);
-    plan.header.object(chunk_object(plan), vec![choice], usage)
+/// `echo` with logprobs: the prompt's tokens (the first without a logprob), then the answer's.
+fn echo_logprobs(out: &RequestOutput, o: &CompletionOutput, k: usize, tok: &Tokenizer) -> Value {
+    let prompt_maps = out.prompt_logprobs.as_deref().unwrap_or_default();
+    let mut tokens = logprobs::prompt_tokens(&out.prompt_token_ids, prompt_maps);
+    tokens.extend(logprobs::with_maps(
+        &o.token_ids,
+        o.logprobs.as_deref().unwrap_or_default(),
+    ));
+    logprobs::completion(&tokens, k, tok, &mut 0)
 }

@@ -10,10 +10,14 @@
 //!      arguments (strings on the wire) become objects, `role: "tool"` messages pass through
 //!   ─► `required` / a named function: a constraint in the format's own syntax
 //!   ─► output text ─► parse.rs ─► message.tool_calls + finish_reason "tool_calls"
+//!   ─► streamed: stream.rs + scan.rs send each call's name, then its argument fragments,
+//!      as they are generated (the fenced-JSON fallback is decided at the end)
 //! ```
 
 mod format;
 mod parse;
+mod scan;
+mod stream;
 
 use crate::error::ApiError;
 use ondo_engine::StructuredOutputs;
@@ -22,6 +26,7 @@ use serde_json::{json, Map, Value};
 
 pub use format::Format;
 pub use parse::{parse_output, Parsed, ToolCall};
+pub use stream::ToolStream;
 
 /// The request fields read here.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -239,8 +244,8 @@ pub fn tool_calls_json(calls: &[ToolCall]) -> Vec<Value> {
         .collect()
 }
 
-/// The streamed form: per call, a delta with index, id, type and name (arguments ""), then
-/// one with the argument text.
+/// The streamed form of calls known only at the end (the fenced fallback): per call, a delta
+/// with index, id, type and name (arguments ""), then one with all of its argument text.
 pub fn tool_call_deltas(calls: &[ToolCall]) -> Vec<Value> {
     let mut out = vec![];
     for (i, c) in calls.iter().enumerate() {
@@ -282,17 +287,6 @@ pub fn message(spec: Option<&ToolSpec>, text: &str) -> (Value, bool) {
         json!({"role": "assistant", "content": parsed.content, "tool_calls": calls}),
         true,
     )
-}
-
-/// The deltas that stream `text` once it is complete: its content, or its calls.
-pub fn stream_deltas(spec: &ToolSpec, text: &str) -> (Vec<Value>, bool) {
-    let parsed = parse_output(spec, text, new_call_id);
-    if parsed.calls.is_empty() {
-        return (vec![json!({"content": parsed.content.unwrap_or_default()})], false);
-    }
-    let mut deltas: Vec<Value> = parsed.content.map(|c| json!({"content": c})).into_iter().collect();
-    deltas.extend(tool_call_deltas(&parsed.calls));
-    (deltas, true)
 }
 
 fn new_call_id() -> String {

@@ -472,7 +472,7 @@ fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
         (
             "completion echo with logprobs",
             COMPLETIONS,
-            completion(json!({"echo": true, "logprobs": 1})),
+            completion(json!({"echo": true, "logprobs": 1, "stream": true})),
             Some(KEY),
             400,
             Some("echo"),

@@ -2,7 +2,8 @@
 //! generic constrained form): bad schemas, regexes, tools and tool choices get OpenAI-shaped
 //! 400s naming the field, and the server keeps serving; response_format json_schema and
 //! structured_outputs (both endpoints) give outputs that match; a required tool call parses,
-//! streamed (name first, then arguments) and not; `echo` on completions.
+//! streamed (name first, then the arguments in pieces, equal to the non-streamed call's) and
+//! not; `echo` on completions.
 
 mod common;
 
@@ -161,11 +162,17 @@ fn required_tool_calls_parse_streamed_and_not() {
         "{}",
         calls[0]
     );
-    let args: String = calls
+    let pieces: Vec<&str> = calls[1..]
         .iter()
-        .filter_map(|c| c["function"]["arguments"].as_str())
+        .map(|c| c["function"]["arguments"].as_str().expect("arguments text"))
         .collect();
+    assert!(pieces.len() > 1, "the arguments came in {} piece(s)", pieces.len());
+    let args = pieces.concat();
     check_arguments(&args);
+    // Greedy: the streamed arguments are the non-streamed call's.
+    let streamed: Value = serde_json::from_str(&args).expect("JSON");
+    let whole: Value = serde_json::from_str(call["function"]["arguments"].as_str().expect("text")).expect("JSON");
+    assert_eq!(streamed, whole);
     let finish = events.iter().find_map(|e| e["choices"][0]["finish_reason"].as_str());
     assert_eq!(finish, Some("tool_calls"));
 }

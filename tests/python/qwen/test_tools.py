@@ -1,6 +1,7 @@
 """Tool calling and structured output with the real `openai` client against `ondo serve` on
 Qwen2.5-Coder-1.5B-Instruct (run.sh's second server): a weather call with tool_choice auto and
-required, streamed and not; the second turn with the tool's result answers in text; bad
+required, streamed and not (streamed arguments arrive in pieces, equal to the
+non-streamed call's); the second turn with the tool's result answers in text; bad
 schemas, tools and tool choices are 400s and the server keeps serving."""
 
 import json
@@ -68,6 +69,27 @@ def test_weather_call_streamed(client: OpenAI, model: str, choice: str):
     assert finish == "tool_calls"
     assert calls[0]["name"] == "get_weather"
     check_arguments(calls[0]["arguments"])
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
+def test_streamed_arguments_come_in_pieces_and_equal_the_answer(client: OpenAI, model: str, choice):
+    """The call's name arrives first, then its arguments as they are generated (in more than
+    one chunk), and at temperature 0 they are the non-streamed call's arguments."""
+    ask = dict(model=model, messages=QUESTION, tools=[WEATHER], tool_choice=choice, temperature=0, max_tokens=80)
+    answer = client.chat.completions.create(**ask).choices[0].message.tool_calls[0]
+    name, pieces = None, []
+    for chunk in client.chat.completions.create(**ask, stream=True):
+        for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            assert tc.index == 0, tc
+            if tc.function.name:
+                assert name is None and not pieces, "the name comes first, once"
+                name = tc.function.name
+            elif tc.function.arguments:
+                pieces.append(tc.function.arguments)
+    assert name == answer.function.name == "get_weather"
+    assert len(pieces) > 1, pieces
+    assert json.loads("".join(pieces)) == json.loads(answer.function.arguments)
+    check_arguments("".join(pieces))
 
 
 def test_second_turn_answers_with_the_result(client: OpenAI, model: str):

@@ -3,7 +3,8 @@
 Change one import and keep the script:
 
 - vLLM: ``from ondo import LLM, SamplingParams`` (``RequestOutput``, ``CompletionOutput``,
-  ``Logprob``), ``llm.generate``, ``llm.chat``, ``llm.get_tokenizer()``, plus ``llm.stream``;
+  ``Logprob``, ``StructuredOutputsParams``), ``llm.generate``, ``llm.chat``,
+  ``llm.get_tokenizer()``, plus ``llm.stream``;
 - transformers: ``ondo.pipeline("text-generation", model=...)``;
 - GPT4All: ``with llm.chat_session(system_prompt=...) as s: s.generate(..., max_tokens=...)``;
 - LangChain: ``from ondo.langchain import OndoLLM, ChatOndo``.
@@ -12,13 +13,15 @@ Change one import and keep the script:
 from .llm import LLM, TextStream
 from .outputs import CompletionOutput, Logprob, RequestOutput
 from .pipeline import TextGenerationPipeline, pipeline
-from .sampling_params import SamplingParams
+from .sampling_params import GuidedDecodingParams, SamplingParams, StructuredOutputsParams
 from .session import ChatSession
 from .tokenizer import Tokenizer
 
 __all__ = [
     "LLM",
     "SamplingParams",
+    "StructuredOutputsParams",
+    "GuidedDecodingParams",
     "RequestOutput",
     "CompletionOutput",
     "Logprob",

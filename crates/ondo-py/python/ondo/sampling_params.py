@@ -18,6 +18,39 @@ LogprobsMode = Literal["raw_logprobs", "processed_logprobs"]
 
 
 @dataclass(kw_only=True)
+class StructuredOutputsParams:
+    """vLLM's structured outputs: set exactly one of ``json`` (a JSON schema, as a dict or its
+    JSON text), ``json_object``, ``regex``, ``choice`` or ``grammar`` (llguidance's Lark).
+
+    The engine checks which are set when the ``SamplingParams`` is made, and compiles the
+    constraint when a request is submitted: a schema it cannot follow raises ``ValueError``
+    naming the keyword. vLLM's tuning options that ondo does not have raise ``ValueError``.
+    """
+
+    json: str | dict[str, Any] | None = None
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None
+    json_object: bool | None = None
+    disable_fallback: bool = False
+    disable_any_whitespace: bool = False
+    disable_additional_properties: bool = False
+    whitespace_pattern: str | None = None
+    structural_tag: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.choice is not None and not isinstance(self.choice, str):
+            self.choice = list(self.choice)
+        for name in ("disable_any_whitespace", "disable_additional_properties", "whitespace_pattern", "structural_tag"):
+            if getattr(self, name) not in (None, False):
+                raise ValueError(f"StructuredOutputsParams.{name} is not supported by ondo")
+
+
+# vLLM's name before v0.12 (``SamplingParams(guided_decoding=GuidedDecodingParams(...))``).
+GuidedDecodingParams = StructuredOutputsParams
+
+
+@dataclass(kw_only=True)
 class SamplingParams:
     """Sampling and stopping parameters of a request (vLLM's fields and defaults)."""
 
@@ -44,8 +77,15 @@ class SamplingParams:
     logit_bias: dict[int, float] | None = None
     allowed_token_ids: list[int] | None = None
     logprobs_mode: LogprobsMode = "raw_logprobs"
+    structured_outputs: StructuredOutputsParams | dict[str, Any] | None = None
+    # the older name of ``structured_outputs``
+    guided_decoding: StructuredOutputsParams | dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if self.guided_decoding is not None:
+            if self.structured_outputs not in (None, self.guided_decoding):
+                raise ValueError("give structured_outputs or guided_decoding (its older name), not both")
+            self.structured_outputs = self.guided_decoding
         if isinstance(self.stop, str):
             self.stop = [self.stop]
         elif self.stop is not None:

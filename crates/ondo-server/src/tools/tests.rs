@@ -169,3 +169,118 @@ fn streamed_calls_send_the_name_first() {
     assert_eq!(d[1]["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Seoul\"}");
     assert!(d[1]["tool_calls"][0].get("id").is_none());
 }
+
+// ---- streaming ----
+
+const LLAMA3: &str = "<|python_tag|>{{ x }}";
+const MISTRAL: &str = "{{ '[TOOL_CALLS]' }}";
+
+/// Streams `text` in pieces of `size` characters; returns the content, each call's (name,
+/// joined arguments, number of argument fragments) and whether the answer called tools.
+fn stream_in_pieces(spec: &ToolSpec, text: &str, size: usize) -> (String, Vec<(String, String, usize)>, bool) {
+    let mut s = ToolStream::new(spec);
+    let chars: Vec<char> = text.chars().collect();
+    let mut deltas = vec![];
+    for piece in chars.chunks(size) {
+        deltas.extend(s.push(&piece.iter().collect::<String>()));
+    }
+    let (last, called) = s.finish(text);
+    deltas.extend(last);
+    let (mut content, mut calls) = (String::new(), Vec::<(String, String, usize)>::new());
+    for d in deltas {
+        if let Some(c) = d.get("content").and_then(Value::as_str) {
+            assert!(calls.is_empty(), "content {c:?} after a call in {text:?}");
+            content.push_str(c);
+        }
+        for tc in d.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+            let i = tc["index"].as_u64().expect("index") as usize;
+            if let Some(name) = tc.get("id").and(tc["function"]["name"].as_str()) {
+                assert_eq!(i, calls.len(), "calls are numbered in order");
+                assert_eq!(tc["function"]["arguments"], "", "the head has empty arguments");
+                assert_eq!(tc["type"], "function");
+                calls.push((name.to_string(), String::new(), 0));
+            } else {
+                let call = calls.get_mut(i).expect("arguments after the call's head");
+                call.1
+                    .push_str(tc["function"]["arguments"].as_str().expect("arguments text"));
+                call.2 += 1;
+            }
+        }
+    }
+    (content, calls, called)
+}
+
+#[test]
+fn streamed_calls_send_the_name_first_then_argument_fragments_for_every_format() {
+    // (template, answer, calls, whether the arguments stream before the call ends: not when
+    // they come before the name, or as a JSON string)
+    let cases = [
+        (HERMES, "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"서울\", \"q\": \"a \\\"}\\\" b\"}}\n</tool_call>", 2, true),
+        (HERMES, "<tool_call>\n{\"arguments\": {\"name\": \"x\", \"city\": \"Oslo\"}, \"name\": \"get_weather\"}\n</tool_call>", 1, false),
+        (HERMES, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": \"{\\\"city\\\": \\\"Paris\\\"}\"}\n</tool_call>", 1, false),
+        (LLAMA3, "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"days\": [1, 2]}}", 1, true),
+        (LLAMA3, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}", 1, true),
+        (MISTRAL, "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}]", 2, true),
+        (MISTRAL, "[TOOL_CALLS]{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}", 1, true),
+        (PLAIN, "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"nested\": {\"a\": [{}]}}}]}", 1, true),
+    ];
+    for (template, text, n, streams) in cases {
+        let spec = spec(json!("auto"), template);
+        let whole = parse_output(&spec, text, ids());
+        assert_eq!(whole.calls.len(), n, "{text}");
+        for size in [1, 3, 1000] {
+            let (content, calls, called) = stream_in_pieces(&spec, text, size);
+            assert!(called, "{text}");
+            assert_eq!(
+                content,
+                whole.content.clone().unwrap_or_default(),
+                "{text} in pieces of {size}"
+            );
+            assert_eq!(calls.len(), n, "{text} in pieces of {size}");
+            for ((name, args, fragments), call) in calls.iter().zip(&whole.calls) {
+                assert_eq!(name, &call.name);
+                let streamed: Value = serde_json::from_str(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+                let parsed: Value = serde_json::from_str(&call.arguments).expect("parsed arguments");
+                assert_eq!(streamed, parsed, "{text} in pieces of {size}");
+                if size == 1 {
+                    assert_eq!(*fragments > 3, streams, "{fragments} fragments for {args}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn streamed_text_holds_back_only_what_may_start_a_call() {
+    let hermes = spec(json!("auto"), HERMES);
+    let mut s = ToolStream::new(&hermes);
+    assert_eq!(s.push("Use x <tool_c"), vec![json!({"content": "Use x"})]);
+    assert_eq!(s.push("hair> here"), vec![json!({"content": " <tool_chair> here"})]);
+    assert_eq!(s.finish("Use x <tool_chair> here"), (vec![], false));
+    // White space before a call is not content.
+    let (content, calls, _) = stream_in_pieces(&hermes, "\n <tool_call>\n{\"name\": \"f\", \"arguments\": {}}", 1);
+    assert_eq!((content.as_str(), calls.len()), ("", 1));
+    // A fenced call (or a Hermes answer that starts with `{`) is decided at the end.
+    let fenced = "Sure.\n```json\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n```";
+    for text in [
+        fenced,
+        "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}",
+    ] {
+        let (content, calls, called) = stream_in_pieces(&hermes, text, 1);
+        assert!(called && calls.len() == 1, "{text}");
+        assert_eq!(content, if text == fenced { "Sure." } else { "" });
+        assert_eq!(calls[0].2, 1, "the fallback's arguments come in one piece");
+    }
+    // Not a call after all: all of it comes out as content.
+    let plain = "Here:\n```python\nprint(1)\n```";
+    assert_eq!(stream_in_pieces(&hermes, plain, 2), (plain.to_string(), vec![], false));
+    let llama = spec(json!("auto"), LLAMA3);
+    assert_eq!(
+        stream_in_pieces(&llama, "  Hello <|there", 1),
+        ("  Hello <|there".to_string(), vec![], false)
+    );
+    // The generic form's text answer arrives as content once complete.
+    let generic = spec(json!("auto"), PLAIN);
+    let (content, calls, called) = stream_in_pieces(&generic, "{\"response\": \"Hi \\\"you\\\"\"}", 1);
+    assert_eq!((content.as_str(), calls.len(), called), ("Hi \"you\"", 0, false));
+}
