@@ -29,6 +29,8 @@ mod draws;
 pub mod engine;
 mod error;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod llm;
 pub mod load;
 pub mod metrics;

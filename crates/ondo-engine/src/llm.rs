@@ -301,7 +301,7 @@ impl Iterator for Stream {
 
 /// Sampling defaults as transformers reads them from generation_config.json: without
 /// `do_sample: true` decoding is greedy.
-fn defaults_from(gen: Option<&Value>) -> SamplingParams {
+pub(crate) fn defaults_from(gen: Option<&Value>) -> SamplingParams {
     let mut p = SamplingParams::default();
     let Some(g) = gen else { return p };
     let f = |k: &str| g.get(k).and_then(Value::as_f64);

@@ -209,7 +209,7 @@ pub fn vocab_from_gguf(g: &GgufFile) -> Result<GgufVocab, GgufError> {
 }
 
 /// `eos_token_id` of a config: one id or a list.
-fn listed_eos(config: &Value) -> Vec<u32> {
+pub(crate) fn listed_eos(config: &Value) -> Vec<u32> {
     match config.get("eos_token_id") {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
         Some(v) => v.as_u64().map(|v| v as u32).into_iter().collect(),

@@ -26,6 +26,8 @@ pub mod blocks;
 pub mod config;
 mod error;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gguf;
 pub mod gguf_model;
 pub mod gguf_write;

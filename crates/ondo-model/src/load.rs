@@ -140,18 +140,26 @@ pub fn load_hf(files: &ModelFiles) -> Result<Box<dyn Model>, Error> {
 pub fn load_hf_with(files: &ModelFiles, quant: Option<&QuantizeAtLoad>) -> Result<Box<dyn Model>, Error> {
     let hp = read_hparams(files)?;
     let store = SafetensorsStore::open_dir(&files.dir)?;
+    build_hf(hp, &store, quant)
+}
+
+/// The model `hp` describes, from a store of tensors with HF names.
+pub(crate) fn build_hf(
+    hp: Hparams,
+    store: &dyn TensorStore,
+    quant: Option<&QuantizeAtLoad>,
+) -> Result<Box<dyn Model>, Error> {
     let names = hp.arch.names;
-    let store_ref = &store;
     // the first spelling the files have; the full HF name when none (errors name that one)
     let name_of = move |canonical: &str| {
         let mut candidates = names.hf_candidates(canonical);
-        let found = candidates.iter().position(|n| store_ref.get(n).is_some()).unwrap_or(0);
+        let found = candidates.iter().position(|n| store.get(n).is_some()).unwrap_or(0);
         candidates.swap_remove(found)
     };
     let has_output = store.get(&name_of("output.weight")).is_some();
     let quant = QuantizeAtLoad::for_model(quant, &hp, has_output);
     let tensors = Tensors {
-        store: &store,
+        store,
         format: Format::Hf,
         name_of: &name_of,
         quant: quant.as_ref(),

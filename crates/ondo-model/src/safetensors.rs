@@ -93,7 +93,12 @@ type Listed = Vec<(String, String)>;
 /// The distinct shard files named by an index, in order, and its (tensor, file) entries.
 fn shard_files(index: &Path) -> Result<(Vec<PathBuf>, Listed), Error> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json {
+    parse_index(index, &text)
+}
+
+/// `shard_files` on the index's text (`index` names it in errors and gives the folder).
+pub(crate) fn parse_index(index: &Path, text: &str) -> Result<(Vec<PathBuf>, Listed), Error> {
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|source| Error::Json {
         path: index.to_path_buf(),
         source,
     })?;
@@ -126,15 +131,30 @@ type Ranges = HashMap<String, (Arc<MappedFile>, usize, usize)>;
 /// Map one safetensors file and add its tensors (and their byte ranges).
 fn read_file(path: &Path, out: &mut HashMap<String, TensorData>, ranges: &mut Ranges) -> Result<(), Error> {
     let map = map_file(path)?;
+    for (name, tensor, start) in tensors_of(path, map.clone())? {
+        ranges.insert(name.clone(), (map.clone(), start, tensor.bytes.len()));
+        out.insert(name, tensor);
+    }
+    Ok(())
+}
+
+/// The tensors of a safetensors file held by `owner` (`path` names it in errors), each with its
+/// data's start in the file.
+pub(crate) fn tensors_of(
+    path: &Path,
+    owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+) -> Result<Vec<(String, TensorData, usize)>, Error> {
+    let file = (*owner).as_ref();
     let bad = |msg: String| Error::Format {
         path: path.to_path_buf(),
         msg,
     };
-    let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map.0[..]).map_err(|e| {
-        let why = diagnose(&map.0[..]).unwrap_or_else(|| e.to_string());
+    let (header_len, meta) = safetensors::SafeTensors::read_metadata(file).map_err(|e| {
+        let why = diagnose(file).unwrap_or_else(|| e.to_string());
         bad(format!("not a valid safetensors file: {why}"))
     })?;
     let data_start = 8 + header_len;
+    let mut tensors = vec![];
     for (name, info) in meta.tensors() {
         let dtype = match info.dtype {
             safetensors::Dtype::F32 => DType::F32,
@@ -149,23 +169,16 @@ fn read_file(path: &Path, out: &mut HashMap<String, TensorData>, ranges: &mut Ra
             }
         };
         let (start, end) = info.data_offsets;
-        if data_start + end > map.0.len() || start > end {
+        if data_start + end > file.len() || start > end {
             return Err(bad(format!(
                 "tensor `{name}` lies past the end of the file (truncated?)"
             )));
         }
-        let bytes = Bytes::new(map.clone(), data_start + start, end - start);
-        ranges.insert(name.clone(), (map.clone(), data_start + start, end - start));
-        out.insert(
-            name,
-            TensorData {
-                dtype,
-                shape: info.shape.clone(),
-                bytes,
-            },
-        );
+        let bytes = Bytes::new(owner.clone(), data_start + start, end - start);
+        let shape = info.shape.clone();
+        tensors.push((name, TensorData { dtype, shape, bytes }, data_start + start));
     }
-    Ok(())
+    Ok(tensors)
 }
 
 /// Why a header the `safetensors` crate refused is bad, naming the tensor (its own errors do

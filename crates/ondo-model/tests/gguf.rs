@@ -614,35 +614,18 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
 }
 
 fn use_everything(f: &GgufFile) {
-    for (key, value) in f.metadata() {
-        let _ = (
-            value.type_name(),
-            f.get_u32(key),
-            f.get_str_array(key),
-            f.get_i32_array(key),
-        );
-    }
-    for t in f.tensors() {
-        if let Ok(w) = f.weight(&t.name) {
-            let _ = w.to_f32();
-        }
-        let _ = f.bytes(t);
-    }
+    ondo_model::fuzz::use_gguf(f);
 }
 
-/// Every input cargo-fuzz found to crash the reader (fuzz/regressions) now parses or fails cleanly.
+/// Every input cargo-fuzz found to crash the reader (`fuzz/regressions/gguf_open`) now
+/// parses or fails cleanly.
 #[test]
 fn fuzz_regressions() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        if let Ok(f) = parse(bytes) {
-            use_everything(&f);
-        }
-        n += 1;
-    }
-    assert!(n > 0, "no regression inputs in {}", dir.display());
+    let (ok, failed) = ondo_testdata::fuzz::replay("gguf_open", ondo_model::fuzz::gguf_file);
+    assert!(
+        ok >= 1 && failed >= 2,
+        "the sample opens and both crash inputs are rejected"
+    );
 }
 
 #[test]

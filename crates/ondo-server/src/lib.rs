@@ -23,6 +23,8 @@
 pub mod completions;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod listen;
 mod logprobs;
 pub mod metrics;

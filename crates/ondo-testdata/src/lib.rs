@@ -9,6 +9,8 @@
 //! assert!(dir.join("stories260K.gguf").exists());
 //! ```
 
+pub mod fuzz;
+
 use std::path::PathBuf;
 
 /// The `shared` folder beside the repository.

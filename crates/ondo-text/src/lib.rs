@@ -25,6 +25,8 @@
 
 pub mod detok;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gguf_vocab;
 pub mod hf_vocab;
 mod pretok;

@@ -79,9 +79,13 @@ impl Tokenizer {
     /// Loads tokenizer.json and, when given, tokenizer_config.json (special-token names, and
     /// `add_bos_token`/`add_eos_token` for Llama/Gemma tokenizer classes, as transformers does).
     pub fn from_files(tokenizer_json: &Path, tokenizer_config_json: Option<&Path>) -> Result<Tokenizer> {
-        let mut tok = tokenizers::Tokenizer::from_file(tokenizer_json)
-            .map_err(|e| Error::tokenizers(tokenizer_json.display().to_string(), e))?;
+        let tok = parse_tokenizer_json(tokenizer_json, read_json(tokenizer_json)?)?;
         let config = tokenizer_config_json.map(read_json).transpose()?;
+        Ok(Tokenizer::from_hf(tok, config))
+    }
+
+    /// A parsed tokenizer.json with its parsed tokenizer_config.json (see `from_files`).
+    pub(crate) fn from_hf(mut tok: tokenizers::Tokenizer, config: Option<Value>) -> Tokenizer {
         let (add_bos, add_eos) = match config.as_ref().and_then(bos_eos_override) {
             Some(flags) => {
                 tok.with_post_processor(None::<tokenizers::PostProcessorWrapper>);
@@ -91,13 +95,13 @@ impl Tokenizer {
         };
         let specials = hf_specials(&tok, config.as_ref());
         let backend = Backend::Hf(Box::new(HfBackend::new(tok)));
-        Ok(Tokenizer {
+        Tokenizer {
             backend,
             specials,
             add_bos,
             add_eos,
             config,
-        })
+        }
     }
 
     /// Builds the tokenizer a GGUF file describes (see the module docs).
@@ -253,7 +257,15 @@ impl HfBackend {
     }
 }
 
-fn read_json(path: &Path) -> Result<Value> {
+/// A tokenizer.json already parsed as JSON (`path` names it in errors). Parsing the text
+/// first is what keeps bad input an error: the `tokenizers` crate panics on a JSON syntax error
+/// inside its `decoder` section when it reads the text itself (found by fuzzing), never when
+/// it reads a JSON value.
+pub(crate) fn parse_tokenizer_json(path: &Path, json: Value) -> Result<tokenizers::Tokenizer> {
+    serde_json::from_value(json).map_err(|e| Error::tokenizers(path.display().to_string(), e))
+}
+
+pub(crate) fn read_json(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.into(),
         source,
