@@ -269,7 +269,7 @@ pub(crate) fn quant_q3_k(x: &[f32], b: &mut [u8]) {
 }
 
 /// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; values `0..=levels`.
-fn quant_k_asym(x: &[f32], levels: i32, scales_out: &mut [u8]) -> (f32, f32, [u8; 256]) {
+fn quant_k_asym(x: &[f32], levels: i32) -> (f32, f32, [u8; 8], [u8; 8], [u8; 256]) {
     let fits: Vec<(f32, f32)> = x.chunks_exact(32).map(|c| fit_asym(c, levels as f32)).collect();
     let sc: Vec<f32> = fits.iter().map(|f| f.0).collect();
     let mn: Vec<f32> = fits.iter().map(|f| f.1).collect();
@@ -281,14 +281,25 @@ fn quant_k_asym(x: &[f32], levels: i32, scales_out: &mut [u8]) -> (f32, f32, [u8
     }
     let ls: [u8; 8] = ls.try_into().expect("8 scales");
     let lm: [u8; 8] = lm.try_into().expect("8 mins");
-    pack_scale_min_k4(&ls, &lm, scales_out);
-    (d, dmin, q)
+    (d, dmin, ls, lm, q)
 }
 
 pub(crate) fn quant_q4_k(x: &[f32], b: &mut [u8]) {
-    let (d, dmin, q) = quant_k_asym(x, 15, &mut b[4..16]);
+    let (d, dmin, ls, lm, q) = quant_k_asym(x, 15);
+    pack_q4_k(d, dmin, &ls, &lm, &q, b);
+}
+
+pub(crate) fn quant_q5_k(x: &[f32], b: &mut [u8]) {
+    let (d, dmin, ls, lm, q) = quant_k_asym(x, 31);
+    pack_q5_k(d, dmin, &ls, &lm, &q, b);
+}
+
+/// A Q4_K block from its parts: super-scales, 6-bit sub-block scales and mins, 256 values
+/// `0..=15` in order.
+pub(crate) fn pack_q4_k(d: f32, dmin: f32, ls: &[u8; 8], lm: &[u8; 8], q: &[u8; 256], b: &mut [u8]) {
     put_f16(b, d);
     put_f16(&mut b[2..], dmin);
+    pack_scale_min_k4(ls, lm, &mut b[4..16]);
     for j in 0..4 {
         for l in 0..32 {
             b[16 + 32 * j + l] = q[64 * j + l] | (q[64 * j + 32 + l] << 4);
@@ -296,10 +307,11 @@ pub(crate) fn quant_q4_k(x: &[f32], b: &mut [u8]) {
     }
 }
 
-pub(crate) fn quant_q5_k(x: &[f32], b: &mut [u8]) {
-    let (d, dmin, q) = quant_k_asym(x, 31, &mut b[4..16]);
+/// A Q5_K block from its parts (values `0..=31`).
+pub(crate) fn pack_q5_k(d: f32, dmin: f32, ls: &[u8; 8], lm: &[u8; 8], q: &[u8; 256], b: &mut [u8]) {
     put_f16(b, d);
     put_f16(&mut b[2..], dmin);
+    pack_scale_min_k4(ls, lm, &mut b[4..16]);
     b[16..48].fill(0);
     for j in 0..4 {
         for l in 0..32 {
@@ -320,7 +332,16 @@ pub(crate) fn quant_q6_k(x: &[f32], b: &mut [u8]) {
             let v = (x[16 * j + l] * id).round() as i32;
             q[16 * j + l] = (v.clamp(-32, 31) + 32) as u8;
         }
-        b[192 + j] = ls[j] as i8 as u8;
+    }
+    let sc: [i8; 16] = std::array::from_fn(|j| ls[j] as i8);
+    pack_q6_k(d, &sc, &q, b);
+}
+
+/// A Q6_K block from its parts: super-scale, sixteen signed sub-block scales, 256 values
+/// `0..=63` in order (the stored value plus 32).
+pub(crate) fn pack_q6_k(d: f32, sc: &[i8; 16], q: &[u8; 256], b: &mut [u8]) {
+    for (dst, s) in b[192..208].iter_mut().zip(sc) {
+        *dst = *s as u8;
     }
     for n in 0..2 {
         for l in 0..32 {
