@@ -52,6 +52,9 @@ impl std::fmt::Debug for Bytes {
     }
 }
 
+/// Writes the plain bytes of whole rows from a first row (`Weight::for_matmul_from`).
+pub type FillRows<'a> = dyn Fn(usize, &mut [u8]) -> Result<(), Error> + Sync + 'a;
+
 /// A 2-D weight `[rows, cols]` stored row-major in `dtype`. For a linear layer `rows` is the
 /// output size and `cols` the input size (the PyTorch / GGUF layout), so `y = x · Wᵀ`.
 ///
@@ -170,12 +173,7 @@ impl Weight {
     /// kernels read (`for_matmul`): with tiles, the rows are written sixteen at a time into a
     /// scratch and interleaved from there, so the matrix is never held plain. Rows are filled
     /// in parallel on every core. The first error `fill` returns is the result.
-    pub fn for_matmul_from(
-        dtype: DType,
-        rows: usize,
-        cols: usize,
-        fill: &(dyn Fn(usize, &mut [u8]) -> Result<(), Error> + Sync),
-    ) -> Result<Weight, Error> {
+    pub fn for_matmul_from(dtype: DType, rows: usize, cols: usize, fill: &FillRows<'_>) -> Result<Weight, Error> {
         use crate::matmul::interleave;
         let row_bytes = dtype.row_bytes(cols).ok_or(Error::Blocks {
             dtype,
