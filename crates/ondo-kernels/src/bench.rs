@@ -182,7 +182,7 @@ fn matvec_over(formats: &[DType], threads: &[usize], rows: usize, cols: usize, m
         .iter()
         .filter_map(|&dtype| Weight::quantize(dtype, &values, rows, cols).ok())
         .map(|w| {
-            let copies = min_bytes.div_ceil(w.bytes().len()).max(1);
+            let copies = min_bytes.div_ceil(w.held_bytes()).max(1);
             (0..copies)
                 .map(|_| {
                     let bytes = crate::Bytes::from_vec(w.bytes().to_vec());
@@ -213,7 +213,7 @@ fn matvec_over(formats: &[DType], threads: &[usize], rows: usize, cols: usize, m
     for (f, ws) in weights.iter().enumerate() {
         for (p, pool) in pools.iter().enumerate() {
             let s = best[f * pools.len() + p];
-            let gbps = ws[0].bytes().len() as f64 / s / 1e9;
+            let gbps = (ws[0].rows() * ws[0].row_bytes()) as f64 / s / 1e9;
             out_rows.push(BenchRow {
                 dtype: ws[0].dtype(),
                 threads: pool.threads(),
@@ -246,7 +246,7 @@ pub fn batched(formats: &[DType], threads: &[usize], batch: usize, rows: usize, 
             let pool = ThreadPool::new(t);
             let s = time(Duration::from_millis(300), || matmul(&pool, &x, &w, &mut y));
             let gflops = 2.0 * (batch * rows * cols) as f64 / s / 1e9;
-            let gbps = w.bytes().len() as f64 / s / 1e9;
+            let gbps = (w.rows() * w.row_bytes()) as f64 / s / 1e9;
             out_rows.push(BenchRow {
                 dtype,
                 threads: t,

@@ -41,7 +41,7 @@ mod weight;
 pub use dtype::DType;
 pub use matmul::{matmul, matmul_multi, matmul_multi_with, matmul_with, Isa, MAX_MULTI};
 pub use pool::ThreadPool;
-pub use quant::{dequantize_row, quantize_row};
+pub use quant::{dequantize_row, quantize_row, quantize_row_nearest};
 pub use weight::{Bytes, Weight};
 
 /// Errors from building weights out of raw bytes.

@@ -262,7 +262,7 @@ mod tests {
         ];
         let mut out = GgufOut::create(&path, &meta, specs).unwrap();
         let q = ondo_kernels::Weight::quantize(DType::Q8_0, &values, 2, 32).unwrap();
-        out.write_tensor(q.bytes()).unwrap();
+        out.write_tensor(&q.bytes()).unwrap();
         assert!(out.write_tensor(&[0u8; 5]).is_err(), "a wrong size is refused");
         out.write_tensor(&[1f32, 2., 3.].map(f32::to_le_bytes).concat())
             .unwrap();

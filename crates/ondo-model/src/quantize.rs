@@ -51,9 +51,28 @@ pub fn quantize_rows(
     }
 }
 
+/// Rows `rows` of `src` (every row when `None`) quantized to `dst` straight into the layout this
+/// CPU's kernels read (`Weight::for_matmul_from`): sixteen rows at a time are dequantized,
+/// quantized into a scratch and interleaved, on every core, so the quantized matrix is never
+/// held plain beside its tiles.
+pub fn quantize_for_matmul(src: &Weight, rows: Option<&[usize]>, dst: DType) -> Result<Weight, ondo_kernels::Error> {
+    let cols = src.cols();
+    let dst_row = dst.row_bytes(cols).unwrap_or(0);
+    let fill = |first: usize, out: &mut [u8]| {
+        let mut values = vec![0f32; cols];
+        for (i, row) in out.chunks_exact_mut(dst_row.max(1)).enumerate() {
+            let r = rows.map_or(first + i, |rows| rows[first + i]);
+            src.dequantize_row(r, &mut values);
+            quantize_row(dst, &values, row)?;
+        }
+        Ok(())
+    };
+    Weight::for_matmul_from(dst, rows.map_or(src.rows(), <[usize]>::len), cols, &fill)
+}
+
 /// `w` quantized to `dst` (a new weight; `w`'s own bytes are left to its owner).
 pub fn quantize_weight(pool: &ThreadPool, w: &Weight, dst: DType) -> Result<Weight, ondo_kernels::Error> {
-    let bytes = quantize_rows(pool, w.dtype(), w.bytes(), w.rows(), w.cols(), dst)?;
+    let bytes = quantize_rows(pool, w.dtype(), &w.bytes(), w.rows(), w.cols(), dst)?;
     Weight::new(dst, w.rows(), w.cols(), Bytes::from_vec(bytes))
 }
 
@@ -73,6 +92,34 @@ mod tests {
             let got = quantize_weight(&pool, &src, dst).unwrap();
             let want = Weight::quantize(dst, &values, rows, cols).unwrap();
             assert_eq!(got.bytes(), want.bytes(), "{dst}");
+        }
+    }
+
+    /// Straight into tiles (on this CPU's layout) holds the same rows as quantizing plain.
+    #[test]
+    fn straight_into_the_kernel_layout_gives_the_plain_quantization() {
+        let (rows, cols) = (53, 512);
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919) % 997) as f32 / 400.0 - 1.2)
+            .collect();
+        let src = Weight::from_f32(&values, rows, cols);
+        let picked: Vec<usize> = (0..40).map(|i| (i * 11) % rows).collect();
+        for dst in [DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0] {
+            let want = Weight::quantize(dst, &values, rows, cols).unwrap();
+            let got = quantize_for_matmul(&src, None, dst).unwrap();
+            assert_eq!(got.bytes(), want.bytes(), "{dst}");
+            let part = quantize_for_matmul(&src, Some(&picked), dst).unwrap();
+            assert_eq!(part.rows(), picked.len());
+            for (i, &r) in picked.iter().enumerate() {
+                assert_eq!(part.row(i), want.row(r), "{dst} row {i} = source row {r}");
+            }
+            // held once: tiles and the plain rows past them, no plain copy of the tiled rows
+            let plain = want.rows() * want.row_bytes();
+            assert!(
+                got.held_bytes() <= plain + plain / 32,
+                "{dst}: {} of {plain}",
+                got.held_bytes()
+            );
         }
     }
 

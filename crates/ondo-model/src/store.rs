@@ -94,34 +94,67 @@ impl Tensors<'_> {
         })
     }
 
-    /// A `[rows, cols]` matrix the matmul reads: in its stored format, plus the layout this
-    /// CPU's kernels read fastest when there is one (`Weight::for_matmul`).
+    /// A `[rows, cols]` matrix the matmul reads, in the layout this CPU's kernels read fastest
+    /// (`planned_linear`).
     pub fn linear(&self, canonical: &str, rows: usize, cols: usize) -> Result<Weight, Error> {
         let stored = self.matrix(canonical, rows, cols)?;
-        let w = self.planned(canonical, stored)?.for_matmul();
-        if w.is_interleaved() {
-            self.store.release(&(self.name_of)(canonical));
+        self.planned_linear(canonical, &stored, None)
+    }
+
+    /// Rows `rows` (every row when `None`) of `w`, the tensor `canonical`, as the matmul reads
+    /// them: in the load's quantization plan's format, quantized straight into this CPU's
+    /// kernel layout, or in their stored format (`Weight::for_matmul`). The source's mapped
+    /// pages are let go once the whole tensor is converted: the load holds each weight once.
+    pub fn planned_linear(&self, canonical: &str, w: &Weight, rows: Option<&[usize]>) -> Result<Weight, Error> {
+        let name = (self.name_of)(canonical);
+        let err = |e: ondo_kernels::Error| Error::Format {
+            path: self.path(),
+            msg: format!("tensor `{name}`: {e}"),
+        };
+        let out = match self.plan_dtype(canonical, w) {
+            Some(dtype) => crate::quantize::quantize_for_matmul(w, rows, dtype).map_err(err)?,
+            None => match rows {
+                None => w.clone().for_matmul(),
+                Some(rows) => {
+                    let mut bytes = Vec::with_capacity(rows.len() * w.row_bytes());
+                    for &r in rows {
+                        bytes.extend_from_slice(&w.row(r));
+                    }
+                    Weight::new(w.dtype(), rows.len(), w.cols(), Bytes::from_vec(bytes))
+                        .map_err(err)?
+                        .for_matmul()
+                }
+            },
+        };
+        // a fused tensor's parts are made one by one (their caller lets it go after the last)
+        if rows.is_none() && (out.is_interleaved() || out.dtype() != w.dtype()) {
+            self.store.release(&name);
         }
-        Ok(w)
+        Ok(out)
+    }
+
+    /// The format the load's quantization plan gives the matrix `canonical`, when it changes it.
+    fn plan_dtype(&self, canonical: &str, w: &Weight) -> Option<DType> {
+        let q = self.quant?;
+        q.plan
+            .dtype_for(canonical, &[w.rows(), w.cols()])
+            .filter(|d| *d != w.dtype())
     }
 
     /// `w` (the tensor `canonical`) in the format the load's quantization plan gives it, or as
-    /// it is without a plan.
+    /// it is without a plan: plain rows, for matrices only read row by row (embeddings).
     pub fn planned(&self, canonical: &str, w: Weight) -> Result<Weight, Error> {
-        let Some(q) = self.quant else { return Ok(w) };
-        match q.plan.dtype_for(canonical, &[w.rows(), w.cols()]) {
-            Some(dtype) if dtype != w.dtype() => {
-                let name = (self.name_of)(canonical);
-                let quantized = crate::quantize::quantize_weight(q.pool, &w, dtype).map_err(|e| Error::Format {
-                    path: self.path(),
-                    msg: format!("quantizing tensor `{name}`: {e}"),
-                })?;
-                // the source's pages are not needed again: the load holds each weight once
-                self.store.release(&name);
-                Ok(quantized)
-            }
-            _ => Ok(w),
-        }
+        let (Some(q), Some(dtype)) = (self.quant, self.plan_dtype(canonical, &w)) else {
+            return Ok(w);
+        };
+        let name = (self.name_of)(canonical);
+        let quantized = crate::quantize::quantize_weight(q.pool, &w, dtype).map_err(|e| Error::Format {
+            path: self.path(),
+            msg: format!("quantizing tensor `{name}`: {e}"),
+        })?;
+        // the source's pages are not needed again: the load holds each weight once
+        self.store.release(&name);
+        Ok(quantized)
     }
 
     /// A 1-D vector of `len` values as f32 (norm weights, biases).

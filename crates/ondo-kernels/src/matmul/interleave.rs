@@ -9,8 +9,8 @@
 //! scales apply lane-wise with no horizontal sums. The nibbles stay packed, so a tile has the
 //! bytes its sixteen blocks had (Q4_K +2.8% and Q5_K +2.3%: their 6-bit scales are kept as bytes).
 //!
-//! A weight's interleaved rows are the first `rows / ROWS · ROWS`; the rest (and everything on
-//! other instruction sets) reads the plain bytes. Tiles of a row group follow each other in
+//! A weight's interleaved rows are the first `rows / ROWS · ROWS`; only the rest stays in plain
+//! bytes (`untile` rebuilds plain blocks from tiles where they are wanted). Tiles of a row group follow each other in
 //! column order, groups follow each other in row order.
 //!
 //! Tile layouts (`r` = row in the group, 0..16; f16 fields little endian):
@@ -31,6 +31,8 @@
 //! plain format's `dequantize_row`).
 
 use super::packed::{unpack_into, Unpacked};
+#[cfg(test)]
+use super::untile::{fifth_bit, nibble};
 #[cfg(test)]
 use crate::quant::f16_at;
 use crate::quant::put_f16;
@@ -185,21 +187,36 @@ impl AsRef<[u8]> for Aligned {
 
 /// The first `rows / ROWS · ROWS` rows of a plain `dtype` matrix (`row_bytes` per row) as tiles.
 pub(crate) fn interleave(dtype: DType, plain: &[u8], rows: usize, row_bytes: usize) -> Aligned {
+    interleave_with(dtype, rows, row_bytes, &|first, out: &mut [u8]| {
+        out.copy_from_slice(&plain[first * row_bytes..][..out.len()])
+    })
+}
+
+/// The tiles of the first `rows / ROWS · ROWS` rows of a `dtype` matrix whose plain rows
+/// `fill(first_row, out)` writes a group of sixteen at a time into a scratch of sixteen rows:
+/// the rows never exist plain all at once (quantizing at load goes straight into tiles).
+/// Groups are split over the cores (this runs once per weight, at load).
+pub(crate) fn interleave_with(
+    dtype: DType,
+    rows: usize,
+    row_bytes: usize,
+    fill: &(dyn Fn(usize, &mut [u8]) + Sync),
+) -> Aligned {
     assert!(interleaves(dtype));
     let (bb, tb) = (dtype.block_bytes(), tile_bytes(dtype));
     let blocks = row_bytes / bb;
     let groups = rows / ROWS;
-    // groups split over the cores (this runs once per weight, at load)
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = groups.div_ceil(threads).max(1);
     let group_bytes = blocks * tb;
     Aligned::filled_by(groups * group_bytes, per * group_bytes, |k, part| {
         let mut u = Unpacked::zero();
+        let mut plain = vec![0u8; ROWS * row_bytes];
         for (g, group) in part.chunks_exact_mut(group_bytes).enumerate() {
-            let g = k * per + g;
+            fill((k * per + g) * ROWS, &mut plain);
             for (b, tile) in group.chunks_exact_mut(tb).enumerate() {
                 for r in 0..ROWS {
-                    let at = (g * ROWS + r) * row_bytes + b * bb;
+                    let at = r * row_bytes + b * bb;
                     put_row(dtype, &plain[at..at + bb], tile, r, &mut u);
                 }
             }
@@ -281,13 +298,6 @@ fn put_fifth_bits(masks: &mut [u8], r: usize, q: &[u8]) {
     }
 }
 
-/// Bit 4 of value `c` (< 32) of row `r`, from masks made by `put_fifth_bits`.
-#[cfg(test)]
-fn fifth_bit(masks: &[u8], r: usize, c: usize) -> u8 {
-    let bit = 4 * r + c % 4;
-    (masks[8 * (c / 4) + bit / 8] >> (bit % 8)) & 1
-}
-
 /// The 32 unsigned values of a 4- or 5-bit block.
 fn values32(dtype: DType, b: &[u8]) -> [u8; 32] {
     let (qh, qs) = match dtype {
@@ -314,17 +324,6 @@ fn put_nibbles(qs: &mut [u8], r: usize, q: &[u8]) {
 /// Four bytes as a little-endian word.
 fn word(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-}
-
-/// Value `col` (< 32) of row `r` in a nibble area (low four bits only).
-#[cfg(test)]
-fn nibble(qs: &[u8], r: usize, col: usize) -> u8 {
-    let byte = qs[64 * (col / 8) + 4 * r + col % 4];
-    if col % 8 < 4 {
-        byte & 0xF
-    } else {
-        byte >> 4
-    }
 }
 
 /// Scalar reference: row `r` of a tile as f32 (`out` holds one block of values).

@@ -22,6 +22,7 @@ mod scalar;
 mod table;
 #[cfg(test)]
 mod tests;
+pub(crate) mod untile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -131,6 +132,21 @@ pub fn matmul_multi_with(isa: Isa, pool: &ThreadPool, x: &[f32], jobs: &mut [(&W
         Isa::Scalar
     };
     for chunk in jobs.chunks_mut(MAX_MULTI) {
+        if chunk.iter().any(|(w, _)| needs_plain(w, isa)) {
+            // weights interleaved for another instruction set than `isa` (tests compare them):
+            // their plain rows, rebuilt for this call
+            let plain: Vec<Option<Weight>> = chunk
+                .iter()
+                .map(|(w, _)| needs_plain(w, isa).then(|| w.untiled()))
+                .collect();
+            let mut jobs: Vec<(&Weight, &mut [f32])> = chunk
+                .iter_mut()
+                .zip(&plain)
+                .map(|((w, out), p)| (p.as_ref().unwrap_or(*w), &mut **out))
+                .collect();
+            matmul_multi_with(isa, pool, x, &mut jobs);
+            continue;
+        }
         let Some(cols) = chunk.first().map(|(w, _)| w.cols()) else {
             return;
         };
@@ -155,6 +171,11 @@ pub fn matmul_multi_with(isa: Isa, pool: &ThreadPool, x: &[f32], jobs: &mut [(&W
             Err(_) => run(pool, jobs, x, &mut Scratch::default()), // nested call: rare
         });
     }
+}
+
+/// Whether `w` holds rows in tiles that `isa`'s kernels do not read.
+fn needs_plain(w: &Weight, isa: Isa) -> bool {
+    w.is_interleaved() && !reads_interleaved(isa, w.dtype())
 }
 
 /// One weight of a call: its plan and where its output goes (`[n, rows]`).
@@ -367,14 +388,16 @@ fn task_start(task: usize, tasks: usize, total: usize) -> usize {
 /// more, row blocks × token blocks keep a block's weights in cache while its tokens go by.
 fn rows_direct(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<usize>, out: OutPtr) {
     let (rows, n) = (w.rows(), x.len() / w.cols());
-    let (bytes, row_bytes) = (w.bytes(), w.row_bytes());
+    // the rows held plain start at `first` (past the tiles of an interleaved weight)
+    let ((first, bytes), row_bytes) = (w.plain_rows(), w.row_bytes());
+    debug_assert!(rs.start >= first);
     let block = if n <= MAX_TOKENS { rs.len() } else { ROW_BLOCK };
     for rb in rs.clone().step_by(block.max(1)) {
         let rb_end = (rb + block).min(rs.end);
-        let wrows = &bytes[rb * row_bytes..rb_end * row_bytes];
+        let wrows = &bytes[(rb - first) * row_bytes..(rb_end - first) * row_bytes];
         // the next row block, asked for a part per kernel call (the calls after the first find
         // this block in cache, so its first call would wait on memory without this)
-        let next = &bytes[rb_end * row_bytes..(rb_end + block).min(rs.end) * row_bytes];
+        let next = &bytes[(rb_end - first) * row_bytes..((rb_end + block).min(rs.end) - first) * row_bytes];
         let calls = n.div_ceil(MAX_TOKENS);
         let mut call = 0;
         for tb in (0..n).step_by(TOKEN_BLOCK) {
@@ -491,7 +514,7 @@ fn rows_packed(
         let rb_end = (rb + LANES).min(rs.end);
         let mut list: [&[u8]; LANES] = [&[]; LANES];
         for (slot, r) in list.iter_mut().zip(rb..rb_end) {
-            *slot = w.row(r);
+            *slot = w.plain_row(r);
         }
         pack.pack(w.dtype(), &list[..rb_end - rb]);
         for t0 in (0..n).step_by(TOKENS) {
@@ -541,7 +564,7 @@ fn rows_f32(
                     Some(b) => unsafe {
                         std::slice::from_raw_parts(b[(r - rb) * cols..].as_ptr() as *const u8, 4 * cols)
                     },
-                    None => w.row(r),
+                    None => w.plain_row(r),
                 }
             };
             if plan.blocked {
@@ -568,7 +591,7 @@ const FLOAT_SUPER: usize = 64;
 fn to_f32_row(plan: &Plan, w: &Weight, r: usize, dst: &mut [f32]) {
     match plan.k.float {
         // SAFETY: the table is the ISA's this CPU runs.
-        Some((_, float_row)) => unsafe { float_row(w.dtype(), w.row(r), dst) },
+        Some((_, float_row)) => unsafe { float_row(w.dtype(), w.plain_row(r), dst) },
         _ => w.dequantize_row(r, dst),
     }
 }

@@ -359,7 +359,7 @@ mod tests {
         for dtype in FORMATS {
             let w = Weight::quantize(dtype, &rng.normals(512), 1, 512).unwrap();
             let mut want = vec![0f32; 512];
-            crate::quant::dequantize_row(dtype, w.bytes(), &mut want);
+            crate::quant::dequantize_row(dtype, &w.bytes(), &mut want);
             let sbs = sub_block(dtype);
             for (i, b) in w.bytes().chunks_exact(dtype.block_bytes()).enumerate() {
                 let u = unpack(dtype, b);
@@ -395,7 +395,7 @@ mod tests {
                 let mut acts = Acts::default();
                 acts.prepare(ActKind::Q8K, &x, cols, Quantizers::PORTABLE);
                 let mut p = Packed::default();
-                let rs: Vec<&[u8]> = (0..rows).map(|r| w.row(r)).collect();
+                let rs: Vec<&[u8]> = (0..rows).map(|r| w.plain_row(r)).collect();
                 p.pack(dtype, &rs);
                 for tokens in 1..=TOKENS {
                     let a: Vec<ActRow> = (0..tokens).map(|t| acts.row(&x, t)).collect();
@@ -485,13 +485,13 @@ mod tests {
             acts.prepare(ActKind::Q8K, &x, cols, Quantizers::PORTABLE);
             let a = acts.row(&x, 0);
             let mut p = Packed::default();
-            let rs: Vec<&[u8]> = (0..rows).map(|r| w.row(r)).collect();
+            let rs: Vec<&[u8]> = (0..rows).map(|r| w.plain_row(r)).collect();
             p.pack(dtype, &rs);
             for lane in 0..LANES {
                 let got = p.row_dot(lane, &a);
                 let want: f32 = if lane < rows {
                     let mut wf = vec![0f32; cols];
-                    crate::quant::dequantize_row(dtype, w.row(lane), &mut wf);
+                    crate::quant::dequantize_row(dtype, w.plain_row(lane), &mut wf);
                     // the activations as the kernel sees them (quantized)
                     (0..cols).map(|c| wf[c] * a.qs[c] as f32 * a.d[c / 256]).sum()
                 } else {

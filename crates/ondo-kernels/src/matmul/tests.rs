@@ -151,6 +151,29 @@ fn interleaved_weights_match_the_plain_kernels() {
     }
 }
 
+/// A weight interleaved on any CPU still multiplies on the instruction sets that do not read
+/// its tiles (scalar; AVX2 for K-quants): they get its plain rows back, so the output is bit
+/// for bit the plain weight's on the same instruction set.
+#[test]
+fn interleaved_weights_run_on_the_isas_that_read_plain_rows() {
+    let pool = ThreadPool::new(2);
+    let mut rng = Rng::new(29);
+    for dtype in DType::ALL.into_iter().filter(|d| interleave::interleaves(*d)) {
+        let (rows, cols) = (37, 2 * dtype.block_size());
+        let plain = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
+        let tiled = plain.clone().interleaved();
+        for &isa in Isa::supported().iter().filter(|i| !reads_interleaved(**i, dtype)) {
+            for n in [1, 9] {
+                let x = rng.normals(n * cols);
+                let (mut got, mut want) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+                matmul_with(isa, &pool, &x, &tiled, &mut got);
+                matmul_with(isa, &pool, &x, &plain, &mut want);
+                assert_eq!(got, want, "{isa:?} {dtype} n={n}");
+            }
+        }
+    }
+}
+
 /// Float weights: a token's result is bit for bit the same alone and in a batch (every float
 /// kernel sums in one order), on shapes with a scalar tail, several column chunks of the blocked
 /// kernel, an odd last row and a partial token block.
@@ -296,7 +319,7 @@ fn kernel_cycles_probe() {
                 unsafe {
                     dot(
                         *dtype,
-                        std::hint::black_box(w.bytes()),
+                        std::hint::black_box(w.plain_rows().1),
                         w.row_bytes(),
                         &row,
                         out.as_mut_ptr(),

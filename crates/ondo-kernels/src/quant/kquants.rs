@@ -2,9 +2,11 @@
 //!
 //! A super-block of 256 values has one or two f16 super-scales (`d`, `dmin`) and per-sub-block
 //! scales quantized against them (16 sub-blocks of 16, or 8 of 32 for Q4_K/Q5_K).
-//! Dequantize mirrors ggml's `dequantize_row_*` exactly; quantize is plain round-to-nearest
-//! into the same layout (good enough for tests and activations, not ggml's search).
+//! Dequantize mirrors ggml's `dequantize_row_*` exactly. Quantize fits each sub-block's scale
+//! (and min) by a weighted search for Q4_K, Q5_K and Q6_K (`kfit.rs`), by round-to-nearest for
+//! Q2_K and Q3_K; the sub-block scales are then rounded against the super-scales.
 
+use super::kfit::{self, Sweep};
 use super::{f16_at, put_f16};
 
 // ---- shared helpers ----
@@ -225,10 +227,10 @@ pub(crate) fn quant_q2_k(x: &[f32], b: &mut [u8]) {
     put_f16(&mut b[82..], dmin);
 }
 
-/// Symmetric sub-block scales (`x ≈ scale * q`, q down to `-qmax`) quantized to signed integers
-/// `l` in `-lmax..lmax` against one super-scale `d` (`scale ≈ d * l`).
-fn sym_scales(x: &[f32], sub: usize, qmax: f32, lmax: f32) -> (f32, Vec<i32>) {
-    let scales: Vec<f32> = x.chunks_exact(sub).map(|c| signed_absmax(c) / -qmax).collect();
+/// Symmetric sub-block scales (`x ≈ scale * q`, q down to `-qmax`; `fit` gives each sub-block's)
+/// quantized to signed integers `l` in `-lmax..lmax` against one super-scale `d` (`scale ≈ d * l`).
+fn sym_scales(x: &[f32], sub: usize, lmax: f32, fit: impl Fn(&[f32]) -> f32) -> (f32, Vec<i32>) {
+    let scales: Vec<f32> = x.chunks_exact(sub).map(fit).collect();
     let big = signed_absmax(&scales);
     let iscale = if big != 0.0 { -lmax / big } else { 0.0 };
     let ls = scales
@@ -239,7 +241,7 @@ fn sym_scales(x: &[f32], sub: usize, qmax: f32, lmax: f32) -> (f32, Vec<i32>) {
 }
 
 pub(crate) fn quant_q3_k(x: &[f32], b: &mut [u8]) {
-    let (d, ls) = sym_scales(x, 16, 4.0, 32.0);
+    let (d, ls) = sym_scales(x, 16, 32.0, |c| signed_absmax(c) / -4.0);
     let d = half::f16::from_f32(d).to_f32();
     let mut q = [0u8; 256];
     for j in 0..16 {
@@ -268,9 +270,20 @@ pub(crate) fn quant_q3_k(x: &[f32], b: &mut [u8]) {
     put_f16(&mut b[108..], d);
 }
 
-/// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; values `0..=levels`.
-fn quant_k_asym(x: &[f32], levels: i32, scales_out: &mut [u8]) -> (f32, f32, [u8; 256]) {
-    let fits: Vec<(f32, f32)> = x.chunks_exact(32).map(|c| fit_asym(c, levels as f32)).collect();
+/// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; values `0..=levels`. Each
+/// sub-block's fit is searched with `sweep`, or the plain range fit without one.
+fn quant_k_asym(x: &[f32], levels: i32, sweep: Option<&Sweep>) -> (f32, f32, [u8; 8], [u8; 8], [u8; 256]) {
+    let mut w = [0f32; 32];
+    let fits: Vec<(f32, f32)> = x
+        .chunks_exact(32)
+        .map(|c| match sweep {
+            Some(sweep) => {
+                kfit::asym_weights(c, &mut w);
+                kfit::fit_asym(c, &w, levels, sweep)
+            }
+            None => fit_asym(c, levels as f32),
+        })
+        .collect();
     let sc: Vec<f32> = fits.iter().map(|f| f.0).collect();
     let mn: Vec<f32> = fits.iter().map(|f| f.1).collect();
     let (d, dmin, ls, lm) = super_scales(&sc, &mn, 63.0);
@@ -281,14 +294,61 @@ fn quant_k_asym(x: &[f32], levels: i32, scales_out: &mut [u8]) -> (f32, f32, [u8
     }
     let ls: [u8; 8] = ls.try_into().expect("8 scales");
     let lm: [u8; 8] = lm.try_into().expect("8 mins");
-    pack_scale_min_k4(&ls, &lm, scales_out);
-    (d, dmin, q)
+    (d, dmin, ls, lm, q)
 }
 
 pub(crate) fn quant_q4_k(x: &[f32], b: &mut [u8]) {
-    let (d, dmin, q) = quant_k_asym(x, 15, &mut b[4..16]);
+    let (d, dmin, ls, lm, q) = quant_k_asym(x, 15, Some(&kfit::Q4_K_SWEEP));
+    pack_q4_k(d, dmin, &ls, &lm, &q, b);
+}
+
+pub(crate) fn quant_q5_k(x: &[f32], b: &mut [u8]) {
+    let (d, dmin, ls, lm, q) = quant_k_asym(x, 31, Some(&kfit::Q5_K_SWEEP));
+    pack_q5_k(d, dmin, &ls, &lm, &q, b);
+}
+
+pub(crate) fn quant_q6_k(x: &[f32], b: &mut [u8]) {
+    quant_q6_k_with(x, b, |c| kfit::fit_sym(c, 32))
+}
+
+/// Q6_K with each sub-block's scale from `fit`.
+fn quant_q6_k_with(x: &[f32], b: &mut [u8], fit: impl Fn(&[f32]) -> f32) {
+    let (d, ls) = sym_scales(x, 16, 128.0, fit);
+    let d = half::f16::from_f32(d).to_f32();
+    let mut q = [0u8; 256];
+    for j in 0..16 {
+        let id = inv(d * ls[j] as f32);
+        for l in 0..16 {
+            let v = (x[16 * j + l] * id).round() as i32;
+            q[16 * j + l] = (v.clamp(-32, 31) + 32) as u8;
+        }
+    }
+    let sc: [i8; 16] = std::array::from_fn(|j| ls[j] as i8);
+    pack_q6_k(d, &sc, &q, b);
+}
+
+/// Round-to-nearest Q4_K, Q5_K or Q6_K: the searches' baseline.
+pub(crate) fn quant_rtn(dtype: crate::DType, x: &[f32], b: &mut [u8]) {
+    use crate::DType;
+    match dtype {
+        DType::Q4_K => {
+            let (d, dmin, ls, lm, q) = quant_k_asym(x, 15, None);
+            pack_q4_k(d, dmin, &ls, &lm, &q, b)
+        }
+        DType::Q5_K => {
+            let (d, dmin, ls, lm, q) = quant_k_asym(x, 31, None);
+            pack_q5_k(d, dmin, &ls, &lm, &q, b)
+        }
+        _ => quant_q6_k_with(x, b, |c| signed_absmax(c) / -32.0),
+    }
+}
+
+/// A Q4_K block from its parts: super-scales, 6-bit sub-block scales and mins, 256 values
+/// `0..=15` in order.
+pub(crate) fn pack_q4_k(d: f32, dmin: f32, ls: &[u8; 8], lm: &[u8; 8], q: &[u8; 256], b: &mut [u8]) {
     put_f16(b, d);
     put_f16(&mut b[2..], dmin);
+    pack_scale_min_k4(ls, lm, &mut b[4..16]);
     for j in 0..4 {
         for l in 0..32 {
             b[16 + 32 * j + l] = q[64 * j + l] | (q[64 * j + 32 + l] << 4);
@@ -296,10 +356,11 @@ pub(crate) fn quant_q4_k(x: &[f32], b: &mut [u8]) {
     }
 }
 
-pub(crate) fn quant_q5_k(x: &[f32], b: &mut [u8]) {
-    let (d, dmin, q) = quant_k_asym(x, 31, &mut b[4..16]);
+/// A Q5_K block from its parts (values `0..=31`).
+pub(crate) fn pack_q5_k(d: f32, dmin: f32, ls: &[u8; 8], lm: &[u8; 8], q: &[u8; 256], b: &mut [u8]) {
     put_f16(b, d);
     put_f16(&mut b[2..], dmin);
+    pack_scale_min_k4(ls, lm, &mut b[4..16]);
     b[16..48].fill(0);
     for j in 0..4 {
         for l in 0..32 {
@@ -310,17 +371,11 @@ pub(crate) fn quant_q5_k(x: &[f32], b: &mut [u8]) {
     }
 }
 
-pub(crate) fn quant_q6_k(x: &[f32], b: &mut [u8]) {
-    let (d, ls) = sym_scales(x, 16, 32.0, 128.0);
-    let d = half::f16::from_f32(d).to_f32();
-    let mut q = [0u8; 256];
-    for j in 0..16 {
-        let id = inv(d * ls[j] as f32);
-        for l in 0..16 {
-            let v = (x[16 * j + l] * id).round() as i32;
-            q[16 * j + l] = (v.clamp(-32, 31) + 32) as u8;
-        }
-        b[192 + j] = ls[j] as i8 as u8;
+/// A Q6_K block from its parts: super-scale, sixteen signed sub-block scales, 256 values
+/// `0..=63` in order (the stored value plus 32).
+pub(crate) fn pack_q6_k(d: f32, sc: &[i8; 16], q: &[u8; 256], b: &mut [u8]) {
+    for (dst, s) in b[192..208].iter_mut().zip(sc) {
+        *dst = *s as u8;
     }
     for n in 0..2 {
         for l in 0..32 {

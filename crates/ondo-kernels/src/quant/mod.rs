@@ -3,8 +3,9 @@
 //! Every format stores `DType::block_size()` values in `DType::block_bytes()` bytes. This module
 //! is the reference for them: `dequantize_row` follows ggml's `dequantize_row_*` operation for
 //! operation (same float order, so results are bit-identical), and `quantize_row` makes blocks
-//! from f32 values (ggml's reference rounding for the 32-value formats, a simple
-//! round-to-nearest with ggml's layout for the 256-value K-quants).
+//! from f32 values (ggml's reference rounding for the 32-value formats; for the 256-value
+//! K-quants a weighted search of the sub-block scales for Q4_K/Q5_K/Q6_K, `kfit.rs`, and
+//! round-to-nearest for Q2_K/Q3_K, in ggml's layouts).
 //!
 //! Layouts (little endian, `d`/`m` are f16 unless noted):
 //! - 32 values: `Q4_0 {d, qs[16]}`, `Q4_1 {d, m, qs[16]}`, `Q5_0 {d, qh[4], qs[16]}`,
@@ -13,6 +14,7 @@
 //!   `Q4_K {d, dmin, scales[12], qs[128]}`, `Q5_K {d, dmin, scales[12], qh[32], qs[128]}`,
 //!   `Q6_K {ql[128], qh[64], scales[16] i8, d}`, `Q8_K {d f32, qs[256] i8, bsums[16] i16}`
 
+mod kfit;
 pub(crate) mod kquants;
 mod legacy;
 
@@ -110,6 +112,19 @@ pub fn quantize_row(dtype: DType, src: &[f32], out: &mut [u8]) -> Result<(), Err
         DType::Q5_K => each(kquants::quant_q5_k),
         DType::Q6_K => each(kquants::quant_q6_k),
         DType::Q8_K => each(kquants::quant_q8_k),
+    }
+    Ok(())
+}
+
+/// `quantize_row` with round-to-nearest sub-block scales for Q4_K, Q5_K and Q6_K instead of
+/// their search (the baseline the search is measured against); other formats as `quantize_row`.
+pub fn quantize_row_nearest(dtype: DType, src: &[f32], out: &mut [u8]) -> Result<(), Error> {
+    if !matches!(dtype, DType::Q4_K | DType::Q5_K | DType::Q6_K) {
+        return quantize_row(dtype, src, out);
+    }
+    quantize_row(dtype, src, out)?; // checks the sizes
+    for (x, b) in src.chunks_exact(256).zip(out.chunks_exact_mut(dtype.block_bytes())) {
+        kquants::quant_rtn(dtype, x, b);
     }
     Ok(())
 }

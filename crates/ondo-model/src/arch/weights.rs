@@ -7,7 +7,7 @@ use crate::blocks::{Attention, Decoder, Layer, Linear, Mlp, Norm};
 use crate::config::{Hparams, MlpKind, NormKind, Positions};
 use crate::store::Tensors;
 use crate::Error;
-use ondo_kernels::{Bytes, Weight};
+use ondo_kernels::Weight;
 
 /// The shared decoder skeleton: embeddings, `num_hidden_layers` layers, final norm, head.
 pub(crate) fn load_decoder(hp: Hparams, t: &Tensors, spec: &LayerSpec) -> Result<Decoder, Error> {
@@ -152,7 +152,7 @@ fn load_layer(hp: &Hparams, t: &Tensors, i: usize, spec: &LayerSpec) -> Result<L
 fn linear(t: &Tensors, stem: &str, rows: usize, cols: usize, transposed: bool) -> Result<Linear, Error> {
     let name = format!("{stem}.weight");
     let weight = if transposed {
-        t.planned(&name, transpose(t, &name, rows, cols)?)?.for_matmul()
+        t.planned_linear(&name, &transpose(t, &name, rows, cols)?, None)?
     } else {
         t.linear(&name, rows, cols)?
     };
@@ -190,23 +190,14 @@ fn fused<const N: usize>(
     } else {
         t.matrix(&name, rows, cols)?
     };
-    let whole = t.planned(&name, whole)?;
     let bias = t.opt_vector(&format!("{stem}.bias"), rows)?;
     let mut out = Vec::with_capacity(N);
     for part in &parts {
-        let mut bytes = Vec::with_capacity(part.len() * whole.row_bytes());
-        for &r in part {
-            bytes.extend_from_slice(whole.row(r));
-        }
-        let weight = Weight::new(whole.dtype(), part.len(), cols, Bytes::from_vec(bytes))
-            .map_err(|e| Error::Format {
-                path: t.store.path().to_path_buf(),
-                msg: format!("tensor `{}`: {e}", (t.name_of)(&name)),
-            })?
-            .for_matmul();
+        let weight = t.planned_linear(&name, &whole, Some(part))?;
         let bias = bias.as_ref().map(|b| part.iter().map(|&r| b[r]).collect());
         out.push(Linear { weight, bias });
     }
+    t.store.release(&(t.name_of)(&name));
     Ok(out.try_into().unwrap_or_else(|_| unreachable!("one linear per part")))
 }
 
