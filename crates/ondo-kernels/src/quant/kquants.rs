@@ -240,17 +240,24 @@ fn sym_scales(x: &[f32], sub: usize, lmax: f32, fit: impl Fn(&[f32]) -> f32) -> 
     (inv(iscale), ls)
 }
 
-pub(crate) fn quant_q3_k(x: &[f32], b: &mut [u8]) {
-    let (d, ls) = sym_scales(x, 16, 32.0, |c| signed_absmax(c) / -4.0);
-    let d = half::f16::from_f32(d).to_f32();
+/// The 256 values as unsigned levels `round(x / (d · ls_j)) + bias`, clamped to `0..2·bias`, with
+/// one scale `ls_j` per 16 values (Q3_K: bias 4, Q6_K: bias 32).
+fn sym_levels(x: &[f32], d: f32, ls: &[i32], bias: i32) -> [u8; 256] {
     let mut q = [0u8; 256];
     for j in 0..16 {
         let id = inv(d * ls[j] as f32);
         for l in 0..16 {
             let v = (x[16 * j + l] * id).round() as i32;
-            q[16 * j + l] = (v.clamp(-4, 3) + 4) as u8;
+            q[16 * j + l] = (v.clamp(-bias, bias - 1) + bias) as u8;
         }
     }
+    q
+}
+
+pub(crate) fn quant_q3_k(x: &[f32], b: &mut [u8]) {
+    let (d, ls) = sym_scales(x, 16, 32.0, |c| signed_absmax(c) / -4.0);
+    let d = half::f16::from_f32(d).to_f32();
+    let q = sym_levels(x, d, &ls, 4);
     b[..110].fill(0);
     for (e, &v) in q.iter().enumerate() {
         let (n, r) = (e / 128, e % 128);
@@ -315,14 +322,7 @@ pub(crate) fn quant_q6_k(x: &[f32], b: &mut [u8]) {
 fn quant_q6_k_with(x: &[f32], b: &mut [u8], fit: impl Fn(&[f32]) -> f32) {
     let (d, ls) = sym_scales(x, 16, 128.0, fit);
     let d = half::f16::from_f32(d).to_f32();
-    let mut q = [0u8; 256];
-    for j in 0..16 {
-        let id = inv(d * ls[j] as f32);
-        for l in 0..16 {
-            let v = (x[16 * j + l] * id).round() as i32;
-            q[16 * j + l] = (v.clamp(-32, 31) + 32) as u8;
-        }
-    }
+    let q = sym_levels(x, d, &ls, 32);
     let sc: [i8; 16] = std::array::from_fn(|j| ls[j] as i8);
     pack_q6_k(d, &sc, &q, b);
 }
