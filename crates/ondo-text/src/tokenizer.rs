@@ -23,6 +23,7 @@ use crate::pretok;
 use crate::spm::Spm;
 
 mod bytes;
+mod post_check;
 pub use bytes::SPECIAL_TOKEN_MARKER;
 
 /// A tokenizer with its special tokens and (for tokenizer.json) its tokenizer_config.json.
@@ -262,6 +263,9 @@ impl HfBackend {
 /// inside its `decoder` section when it reads the text itself (found by fuzzing), never when
 /// it reads a JSON value.
 pub(crate) fn parse_tokenizer_json(path: &Path, json: Value) -> Result<tokenizers::Tokenizer> {
+    if let Some(problem) = post_check::post_processor_problem(&json) {
+        return Err(Error::tokenizers(format!("{} post_processor", path.display()), problem));
+    }
     serde_json::from_value(json).map_err(|e| Error::tokenizers(path.display().to_string(), e))
 }
 
