@@ -263,8 +263,8 @@ impl HfBackend {
 /// inside its `decoder` section when it reads the text itself (found by fuzzing), never when
 /// it reads a JSON value.
 pub(crate) fn parse_tokenizer_json(path: &Path, json: Value) -> Result<tokenizers::Tokenizer> {
-    if let Some(problem) = post_check::post_processor_problem(&json) {
-        return Err(Error::tokenizers(format!("{} post_processor", path.display()), problem));
+    if let Some((field, problem)) = post_check::problem(&json) {
+        return Err(Error::tokenizers(format!("{} {field}", path.display()), problem));
     }
     serde_json::from_value(json).map_err(|e| Error::tokenizers(path.display().to_string(), e))
 }

@@ -1,16 +1,32 @@
-//! Checks on a tokenizer.json's `post_processor` that the `tokenizers` crate leaves to its
-//! builder: deserialized directly, a `TemplateProcessing` whose pieces name a special token
-//! missing from its `special_tokens` map, a `single` template that uses sequence `$B`, or a
-//! special token with more ids than tokens panics on the first encode (found by fuzzing). Here
-//! each is an error naming the file and the field before the crate sees the JSON.
+//! Checks on a tokenizer.json that the `tokenizers` crate leaves to its builders (all found by
+//! fuzzing): deserialized directly, a `TemplateProcessing` post-processor whose pieces name a
+//! special token missing from its `special_tokens` map, a `single` template that uses sequence
+//! `$B`, or a special token with more ids than tokens panics on the first encode; a `Strip`
+//! decoder with `stop > 0` panics on decoding any token shorter than `stop` (real tokenizers use
+//! `stop: 0`). Here each is an error naming the file and the field before the crate sees the JSON.
 
 use serde_json::Value;
 
-/// Why `post_processor` (also inside a `Sequence` processor) would panic on encode, if it would.
-pub(super) fn post_processor_problem(json: &Value) -> Option<String> {
-    match json.get("post_processor") {
-        None | Some(Value::Null) => None,
-        Some(p) => processor_problem(p),
+/// The field, and why it would make the crate panic, if one would.
+pub(super) fn problem(json: &Value) -> Option<(&'static str, String)> {
+    let post = json.get("post_processor").and_then(processor_problem);
+    let decoder = json.get("decoder").and_then(decoder_problem);
+    post.map(|p| ("post_processor", p)).or(decoder.map(|d| ("decoder", d)))
+}
+
+/// Why a decoder (also inside a `Sequence` decoder) would panic on decode, if it would.
+fn decoder_problem(d: &Value) -> Option<String> {
+    match d.get("type").and_then(Value::as_str) {
+        Some("Sequence") => d
+            .get("decoders")
+            .and_then(Value::as_array)?
+            .iter()
+            .find_map(decoder_problem),
+        Some("Strip") => match d.get("stop").and_then(Value::as_u64) {
+            Some(stop) if stop > 0 => Some(format!("Strip with stop {stop} is not supported (only stop 0)")),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -68,23 +84,35 @@ mod tests {
     fn a_well_formed_template_passes() {
         let single = json!([{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]);
         let specials = json!({"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}});
-        assert_eq!(post_processor_problem(&template(single, specials)), None);
-        assert_eq!(post_processor_problem(&json!({"post_processor": null})), None);
+        assert_eq!(problem(&template(single, specials)), None);
+        assert_eq!(problem(&json!({"post_processor": null})), None);
     }
 
     #[test]
     fn templates_that_would_panic_are_named() {
         let single = json!([{"SpecialToken": {"id": "<s>", "type_id": 0}}]);
         let keyed_wrong = json!({"*<s>": {"id": "<s>", "ids": [315], "tokens": ["<s>"]}});
-        let msg = post_processor_problem(&template(single.clone(), keyed_wrong)).unwrap();
+        let (field, msg) = problem(&template(single.clone(), keyed_wrong)).unwrap();
+        assert_eq!(field, "post_processor");
         assert!(msg.contains("\"<s>\"") && msg.contains("special_tokens"), "{msg}");
         let uneven = json!({"<s>": {"id": "<s>", "ids": [1, 2], "tokens": ["<s>"]}});
-        assert!(post_processor_problem(&template(single, uneven))
+        assert!(problem(&template(single, uneven))
             .unwrap()
+            .1
             .contains("2 ids but 1 tokens"));
         let b = json!([{"Sequence": {"id": "B", "type_id": 0}}]);
-        assert!(post_processor_problem(&template(b, json!({})))
-            .unwrap()
-            .contains("sequence B"));
+        assert!(problem(&template(b, json!({}))).unwrap().1.contains("sequence B"));
+    }
+
+    #[test]
+    fn a_strip_decoder_that_cuts_the_end_is_refused() {
+        let strip = |stop: u64| {
+            json!({"decoder": {"type": "Sequence", "decoders": [
+                {"type": "ByteFallback"}, {"type": "Strip", "content": " ", "start": 1, "stop": stop},
+            ]}})
+        };
+        assert_eq!(problem(&strip(0)), None);
+        let (field, msg) = problem(&strip(1)).unwrap();
+        assert!(field == "decoder" && msg.contains("stop 1"), "{field}: {msg}");
     }
 }
