@@ -15,30 +15,24 @@ pub(super) fn problem(json: &Value) -> Option<(&'static str, String)> {
 }
 
 /// Why a decoder (also inside a `Sequence` decoder) would panic on decode, if it would.
+/// (Both checks go by shape, not by `type`: the crate reads processors and decoders untagged,
+/// so a garbled `type` still deserializes as the variant whose fields match.)
 fn decoder_problem(d: &Value) -> Option<String> {
-    match d.get("type").and_then(Value::as_str) {
-        Some("Sequence") => d
-            .get("decoders")
-            .and_then(Value::as_array)?
-            .iter()
-            .find_map(decoder_problem),
-        Some("Strip") => match d.get("stop").and_then(Value::as_u64) {
-            Some(stop) if stop > 0 => Some(format!("Strip with stop {stop} is not supported (only stop 0)")),
-            _ => None,
-        },
+    if let Some(list) = d.get("decoders").and_then(Value::as_array) {
+        return list.iter().find_map(decoder_problem);
+    }
+    match d.get("stop").and_then(Value::as_u64) {
+        Some(stop) if stop > 0 => Some(format!("Strip with stop {stop} is not supported (only stop 0)")),
         _ => None,
     }
 }
 
 fn processor_problem(p: &Value) -> Option<String> {
-    match p.get("type").and_then(Value::as_str) {
-        Some("Sequence") => {
-            let list = p.get("processors").and_then(Value::as_array)?;
-            list.iter().find_map(processor_problem)
-        }
-        Some("TemplateProcessing") => template_problem(p),
-        _ => None,
+    if let Some(list) = p.get("processors").and_then(Value::as_array) {
+        return list.iter().find_map(processor_problem);
     }
+    let template = ["single", "pair", "special_tokens"].iter().any(|k| p.get(k).is_some());
+    template.then(|| template_problem(p)).flatten()
 }
 
 fn template_problem(p: &Value) -> Option<String> {
@@ -100,6 +94,12 @@ mod tests {
             .unwrap()
             .1
             .contains("2 ids but 1 tokens"));
+        let garbled = json!({"post_processor": {"type": "Templat\u{1f}eProcessing", "single":
+            [{"SpecialToken": {"id": "4s>", "type_id": 0}}], "special_tokens": {}}});
+        assert!(
+            problem(&garbled).unwrap().1.contains("\"4s>\""),
+            "read by shape, not by type"
+        );
         let b = json!([{"Sequence": {"id": "B", "type_id": 0}}]);
         assert!(problem(&template(b, json!({}))).unwrap().1.contains("sequence B"));
     }
