@@ -5,7 +5,7 @@
 
 use super::super::act::Quantizers;
 use super::super::interleave;
-use super::super::table::Kernels;
+use super::super::table::{FloatBlock, FloatRow, Kernels};
 use super::*;
 use crate::Isa;
 
@@ -18,7 +18,7 @@ pub(crate) static AVX2_KERNELS: Kernels = Kernels {
     packed: Some(packed_dot_avx2),
     group: Some(group_dot_avx2),
     interleaves: interleaves_32,
-    float: Some((float_block::block, float_block::to_f32)),
+    float: FLOAT,
 };
 
 /// AVX2 with the VEX `vpdpbusd` (Intel Alder Lake and later, AMD Zen 4 and later).
@@ -29,7 +29,7 @@ pub(crate) static AVX_VNNI_KERNELS: Kernels = Kernels {
     packed: Some(packed_dot_avx_vnni),
     group: Some(group_dot_avx2),
     interleaves: interleaves_32,
-    float: Some((float_block::block, float_block::to_f32)),
+    float: FLOAT,
 };
 
 /// AVX2 plus AVX-512 F/BW/VL/DQ/VNNI: every interleaved format, including the K-quants.
@@ -40,8 +40,11 @@ pub(crate) static AVX512_KERNELS: Kernels = Kernels {
     packed: Some(packed_dot),
     group: Some(group_dot),
     interleaves: interleave::interleaves,
-    float: Some((float_block::block, float_block::to_f32)),
+    float: FLOAT,
 };
+
+/// The blocked float kernel and its row converter (one build serves every x86 table).
+const FLOAT: Option<(FloatBlock, FloatRow)> = Some((float_block::block, float_block::to_f32));
 
 const QUANTIZERS: Quantizers = Quantizers {
     q8: Some(quantize_q8),
