@@ -456,15 +456,20 @@ fn rows_interleaved(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<u
         let act_rows: &[ActRow] = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast(), nb) };
         for g in (rs.start..split).step_by(ROWS) {
             let group = &tiles[g / ROWS * group_bytes..][..group_bytes];
-            // the first token group asks for the next group's tiles (read from memory once per
-            // call; its later token groups find this group in cache): +10% at 16 tokens
-            let next = g + ROWS < split;
+            // the token calls share out the next group's tiles to prefetch (read from memory once
+            // per group; every call after the first finds this group in cache)
+            let next = if g + ROWS < split {
+                group.as_ptr().wrapping_add(group_bytes)
+            } else {
+                std::ptr::null()
+            };
+            let calls = nb.div_ceil(MAX_TOKENS);
             for t0 in (0..nb).step_by(MAX_TOKENS) {
                 let k = (nb - t0).min(MAX_TOKENS);
-                let ahead = if t0 == 0 && next {
-                    group.as_ptr().wrapping_add(group_bytes)
-                } else {
-                    std::ptr::null()
+                let ahead = table::Ahead {
+                    ptr: next,
+                    part: t0 / MAX_TOKENS,
+                    parts: calls,
                 };
                 let a = &act_rows[t0..t0 + k];
                 // SAFETY: the table is the ISA's this CPU runs; rows g..g+16 of tokens

@@ -151,6 +151,44 @@ fn interleaved_weights_match_the_plain_kernels() {
     }
 }
 
+/// The integer sums at their bounds: Q4_K blocks with every 4-bit value 15, every 6-bit scale and
+/// min 63, against activations that quantize to ±128 and 127. The interleaved kernels keep some
+/// partial sums in 16 bits (`interleave512::group_k4`); a bound off by a bit would wrap here
+/// and give answers off by whole multiples of 2^16, where random data stays far from the edge.
+#[test]
+fn q4_k_sums_at_their_bounds_match_the_scalar_kernel() {
+    let pool = ThreadPool::new(2);
+    let (rows, cols) = (32, 512);
+    let one = half::f16::from_f32(1.0).to_bits().to_le_bytes();
+    let block: Vec<u8> = one
+        .iter()
+        .chain(&one)
+        .copied()
+        .chain([0xFF; 12])
+        .chain([0xFF; 128])
+        .collect();
+    let bytes: Vec<u8> = block.iter().copied().cycle().take(144 * rows * cols / 256).collect();
+    let plain = Weight::new(DType::Q4_K, rows, cols, crate::Bytes::from_vec(bytes)).unwrap();
+    let tiled = plain.clone().interleaved();
+    // all −1 (the largest magnitude negative: −128 after quantization), all +1, and alternating
+    // runs of 16 (each 16-value partial sum at its extreme, of either sign)
+    let runs: Vec<f32> = (0..cols).map(|c| if (c / 16) % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    let x: Vec<f32> = [vec![-1.0; cols], vec![1.0; cols], runs].concat();
+    for &isa in Isa::supported() {
+        let mut got = vec![0f32; 3 * rows];
+        let mut want = vec![0f32; 3 * rows];
+        matmul_with(isa, &pool, &x, &tiled, &mut got);
+        matmul_with(Isa::Scalar, &pool, &x, &plain, &mut want);
+        let err = worst_rel(&got, &want, &x, &plain);
+        assert!(
+            err <= 2e-6,
+            "{isa:?}: {err} off scalar ({:?} vs {:?})",
+            &got[..2],
+            &want[..2]
+        );
+    }
+}
+
 /// A weight interleaved on any CPU still multiplies on the instruction sets that do not read
 /// its tiles (scalar; AVX2 for K-quants): they get its plain rows back, so the output is bit
 /// for bit the plain weight's on the same instruction set.

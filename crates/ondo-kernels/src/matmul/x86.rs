@@ -18,6 +18,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::act::ActRow;
+pub(crate) use super::table::Ahead;
 use crate::DType;
 use std::arch::x86_64::*;
 
@@ -49,6 +50,14 @@ pub(crate) unsafe fn prefetch(ahead: *const u8, at: usize, len: usize) {
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off) as *const i8);
         }
     }
+}
+
+/// Asks for `ahead`'s share of the tile `ahead.ptr[at..at + len]`.
+#[inline(always)]
+pub(crate) unsafe fn prefetch_share(ahead: Ahead, at: usize, len: usize) {
+    let from = at + len * ahead.part / ahead.parts;
+    let to = at + len * (ahead.part + 1) / ahead.parts;
+    prefetch(ahead.ptr, from, to - from);
 }
 
 pub(crate) use packed256::{packed_dot as packed_dot_avx2, packed_dot_vnni as packed_dot_avx_vnni};

@@ -6,22 +6,21 @@
 //! (K-quant tiles measured no faster than the plain AVX2 K-quant kernels: see `tables`.)
 
 use super::super::interleave::{parts32, Parts32};
-use super::{bits_to_0x10, prefetch, ActRow, AVX2};
+use super::{bits_to_0x10, prefetch_share, ActRow, Ahead, AVX2};
 use crate::DType;
 use std::arch::x86_64::*;
 
 /// `*out.add(t · stride + r) = row_r · a[t]` for the sixteen rows of one group (as
-/// `interleave512::group_dot`, `ahead` included; the first half prefetches it).
+/// `interleave512::group_dot`; `ahead` as there, but see `first`).
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn group_dot(
-    dtype: DType,
-    tiles: &[u8],
-    a: &[ActRow],
-    out: *mut f32,
-    stride: usize,
-    ahead: *const u8,
-) {
-    let ahead_of = |h: usize| if h == 0 { ahead } else { std::ptr::null() };
+pub(crate) unsafe fn group_dot(dtype: DType, tiles: &[u8], a: &[ActRow], out: *mut f32, stride: usize, ahead: Ahead) {
+    // The first call of a group asks for all of the next one, in its first half: these kernels
+    // are compute bound, and sharing the prefetch out over the calls measured no faster here.
+    let first = Ahead {
+        parts: 1,
+        ..if ahead.part == 0 { ahead } else { Ahead::NONE }
+    };
+    let ahead_of = |h: usize| if h == 0 { first } else { Ahead::NONE };
     macro_rules! by_tokens {
         ($f:ident, $h:expr $(, $p:expr)*) => {
             match a.len() {
@@ -110,7 +109,7 @@ unsafe fn half32<const T: usize>(
     a: &[ActRow],
     out: *mut f32,
     stride: usize,
-    ahead: *const u8,
+    ahead: Ahead,
     h: usize,
     p: Parts32,
     offset: f32,
@@ -119,7 +118,7 @@ unsafe fn half32<const T: usize>(
     let mut acc = [_mm256_setzero_ps(); T];
     for b in 0..tiles.len() / p.bytes {
         let tile = tiles.as_ptr().add(b * p.bytes);
-        prefetch(ahead, b * p.bytes, p.bytes);
+        prefetch_share(ahead, b * p.bytes, p.bytes);
         // (loops, not closures: a closure LLVM declines to inline is compiled without AVX2, and
         // that once made this Q8_0 path 3x slower after an unrelated change moved code around)
         let mut q = if signed {

@@ -4,22 +4,15 @@
 //! and scales, mins and offsets apply lane-wise: no horizontal sums, no per-row work.
 
 use super::super::interleave::{self as il, parts32, Parts32};
-use super::{prefetch, ActRow};
+use super::{prefetch_share, ActRow, Ahead};
 use crate::DType;
 use std::arch::x86_64::*;
 
 /// `*out.add(t · stride + r) = row_r · a[t]` for the sixteen rows of one group: `tiles` is the
-/// group's tiles, 1..=4 tokens. `ahead` is the next group's tiles (or null): each tile's bytes
-/// there are prefetched as the tile is read, so the next group comes from cache.
+/// group's tiles, 1..=4 tokens. `ahead` is this call's share of the next group's tiles: as each
+/// tile is read, its share of the same tile there is prefetched, so the next group comes from cache.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-pub(crate) unsafe fn group_dot(
-    dtype: DType,
-    tiles: &[u8],
-    a: &[ActRow],
-    out: *mut f32,
-    stride: usize,
-    ahead: *const u8,
-) {
+pub(crate) unsafe fn group_dot(dtype: DType, tiles: &[u8], a: &[ActRow], out: *mut f32, stride: usize, ahead: Ahead) {
     macro_rules! by_tokens {
         ($f:ident $(, $p:expr)*) => {
             match a.len() {
@@ -46,12 +39,19 @@ pub(crate) unsafe fn group_dot(
 /// only every other step).
 #[inline(always)]
 unsafe fn dot8(q: &[__m512i; 8], x: *const u8, ks: std::ops::Range<usize>) -> __m512i {
+    let (s0, s1) = dot8_halves(q, x, ks);
+    _mm512_add_epi32(s0, s1)
+}
+
+/// [`dot8`]'s two chains apart: the even `k` and the odd `k`.
+#[inline(always)]
+unsafe fn dot8_halves(q: &[__m512i; 8], x: *const u8, ks: std::ops::Range<usize>) -> (__m512i, __m512i) {
     let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
     for k in ks.step_by(2) {
         s0 = _mm512_dpbusd_epi32(s0, q[k], bcast4(x, k));
         s1 = _mm512_dpbusd_epi32(s1, q[k + 1], bcast4(x, k + 1));
     }
-    _mm512_add_epi32(s0, s1)
+    (s0, s1)
 }
 
 /// The four activation bytes at `x + 4k` in every i32 lane. (Helpers that return vectors are
@@ -126,14 +126,14 @@ unsafe fn group32<const T: usize>(
     a: &[ActRow],
     out: *mut f32,
     stride: usize,
-    ahead: *const u8,
+    ahead: Ahead,
     p: Parts32,
     offset: f32,
 ) {
     let mut acc = [_mm512_setzero_ps(); T];
     for b in 0..tiles.len() / p.bytes {
         let tile = tiles.as_ptr().add(b * p.bytes);
-        prefetch(ahead, b * p.bytes, p.bytes);
+        prefetch_share(ahead, b * p.bytes, p.bytes);
         let q = quants32(tile, p);
         let dw = f16x16(tile);
         for t in 0..T {
@@ -160,20 +160,13 @@ unsafe fn group32<const T: usize>(
 /// Q4_K (and Q5_K when `five`): per sub-block `j`, `Σ_j sc_j · Σ q·x` and the mins
 /// `Σ_j m_j · Σx` in integers, then `d · sums − dmin · mins` per block.
 #[inline(always)]
-unsafe fn group_k4<const T: usize>(
-    tiles: &[u8],
-    a: &[ActRow],
-    out: *mut f32,
-    stride: usize,
-    ahead: *const u8,
-    five: bool,
-) {
+unsafe fn group_k4<const T: usize>(tiles: &[u8], a: &[ActRow], out: *mut f32, stride: usize, ahead: Ahead, five: bool) {
     let sub_bytes = il::k4_sub_bytes(five);
     let tile_bytes = il::K4_SUBS + 8 * sub_bytes;
     let mut acc = [_mm512_setzero_ps(); T];
     for b in 0..tiles.len() / tile_bytes {
         let tile = tiles.as_ptr().add(b * tile_bytes);
-        prefetch(ahead, b * tile_bytes, tile_bytes);
+        prefetch_share(ahead, b * tile_bytes, tile_bytes);
         let (mut sumi, mut summ) = ([_mm512_setzero_si512(); T], [_mm512_setzero_si512(); T]);
         for j in 0..8 {
             let sub = tile.add(il::K4_SUBS + sub_bytes * j);
@@ -186,8 +179,17 @@ unsafe fn group_k4<const T: usize>(
             let m2 = _mm512_or_si512(m, _mm512_slli_epi32(m, 16)); // (m, m) as two i16
             for t in 0..T {
                 let a = a.get_unchecked(t);
-                let s = dot8(&q, a.qs.as_ptr().add(256 * b + 32 * j) as *const u8, 0..8);
-                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(s, sc));
+                let x = a.qs.as_ptr().add(256 * b + 32 * j) as *const u8;
+                if five {
+                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(dot8(&q, x, 0..8), sc));
+                } else {
+                    // Each chain sums 16 values of 4 bits: |Σ q·x| ≤ 16 · 15 · 128 < 2^15, so the
+                    // i32 is its own low i16 (and the high i16 its sign), and `vpdpwssd` with sc
+                    // (high i16 zero) adds sc · Σ exactly: one µop where `vpmulld` + `vpaddd`
+                    // are three on Intel's cores.
+                    let (s0, s1) = dot8_halves(&q, x, 0..8);
+                    sumi[t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(sumi[t], s0, sc), s1, sc);
+                }
                 let bs = (a.bsums.as_ptr().add(16 * b + 2 * j) as *const i32).read_unaligned();
                 summ[t] = _mm512_dpwssd_epi32(summ[t], m2, _mm512_set1_epi32(bs));
             }
@@ -206,12 +208,12 @@ unsafe fn group_k4<const T: usize>(
 /// Q6_K: values `q − 32` with a signed scale per 16: `Σ_k sc_k · (Σ q·x − 32 · Σx)`, the bias
 /// `−32 · sc_k · Σx` added into the same integer sum (one accumulator per token: fewer registers).
 #[inline(always)]
-unsafe fn group_q6_k<const T: usize>(tiles: &[u8], a: &[ActRow], out: *mut f32, stride: usize, ahead: *const u8) {
+unsafe fn group_q6_k<const T: usize>(tiles: &[u8], a: &[ActRow], out: *mut f32, stride: usize, ahead: Ahead) {
     let mut acc = [_mm512_setzero_ps(); T];
     let two = _mm512_set1_epi8(0x30);
     for b in 0..tiles.len() / il::Q6_K_BYTES {
         let tile = tiles.as_ptr().add(b * il::Q6_K_BYTES);
-        prefetch(ahead, b * il::Q6_K_BYTES, il::Q6_K_BYTES);
+        prefetch_share(ahead, b * il::Q6_K_BYTES, il::Q6_K_BYTES);
         let mut sumi = [_mm512_setzero_si512(); T];
         for j in 0..8 {
             let sub = tile.add(il::Q6_K_SUBS + il::Q6_K_SUB * j);
