@@ -52,6 +52,20 @@ pub(crate) unsafe fn prefetch(ahead: *const u8, at: usize, len: usize) {
     }
 }
 
+/// How far ahead of the block being read the AVX2 K-quant row kernels ask for the weights
+/// (bytes). (The 32-value formats measured no faster with it: the hardware keeps up there.)
+const STREAM_AHEAD: usize = 1536;
+
+/// Asks for the `len` bytes `STREAM_AHEAD` past block `b` (the rows of a call are consecutive,
+/// so this runs on into the next row; a prefetch never faults). Without it an Intel Xeon core
+/// read Q4_K at 6.9 GB/s of its 14.4 at batch 1, waiting on each block's first load.
+#[inline(always)]
+pub(super) unsafe fn stream_ahead(b: *const u8, len: usize) {
+    for off in (0..len).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(STREAM_AHEAD + off) as *const i8);
+    }
+}
+
 /// Asks for `ahead`'s share of the tile `ahead.ptr[at..at + len]`.
 #[inline(always)]
 pub(crate) unsafe fn prefetch_share(ahead: Ahead, at: usize, len: usize) {

@@ -42,6 +42,7 @@ unsafe fn q45_k<const V: u8, const T: usize, const FIVE: bool>(w: &[u8], a: &[Ac
     let m4 = _mm256_set1_epi8(0x0F);
     for i in 0..nb {
         let b = w.as_ptr().add(i * bb);
+        stream_ahead(b, bb);
         let (dw, dminw) = (f16(b), f16(b.add(2)));
         let (sc, mn) = q4_k_scales(b.add(4));
         // the eight scales as i16 in both 128-bit lanes; each chunk picks its two with a shuffle
@@ -127,6 +128,7 @@ unsafe fn q6_k_256<const T: usize>(w: &[u8], a: &[ActRow], out: &mut [f32]) {
     let mut acc = [_mm256_setzero_ps(); T];
     for i in 0..nb {
         let b = w.as_ptr().add(i * 210);
+        stream_ahead(b, 210);
         let dw = f16(b.add(208));
         let sc8 = _mm_loadu_si128(b.add(192) as *const __m128i);
         let sc16 = _mm256_cvtepi8_epi16(sc8);
