@@ -66,12 +66,40 @@ pub(super) unsafe fn stream_ahead(b: *const u8, len: usize) {
     }
 }
 
-/// Asks for `ahead`'s share of the tile `ahead.ptr[at..at + len]`.
+/// `ahead`'s share of every `len`-byte tile of the next group, worked out once per call (a
+/// division per tile cost single-stream decode 1-5%).
+#[derive(Clone, Copy)]
+pub(crate) struct TileAhead {
+    ptr: *const u8,
+    from: usize,
+    len: usize,
+}
+
+impl Ahead {
+    #[inline(always)]
+    pub(crate) fn tiles(self, len: usize) -> TileAhead {
+        if self.parts == 1 {
+            // one call per group (a decode step of 1-4 tokens): no division per call either
+            return TileAhead {
+                ptr: self.ptr,
+                from: 0,
+                len,
+            };
+        }
+        let from = len * self.part / self.parts;
+        let to = len * (self.part + 1) / self.parts;
+        TileAhead {
+            ptr: self.ptr,
+            from,
+            len: to - from,
+        }
+    }
+}
+
+/// Asks for `ahead`'s share of the next group's tile at byte `at`.
 #[inline(always)]
-pub(crate) unsafe fn prefetch_share(ahead: Ahead, at: usize, len: usize) {
-    let from = at + len * ahead.part / ahead.parts;
-    let to = at + len * (ahead.part + 1) / ahead.parts;
-    prefetch(ahead.ptr, from, to - from);
+pub(crate) unsafe fn prefetch_tile(ahead: TileAhead, at: usize) {
+    prefetch(ahead.ptr, at + ahead.from, ahead.len);
 }
 
 pub(crate) use packed256::{packed_dot as packed_dot_avx2, packed_dot_vnni as packed_dot_avx_vnni};

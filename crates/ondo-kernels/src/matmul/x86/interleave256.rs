@@ -6,7 +6,7 @@
 //! (K-quant tiles measured no faster than the plain AVX2 K-quant kernels: see `tables`.)
 
 use super::super::interleave::{parts32, Parts32};
-use super::{bits_to_0x10, prefetch_share, ActRow, Ahead, AVX2};
+use super::{bits_to_0x10, prefetch_tile, ActRow, Ahead, AVX2};
 use crate::DType;
 use std::arch::x86_64::*;
 
@@ -116,9 +116,10 @@ unsafe fn half32<const T: usize>(
 ) {
     let signed = p.bytes == parts32(DType::Q8_0).bytes;
     let mut acc = [_mm256_setzero_ps(); T];
+    let ahead = ahead.tiles(p.bytes);
     for b in 0..tiles.len() / p.bytes {
         let tile = tiles.as_ptr().add(b * p.bytes);
-        prefetch_share(ahead, b * p.bytes, p.bytes);
+        prefetch_tile(ahead, b * p.bytes);
         // (loops, not closures: a closure LLVM declines to inline is compiled without AVX2, and
         // that once made this Q8_0 path 3x slower after an unrelated change moved code around)
         let mut q = if signed {

@@ -4,7 +4,7 @@
 //! and scales, mins and offsets apply lane-wise: no horizontal sums, no per-row work.
 
 use super::super::interleave::{self as il, parts32, Parts32};
-use super::{prefetch_share, ActRow, Ahead};
+use super::{prefetch_tile, ActRow, Ahead};
 use crate::DType;
 use std::arch::x86_64::*;
 
@@ -131,9 +131,10 @@ unsafe fn group32<const T: usize>(
     offset: f32,
 ) {
     let mut acc = [_mm512_setzero_ps(); T];
+    let ahead = ahead.tiles(p.bytes);
     for b in 0..tiles.len() / p.bytes {
         let tile = tiles.as_ptr().add(b * p.bytes);
-        prefetch_share(ahead, b * p.bytes, p.bytes);
+        prefetch_tile(ahead, b * p.bytes);
         let q = quants32(tile, p);
         let dw = f16x16(tile);
         for t in 0..T {
@@ -164,9 +165,10 @@ unsafe fn group_k4<const T: usize>(tiles: &[u8], a: &[ActRow], out: *mut f32, st
     let sub_bytes = il::k4_sub_bytes(five);
     let tile_bytes = il::K4_SUBS + 8 * sub_bytes;
     let mut acc = [_mm512_setzero_ps(); T];
+    let ahead = ahead.tiles(tile_bytes);
     for b in 0..tiles.len() / tile_bytes {
         let tile = tiles.as_ptr().add(b * tile_bytes);
-        prefetch_share(ahead, b * tile_bytes, tile_bytes);
+        prefetch_tile(ahead, b * tile_bytes);
         let (mut sumi, mut summ) = ([_mm512_setzero_si512(); T], [_mm512_setzero_si512(); T]);
         for j in 0..8 {
             let sub = tile.add(il::K4_SUBS + sub_bytes * j);
@@ -211,9 +213,10 @@ unsafe fn group_k4<const T: usize>(tiles: &[u8], a: &[ActRow], out: *mut f32, st
 unsafe fn group_q6_k<const T: usize>(tiles: &[u8], a: &[ActRow], out: *mut f32, stride: usize, ahead: Ahead) {
     let mut acc = [_mm512_setzero_ps(); T];
     let two = _mm512_set1_epi8(0x30);
+    let ahead = ahead.tiles(il::Q6_K_BYTES);
     for b in 0..tiles.len() / il::Q6_K_BYTES {
         let tile = tiles.as_ptr().add(b * il::Q6_K_BYTES);
-        prefetch_share(ahead, b * il::Q6_K_BYTES, il::Q6_K_BYTES);
+        prefetch_tile(ahead, b * il::Q6_K_BYTES);
         let mut sumi = [_mm512_setzero_si512(); T];
         for j in 0..8 {
             let sub = tile.add(il::Q6_K_SUBS + il::Q6_K_SUB * j);
