@@ -37,12 +37,49 @@ pub(crate) struct Ahead {
     pub parts: usize,
 }
 
+/// `Ahead`'s share of every `len`-byte tile of the next group (`Ahead::tiles`), worked out once
+/// per call: a division per tile cost single-stream decode 1-5%.
+#[derive(Clone, Copy)]
+pub(crate) struct TileAhead {
+    pub ptr: *const u8,
+    pub from: usize,
+    pub len: usize,
+}
+
 impl Ahead {
     pub const NONE: Ahead = Ahead {
         ptr: std::ptr::null(),
         part: 0,
         parts: 1,
     };
+
+    /// The whole next group asked for by this one call.
+    pub fn whole(self) -> Ahead {
+        Ahead {
+            part: 0,
+            parts: 1,
+            ..self
+        }
+    }
+
+    #[inline(always)]
+    pub fn tiles(self, len: usize) -> TileAhead {
+        if self.parts == 1 {
+            // one call per group (a decode step of 1-4 tokens): no division per call either
+            return TileAhead {
+                ptr: self.ptr,
+                from: 0,
+                len,
+            };
+        }
+        let from = len * self.part / self.parts;
+        let to = len * (self.part + 1) / self.parts;
+        TileAhead {
+            ptr: self.ptr,
+            from,
+            len: to - from,
+        }
+    }
 }
 
 /// Rows and tokens of one blocked float call.

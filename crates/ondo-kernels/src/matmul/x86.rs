@@ -18,7 +18,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::act::ActRow;
-pub(crate) use super::table::Ahead;
+pub(crate) use super::table::{Ahead, TileAhead};
 use crate::DType;
 use std::arch::x86_64::*;
 
@@ -63,36 +63,6 @@ const STREAM_AHEAD: usize = 1536;
 pub(super) unsafe fn stream_ahead(b: *const u8, len: usize) {
     for off in (0..len).step_by(64) {
         _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(STREAM_AHEAD + off) as *const i8);
-    }
-}
-
-/// `ahead`'s share of every `len`-byte tile of the next group, worked out once per call (a
-/// division per tile cost single-stream decode 1-5%).
-#[derive(Clone, Copy)]
-pub(crate) struct TileAhead {
-    ptr: *const u8,
-    from: usize,
-    len: usize,
-}
-
-impl Ahead {
-    #[inline(always)]
-    pub(crate) fn tiles(self, len: usize) -> TileAhead {
-        if self.parts == 1 {
-            // one call per group (a decode step of 1-4 tokens): no division per call either
-            return TileAhead {
-                ptr: self.ptr,
-                from: 0,
-                len,
-            };
-        }
-        let from = len * self.part / self.parts;
-        let to = len * (self.part + 1) / self.parts;
-        TileAhead {
-            ptr: self.ptr,
-            from,
-            len: to - from,
-        }
     }
 }
 

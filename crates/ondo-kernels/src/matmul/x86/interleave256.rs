@@ -16,10 +16,7 @@ use std::arch::x86_64::*;
 pub(crate) unsafe fn group_dot(dtype: DType, tiles: &[u8], a: &[ActRow], out: *mut f32, stride: usize, ahead: Ahead) {
     // The first call of a group asks for all of the next one, in its first half: these kernels
     // are compute bound, and sharing the prefetch out over the calls measured no faster here.
-    let first = Ahead {
-        parts: 1,
-        ..if ahead.part == 0 { ahead } else { Ahead::NONE }
-    };
+    let first = if ahead.part == 0 { ahead.whole() } else { Ahead::NONE };
     let ahead_of = |h: usize| if h == 0 { first } else { Ahead::NONE };
     macro_rules! by_tokens {
         ($f:ident, $h:expr $(, $p:expr)*) => {
