@@ -28,6 +28,7 @@ pub(crate) const AVX_VNNI: u8 = 1;
 pub(crate) const AVX512: u8 = 2;
 
 mod float_block;
+mod float_block512;
 mod interleave256;
 mod interleave512;
 mod kquant256;

@@ -29,15 +29,29 @@ pub(crate) unsafe fn block(rows: &[&[u8]], xs: &[&[f32]], out: &mut [[f32; ROWS]
     debug_assert!(rows.iter().all(|r| r.len() == 4 * n) && xs.iter().all(|x| x.len() == n));
     let n8 = n / 8 * 8;
     let mut acc = [[_mm256_setzero_ps(); TOKENS]; ROWS];
+    // a missing row repeats the last one (its results are dropped)
+    let row = |r: usize| rows[r.min(rows.len() - 1)].as_ptr() as *const f32;
     for k0 in (0..n8).step_by(CHUNK) {
         let k1 = (k0 + CHUNK).min(n8);
-        for r in (0..rows.len()).step_by(2) {
-            let r1 = (r + 1).min(rows.len() - 1);
-            let (a0, a1) = acc.split_at_mut(r + 1);
-            // an odd last row runs as its own pair (its second result is dropped)
-            let mut spare = [_mm256_setzero_ps(); TOKENS];
-            let acc1 = if r1 > r { &mut a1[0] } else { &mut spare };
-            pair(rows[r], rows[r1], xs, k0, k1, &mut a0[r], acc1);
+        for r in (0..rows.len()).step_by(4) {
+            let w = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+            let mut spare = [[_mm256_setzero_ps(); TOKENS]; 4];
+            let quad = if r + 4 <= ROWS {
+                &mut acc[r..r + 4]
+            } else {
+                &mut spare[..]
+            };
+            let mut t = 0;
+            while t < xs.len() {
+                let take = (xs.len() - t).min(3);
+                let x = &xs[t..t + take];
+                match take {
+                    3 => micro::<3>(w, x, k0, k1, quad, t),
+                    2 => micro::<2>(w, x, k0, k1, quad, t),
+                    _ => micro::<1>(w, x, k0, k1, quad, t),
+                }
+                t += take;
+            }
         }
     }
     for (r, row) in rows.iter().enumerate() {
@@ -51,50 +65,33 @@ pub(crate) unsafe fn block(rows: &[&[u8]], xs: &[&[f32]], out: &mut [[f32; ROWS]
     }
 }
 
-/// Rows `w0`, `w1` against every token over columns `k0..k1`, four tokens per micro tile.
-#[inline(always)]
-unsafe fn pair(w0: &[u8], w1: &[u8], xs: &[&[f32]], k0: usize, k1: usize, acc0: &mut [__m256], acc1: &mut [__m256]) {
-    let mut t = 0;
-    while t < xs.len() {
-        let take = (xs.len() - t).min(4);
-        let (x, a0, a1) = (&xs[t..t + take], &mut acc0[t..t + take], &mut acc1[t..t + take]);
-        match take {
-            4 => micro::<4>(w0, w1, x, k0, k1, a0, a1),
-            3 => micro::<3>(w0, w1, x, k0, k1, a0, a1),
-            2 => micro::<2>(w0, w1, x, k0, k1, a0, a1),
-            _ => micro::<1>(w0, w1, x, k0, k1, a0, a1),
-        }
-        t += take;
-    }
-}
-
+/// Rows `w` against tokens `xs` (`acc[r][t0 + t]`) over columns `k0..k1`.
 #[inline(always)]
 unsafe fn micro<const T: usize>(
-    w0: &[u8],
-    w1: &[u8],
+    w: [*const f32; 4],
     xs: &[&[f32]],
     k0: usize,
     k1: usize,
-    acc0: &mut [__m256],
-    acc1: &mut [__m256],
+    acc: &mut [[__m256; TOKENS]],
+    t0: usize,
 ) {
-    let (p0, p1) = (w0.as_ptr() as *const f32, w1.as_ptr() as *const f32);
     let x: [*const f32; T] = std::array::from_fn(|t| xs.get_unchecked(t).as_ptr());
-    let mut c0: [__m256; T] = std::array::from_fn(|t| *acc0.get_unchecked(t));
-    let mut c1: [__m256; T] = std::array::from_fn(|t| *acc1.get_unchecked(t));
+    let mut c: [[__m256; T]; 4] = std::array::from_fn(|r| std::array::from_fn(|t| acc[r][t0 + t]));
     let mut i = k0;
     while i < k1 {
-        let (wa, wb) = (_mm256_loadu_ps(p0.add(i)), _mm256_loadu_ps(p1.add(i)));
+        let wv: [__m256; 4] = std::array::from_fn(|r| _mm256_loadu_ps(w[r].add(i)));
         for t in 0..T {
             let xv = _mm256_loadu_ps(x[t].add(i));
-            c0[t] = _mm256_fmadd_ps(wa, xv, c0[t]);
-            c1[t] = _mm256_fmadd_ps(wb, xv, c1[t]);
+            for r in 0..4 {
+                c[r][t] = _mm256_fmadd_ps(wv[r], xv, c[r][t]);
+            }
         }
         i += 8;
     }
-    for t in 0..T {
-        *acc0.get_unchecked_mut(t) = c0[t];
-        *acc1.get_unchecked_mut(t) = c1[t];
+    for r in 0..4 {
+        for t in 0..T {
+            acc[r][t0 + t] = c[r][t];
+        }
     }
 }
 

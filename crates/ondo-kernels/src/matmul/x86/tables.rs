@@ -40,11 +40,13 @@ pub(crate) static AVX512_KERNELS: Kernels = Kernels {
     packed: Some(packed_dot),
     group: Some(group_dot),
     interleaves: interleave::interleaves,
-    float: FLOAT,
+    float: FLOAT512,
 };
 
-/// The blocked float kernel and its row converter (one build serves every x86 table).
+/// The blocked float kernel and its row converter (one build serves the AVX2 tables).
 const FLOAT: Option<(FloatBlock, FloatRow)> = Some((float_block::block, float_block::to_f32));
+/// The same sums on 512-bit registers (two rows' accumulators in each).
+const FLOAT512: Option<(FloatBlock, FloatRow)> = Some((float_block512::block, float_block::to_f32));
 
 const QUANTIZERS: Quantizers = Quantizers {
     q8: Some(quantize_q8),
