@@ -16,6 +16,7 @@
 //! the reference and its table the fallback.
 
 mod act;
+mod blocked;
 pub(crate) mod interleave;
 mod packed;
 mod scalar;
@@ -31,7 +32,7 @@ use act::{ActKind, ActRow, Acts};
 use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::OnceLock;
-use table::{Dot, Kernels, FLOAT_ROWS, FLOAT_TOKENS};
+use table::{Dot, FloatAcc, Kernels};
 
 /// Tokens one kernel call takes.
 const MAX_TOKENS: usize = 4;
@@ -195,6 +196,8 @@ struct Scratch {
     rows: Vec<f32>,
     /// One packed row block per task (K-quants at batch sizes from `PACK_MIN_TOKENS`).
     packs: Vec<packed::Packed>,
+    /// `blocked::ACCS` running sums per task (float weights against many tokens).
+    accs: Vec<FloatAcc>,
 }
 
 impl Scratch {
@@ -227,7 +230,7 @@ struct Plan {
     dot: Dot,
     /// Dequantize each weight row to f32 and use `dot` (an f32 kernel) on that.
     via_f32: bool,
-    /// Blocks of f32 rows × tokens (`Kernels::float`) for f32 weights or rows made f32.
+    /// Float formats from 4 tokens: panels of rows × tokens (`Kernels::float`, `blocked`).
     blocked: bool,
     /// Unpack eight rows at a time and run every token against them (`packed`).
     packed: bool,
@@ -267,14 +270,14 @@ impl Plan {
             via_f32,
             packed,
             interleaved,
-            blocked: k.float.is_some() && (via_f32 || dtype == DType::F32),
+            blocked: k.float.is_some() && via_f32 && dtype.block_size() == 1,
         };
         match (int_act, (k.dot)(dtype)) {
             (Some(act), Some(dot)) => plan(act, dot, false),
             (_, dot) => {
-                // Float formats read directly at batch 1; everything else (and float formats at
-                // larger batches, where converting a row once pays off) goes through f32 rows.
-                let direct = matches!(dtype, DType::F32) || (dtype.block_size() == 1 && n < 4);
+                // Float formats read directly below 4 tokens; everything else (and float formats
+                // from 4 tokens, where laying rows out as panels once pays off) goes through f32 rows.
+                let direct = dtype.block_size() == 1 && n < 4;
                 match (direct, dot) {
                     (true, Some(dot)) => plan(ActKind::F32, dot, false),
                     _ => plan(ActKind::F32, (k.dot)(DType::F32).unwrap_or(scalar::DEQUANT), true),
@@ -332,6 +335,12 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
         scratch.packs.resize_with(tasks, Default::default);
     }
     let packs = PackPtr(scratch.packs.as_mut_ptr());
+    if jobs().any(|j| j.plan.blocked) && scratch.accs.len() < tasks * blocked::ACCS {
+        scratch
+            .accs
+            .resize(tasks * blocked::ACCS, FloatAcc([[[0.0; 8]; 16]; 8]));
+    }
+    let accs = AccPtr(scratch.accs.as_mut_ptr());
     let scratch = &*scratch;
     pool.run(tasks, |task| {
         let (b0, b1) = (task_start(task, tasks, total), task_start(task + 1, tasks, total));
@@ -359,10 +368,12 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
                     // SAFETY: task `task` alone uses pack `task` (there are `tasks` of them).
                     let pack = unsafe { packs.get(task) };
                     rows_packed(plan, job.w, x, acts, rs, pack, out);
+                } else if plan.blocked {
+                    // SAFETY: there are `ACCS` accumulators per task, and task `task` alone uses its own.
+                    let accs = unsafe { accs.get(task) };
+                    blocked::rows(plan, job.w, x, rs, buf(), accs, &write);
                 } else if plan.via_f32 {
-                    rows_f32(plan, job.w, x, acts, rs, Some(buf()), &write);
-                } else if plan.blocked && n > 1 {
-                    rows_f32(plan, job.w, x, acts, rs, None, &write);
+                    rows_f32(plan, job.w, x, acts, rs, buf(), &write);
                 } else {
                     rows_direct(plan, job.w, x, acts, rs, out);
                 }
@@ -483,6 +494,19 @@ fn rows_interleaved(plan: &Plan, w: &Weight, x: &[f32], acts: &Acts, rs: Range<u
     }
 }
 
+/// The tasks' float accumulators (`blocked::ACCS` each), shared with the pool.
+struct AccPtr(*mut FloatAcc);
+unsafe impl Send for AccPtr {}
+unsafe impl Sync for AccPtr {}
+impl AccPtr {
+    /// # Safety
+    /// There are `blocked::ACCS` accumulators for `task`, and only that task uses them.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, task: usize) -> &mut [FloatAcc] {
+        std::slice::from_raw_parts_mut(self.0.add(task * blocked::ACCS), blocked::ACCS)
+    }
+}
+
 /// The tasks' packed row blocks, shared with the pool (each task takes its own).
 #[derive(Clone, Copy)]
 struct PackPtr(*mut packed::Packed);
@@ -537,95 +561,29 @@ fn rows_packed(
     }
 }
 
-/// Rows `rs` as f32 (converted eight rows at a time into `buf`, or read directly for f32
-/// weights) against every token: blocks of 8 rows × 16 tokens (`Kernels::float`), or on the
-/// scalar path one row against up to four tokens per call.
+/// Rows `rs` dequantized eight at a time into `buf` against every token, one row against up
+/// to four tokens per call (tables without a blocked float kernel: the scalar one).
 fn rows_f32(
     plan: &Plan,
     w: &Weight,
     x: &[f32],
     acts: &Acts,
     rs: Range<usize>,
-    mut buf: Option<&mut [f32]>,
+    buf: &mut [f32],
     write: &dyn Fn(usize, usize, f32),
 ) {
     let (n, cols) = (x.len() / w.cols(), w.cols());
-    // tokens in super-blocks that stay in cache while every row block of the task goes by (at
-    // 512 tokens × 14336 columns the activations are 29 MB: streamed again per row block, they
-    // were the bound); rows made f32 are converted again per super-block (1/64 of the work)
-    let supers = if plan.blocked { FLOAT_SUPER } else { n.max(1) };
-    for ts in (0..n).step_by(supers) {
-        let te = (ts + supers).min(n);
-        for rb in rs.clone().step_by(ROW_BLOCK) {
-            let rb_end = (rb + ROW_BLOCK).min(rs.end);
-            if let Some(buf) = buf.as_deref_mut() {
-                for (r, dst) in (rb..rb_end).zip(buf.chunks_exact_mut(cols)) {
-                    to_f32_row(plan, w, r, dst);
-                }
-            }
-            let row = |r: usize| -> &[u8] {
-                match buf.as_deref() {
-                    // SAFETY: reading initialized f32s as their bytes.
-                    Some(b) => unsafe {
-                        std::slice::from_raw_parts(b[(r - rb) * cols..].as_ptr() as *const u8, 4 * cols)
-                    },
-                    None => w.plain_row(r),
-                }
-            };
-            if plan.blocked {
-                let xs = &x[ts * cols..te * cols];
-                float_blocks(plan, &row, rb..rb_end, xs, cols, &|t, r, v| write(ts + t, r, v));
-                continue;
-            }
-            for tb in (ts..te).step_by(TOKEN_BLOCK) {
-                let tt = tb..(tb + TOKEN_BLOCK).min(te);
-                for r in rb..rb_end {
-                    dot_tokens(plan.dot, DType::F32, row(r), x, acts, tt.clone(), &|t, v| {
-                        write(t, r, v)
-                    });
-                }
-            }
+    for rb in rs.clone().step_by(ROW_BLOCK) {
+        let rb_end = (rb + ROW_BLOCK).min(rs.end);
+        for (r, dst) in (rb..rb_end).zip(buf.chunks_exact_mut(cols)) {
+            w.dequantize_row(r, dst);
         }
-    }
-}
-
-/// Tokens per super-block of the blocked float path (`rows_f32`).
-const FLOAT_SUPER: usize = 64;
-
-/// Row `r` of `w` as f32 values.
-fn to_f32_row(plan: &Plan, w: &Weight, r: usize, dst: &mut [f32]) {
-    match plan.k.float {
-        // SAFETY: the table is the ISA's this CPU runs.
-        Some((_, float_row)) => unsafe { float_row(w.dtype(), w.plain_row(r), dst) },
-        _ => w.dequantize_row(r, dst),
-    }
-}
-
-/// Rows `rows` (f32 bytes from `row`) against every token, the ISA's float block by block.
-fn float_blocks<'a>(
-    plan: &Plan,
-    row: &dyn Fn(usize) -> &'a [u8],
-    rows: Range<usize>,
-    x: &[f32],
-    cols: usize,
-    write: &dyn Fn(usize, usize, f32),
-) {
-    let (float_block, _) = plan.k.float.expect("a blocked plan has a float block kernel");
-    debug_assert!(rows.len() <= FLOAT_ROWS);
-    let n = x.len() / cols;
-    let mut ws: [&[u8]; FLOAT_ROWS] = [&[]; FLOAT_ROWS];
-    for (slot, r) in ws.iter_mut().zip(rows.clone()) {
-        *slot = row(r);
-    }
-    let mut tile = [[0f32; FLOAT_ROWS]; FLOAT_TOKENS];
-    for t0 in (0..n).step_by(FLOAT_TOKENS) {
-        let k = (n - t0).min(FLOAT_TOKENS);
-        let xs: [&[f32]; FLOAT_TOKENS] = std::array::from_fn(|j| &x[(t0 + j.min(k - 1)) * cols..][..cols]);
-        // SAFETY: the table is the ISA's this CPU runs.
-        unsafe { float_block(&ws[..rows.len()], &xs[..k], &mut tile) };
-        for (j, lanes) in tile[..k].iter().enumerate() {
-            for (r, v) in rows.clone().zip(lanes) {
-                write(t0 + j, r, *v);
+        for tb in (0..n).step_by(TOKEN_BLOCK) {
+            let tt = tb..(tb + TOKEN_BLOCK).min(n);
+            for (r, row) in (rb..rb_end).zip(buf.chunks_exact(cols)) {
+                // SAFETY: reading initialized f32s as their bytes.
+                let row = unsafe { std::slice::from_raw_parts(row.as_ptr() as *const u8, 4 * cols) };
+                dot_tokens(plan.dot, DType::F32, row, x, acts, tt.clone(), &|t, v| write(t, r, v));
             }
         }
     }

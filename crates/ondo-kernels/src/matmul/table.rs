@@ -85,10 +85,26 @@ impl Ahead {
 /// Rows and tokens of one blocked float call.
 pub(crate) const FLOAT_ROWS: usize = 8;
 pub(crate) const FLOAT_TOKENS: usize = 16;
-/// `out[t][r] = rows[r] · xs[t]` for up to `FLOAT_ROWS` rows of f32 bytes and `FLOAT_TOKENS` tokens.
-pub(crate) type FloatBlock = unsafe fn(&[&[u8]], &[&[f32]], &mut [[f32; FLOAT_ROWS]; FLOAT_TOKENS]);
-/// A float-format row (f32, f16, bf16 bytes) as f32 values.
-pub(crate) type FloatRow = unsafe fn(DType, &[u8], &mut [f32]);
+/// The running sums of one blocked float call: an 8-lane accumulator per (row, token), lane `j`
+/// summing the columns `≡ j (mod 8)` (the order of every float kernel: see `blocked`).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct FloatAcc(pub [[[f32; 8]; FLOAT_TOKENS]; FLOAT_ROWS]);
+/// `acc[r][t] += row r · xs[t]` lane by lane (fused multiply-adds, columns in increasing order)
+/// for the first `rows ≤ FLOAT_ROWS` rows of a panel `w` laid out `[steps][FLOAT_ROWS][8]` (eight
+/// columns of each row per step; `float_panel`) and up to `FLOAT_TOKENS` tokens of `8 · steps`
+/// values each. The first panel of a row block starts from zero (`acc` not read); on the last,
+/// the kernel writes each sum's lanes added up (`x86::hsum`'s order) to `out[t][r]` and leaves
+/// `acc` as it was.
+pub(crate) type FloatBlock = unsafe fn(&[f32], usize, &[&[f32]], &mut FloatAcc, FloatEnds<'_>);
+/// Which panel of a row block a `FloatBlock` call is (see there).
+pub(crate) struct FloatEnds<'a> {
+    pub first: bool,
+    pub last: Option<&'a mut [[f32; FLOAT_ROWS]; FLOAT_TOKENS]>,
+}
+/// Up to `FLOAT_ROWS` rows' panel bytes (f32, f16 or bf16; a multiple of 8 values, one length)
+/// as f32 into a panel: values `8s..8s + 8` of row r go to `dst[64s + 8r..]`.
+pub(crate) type FloatPanel = unsafe fn(DType, &[&[u8]], &mut [f32]);
 
 /// The kernels of one instruction set. Every function pointer is safe to call on a CPU for which
 /// `Isa::supported()` lists `isa` (tables are only reached through `Isa::kernels`).
@@ -105,8 +121,8 @@ pub(crate) struct Kernels {
     /// load for exactly those).
     pub group: Option<GroupDot>,
     pub interleaves: fn(DType) -> bool,
-    /// Blocked float rows × tokens, and the float-row converter that feeds it.
-    pub float: Option<(FloatBlock, FloatRow)>,
+    /// Blocked float rows × tokens, and the converter that lays rows out as its panels.
+    pub float: Option<(FloatBlock, FloatPanel)>,
 }
 
 impl Isa {

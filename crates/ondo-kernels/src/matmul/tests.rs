@@ -214,13 +214,14 @@ fn interleaved_weights_run_on_the_isas_that_read_plain_rows() {
 
 /// Float weights: a token's result is bit for bit the same alone and in a batch (every float
 /// kernel sums in one order), on shapes with a scalar tail, several column chunks of the blocked
-/// kernel, an odd last row and a partial token block.
+/// kernel, an odd last row, a partial token block, and (70 x 2100, 67 tokens) several column
+/// panels, row super-blocks and token super-blocks of the blocked walk.
 #[test]
 fn float_weights_give_each_token_the_same_bits_at_any_batch() {
     let mut rng = Rng::new(8);
     for &isa in Isa::supported() {
         for dtype in [DType::F32, DType::F16, DType::BF16] {
-            for (rows, cols, n) in [(13, 300, 19), (9, 1029, 5), (17, 64, 2)] {
+            for (rows, cols, n) in [(13, 300, 19), (9, 1029, 5), (17, 64, 2), (70, 2100, 67)] {
                 let w = Weight::quantize(dtype, &rng.normals(rows * cols), rows, cols).unwrap();
                 let x = rng.normals(n * cols);
                 let pool = ThreadPool::new(2);

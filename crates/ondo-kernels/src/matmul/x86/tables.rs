@@ -5,7 +5,7 @@
 
 use super::super::act::Quantizers;
 use super::super::interleave;
-use super::super::table::{FloatBlock, FloatRow, Kernels};
+use super::super::table::{FloatBlock, FloatPanel, Kernels};
 use super::*;
 use crate::Isa;
 
@@ -44,9 +44,9 @@ pub(crate) static AVX512_KERNELS: Kernels = Kernels {
 };
 
 /// The blocked float kernel and its row converter (one build serves the AVX2 tables).
-const FLOAT: Option<(FloatBlock, FloatRow)> = Some((float_block::block, float_block::to_f32));
-/// The same sums on 512-bit registers (two rows' accumulators in each).
-const FLOAT512: Option<(FloatBlock, FloatRow)> = Some((float_block512::block, float_block::to_f32));
+const FLOAT: Option<(FloatBlock, FloatPanel)> = Some((float_block::block, float_block::to_panel));
+/// The same sums on 512-bit registers (two rows' accumulators in each), from the same panels.
+const FLOAT512: Option<(FloatBlock, FloatPanel)> = Some((float_block512::block, float_block::to_panel));
 
 const QUANTIZERS: Quantizers = Quantizers {
     q8: Some(quantize_q8),
