@@ -6,9 +6,9 @@
 //! wants (f32, or 8-bit blocks for integer dot products: `act`), then split the weight rows over
 //! the pool. Each task walks its rows in blocks of `ROW_BLOCK` against blocks of `TOKEN_BLOCK`
 //! tokens, and every kernel call takes one row and up to `MAX_TOKENS` tokens, so a weight row
-//! is unpacked once per token group. Formats without an integer kernel (Q8_1, Q8_K, and f16/bf16
-//! from batch 4) are dequantized a row block at a time into an f32 buffer and use the f32
-//! kernels (two rows per call). `matmul_multi` runs several weights over one input in one pass.
+//! is unpacked once per token group. Float weights from 4 tokens go through column panels of
+//! rows made f32 (`blocked`); Q8_1 and Q8_K (no integer kernel) are dequantized a row block at a
+//! time into the f32 row kernels. `matmul_multi` runs several weights over one input in one pass.
 //! Scratch belongs to the calling thread and only grows: no allocation in steady state.
 //!
 //! Architecture layout: `x86` holds the x86-64 kernels and their three tables; an `aarch64` NEON
