@@ -24,13 +24,20 @@ const CHUNK: usize = 256;
 /// Floats per panel step: eight columns of every row.
 pub(crate) const STEP: usize = 8 * ROWS;
 
+/// The columns of a block call (`w.len() / ROWS`), its shapes checked in debug builds.
+#[inline(always)]
+pub(crate) fn columns(w: &[f32], rows: usize, xs: &[&[f32]]) -> usize {
+    let n = w.len() / ROWS;
+    debug_assert!((1..=ROWS).contains(&rows) && xs.len() <= TOKENS);
+    debug_assert!(n.is_multiple_of(8) && xs.iter().all(|x| x.len() == n));
+    n
+}
+
 /// `acc[r][t] += row r · xs[t]` for the first `rows ≤ ROWS` rows of panel `w` and
 /// `xs.len() ≤ TOKENS` tokens of `w.len() / ROWS` values each.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn block(w: &[f32], rows: usize, xs: &[&[f32]], sums: &mut FloatAcc, mut ends: FloatEnds<'_>) {
-    debug_assert!((1..=ROWS).contains(&rows) && xs.len() <= TOKENS);
-    let n = w.len() / ROWS;
-    debug_assert!(n.is_multiple_of(8) && xs.iter().all(|x| x.len() == n));
+    let n = columns(w, rows, xs);
     let mut acc: [[__m256; TOKENS]; ROWS] = match ends.first {
         true => [[_mm256_setzero_ps(); TOKENS]; ROWS],
         false => std::array::from_fn(|r| std::array::from_fn(|t| _mm256_loadu_ps(sums.0[r][t].as_ptr()))),

@@ -11,7 +11,7 @@
 //! one panel stream). Chunks are as in `float_block`.
 
 use super::super::table::{FloatAcc, FloatEnds};
-use super::float_block::{ROWS, TOKENS};
+use super::float_block::{columns, ROWS, TOKENS};
 use super::hsum;
 use std::arch::x86_64::*;
 
@@ -23,9 +23,7 @@ const CHUNK: usize = 256;
 /// `acc[r][t] += row r · xs[t]`, as `float_block::block` (the same sums, bit for bit).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512dq")]
 pub(crate) unsafe fn block(w: &[f32], rows: usize, xs: &[&[f32]], sums: &mut FloatAcc, mut ends: FloatEnds<'_>) {
-    debug_assert!((1..=ROWS).contains(&rows) && xs.len() <= TOKENS);
-    let n = w.len() / ROWS;
-    debug_assert!(n.is_multiple_of(8) && xs.iter().all(|x| x.len() == n));
+    let n = columns(w, rows, xs);
     let mut acc: [[__m512; TOKENS]; PAIRS] = match ends.first {
         true => [[_mm512_setzero_ps(); TOKENS]; PAIRS],
         false => std::array::from_fn(|p| {
