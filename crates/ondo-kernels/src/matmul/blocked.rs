@@ -8,10 +8,10 @@
 //! ```text
 //! token super-blocks of SUPER_T tokens
 //!   row super-blocks of SUPER_R row blocks (FLOAT_ROWS rows each)
-//!     column panels of PANEL columns        x[SUPER_T, PANEL]: 256 KiB, stays in L2
+//!     column panels of PANEL columns        x[SUPER_T, PANEL]: 512 KiB, stays in L2
 //!       each row block: its panel as f32     (converted or copied into `buf`)
 //!         each token block: kernel adds into acc[row block][token block]
-//!     after the last panel: lane sums + tails -> out
+//!     on the last panel: lane sums (kernel) + tails -> out
 //! ```
 //!
 //! Whole rows per row block (the earlier walk) read all of a super-block's activations again for
@@ -53,9 +53,7 @@ pub(super) fn rows(
     let n8 = cols / 8 * 8;
     let elem = dtype.block_bytes();
     debug_assert!(dtype.block_size() == 1 && buf.len() >= FLOAT_ROWS * cols);
-    // one token block has no activations to keep in cache between row blocks: whole rows then
-    // (panels restart the weight streams: -10% at 16 tokens)
-    let panel = PANEL;
+    let tail = cols - n8;
     for ts in (0..n).step_by(SUPER_T) {
         let te = (ts + SUPER_T).min(n);
         let tblocks = (te - ts).div_ceil(FLOAT_TOKENS);
@@ -65,11 +63,11 @@ pub(super) fn rows(
             let accs = &mut accs[..rblocks * tblocks];
             let mut k0 = 0;
             loop {
-                let k1 = (k0 + panel.max(8)).min(n8);
+                let k1 = (k0 + PANEL).min(n8);
                 let last = k1 == n8;
                 // the panel `[steps][FLOAT_ROWS][8]`, then (last panel) each row's tail
                 let (panel_buf, tails) = buf.split_at_mut(FLOAT_ROWS * (k1 - k0));
-                let tail = cols - n8;
+                let narrow = elem * (k1 - k0) <= NARROW;
                 for b in 0..rblocks {
                     let r0 = rsb + b * FLOAT_ROWS;
                     let nr = (rse - r0).min(FLOAT_ROWS);
@@ -81,9 +79,10 @@ pub(super) fn rows(
                     // computes (their streams end before the hardware prefetchers ramp up: the
                     // 49152x576 LM head at 16 tokens ran 17-20% slower without this; 3 KiB rows
                     // ran 8% slower with it)
-                    let narrow = elem * (k1 - k0) <= NARROW;
-                    for r in (r0 + FLOAT_ROWS..(r0 + 2 * FLOAT_ROWS).min(rs.end)).filter(|_| narrow) {
-                        super::prefetch(&w.plain_row(r)[elem * k0..elem * k1]);
+                    if narrow {
+                        for r in r0 + FLOAT_ROWS..(r0 + 2 * FLOAT_ROWS).min(rs.end) {
+                            super::prefetch(&w.plain_row(r)[elem * k0..elem * k1]);
+                        }
                     }
                     if last && tail > 0 {
                         for (i, dst) in tails.chunks_exact_mut(tail).take(nr).enumerate() {

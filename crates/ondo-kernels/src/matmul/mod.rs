@@ -336,9 +336,7 @@ fn run(pool: &ThreadPool, jobs: &[Option<Job>], x: &[f32], scratch: &mut Scratch
     }
     let packs = PackPtr(scratch.packs.as_mut_ptr());
     if jobs().any(|j| j.plan.blocked) && scratch.accs.len() < tasks * blocked::ACCS {
-        scratch
-            .accs
-            .resize(tasks * blocked::ACCS, FloatAcc([[[0.0; 8]; 16]; 8]));
+        scratch.accs.resize(tasks * blocked::ACCS, FloatAcc::ZERO);
     }
     let accs = AccPtr(scratch.accs.as_mut_ptr());
     let scratch = &*scratch;

@@ -90,6 +90,10 @@ pub(crate) const FLOAT_TOKENS: usize = 16;
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 pub(crate) struct FloatAcc(pub [[[f32; 8]; FLOAT_TOKENS]; FLOAT_ROWS]);
+
+impl FloatAcc {
+    pub const ZERO: FloatAcc = FloatAcc([[[0.0; 8]; FLOAT_TOKENS]; FLOAT_ROWS]);
+}
 /// `acc[r][t] += row r · xs[t]` lane by lane (fused multiply-adds, columns in increasing order)
 /// for the first `rows ≤ FLOAT_ROWS` rows of a panel `w` laid out `[steps][FLOAT_ROWS][8]` (eight
 /// columns of each row per step; `float_panel`) and up to `FLOAT_TOKENS` tokens of `8 · steps`

@@ -112,20 +112,17 @@ unsafe fn micro<const T: usize>(
 /// steps keeps the stores sequential (row by row, with a stride, ran 16-token blocks 20% slower).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn to_panel(dtype: DType, rows: &[&[u8]], dst: &mut [f32]) {
-    let elem = if dtype == DType::F32 { 4 } else { 2 };
+    let elem = dtype.block_bytes();
     let steps = rows.first().map_or(0, |r| r.len() / (8 * elem));
     debug_assert!(rows.len() <= ROWS && rows.iter().all(|r| r.len() == 8 * elem * steps));
     debug_assert!(dst.len() >= STEP * steps);
-    let mut p = [std::ptr::null::<u8>(); ROWS];
-    for (p, r) in p.iter_mut().zip(rows) {
-        *p = r.as_ptr();
-    }
-    let (p, d) = (&p[..rows.len()], dst.as_mut_ptr());
+    let d = dst.as_mut_ptr();
     // (no closures: one not inlined would lose this function's target features)
     macro_rules! steps {
         (|$row:ident, $s:ident| $load:expr) => {
             for $s in 0..steps {
-                for (r, &$row) in p.iter().enumerate() {
+                for (r, row) in rows.iter().enumerate() {
+                    let $row = row.as_ptr();
                     _mm256_storeu_ps(d.add(STEP * $s + 8 * r), $load);
                 }
             }

@@ -43,7 +43,7 @@ pub(crate) static AVX512_KERNELS: Kernels = Kernels {
     float: FLOAT512,
 };
 
-/// The blocked float kernel and its row converter (one build serves the AVX2 tables).
+/// The blocked float kernel and its panel converter (one build serves the AVX2 tables).
 const FLOAT: Option<(FloatBlock, FloatPanel)> = Some((float_block::block, float_block::to_panel));
 /// The same sums on 512-bit registers (two rows' accumulators in each), from the same panels.
 const FLOAT512: Option<(FloatBlock, FloatPanel)> = Some((float_block512::block, float_block::to_panel));
