@@ -235,9 +235,9 @@ impl Sampler {
     }
 
     fn keep_logprobs(&mut self, logits: &[f32]) {
+        let lse = ondo_kernels::ops::log_sum_exp(logits);
         self.logprobs.clear();
-        self.logprobs.extend_from_slice(logits);
-        log_softmax(&mut self.logprobs);
+        self.logprobs.extend(logits.iter().map(|v| v - lse));
     }
 }
 

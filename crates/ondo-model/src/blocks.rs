@@ -312,9 +312,9 @@ impl Decoder {
             Mlp::Gated { gate: g, up: u, down } => {
                 linear_multi(pool, &ws.xn[..t * h], [g, u], [&mut *gate, &mut *up]);
                 match hp.hidden_act {
-                    Activation::Silu => ops::silu_mul(gate, up),
-                    Activation::GeluTanh => ops::gelu_tanh_mul(gate, up),
-                    Activation::Gelu => ops::gelu_erf_mul(gate, up),
+                    Activation::Silu => ops::gated_on_pool(pool, ops::silu_mul, gate, up),
+                    Activation::GeluTanh => ops::gated_on_pool(pool, ops::gelu_tanh_mul, gate, up),
+                    Activation::Gelu => ops::gated_on_pool(pool, ops::gelu_erf_mul, gate, up),
                 }
                 down
             }

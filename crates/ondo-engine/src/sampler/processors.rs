@@ -9,15 +9,14 @@ const MASKED: f32 = f32::NEG_INFINITY;
 
 /// The largest logit that is not NaN (-inf when there is none).
 fn max_logit(logits: &[f32]) -> f32 {
-    logits.iter().fold(MASKED, |m, &v| if v > m { v } else { m })
+    ondo_kernels::ops::max(logits)
 }
 
-/// Masks every logit below `floor`, and NaNs.
+/// Masks every logit below `floor`, and NaNs (a select per element, so it vectorizes).
 fn mask_below(logits: &mut [f32], floor: f32) {
     logits
         .iter_mut()
-        .filter(|l| l.is_nan() || **l < floor)
-        .for_each(|l| *l = MASKED);
+        .for_each(|l| *l = if *l >= floor { *l } else { MASKED });
 }
 
 /// Fills `weights` with the unnormalized softmax `exp(l - max)` (0 for -inf and NaN) and returns
@@ -27,9 +26,8 @@ pub(crate) fn softmax_weights(logits: &[f32], weights: &mut Vec<f32>) -> Option<
     if !max.is_finite() {
         return None;
     }
-    weights.clear();
-    weights.extend(logits.iter().map(|&l| if l > MASKED { (l - max).exp() } else { 0.0 }));
-    Some((max, weights.iter().map(|&w| f64::from(w)).sum()))
+    weights.resize(logits.len(), 0.0); // (every entry is written next)
+    Some((max, ondo_kernels::ops::exp_shifted_sum(logits, max, weights)))
 }
 
 /// Masks every token not in the allowed set.
@@ -259,15 +257,46 @@ impl TopK {
     }
 }
 
+/// Values per chunk in `kth_largest`'s first pass.
+const CHUNK: usize = 64;
+
+/// The `k`-th largest of `logits` counted with repeats (NaN counts as masked), for
+/// `1 <= k < logits.len()`; `values` is scratch.
+///
+/// The k-th largest of the chunk maxima is at most the answer (those are k distinct entries), so
+/// only the chunks whose maximum reaches it can hold the top k: they are gathered and the
+/// selection runs over them. For a vocabulary row and a small k that is one vector pass and a
+/// few chunks instead of a quickselect over the whole row.
+fn kth_largest(logits: &[f32], k: usize, values: &mut Vec<f32>) -> f32 {
+    let by_desc = |a: &f32, b: &f32| b.total_cmp(a);
+    values.clear();
+    values.extend(logits.chunks(CHUNK).map(max_logit));
+    if k < values.len() {
+        let (_, &mut floor, _) = values.select_nth_unstable_by(k - 1, by_desc);
+        values.clear();
+        for chunk in logits.chunks(CHUNK).filter(|c| max_logit(c) >= floor) {
+            values.extend(
+                chunk
+                    .iter()
+                    .map(|&l| if l.is_nan() { MASKED } else { l })
+                    .filter(|&l| l >= floor),
+            );
+        }
+        // (each of those chunks gave its maximum, or MASKED entries when floor is MASKED: so
+        // at least k values were gathered)
+    } else {
+        values.clear();
+        values.extend(logits.iter().map(|&l| if l.is_nan() { MASKED } else { l }));
+    }
+    *values.select_nth_unstable_by(k - 1, by_desc).1
+}
+
 impl LogitsProcessor for TopK {
     fn apply(&self, logits: &mut [f32], _: &SeqContext<'_>, scratch: &mut Scratch) {
         if self.k == 0 || self.k >= logits.len() {
             return;
         }
-        let values = &mut scratch.values;
-        values.clear();
-        values.extend(logits.iter().map(|&l| if l.is_nan() { MASKED } else { l }));
-        let (_, &mut kth, _) = values.select_nth_unstable_by(self.k - 1, |a, b| b.total_cmp(a));
+        let kth = kth_largest(logits, self.k, &mut scratch.values);
         mask_below(logits, kth);
     }
 

@@ -514,3 +514,41 @@ fn a_step_allocates_nothing_once_warm() {
     let steady: usize = (0..20).map(|_| step(&mut hist, &mut logits)).sum();
     assert_eq!(steady, 0);
 }
+
+#[test]
+fn top_k_on_a_large_vocabulary_keeps_what_a_full_sort_keeps() {
+    let mut rng = Rng::new(23);
+    let ctx_hist = SeqHistory::new(vec![]);
+    for (case, k) in [1, 2, 5, 50, 2373, 2374, 2375, 40_000].into_iter().enumerate() {
+        // ties (values on a 0.25 grid), masked and NaN entries, and a row of 152k
+        let row: Vec<f32> = (0..151_936)
+            .map(|i| match (i * 7 + case) % 97 {
+                0 => f32::NEG_INFINITY,
+                1 => f32::NAN,
+                _ => ((rng.next_f64() * 40.0 - 20.0) * 4.0).round() as f32 / 4.0,
+            })
+            .collect();
+        let mut sorted: Vec<f32> = row
+            .iter()
+            .map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l })
+            .collect();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let kth = sorted[k - 1];
+        let mut got = row.clone();
+        TopK::new(k).apply(&mut got, &ctx_hist.ctx(), &mut Scratch::default());
+        for (i, (&g, &l)) in got.iter().zip(&row).enumerate() {
+            let keep = l >= kth;
+            assert!(
+                if keep { g == l } else { g == f32::NEG_INFINITY },
+                "k={k} [{i}]: {l} -> {g} (k-th {kth})"
+            );
+        }
+    }
+    // a row that is mostly masked: the k-th largest is -inf, nothing finite is cut
+    let mut row = vec![f32::NAN; 10_000];
+    row[17] = 1.0;
+    row[9000] = f32::NEG_INFINITY;
+    TopK::new(5).apply(&mut row, &ctx_hist.ctx(), &mut Scratch::default());
+    assert_eq!(row[17], 1.0);
+    assert!(row.iter().enumerate().all(|(i, &v)| i == 17 || v == f32::NEG_INFINITY));
+}

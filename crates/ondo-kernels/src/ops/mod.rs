@@ -102,8 +102,54 @@ dispatch!(
     attention_f16_body
 );
 
+dispatch!(
+    /// The largest value of `x` that is not NaN (-inf when there is none).
+    max(x: &[f32]) -> f32,
+    max_body
+);
+dispatch!(
+    /// `ln Σ e^x` over one row (the sum in f64), NaN entries left out; `max(x)` when that is not
+    /// finite. A 152k-token vocabulary's row takes one pass of vector `exp`, where libm's scalar
+    /// `exp` made the sampler's logprobs cost a tenth of a batched decode step.
+    log_sum_exp(x: &[f32]) -> f32,
+    log_sum_exp_body
+);
+
+dispatch!(
+    /// `out = e^(x - max)` (0 for -inf and NaN entries; `max` at least every finite entry, as
+    /// softmax weights take it) and returns `Σ out` in f64.
+    exp_shifted_sum(x: &[f32], max: f32, out: &mut [f32]) -> f64,
+    exp_shifted_sum_body
+);
+
+/// Element-wise `op(gate, up)` (a gated activation such as `silu_mul`) split over the pool when
+/// the rows are long enough to pay for waking it: a batched step's `[tokens, intermediate]`
+/// gate is megabytes. The split does not change any value.
+pub fn gated_on_pool(pool: &ThreadPool, op: fn(&mut [f32], &[f32]), gate: &mut [f32], up: &[f32]) {
+    const MIN_PER_TASK: usize = 16 * 1024;
+    let n = gate.len().min(up.len());
+    let tasks = pool.threads().min(n / MIN_PER_TASK).max(1);
+    if tasks == 1 {
+        return op(&mut gate[..n], &up[..n]);
+    }
+    let per = n.div_ceil(tasks).next_multiple_of(16);
+    let g = SendPtr(gate.as_mut_ptr());
+    pool.run(tasks, |task| {
+        let (a, b) = ((task * per).min(n), ((task + 1) * per).min(n));
+        // SAFETY: task `task` alone takes gate[a..b]; the ranges of the tasks are disjoint.
+        let gate = unsafe { std::slice::from_raw_parts_mut(g.ptr().add(a), b - a) };
+        op(gate, &up[a..b]);
+    });
+}
+
+/// In-place log-softmax of one row: `x - log_sum_exp(x)`.
+pub fn log_softmax(x: &mut [f32]) {
+    let lse = log_sum_exp(x);
+    x.iter_mut().for_each(|v| *v -= lse);
+}
+
 // The ops not worth a second build stay the reference.
-pub use reference::{erf, gelu_erf_mul, layer_norm, log_softmax};
+pub use reference::{erf, gelu_erf_mul, layer_norm};
 
 /// Rotate the first `2 * inv_freq.len()` dims of each head in `x: [heads, head_dim]` by position
 /// `pos` (`inv_freq[i]`: angle per position of pair i, rope scaling included). Each angle's
@@ -185,6 +231,60 @@ pub(crate) fn exp(x: f32) -> f32 {
     } else {
         p * scale
     }
+}
+
+/// `max` in eight lanes: a lane keeps its value unless a larger one comes (NaN never does).
+#[inline(always)]
+fn max_body(x: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            m[k] = if c[k] > m[k] { c[k] } else { m[k] };
+        }
+    }
+    let lanes = m.iter().chain(chunks.remainder());
+    lanes.fold(f32::NEG_INFINITY, |b, &v| if v > b { v } else { b })
+}
+
+/// Eight f64 lane sums of `e^(x - max)`; NaN becomes `e^-88` = 0 through the `max(-88)`.
+#[inline(always)]
+fn log_sum_exp_body(x: &[f32]) -> f32 {
+    let max = max_body(x);
+    if !max.is_finite() {
+        return max;
+    }
+    let term = |v: f32| f64::from(exp((v - max).max(-88.0)));
+    let mut acc = [0f64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            acc[k] += term(c[k]);
+        }
+    }
+    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &v in chunks.remainder() {
+        sum += term(v);
+    }
+    max + sum.ln() as f32
+}
+
+#[inline(always)]
+fn exp_shifted_sum_body(x: &[f32], max: f32, out: &mut [f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let (mut xs, mut os) = (x.chunks_exact(8), out.chunks_exact_mut(8));
+    for (c, o) in (&mut xs).zip(&mut os) {
+        for k in 0..8 {
+            o[k] = exp((c[k] - max).max(-88.0));
+            acc[k] += f64::from(o[k]);
+        }
+    }
+    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (&v, o) in xs.remainder().iter().zip(os.into_remainder()) {
+        *o = exp((v - max).max(-88.0));
+        sum += f64::from(*o);
+    }
+    sum
 }
 
 #[inline(always)]

@@ -72,11 +72,39 @@ pub fn softmax(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v *= inv);
 }
 
+/// The largest value of `x` that is not NaN (-inf when there is none).
+pub fn max(x: &[f32]) -> f32 {
+    x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
+/// `ln Σ e^x` over one row with the sum in f64, NaN entries left out; `max(x)` itself when that
+/// is not finite (-inf for a row of only -inf / NaN, +inf when one entry is +inf).
+pub fn log_sum_exp(x: &[f32]) -> f32 {
+    let max = max(x);
+    if !max.is_finite() {
+        return max;
+    }
+    let sum: f64 = x
+        .iter()
+        .filter(|v| !v.is_nan())
+        .map(|v| ((*v - max) as f64).exp())
+        .sum();
+    max + sum.ln() as f32
+}
+
+/// `out = e^(x - max)` (0 for -inf and NaN entries); returns `Σ out` in f64.
+pub fn exp_shifted_sum(x: &[f32], max: f32, out: &mut [f32]) -> f64 {
+    let mut sum = 0.0;
+    for (&v, o) in x.iter().zip(out.iter_mut()) {
+        *o = if v.is_nan() { 0.0 } else { (v - max).exp() };
+        sum += f64::from(*o);
+    }
+    sum
+}
+
 /// In-place log-softmax of one row (f64 accumulation for stable logprobs).
 pub fn log_softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-    let sum: f64 = x.iter().map(|v| ((*v - max) as f64).exp()).sum();
-    let lse = max + sum.ln() as f32;
+    let lse = log_sum_exp(x);
     x.iter_mut().for_each(|v| *v -= lse);
 }
 

@@ -223,3 +223,74 @@ fn erf_and_exact_gelu_match_known_values() {
         assert!((g - w).abs() < 1e-6, "{g} vs {w}");
     }
 }
+
+#[test]
+fn max_and_log_sum_exp_match_reference() {
+    let mut rng = Rng::new(21);
+    for n in [1, 7, 8, 67, 576, 151_936] {
+        let mut x: Vec<f32> = rng.normals(n).iter().map(|v| v * 12.0).collect();
+        assert_eq!(max(&x), reference::max(&x), "max, n={n}");
+        let (a, b) = (log_sum_exp(&x), reference::log_sum_exp(&x));
+        assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "log_sum_exp n={n}: {a} vs {b}");
+        // masked (-inf) and NaN entries count for nothing, as in the reference
+        for i in (0..n).step_by(3) {
+            x[i] = if i % 2 == 0 { f32::NEG_INFINITY } else { f32::NAN };
+        }
+        assert_eq!(max(&x), reference::max(&x), "masked max, n={n}");
+        let (a, b) = (log_sum_exp(&x), reference::log_sum_exp(&x));
+        assert_eq!(a.is_finite(), b.is_finite(), "masked log_sum_exp n={n}");
+        if b.is_finite() {
+            assert!(
+                (a - b).abs() <= 2e-6 * (1.0 + b.abs()),
+                "masked log_sum_exp n={n}: {a} vs {b}"
+            );
+        }
+        let (mut a, mut b) = (x.clone(), x.clone());
+        log_softmax(&mut a);
+        reference::log_softmax(&mut b);
+        for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                a == b || (a - b).abs() <= 2e-6 * (1.0 + b.abs()) || (a.is_nan() && b.is_nan()),
+                "log_softmax[{i}]: {a} vs {b}"
+            );
+        }
+    }
+    // rows with nothing finite: -inf when all are masked, +inf when one is +inf
+    let none = [f32::NEG_INFINITY, f32::NAN, f32::NEG_INFINITY];
+    assert_eq!(log_sum_exp(&none), f32::NEG_INFINITY);
+    assert_eq!(log_sum_exp(&[]), f32::NEG_INFINITY);
+    assert_eq!(log_sum_exp(&[1.0, f32::INFINITY, 2.0]), f32::INFINITY);
+    assert_eq!(max(&[f32::NAN, -3.0, f32::NAN]), -3.0);
+}
+
+#[test]
+fn exp_shifted_sum_matches_reference() {
+    let mut rng = Rng::new(22);
+    for n in LENS.into_iter().chain([4099]) {
+        let mut x: Vec<f32> = rng.normals(n).iter().map(|v| v * 10.0).collect();
+        for i in (0..n).step_by(5) {
+            x[i] = if i % 2 == 0 { f32::NEG_INFINITY } else { f32::NAN };
+        }
+        let max = reference::max(&x).max(0.0);
+        let (mut a, mut b) = (vec![9.0; n], vec![9.0; n]);
+        let (sa, sb) = (
+            exp_shifted_sum(&x, max, &mut a),
+            reference::exp_shifted_sum(&x, max, &mut b),
+        );
+        close(&a, &b, 1e-6, "exp_shifted_sum");
+        assert!((sa - sb).abs() <= 1e-6 * sb, "sum n={n}: {sa} vs {sb}");
+    }
+}
+
+#[test]
+fn gated_on_pool_gives_the_values_of_one_call() {
+    let mut rng = Rng::new(24);
+    let pool = ThreadPool::new(3);
+    for n in [5, 16 * 1024 * 2 - 3, 200_001] {
+        let (g, u) = (rng.normals(n), rng.normals(n));
+        let (mut a, mut b) = (g.clone(), g.clone());
+        gated_on_pool(&pool, silu_mul, &mut a, &u);
+        silu_mul(&mut b, &u);
+        assert_eq!(a, b, "n={n}");
+    }
+}
