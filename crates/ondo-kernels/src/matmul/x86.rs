@@ -67,10 +67,17 @@ pub(super) unsafe fn stream_ahead(b: *const u8, len: usize) {
     }
 }
 
-/// Asks for `ahead`'s share of the next group's tile at byte `at`.
+/// Asks for `ahead`'s share of the next group's tile at byte `at` (into L1, or L2: `to_l2`).
 #[inline(always)]
 pub(crate) unsafe fn prefetch_tile(ahead: TileAhead, at: usize) {
-    prefetch(ahead.ptr, at + ahead.from, ahead.len);
+    if !ahead.to_l2 {
+        return prefetch(ahead.ptr, at + ahead.from, ahead.len);
+    }
+    if !ahead.ptr.is_null() {
+        for off in (at + ahead.from..at + ahead.from + ahead.len).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T1>(ahead.ptr.wrapping_add(off) as *const i8);
+        }
+    }
 }
 
 pub(crate) use packed256::{packed_dot as packed_dot_avx2, packed_dot_vnni as packed_dot_avx_vnni};
