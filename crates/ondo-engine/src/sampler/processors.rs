@@ -261,32 +261,30 @@ impl TopK {
 const CHUNK: usize = 64;
 
 /// The `k`-th largest of `logits` counted with repeats (NaN counts as masked), for
-/// `1 <= k < logits.len()`; `values` is scratch.
+/// `1 <= k < logits.len()`; `scratch` holds the chunk maxima and the gathered values.
 ///
 /// The k-th largest of the chunk maxima is at most the answer (those are k distinct entries), so
 /// only the chunks whose maximum reaches it can hold the top k: they are gathered and the
 /// selection runs over them. For a vocabulary row and a small k that is one vector pass and a
 /// few chunks instead of a quickselect over the whole row.
-fn kth_largest(logits: &[f32], k: usize, values: &mut Vec<f32>) -> f32 {
+fn kth_largest(logits: &[f32], k: usize, scratch: &mut Scratch) -> f32 {
     let by_desc = |a: &f32, b: &f32| b.total_cmp(a);
+    let unmasked = |&l: &f32| if l.is_nan() { MASKED } else { l };
+    let (values, maxima) = (&mut scratch.values, &mut scratch.candidates);
+    maxima.clear();
+    maxima.extend(logits.chunks(CHUNK).enumerate().map(|(c, v)| (c as u32, max_logit(v))));
     values.clear();
-    values.extend(logits.chunks(CHUNK).map(max_logit));
-    if k < values.len() {
-        let (_, &mut floor, _) = values.select_nth_unstable_by(k - 1, by_desc);
-        values.clear();
-        for chunk in logits.chunks(CHUNK).filter(|c| max_logit(c) >= floor) {
-            values.extend(
-                chunk
-                    .iter()
-                    .map(|&l| if l.is_nan() { MASKED } else { l })
-                    .filter(|&l| l >= floor),
-            );
+    if k < maxima.len() {
+        let (_, &mut (_, floor), _) = maxima.select_nth_unstable_by(k - 1, |a, b| by_desc(&a.1, &b.1));
+        for &(c, _) in maxima.iter().filter(|m| m.1 >= floor) {
+            let at = c as usize * CHUNK;
+            let chunk = &logits[at..(at + CHUNK).min(logits.len())];
+            values.extend(chunk.iter().map(unmasked).filter(|&l| l >= floor));
         }
         // (each of those chunks gave its maximum, or MASKED entries when floor is MASKED: so
         // at least k values were gathered)
     } else {
-        values.clear();
-        values.extend(logits.iter().map(|&l| if l.is_nan() { MASKED } else { l }));
+        values.extend(logits.iter().map(unmasked));
     }
     *values.select_nth_unstable_by(k - 1, by_desc).1
 }
@@ -296,7 +294,7 @@ impl LogitsProcessor for TopK {
         if self.k == 0 || self.k >= logits.len() {
             return;
         }
-        let kth = kth_largest(logits, self.k, &mut scratch.values);
+        let kth = kth_largest(logits, self.k, scratch);
         mask_below(logits, kth);
     }
 

@@ -105,7 +105,7 @@ dispatch!(
 dispatch!(
     /// The largest value of `x` that is not NaN (-inf when there is none).
     max(x: &[f32]) -> f32,
-    max_body
+    max_of
 );
 dispatch!(
     /// `ln Σ e^x` over one row (the sum in f64), NaN entries left out; `max(x)` when that is not
@@ -233,24 +233,10 @@ pub(crate) fn exp(x: f32) -> f32 {
     }
 }
 
-/// `max` in eight lanes: a lane keeps its value unless a larger one comes (NaN never does).
-#[inline(always)]
-fn max_body(x: &[f32]) -> f32 {
-    let mut m = [f32::NEG_INFINITY; 8];
-    let mut chunks = x.chunks_exact(8);
-    for c in &mut chunks {
-        for k in 0..8 {
-            m[k] = if c[k] > m[k] { c[k] } else { m[k] };
-        }
-    }
-    let lanes = m.iter().chain(chunks.remainder());
-    lanes.fold(f32::NEG_INFINITY, |b, &v| if v > b { v } else { b })
-}
-
 /// Eight f64 lane sums of `e^(x - max)`; NaN becomes `e^-88` = 0 through the `max(-88)`.
 #[inline(always)]
 fn log_sum_exp_body(x: &[f32]) -> f32 {
-    let max = max_body(x);
+    let max = max_of(x);
     if !max.is_finite() {
         return max;
     }
