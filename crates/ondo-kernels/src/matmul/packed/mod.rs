@@ -18,6 +18,9 @@ use crate::quant::f16_at;
 use crate::quant::kquants::{q3_k_scales, scale_min_k4};
 use crate::DType;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 /// Rows per packed block (one lane each in a 256-bit vector of i32).
 pub(crate) const LANES: usize = 8;
 /// Most tokens one packed kernel call takes (`table::PackedDot`).
@@ -58,6 +61,49 @@ fn unpack(dtype: DType, b: &[u8]) -> Unpacked {
 
 /// `unpack` into `u` (every field is written).
 pub(crate) fn unpack_into(dtype: DType, b: &[u8], u: &mut Unpacked) {
+    unpack_scales(dtype, b, u);
+    unpack_values(dtype, b, &mut u.q);
+}
+
+/// The scales, mins and factors of block `b` into `u` (`q` untouched).
+fn unpack_scales(dtype: DType, b: &[u8], u: &mut Unpacked) {
+    match dtype {
+        DType::Q4_K | DType::Q5_K => {
+            (u.d, u.dmin) = (f16_at(b), f16_at(&b[2..]));
+            for j in 0..8 {
+                let (sc, m) = scale_min_k4(j, &b[4..16]);
+                (u.sc[j], u.m[j]) = (sc as i32, m as i32);
+            }
+        }
+        DType::Q6_K => {
+            u.d = f16_at(&b[208..]);
+            u.dmin = u.d;
+            for j in 0..16 {
+                u.sc[j] = b[192 + j] as i8 as i32;
+                u.m[j] = 32 * u.sc[j];
+            }
+        }
+        DType::Q2_K => {
+            (u.d, u.dmin) = (f16_at(&b[80..]), f16_at(&b[82..]));
+            for (j, s) in b[..16].iter().enumerate() {
+                (u.sc[j], u.m[j]) = ((s & 0xF) as i32, (s >> 4) as i32);
+            }
+        }
+        DType::Q3_K => {
+            u.d = f16_at(&b[108..]);
+            u.dmin = u.d;
+            for (j, s) in q3_k_scales(&b[96..108]).iter().enumerate() {
+                u.sc[j] = *s as i32 - 32;
+                u.m[j] = 4 * u.sc[j];
+            }
+        }
+        _ => unreachable!("{dtype} has no packed form"),
+    }
+}
+
+/// The 256 unsigned values `q` of block `b`, in column order (scalar reference of
+/// `unpack_values_avx2`).
+fn unpack_values(dtype: DType, b: &[u8], q: &mut [u8; 256]) {
     match dtype {
         DType::Q4_K | DType::Q5_K => {
             let five = dtype == DType::Q5_K;
@@ -66,11 +112,6 @@ pub(crate) fn unpack_into(dtype: DType, b: &[u8], u: &mut Unpacked) {
             } else {
                 (&b[0..0], &b[16..144])
             };
-            (u.d, u.dmin) = (f16_at(b), f16_at(&b[2..]));
-            for j in 0..8 {
-                let (sc, m) = scale_min_k4(j, &b[4..16]);
-                (u.sc[j], u.m[j]) = (sc as i32, m as i32);
-            }
             // four values at a time: nibbles of four consecutive bytes
             for j in 0..4 {
                 for g in 0..8 {
@@ -82,48 +123,31 @@ pub(crate) fn unpack_into(dtype: DType, b: &[u8], u: &mut Unpacked) {
                         lo |= (h & 0x0101_0101) << 4;
                         hi |= ((h >> 1) & 0x0101_0101) << 4;
                     }
-                    put_word(&mut u.q, 64 * j + 4 * g, lo);
-                    put_word(&mut u.q, 64 * j + 32 + 4 * g, hi);
+                    put_word(q, 64 * j + 4 * g, lo);
+                    put_word(q, 64 * j + 32 + 4 * g, hi);
                 }
             }
         }
         DType::Q6_K => {
             let (ql, qh) = (&b[0..128], &b[128..192]);
-            u.d = f16_at(&b[208..]);
-            u.dmin = u.d;
-            for j in 0..16 {
-                u.sc[j] = b[192 + j] as i8 as i32;
-                u.m[j] = 32 * u.sc[j];
-            }
             for n in 0..2 {
                 let (ql, qh, base) = (&ql[64 * n..], &qh[32 * n..], 128 * n);
                 for l in (0..32).step_by(4) {
                     let (l0, l1, h) = (word(&ql[l..]), word(&ql[l + 32..]), word(&qh[l..]));
                     let two = |shift: u32| ((h >> shift) & 0x0303_0303) << 4;
-                    put_word(&mut u.q, base + l, (l0 & NIBBLES) | two(0));
-                    put_word(&mut u.q, base + l + 32, (l1 & NIBBLES) | two(2));
-                    put_word(&mut u.q, base + l + 64, ((l0 >> 4) & NIBBLES) | two(4));
-                    put_word(&mut u.q, base + l + 96, ((l1 >> 4) & NIBBLES) | two(6));
+                    put_word(q, base + l, (l0 & NIBBLES) | two(0));
+                    put_word(q, base + l + 32, (l1 & NIBBLES) | two(2));
+                    put_word(q, base + l + 64, ((l0 >> 4) & NIBBLES) | two(4));
+                    put_word(q, base + l + 96, ((l1 >> 4) & NIBBLES) | two(6));
                 }
             }
         }
-        DType::Q2_K => {
-            (u.d, u.dmin) = (f16_at(&b[80..]), f16_at(&b[82..]));
-            for (j, s) in b[..16].iter().enumerate() {
-                (u.sc[j], u.m[j]) = ((s & 0xF) as i32, (s >> 4) as i32);
-            }
-            unpack_2bit(&b[16..80], &mut u.q, |_, _| 0);
-        }
+        // Q2_K/Q3_K: four 2-bit values per byte
+        DType::Q2_K => unpack_2bit(&b[16..80], q, |_, _| 0),
         DType::Q3_K => {
             let hm = &b[0..32];
-            u.d = f16_at(&b[108..]);
-            u.dmin = u.d;
-            for (j, s) in q3_k_scales(&b[96..108]).iter().enumerate() {
-                u.sc[j] = *s as i32 - 32;
-                u.m[j] = 4 * u.sc[j];
-            }
             // a set hmask bit means +4 (stored values are q − 4 when the bit is clear)
-            unpack_2bit(&b[32..96], &mut u.q, |l, group| ((hm[l] >> group) & 1) << 2);
+            unpack_2bit(&b[32..96], q, |l, group| ((hm[l] >> group) & 1) << 2);
         }
         _ => unreachable!("{dtype} has no packed form"),
     }
@@ -202,9 +226,23 @@ impl Packed {
         fit(&mut self.d, blocks * LANES);
         fit(&mut self.dmin, blocks * LANES);
         #[cfg(target_arch = "x86_64")]
-        let avx2 = crate::Isa::supported().contains(&crate::Isa::Avx2);
+        if avx2::packs(dtype) && crate::Isa::supported().contains(&crate::Isa::Avx2) {
+            let mut q = [[0u8; 256]; LANES];
+            for i in 0..blocks {
+                // SAFETY: the CPU has AVX2 (and F16C: `Isa::Avx2` includes it); the buffers are
+                // sized above, every row has `blocks` blocks and the lanes past `rows` stay zero.
+                unsafe { avx2::pack_block(self, dtype, rows, i, &mut q) };
+            }
+            return;
+        }
+        self.pack_scalar(dtype, rows);
+    }
+
+    /// `pack` a value and a scale at a time (the reference for `avx2::pack_block`).
+    fn pack_scalar(&mut self, dtype: DType, rows: &[&[u8]]) {
+        let (bb, sb) = (dtype.block_bytes(), 256 / sub_block(dtype));
         let mut us: [Unpacked; LANES] = std::array::from_fn(|_| Unpacked::zero());
-        for i in 0..blocks {
+        for i in 0..self.blocks {
             for (u, r) in us.iter_mut().zip(rows) {
                 // eight rows are eight streams: fetch ahead, or every block waits on memory
                 if let Some(next) = r.get((i + 4) * bb..(i + 5) * bb) {
@@ -214,9 +252,9 @@ impl Packed {
             }
             let dst = &mut self.q[i * 256 * LANES..(i + 1) * 256 * LANES];
             #[cfg(target_arch = "x86_64")]
-            if avx2 {
+            if crate::Isa::supported().contains(&crate::Isa::Avx2) {
                 // SAFETY: the CPU has AVX2.
-                unsafe { transpose_words_avx2(us.each_ref().map(|u| &u.q), dst) };
+                unsafe { avx2::transpose_words_avx2(us.each_ref().map(|u| &u.q), dst) };
             } else {
                 transpose_words(&us, dst);
             }
@@ -285,47 +323,6 @@ fn transpose_words(us: &[Unpacked; LANES], dst: &mut [u8]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-/// `dst[(g · 8 + lane) · 4 ..][..4] = q[lane][4g..4g + 4]` for 64 words per lane: eight 8 × 8
-/// transposes of 4-byte words (the AVX2 form of `transpose_words`).
-#[target_feature(enable = "avx2")]
-unsafe fn transpose_words_avx2(q: [&[u8; 256]; 8], dst: &mut [u8]) {
-    use std::arch::x86_64::*;
-    assert!(dst.len() >= 8 * 256);
-    for c in 0..8 {
-        let r: [__m256i; 8] = std::array::from_fn(|l| _mm256_loadu_si256(q[l].as_ptr().add(32 * c) as *const __m256i));
-        // 32-bit, 64-bit, then 128-bit interleaves
-        let a: [__m256i; 8] = std::array::from_fn(|k| {
-            let (x, y) = (r[2 * (k / 2)], r[2 * (k / 2) + 1]);
-            if k % 2 == 0 {
-                _mm256_unpacklo_epi32(x, y)
-            } else {
-                _mm256_unpackhi_epi32(x, y)
-            }
-        });
-        // a0 = l0l1 words 0,1 | 4,5 ; a1 = words 2,3 | 6,7 ; a2, a3 the same for l2l3, ...
-        let b: [__m256i; 8] = std::array::from_fn(|k| {
-            let (pair, part) = (k / 4, k % 4);
-            let (x, y) = (a[4 * pair + part % 2], a[4 * pair + 2 + part % 2]);
-            if part < 2 {
-                _mm256_unpacklo_epi64(x, y)
-            } else {
-                _mm256_unpackhi_epi64(x, y)
-            }
-        });
-        // b[4p + 0] = lanes 4p..4p+4 of words 0 | 4, b[4p + 1] = words 2 | 6,
-        // b[4p + 2] = words 1 | 5, b[4p + 3] = words 3 | 7
-        for (word, part) in [(0, 0), (1, 2), (2, 1), (3, 3)] {
-            let (lo, hi) = (b[part], b[4 + part]);
-            let first = _mm256_permute2x128_si256(lo, hi, 0x20);
-            let second = _mm256_permute2x128_si256(lo, hi, 0x31);
-            let at = dst.as_mut_ptr().add(32 * (8 * c + word));
-            _mm256_storeu_si256(at as *mut __m256i, first);
-            _mm256_storeu_si256(at.add(32 * 4) as *mut __m256i, second);
-        }
-    }
-}
-
 impl Unpacked {
     pub(crate) fn zero() -> Unpacked {
         Unpacked {
@@ -372,6 +369,66 @@ mod tests {
                         "{dtype} value {c}: {got} vs {want}"
                     );
                 }
+            }
+        }
+    }
+
+    /// The AVX2 unpacker against the scalar one on random bytes (every bit of every field
+    /// random, not only the values a quantizer writes).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_unpacker_matches_the_scalar_one() {
+        if !crate::Isa::supported().contains(&crate::Isa::Avx2) {
+            eprintln!("skipped: this CPU has no AVX2");
+            return;
+        }
+        let mut rng = Rng::new(9);
+        for dtype in FORMATS {
+            for _ in 0..20 {
+                let b: Vec<u8> = (0..dtype.block_bytes()).map(|_| rng.next_u64() as u8).collect();
+                let (mut want, mut got) = ([0u8; 256], [0xAAu8; 256]);
+                unpack_values(dtype, &b, &mut want);
+                // SAFETY: checked above that the CPU has AVX2.
+                if unsafe { avx2::unpack_values_avx2(dtype, &b, &mut got) } {
+                    assert_eq!(got, want, "{dtype}");
+                } else {
+                    assert!(
+                        matches!(dtype, DType::Q2_K | DType::Q3_K),
+                        "{dtype} has no AVX2 unpacker"
+                    );
+                    assert_eq!(got, [0xAA; 256], "{dtype}: a format it declines is left as it was");
+                }
+            }
+        }
+    }
+
+    /// The AVX2 `pack` against the scalar one, field by field (bits of the factors), on random
+    /// bytes: 7 rows (a partial pack) of 3 blocks, then 2 rows into the same buffers.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_pack_writes_what_the_scalar_pack_writes() {
+        if !crate::Isa::supported().contains(&crate::Isa::Avx2) {
+            eprintln!("skipped: this CPU has no AVX2");
+            return;
+        }
+        let mut rng = Rng::new(10);
+        for dtype in [DType::Q4_K, DType::Q5_K, DType::Q6_K] {
+            let bytes: Vec<Vec<u8>> = (0..7)
+                .map(|_| (0..3 * dtype.block_bytes()).map(|_| rng.next_u64() as u8).collect())
+                .collect();
+            let (mut fast, mut slow) = (Packed::default(), Packed::default());
+            for rows in [7, 2] {
+                let rs: Vec<&[u8]> = bytes[..rows].iter().map(|b| b.as_slice()).collect();
+                fast.pack(dtype, &rs);
+                slow.pack(dtype, &rs);
+                slow.pack_scalar(dtype, &rs);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(fast.q, slow.q, "{dtype} {rows} rows: values");
+                assert_eq!(fast.sc, slow.sc, "{dtype} {rows} rows: scales");
+                assert_eq!(fast.sc16, slow.sc16, "{dtype} {rows} rows: i16 scales");
+                assert_eq!(fast.m16, slow.m16, "{dtype} {rows} rows: mins");
+                assert_eq!(bits(&fast.d), bits(&slow.d), "{dtype} {rows} rows: d");
+                assert_eq!(bits(&fast.dmin), bits(&slow.dmin), "{dtype} {rows} rows: dmin");
             }
         }
     }
