@@ -539,11 +539,16 @@ fn rows_packed(
     let mut tile = [[0f32; LANES]; TOKENS];
     for rb in rs.clone().step_by(LANES) {
         let rb_end = (rb + LANES).min(rs.end);
-        let mut list: [&[u8]; LANES] = [&[]; LANES];
-        for (slot, r) in list.iter_mut().zip(rb..rb_end) {
-            *slot = w.plain_row(r);
-        }
-        pack.pack(w.dtype(), &list[..rb_end - rb]);
+        let rows_of = |rr: Range<usize>| {
+            let mut list: [&[u8]; LANES] = [&[]; LANES];
+            for (slot, r) in list.iter_mut().zip(rr.clone()) {
+                *slot = w.plain_row(r);
+            }
+            (list, rr.len())
+        };
+        let (list, k) = rows_of(rb..rb_end);
+        let (ahead, ka) = rows_of(rb_end..(rb_end + LANES).min(rs.end));
+        pack.pack(w.dtype(), &list[..k], &ahead[..ka]);
         for t0 in (0..n).step_by(TOKENS) {
             let k = (n - t0).min(TOKENS);
             let act_rows: [ActRow; TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));

@@ -163,6 +163,19 @@ fn prefetch(b: &[u8]) {
     }
 }
 
+/// While block `i` of a pack is made: block `i` of the next pack's rows, for its first four
+/// blocks (the ones no row of that pack fetches ahead for itself).
+#[inline(always)]
+fn fetch_ahead(ahead: &[&[u8]], i: usize, bb: usize) {
+    if i < 4 {
+        for r in ahead {
+            if let Some(block) = r.get(i * bb..(i + 1) * bb) {
+                prefetch(block);
+            }
+        }
+    }
+}
+
 const NIBBLES: u32 = 0x0F0F_0F0F;
 
 /// Four bytes as a little-endian word.
@@ -211,8 +224,10 @@ pub(crate) struct Packed {
 }
 
 impl Packed {
-    /// Pack `rows` (whole rows of `dtype`, at most `LANES`), reusing the buffers.
-    pub fn pack(&mut self, dtype: DType, rows: &[&[u8]]) {
+    /// Pack `rows` (whole rows of `dtype`, at most `LANES`), reusing the buffers. The first
+    /// blocks of `ahead` (the next pack's rows) are asked for on the way, so that pack does not
+    /// start by waiting on memory (within a pack, each row fetches four blocks ahead).
+    pub fn pack(&mut self, dtype: DType, rows: &[&[u8]], ahead: &[&[u8]]) {
         assert!(rows.len() <= LANES && packs(dtype));
         let bb = dtype.block_bytes();
         let blocks = rows.first().map_or(0, |r| r.len() / bb);
@@ -229,20 +244,22 @@ impl Packed {
         if avx2::packs(dtype) && crate::Isa::supported().contains(&crate::Isa::Avx2) {
             let mut q = [[0u8; 256]; LANES];
             for i in 0..blocks {
+                fetch_ahead(ahead, i, bb);
                 // SAFETY: the CPU has AVX2 (and F16C: `Isa::Avx2` includes it); the buffers are
                 // sized above, every row has `blocks` blocks and the lanes past `rows` stay zero.
                 unsafe { avx2::pack_block(self, dtype, rows, i, &mut q) };
             }
             return;
         }
-        self.pack_scalar(dtype, rows);
+        self.pack_scalar(dtype, rows, ahead);
     }
 
     /// `pack` a value and a scale at a time (the reference for `avx2::pack_block`).
-    fn pack_scalar(&mut self, dtype: DType, rows: &[&[u8]]) {
+    fn pack_scalar(&mut self, dtype: DType, rows: &[&[u8]], ahead: &[&[u8]]) {
         let (bb, sb) = (dtype.block_bytes(), 256 / sub_block(dtype));
         let mut us: [Unpacked; LANES] = std::array::from_fn(|_| Unpacked::zero());
         for i in 0..self.blocks {
+            fetch_ahead(ahead, i, bb);
             for (u, r) in us.iter_mut().zip(rows) {
                 // eight rows are eight streams: fetch ahead, or every block waits on memory
                 if let Some(next) = r.get((i + 4) * bb..(i + 5) * bb) {
@@ -419,9 +436,9 @@ mod tests {
             let (mut fast, mut slow) = (Packed::default(), Packed::default());
             for rows in [7, 2] {
                 let rs: Vec<&[u8]> = bytes[..rows].iter().map(|b| b.as_slice()).collect();
-                fast.pack(dtype, &rs);
-                slow.pack(dtype, &rs);
-                slow.pack_scalar(dtype, &rs);
+                fast.pack(dtype, &rs, &[]);
+                slow.pack(dtype, &rs, &[]);
+                slow.pack_scalar(dtype, &rs, &[]);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(fast.q, slow.q, "{dtype} {rows} rows: values");
                 assert_eq!(fast.sc, slow.sc, "{dtype} {rows} rows: scales");
@@ -453,7 +470,7 @@ mod tests {
                 acts.prepare(ActKind::Q8K, &x, cols, Quantizers::PORTABLE);
                 let mut p = Packed::default();
                 let rs: Vec<&[u8]> = (0..rows).map(|r| w.plain_row(r)).collect();
-                p.pack(dtype, &rs);
+                p.pack(dtype, &rs, &[]);
                 for tokens in 1..=TOKENS {
                     let a: Vec<ActRow> = (0..tokens).map(|t| acts.row(&x, t)).collect();
                     let mut got = vec![[f32::NAN; LANES]; tokens];
@@ -543,7 +560,7 @@ mod tests {
             let a = acts.row(&x, 0);
             let mut p = Packed::default();
             let rs: Vec<&[u8]> = (0..rows).map(|r| w.plain_row(r)).collect();
-            p.pack(dtype, &rs);
+            p.pack(dtype, &rs, &[]);
             for lane in 0..LANES {
                 let got = p.row_dot(lane, &a);
                 let want: f32 = if lane < rows {
