@@ -537,6 +537,14 @@ fn rows_packed(
     let (rows, n) = (w.rows(), x.len() / w.cols());
     let sbs = packed::sub_block(w.dtype());
     let mut tile = [[0f32; LANES]; TOKENS];
+    // the activation rows of the first `ROWS_HELD` tokens, made once for every row block (a
+    // chunk past `n` repeats its last token; those results are not written)
+    const ROWS_HELD: usize = 64;
+    let chunk = |t0: usize| -> [ActRow; TOKENS] {
+        let k = (n - t0).min(TOKENS);
+        std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)))
+    };
+    let held: [[ActRow; TOKENS]; ROWS_HELD / TOKENS] = std::array::from_fn(|c| chunk((c * TOKENS).min(n - 1)));
     for rb in rs.clone().step_by(LANES) {
         let rb_end = (rb + LANES).min(rs.end);
         let rows_of = |rr: Range<usize>| {
@@ -551,7 +559,14 @@ fn rows_packed(
         pack.pack(w.dtype(), &list[..k], &ahead[..ka]);
         for t0 in (0..n).step_by(TOKENS) {
             let k = (n - t0).min(TOKENS);
-            let act_rows: [ActRow; TOKENS] = std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)));
+            let made;
+            let act_rows = match held.get(t0 / TOKENS) {
+                Some(rows) => rows,
+                None => {
+                    made = chunk(t0);
+                    &made
+                }
+            };
             // SAFETY: the table is the ISA's this CPU runs.
             unsafe { packed_dot(pack, sbs, &act_rows[..k], &mut tile[..k]) };
             for (t, lanes) in tile[..k].iter().enumerate() {
