@@ -1,8 +1,9 @@
 //! `Packed::pack` on 256-bit registers for Q4_K, Q5_K and Q6_K: the values 32 per load (shift
-//! and mask), the scales of all eight rows transposed through bytes and widened in vectors, the
-//! eight f16 factors in one `vcvtph2ps`, then eight 8 × 8 word transposes. Unpacking eight rows
-//! is paid once per row block and call, so at 16 tokens it was 40% of an AVX2 batched K-quant
-//! product when done a value and a scale at a time.
+//! and mask), the scales of all eight rows at once (Q4_K/Q5_K: `scale_min_k4` lane-wise on the
+//! rows' scale words; Q6_K: a byte transpose of the rows' 16 scales), the sixteen f16 factors in
+//! two `vcvtph2ps`, then eight 8 × 8 word transposes of the values. Unpacking eight rows is paid
+//! once per row block and call, so at 16 tokens it was 40% of an AVX2 batched K-quant product
+//! when done a value and a scale at a time.
 //!
 //! Everything here writes exactly what the scalar `unpack_into` + `put_scales` write (tested
 //! field by field in `packed::tests`).
@@ -23,9 +24,9 @@ pub(super) fn packs(dtype: DType) -> bool {
 pub(super) unsafe fn pack_block(p: &mut Packed, dtype: DType, rows: &[&[u8]], i: usize, q: &mut [[u8; 256]; LANES]) {
     debug_assert!(packs(dtype) && rows.len() <= LANES);
     let bb = dtype.block_bytes();
-    // scales transposed to [sub-block][lane] (i8 for Q6_K, u8 otherwise), mins [sub-block][lane],
-    // f16 factors d of lanes 0..8 then dmin
-    let (mut sc, mut m, mut f) = ([0u8; 16 * LANES], [0u8; 8 * LANES], [0u16; 2 * LANES]);
+    // the rows' raw scale bytes (lanes without a row stay zero) and f16 factors (d of lanes
+    // 0..8, then dmin)
+    let (mut k4, mut q6, mut f) = ([[0u32; LANES]; 3], [_mm_setzero_si128(); LANES], [0u16; 2 * LANES]);
     for (lane, r) in rows.iter().enumerate() {
         if let Some(next) = r.get((i + 4) * bb..(i + 5) * bb) {
             // eight rows are eight streams: fetch ahead, or every block waits on memory
@@ -36,66 +37,91 @@ pub(super) unsafe fn pack_block(p: &mut Packed, dtype: DType, rows: &[&[u8]], i:
         let b = &r[i * bb..(i + 1) * bb];
         unpack_values_avx2(dtype, b, &mut q[lane]);
         if dtype == DType::Q6_K {
-            for j in 0..16 {
-                sc[j * LANES + lane] = b[192 + j];
-            }
+            assert!(b.len() >= 210);
+            q6[lane] = _mm_loadu_si128(b.as_ptr().add(192) as *const __m128i);
             f[lane] = u16::from_le_bytes([b[208], b[209]]);
             f[LANES + lane] = f[lane];
-            continue;
+        } else {
+            for (k, w) in k4.iter_mut().enumerate() {
+                w[lane] = u32::from_le_bytes([b[4 + 4 * k], b[5 + 4 * k], b[6 + 4 * k], b[7 + 4 * k]]);
+            }
+            f[lane] = u16::from_le_bytes([b[0], b[1]]);
+            f[LANES + lane] = u16::from_le_bytes([b[2], b[3]]);
         }
-        // `scale_min_k4` of all eight sub-blocks: 6-bit scales and mins in 12 bytes
-        let w = |k: usize| u32::from_le_bytes([b[4 + 4 * k], b[5 + 4 * k], b[6 + 4 * k], b[7 + 4 * k]]);
-        let (w0, w1, w2) = (w(0), w(1), w(2));
-        let scs = [w0 & 0x3F3F_3F3F, (w2 & 0x0F0F_0F0F) | (((w0 >> 6) & 0x0303_0303) << 4)];
-        let ms = [
-            w1 & 0x3F3F_3F3F,
-            ((w2 >> 4) & 0x0F0F_0F0F) | (((w1 >> 6) & 0x0303_0303) << 4),
-        ];
-        for j in 0..8 {
-            sc[j * LANES + lane] = (scs[j / 4] >> (8 * (j % 4))) as u8;
-            m[j * LANES + lane] = (ms[j / 4] >> (8 * (j % 4))) as u8;
-        }
-        f[lane] = u16::from_le_bytes([b[0], b[1]]);
-        f[LANES + lane] = u16::from_le_bytes([b[2], b[3]]);
     }
     transpose_words_avx2(q.each_ref(), &mut p.q[i * 256 * LANES..(i + 1) * 256 * LANES]);
-    put_scales(p, dtype, i, &sc, &m, &f);
-}
-
-/// Block `i`'s scales (`sc`, and in both i16 halves `sc16`), min pairs `m16` and factors from the
-/// transposed bytes of `pack_block`.
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn put_scales(
-    p: &mut Packed,
-    dtype: DType,
-    i: usize,
-    sc: &[u8; 16 * LANES],
-    m: &[u8; 8 * LANES],
-    f: &[u16; 2 * LANES],
-) {
-    let six = dtype == DType::Q6_K;
-    let per = if six { 16 } else { 8 };
-    for j in 0..per {
-        let s = widen(six, bytes8(sc, j));
-        store8(&mut p.sc, (i * per + j) * LANES, s);
-        store8(&mut p.sc16, (i * per + j) * LANES, both(s, s));
-    }
-    // 16-value halves 2k and 2k + 1: sub-block k (32 values) or 2k and 2k + 1 (Q6_K, min 32 · sc)
-    for k in 0..8 {
-        let pair = if six {
-            let (a, b) = (widen(six, bytes8(sc, 2 * k)), widen(six, bytes8(sc, 2 * k + 1)));
-            both(_mm256_slli_epi32(a, 5), _mm256_slli_epi32(b, 5))
-        } else {
-            let a = widen(six, bytes8(m, k));
-            both(a, a)
-        };
-        store8(&mut p.m16, (i * 8 + k) * LANES, pair);
+    if dtype == DType::Q6_K {
+        put_scales_q6(p, i, &q6);
+    } else {
+        put_scales_k4(p, i, &k4);
     }
     let d = _mm256_cvtph_ps(_mm_loadu_si128(f.as_ptr() as *const __m128i));
     let dmin = _mm256_cvtph_ps(_mm_loadu_si128(f.as_ptr().add(LANES) as *const __m128i));
     assert!((i + 1) * LANES <= p.d.len() && (i + 1) * LANES <= p.dmin.len());
     _mm256_storeu_ps(p.d.as_mut_ptr().add(i * LANES), d);
     _mm256_storeu_ps(p.dmin.as_mut_ptr().add(i * LANES), dmin);
+}
+
+/// Q4_K/Q5_K block `i`'s scales and mins from the three scale words of each lane's row:
+/// `scale_min_k4` of all eight sub-blocks done lane-wise (lane = row), so each sub-block's
+/// eight scales come out as one vector (byte `j % 4` of word `j / 4`).
+#[target_feature(enable = "avx2")]
+unsafe fn put_scales_k4(p: &mut Packed, i: usize, words: &[[u32; LANES]; 3]) {
+    let [w0, w1, w2] = [0, 1, 2].map(|k| _mm256_loadu_si256(words[k].as_ptr() as *const __m256i));
+    let scs = [and(w0, 0x3F3F_3F3F), _mm256_or_si256(and(w2, 0x0F0F_0F0F), top2(w0))];
+    let ms = [
+        and(w1, 0x3F3F_3F3F),
+        _mm256_or_si256(and(_mm256_srli_epi32(w2, 4), 0x0F0F_0F0F), top2(w1)),
+    ];
+    for j in 0..8 {
+        let shift = _mm_cvtsi32_si128(8 * (j as i32 % 4));
+        let (s, m) = (
+            and(_mm256_srl_epi32(scs[j / 4], shift), 0xFF),
+            and(_mm256_srl_epi32(ms[j / 4], shift), 0xFF),
+        );
+        store8(&mut p.sc, (i * 8 + j) * LANES, s);
+        store8(&mut p.sc16, (i * 8 + j) * LANES, both(s, s));
+        // 16-value halves 2j and 2j + 1 both lie in sub-block j
+        store8(&mut p.m16, (i * 8 + j) * LANES, both(m, m));
+    }
+}
+
+/// Q6_K block `i`'s sixteen i8 scales of each lane's row (`rows[lane]`, 16 bytes), transposed
+/// to [sub-block][lane] by byte, word and dword interleaves; the mins are `32 · sc`.
+#[target_feature(enable = "avx2")]
+unsafe fn put_scales_q6(p: &mut Packed, i: usize, rows: &[__m128i; LANES]) {
+    // t[2k]: rows 2k, 2k + 1 of sub-blocks 0..8 as byte pairs; t[2k + 1]: of sub-blocks 8..16
+    let mut t = [_mm_setzero_si128(); 8];
+    for k in 0..4 {
+        t[2 * k] = _mm_unpacklo_epi8(rows[2 * k], rows[2 * k + 1]);
+        t[2 * k + 1] = _mm_unpackhi_epi8(rows[2 * k], rows[2 * k + 1]);
+    }
+    // u[4h + part]: rows 4h..4h + 4 of sub-blocks 4 part..4 part + 4, four bytes each
+    let mut u = [_mm_setzero_si128(); 8];
+    for h in 0..2 {
+        for half in 0..2 {
+            let (a, b) = (t[4 * h + half], t[4 * h + 2 + half]);
+            u[4 * h + 2 * half] = _mm_unpacklo_epi16(a, b);
+            u[4 * h + 2 * half + 1] = _mm_unpackhi_epi16(a, b);
+        }
+    }
+    for part in 0..4 {
+        // sub-blocks 4 part, 4 part + 1 (lo) and 4 part + 2, 4 part + 3 (hi): eight lanes each
+        let pairs = [
+            _mm_unpacklo_epi32(u[part], u[4 + part]),
+            _mm_unpackhi_epi32(u[part], u[4 + part]),
+        ];
+        for (n, v) in pairs.into_iter().enumerate() {
+            let j = 4 * part + 2 * n;
+            let (a, b) = (_mm256_cvtepi8_epi32(v), _mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+            store8(&mut p.sc, (i * 16 + j) * LANES, a);
+            store8(&mut p.sc, (i * 16 + j + 1) * LANES, b);
+            store8(&mut p.sc16, (i * 16 + j) * LANES, both(a, a));
+            store8(&mut p.sc16, (i * 16 + j + 1) * LANES, both(b, b));
+            let pair = both(_mm256_slli_epi32(a, 5), _mm256_slli_epi32(b, 5));
+            store8(&mut p.m16, (i * 8 + j / 2) * LANES, pair);
+        }
+    }
 }
 
 /// `unpack_values` of the formats that matter most (Q4_K, Q5_K, Q6_K) on 256-bit registers: 32
@@ -216,23 +242,6 @@ unsafe fn bits(v: __m256i, shift: i32, mask: i8) -> __m256i {
     low(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)), mask)
 }
 
-/// Bytes `8j..8j + 8` of `b`.
-#[inline(always)]
-unsafe fn bytes8(b: &[u8], j: usize) -> __m128i {
-    assert!(8 * j + 8 <= b.len());
-    _mm_loadl_epi64(b.as_ptr().add(8 * j) as *const __m128i)
-}
-
-/// Eight bytes as eight i32 lanes (signed for Q6_K's scales).
-#[inline(always)]
-unsafe fn widen(signed: bool, v: __m128i) -> __m256i {
-    if signed {
-        _mm256_cvtepi8_epi32(v)
-    } else {
-        _mm256_cvtepu8_epi32(v)
-    }
-}
-
 /// `lo` in the low and `hi` in the high i16 half of every lane.
 #[inline(always)]
 unsafe fn both(lo: __m256i, hi: __m256i) -> __m256i {
@@ -247,4 +256,16 @@ unsafe fn both(lo: __m256i, hi: __m256i) -> __m256i {
 unsafe fn store8(v: &mut [i32], at: usize, x: __m256i) {
     assert!(at + LANES <= v.len());
     _mm256_storeu_si256(v.as_mut_ptr().add(at) as *mut __m256i, x)
+}
+
+/// Every i32 lane of `v` and `mask`.
+#[inline(always)]
+unsafe fn and(v: __m256i, mask: u32) -> __m256i {
+    _mm256_and_si256(v, _mm256_set1_epi32(mask as i32))
+}
+
+/// Bits 6 and 7 of every byte, moved to bits 4 and 5 (the high bits of a 6-bit K-quant scale).
+#[inline(always)]
+unsafe fn top2(w: __m256i) -> __m256i {
+    _mm256_slli_epi32(and(_mm256_srli_epi32(w, 6), 0x0303_0303), 4)
 }
