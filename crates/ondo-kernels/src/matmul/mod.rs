@@ -537,14 +537,21 @@ fn rows_packed(
     let (rows, n) = (w.rows(), x.len() / w.cols());
     let sbs = packed::sub_block(w.dtype());
     let mut tile = [[0f32; LANES]; TOKENS];
-    // the activation rows of the first `ROWS_HELD` tokens, made once for every row block (a
-    // chunk past `n` repeats its last token; those results are not written)
-    const ROWS_HELD: usize = 64;
+    // the activation rows of the first `HELD` chunks of `TOKENS` tokens (a step of the default
+    // token budget), made once for every row block (a chunk's slots past `n` repeat its last
+    // token; their results are not written)
+    const HELD: usize = 256 / TOKENS;
     let chunk = |t0: usize| -> [ActRow; TOKENS] {
         let k = (n - t0).min(TOKENS);
         std::array::from_fn(|j| acts.row(x, t0 + j.min(k - 1)))
     };
-    let held: [[ActRow; TOKENS]; ROWS_HELD / TOKENS] = std::array::from_fn(|c| chunk((c * TOKENS).min(n - 1)));
+    let held_n = n.div_ceil(TOKENS).min(HELD);
+    let mut buf = [const { std::mem::MaybeUninit::<[ActRow; TOKENS]>::uninit() }; HELD];
+    for (c, b) in buf[..held_n].iter_mut().enumerate() {
+        b.write(chunk(c * TOKENS));
+    }
+    // SAFETY: the first held_n are written just above (ActRow is Copy: nothing to drop).
+    let held: &[[ActRow; TOKENS]] = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast(), held_n) };
     for rb in rs.clone().step_by(LANES) {
         let rb_end = (rb + LANES).min(rs.end);
         let rows_of = |rr: Range<usize>| {

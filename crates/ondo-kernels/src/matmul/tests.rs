@@ -39,8 +39,16 @@ fn shapes(dtype: DType) -> Vec<(usize, usize, usize)> {
     // (rows, cols, tokens): rows not a multiple of the row block or the task split
     let k = dtype.block_size().max(32);
     let big = if k == 256 { 768 } else { 608 }; // 608 = 19 blocks: two groups of 8 and a tail
-                                                // (11, k, 70): past the 64 activation rows a packed product holds for every row block
-    vec![(13, k, 1), (37, big, 3), (5, 3 * k, 17), (70, big, 2), (11, k, 70)]
+                                                // (11, k, 70): past a 64-token block of activation rows (interleaved); (3, k, 260): past the
+                                                // 256 a packed product holds for every row block
+    vec![
+        (13, k, 1),
+        (37, big, 3),
+        (5, 3 * k, 17),
+        (70, big, 2),
+        (11, k, 70),
+        (3, k, 260),
+    ]
 }
 
 fn int_activations(dtype: DType) -> bool {
