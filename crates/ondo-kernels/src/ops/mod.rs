@@ -214,19 +214,26 @@ fn max_of(x: &[f32]) -> f32 {
 /// `e^x` from arithmetic only (vectorizes): `2^n · p(r)` with `x = n·ln2 + r`, |r| ≤ ln2/2,
 /// p a degree-6 Taylor polynomial (relative error below 3e-7). Saturates to 0 / inf outside
 /// about ±87 (0 below, e^88 above: callers take exp of non-positive values or of -x in silu).
+/// NaN gives NaN.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.3, 88.0);
+    // NaN fails both tests and is computed as -87.3 (so the conversion below is defined), then
+    // given back as NaN at the end; `f32::clamp` would keep it NaN and `n` with it
+    let nan = x.is_nan();
+    let x = if x > -87.3 { x } else { -87.3 };
+    let x = if x < 88.0 { x } else { 88.0 };
     // round to nearest by the 1.5·2^23 trick (plain arithmetic, vectorizes)
     const MAGIC: f32 = 12_582_912.0;
     let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
     // two-step Cody-Waite reduction keeps r exact enough
     let r = (x - n * 0.693_359_4) + n * 2.121_944_4e-4;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    // SAFETY: |n| ≤ 127 after the clamp, so the conversion is exact and in range.
+    // SAFETY: x is finite and |n| ≤ 127 after the clamp, so the conversion is exact and in range.
     let ni = unsafe { n.to_int_unchecked::<i32>() };
     let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
-    if x <= -87.3 {
+    if nan {
+        f32::NAN
+    } else if x <= -87.3 {
         0.0
     } else {
         p * scale

@@ -24,6 +24,35 @@ fn exp_is_accurate() {
     }
     assert_eq!(exp(-1000.0), 0.0);
     assert!(exp(-50.0) > 0.0);
+    assert!(exp(f32::NAN).is_nan());
+    assert_eq!(exp(f32::INFINITY), 88f32.exp());
+}
+
+/// A NaN activation stays NaN through the vectorized silu (the dispatched build, every lane
+/// position), and its neighbours are unchanged.
+#[test]
+fn silu_keeps_nan_where_it_was() {
+    let mut rng = Rng::new(12);
+    let n = 67;
+    for at in [0, 5, 8, 31, 66] {
+        let (mut g, u) = (rng.normals(n), rng.normals(n));
+        g[at] = f32::NAN;
+        let (mut a, mut b) = (g.clone(), g.clone());
+        silu_mul(&mut a, &u);
+        reference::silu_mul(&mut b, &u);
+        for i in 0..n {
+            if i == at {
+                assert!(a[i].is_nan(), "silu(NaN) at {i}: {}", a[i]);
+            } else {
+                assert!(
+                    (a[i] - b[i]).abs() <= 1e-5 * (1.0 + b[i].abs()),
+                    "[{i}]: {} vs {}",
+                    a[i],
+                    b[i]
+                );
+            }
+        }
+    }
 }
 
 #[test]
