@@ -8,7 +8,7 @@
 //! Everything here writes exactly what the scalar `unpack_into` + `put_scales` write (tested
 //! field by field in `packed::tests`).
 
-use super::{Packed, LANES};
+use super::{prefetch, Packed, LANES};
 use crate::DType;
 use std::arch::x86_64::*;
 
@@ -30,9 +30,7 @@ pub(super) unsafe fn pack_block(p: &mut Packed, dtype: DType, rows: &[&[u8]], i:
     for (lane, r) in rows.iter().enumerate() {
         if let Some(next) = r.get((i + 4) * bb..(i + 5) * bb) {
             // eight rows are eight streams: fetch ahead, or every block waits on memory
-            for line in (0..next.len()).step_by(64) {
-                _mm_prefetch(next.as_ptr().add(line) as *const i8, _MM_HINT_T0);
-            }
+            prefetch(next);
         }
         let b = &r[i * bb..(i + 1) * bb];
         unpack_values_avx2(dtype, b, &mut q[lane]);
