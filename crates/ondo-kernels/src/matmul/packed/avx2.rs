@@ -8,7 +8,7 @@
 //! Everything here writes exactly what the scalar `unpack_into` + `put_scales` write (tested
 //! field by field in `packed::tests`).
 
-use super::{prefetch, Packed, LANES};
+use super::{Packed, LANES};
 use crate::DType;
 use std::arch::x86_64::*;
 
@@ -18,7 +18,7 @@ pub(super) fn packs(dtype: DType) -> bool {
 }
 
 /// Block `i` of `rows` (at most `LANES`, each holding at least `i + 1` blocks) into `p`, whose
-/// buffers `pack` has sized. `q` holds one value buffer per lane; lanes without a row must be
+/// buffers `pack` has sized (and whose `fetch_ahead` asks for the blocks to come). `q` holds one value buffer per lane; lanes without a row must be
 /// zero there (they stay zero: nothing writes them).
 #[target_feature(enable = "avx2,f16c")]
 pub(super) unsafe fn pack_block(p: &mut Packed, dtype: DType, rows: &[&[u8]], i: usize, q: &mut [[u8; 256]; LANES]) {
@@ -28,10 +28,6 @@ pub(super) unsafe fn pack_block(p: &mut Packed, dtype: DType, rows: &[&[u8]], i:
     // 0..8, then dmin)
     let (mut k4, mut q6, mut f) = ([[0u32; LANES]; 3], [_mm_setzero_si128(); LANES], [0u16; 2 * LANES]);
     for (lane, r) in rows.iter().enumerate() {
-        if let Some(next) = r.get((i + 4) * bb..(i + 5) * bb) {
-            // eight rows are eight streams: fetch ahead, or every block waits on memory
-            prefetch(next);
-        }
         let b = &r[i * bb..(i + 1) * bb];
         unpack_values_avx2(dtype, b, &mut q[lane]);
         if dtype == DType::Q6_K {

@@ -163,10 +163,16 @@ fn prefetch(b: &[u8]) {
     }
 }
 
-/// While block `i` of a pack is made: block `i` of the next pack's rows, for its first four
-/// blocks (the ones no row of that pack fetches ahead for itself).
+/// Before block `i` of a pack is made: each row's block `i + 4` (eight rows are eight streams:
+/// fetch ahead, or every block waits on memory) and, for the first four blocks, block `i` of
+/// the next pack's rows `ahead` (no row of that pack fetches those for itself).
 #[inline(always)]
-fn fetch_ahead(ahead: &[&[u8]], i: usize, bb: usize) {
+fn fetch_ahead(rows: &[&[u8]], ahead: &[&[u8]], i: usize, bb: usize) {
+    for r in rows {
+        if let Some(next) = r.get((i + 4) * bb..(i + 5) * bb) {
+            prefetch(next);
+        }
+    }
     if i < 4 {
         for r in ahead {
             if let Some(block) = r.get(i * bb..(i + 1) * bb) {
@@ -225,8 +231,8 @@ pub(crate) struct Packed {
 
 impl Packed {
     /// Pack `rows` (whole rows of `dtype`, at most `LANES`), reusing the buffers. The first
-    /// blocks of `ahead` (the next pack's rows) are asked for on the way, so that pack does not
-    /// start by waiting on memory (within a pack, each row fetches four blocks ahead).
+    /// blocks of `ahead` (the next pack's rows) are asked for on the way (`fetch_ahead`), so that
+    /// pack does not start by waiting on memory.
     pub fn pack(&mut self, dtype: DType, rows: &[&[u8]], ahead: &[&[u8]]) {
         assert!(rows.len() <= LANES && packs(dtype));
         let bb = dtype.block_bytes();
@@ -244,7 +250,7 @@ impl Packed {
         if avx2::packs(dtype) && crate::Isa::supported().contains(&crate::Isa::Avx2) {
             let mut q = [[0u8; 256]; LANES];
             for i in 0..blocks {
-                fetch_ahead(ahead, i, bb);
+                fetch_ahead(rows, ahead, i, bb);
                 // SAFETY: the CPU has AVX2 (and F16C: `Isa::Avx2` includes it); the buffers are
                 // sized above, every row has `blocks` blocks and the lanes past `rows` stay zero.
                 unsafe { avx2::pack_block(self, dtype, rows, i, &mut q) };
@@ -259,12 +265,8 @@ impl Packed {
         let (bb, sb) = (dtype.block_bytes(), 256 / sub_block(dtype));
         let mut us: [Unpacked; LANES] = std::array::from_fn(|_| Unpacked::zero());
         for i in 0..self.blocks {
-            fetch_ahead(ahead, i, bb);
+            fetch_ahead(rows, ahead, i, bb);
             for (u, r) in us.iter_mut().zip(rows) {
-                // eight rows are eight streams: fetch ahead, or every block waits on memory
-                if let Some(next) = r.get((i + 4) * bb..(i + 5) * bb) {
-                    prefetch(next);
-                }
                 unpack_into(dtype, &r[i * bb..(i + 1) * bb], u);
             }
             let dst = &mut self.q[i * 256 * LANES..(i + 1) * 256 * LANES];
